@@ -1,0 +1,29 @@
+//! Generates the gRPC code for `proto/accord/v1` and the file descriptor set that
+//! server reflection serves. protoc comes from `protoc-bin-vendored` unless `PROTOC`
+//! points at another one.
+
+use std::path::PathBuf;
+
+const PROTOS: &[&str] = &[
+    "proto/accord/v1/tenant.proto",
+    "proto/accord/v1/party.proto",
+    "proto/accord/v1/service.proto",
+    "proto/accord/v1/terms.proto",
+    "proto/accord/v1/agreement.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    let mut config = tonic_prost_build::Config::new();
+    if std::env::var_os("PROTOC").is_none() {
+        config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    }
+    // BTreeMap keeps map fields in a stable order, so the encoding of a request is
+    // deterministic and can be hashed for request_id idempotency.
+    config.btree_map(["."]);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("accord_descriptor.bin"))
+        .compile_with_config(config, PROTOS, &["proto"])?;
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! The gRPC services, one file each: decode the request into domain values,
+//! call the registry, encode the answer. No business rule lives here.
+
+pub mod agreement;
+pub mod convert;
+pub mod party;
+pub mod service;
+pub mod tenant;
+
+use prost::Message;
+use prost_types::FieldMask;
+use sha2::{Digest, Sha256};
+
+use crate::domain::RequestKey;
+use crate::domain::fields::resolve_mask;
+use crate::error::{Error, Result};
+
+/// The longest `request_id` accepted; UUIDs (AIP-155) are 36 characters.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The idempotency key of a create: its request_id and a fingerprint of the
+/// request it came with (`request` with its request_id cleared), so that the
+/// same id sent with another request can be told apart.
+pub(crate) fn request_key<M: Message>(
+    method: &str,
+    request_id: &str,
+    request: &M,
+) -> Result<Option<RequestKey>> {
+    if request_id.is_empty() {
+        return Ok(None);
+    }
+    if request_id.len() > MAX_REQUEST_ID_LEN || !request_id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid(
+            "request_id",
+            format!("must be 1 to {MAX_REQUEST_ID_LEN} printable ASCII characters, such as a UUID"),
+        ));
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(method.as_bytes());
+    hasher.update([0]);
+    hasher.update(request.encode_to_vec());
+    Ok(Some(RequestKey {
+        request_id: request_id.to_string(),
+        fingerprint: hex::encode(hasher.finalize()),
+    }))
+}
+
+/// The paths an Update touches: the mask's, or, for an empty mask, the fields
+/// the client set (AIP-134).
+pub(crate) fn update_paths(
+    mask: Option<&FieldMask>,
+    set_fields: impl FnOnce() -> Vec<String>,
+    updatable: &'static [&'static str],
+    output_only: &[&str],
+) -> Result<Vec<&'static str>> {
+    let paths = match mask {
+        Some(m) if !m.paths.is_empty() => m.paths.clone(),
+        _ => set_fields(),
+    };
+    resolve_mask(&paths, updatable, output_only)
+}
+
+/// The resource of an Update request, which must be present.
+pub(crate) fn required<'a, T>(field: &str, value: &'a Option<T>) -> Result<&'a T> {
+    value
+        .as_ref()
+        .ok_or_else(|| Error::invalid(field, "is required"))
+}
+
+pub(crate) fn is_set<T: Default + PartialEq>(value: &T) -> bool {
+    *value != T::default()
+}
+
+/// Names the fields of `$msg` that differ from their defaults.
+macro_rules! set_fields {
+    ($msg:expr, [$($field:ident),* $(,)?]) => {{
+        let msg = &$msg;
+        let mut set = Vec::new();
+        $( if $crate::api::is_set(&msg.$field) { set.push(stringify!($field).to_string()); } )*
+        set
+    }};
+}
+pub(crate) use set_fields;

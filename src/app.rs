@@ -1,0 +1,279 @@
+//! Start-up and shutdown: `Application::build` migrates and connects the store
+//! and binds the services to a listener it is given (port 0 in tests);
+//! `serve_until` runs until a shutdown signal, then drains in-flight calls for
+//! at most the grace period.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::server::HealthReporter;
+use tracing::{info, warn};
+
+use crate::api::agreement::AgreementApi;
+use crate::api::party::PartyApi;
+use crate::api::service::ServiceCatalogApi;
+use crate::api::tenant::TenantApi;
+use crate::config::{Config, redact_url};
+use crate::domain::Registry;
+use crate::proto::v1::agreement_service_server::AgreementServiceServer;
+use crate::proto::v1::party_service_server::PartyServiceServer;
+use crate::proto::v1::service_catalog_service_server::ServiceCatalogServiceServer;
+use crate::proto::v1::tenant_service_server::TenantServiceServer;
+use crate::store::{self, Store};
+
+/// The fully qualified names of Accord's services, as health and reflection
+/// report them.
+pub const SERVICE_NAMES: &[&str] = &[
+    "accord.v1.TenantService",
+    "accord.v1.PartyService",
+    "accord.v1.ServiceCatalogService",
+    "accord.v1.AgreementService",
+];
+
+pub struct Application {
+    config: Config,
+    listener: TcpListener,
+    port: u16,
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+}
+
+/// Where the data lives, for the first log lines.
+fn describe_database(url: &str) -> String {
+    match url.strip_prefix("sqlite:") {
+        Some(path) => {
+            let path = path.trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or(path);
+            let absolute = std::path::absolute(path)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| path.to_string());
+            format!("SQLite file {absolute}")
+        }
+        None => format!("PostgreSQL {}", redact_url(url)),
+    }
+}
+
+impl Application {
+    /// Migrates the database (under the migrator's lock) and connects the store.
+    pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
+        let port = listener.local_addr()?.port();
+        info!(database = %describe_database(&config.database_url), "storing data");
+        store::migrate(&config.database_url).await?;
+        let store = store::connect(&config.database_url, config.max_connections).await?;
+        let registry = Arc::new(Registry::new(store.clone()).await?);
+        Ok(Self {
+            config,
+            listener,
+            port,
+            store,
+            registry,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` resolves, then reports NOT_SERVING, stops
+    /// accepting calls and lets in-flight ones finish within the grace period.
+    pub async fn serve_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Application {
+            config,
+            listener,
+            port: _,
+            store,
+            registry,
+        } = self;
+        let local = listener.local_addr()?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let max = config.max_message_bytes;
+        macro_rules! limited {
+            ($server:ident, $api:expr) => {
+                $server::new($api)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max)
+            };
+        }
+        let router = Server::builder()
+            .timeout(config.request_timeout)
+            .layer(ShedLoadLayer::new(config.max_concurrent_requests))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(limited!(TenantServiceServer, TenantApi::new(registry.clone())))
+            .add_service(limited!(PartyServiceServer, PartyApi::new(registry.clone())))
+            .add_service(limited!(
+                ServiceCatalogServiceServer,
+                ServiceCatalogApi::new(registry.clone())
+            ))
+            .add_service(limited!(AgreementServiceServer, AgreementApi::new(registry.clone())));
+
+        set_serving(&health, true).await;
+        info!(address = %local, "listening for gRPC");
+
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let health_on_stop = health.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            info!("shutdown started: reporting NOT_SERVING and draining in-flight calls");
+            set_serving(&health_on_stop, false).await;
+            let _ = started_tx.send(());
+            let _ = stop_tx.send(());
+        });
+        let server = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = stop_rx.await;
+        });
+        let grace = config.shutdown_grace;
+        let deadline = async move {
+            if started_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = server => result?,
+            () = deadline => warn!(grace_seconds = grace.as_secs(), "grace period over: cancelling calls still in flight"),
+        }
+        store.close().await;
+        info!("stopped");
+        Ok(())
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.serve_until(shutdown_signal()).await
+    }
+}
+
+async fn set_serving(health: &HealthReporter, serving: bool) {
+    let status = if serving {
+        tonic_health::ServingStatus::Serving
+    } else {
+        tonic_health::ServingStatus::NotServing
+    };
+    health.set_service_status("", status).await;
+    for name in SERVICE_NAMES {
+        health.set_service_status(*name, status).await;
+    }
+}
+
+/// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// A global limit on calls in flight. A call over the limit is answered at once
+/// with RESOURCE_EXHAUSTED instead of waiting in an unbounded queue. Health
+/// checks are never shed, so an overloaded replica is not restarted for it.
+#[derive(Clone)]
+pub struct ShedLoadLayer {
+    permits: Arc<Semaphore>,
+    limit: usize,
+}
+
+impl ShedLoadLayer {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(limit)),
+            limit,
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for ShedLoadLayer {
+    type Service = ShedLoad<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ShedLoad {
+            inner,
+            permits: self.permits.clone(),
+            limit: self.limit,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ShedLoad<S> {
+    inner: S,
+    permits: Arc<Semaphore>,
+    limit: usize,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for ShedLoad<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path().starts_with("/grpc.health.v1.") {
+            return Box::pin(self.inner.call(request));
+        }
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let call = self.inner.call(request);
+                Box::pin(async move {
+                    let response = call.await;
+                    drop(permit);
+                    response
+                })
+            }
+            Err(_) => {
+                let limit = self.limit;
+                Box::pin(async move {
+                    use tonic_types::{ErrorDetails, StatusExt};
+                    let status = tonic::Status::with_error_details(
+                        tonic::Code::ResourceExhausted,
+                        format!("the server is handling its limit of {limit} calls; retry with backoff"),
+                        ErrorDetails::with_error_info("OVERLOADED", crate::error::ERROR_DOMAIN, std::collections::HashMap::new()),
+                    );
+                    Ok(status.into_http())
+                })
+            }
+        }
+    }
+}

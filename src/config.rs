@@ -1,0 +1,288 @@
+//! Configuration, layered: defaults < file (`--config accord.toml`) <
+//! environment (`ACCORD_*`) < flags. The database URL's scheme picks the
+//! backend. Secrets (the password in a database URL) never reach logs or
+//! `Debug` output.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+
+/// Every setting, as flags with their `ACCORD_*` environment variables. Unset
+/// values fall back to the config file, then to the defaults.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
+    /// TOML file with any of the settings below (keys as the flag names, with
+    /// underscores).
+    #[arg(long = "config", env = "ACCORD_CONFIG", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Address the gRPC server listens on [default: 127.0.0.1:50051].
+    #[arg(long, env = "ACCORD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Database URL: `sqlite:PATH` or `postgres://USER:PASSWORD@HOST/DB`
+    /// [default: sqlite:accord.db, a file in the working directory].
+    #[arg(long, env = "ACCORD_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Largest database connection pool [default: 10].
+    #[arg(long, env = "ACCORD_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u32>,
+
+    /// Requests handled at once; more are refused with RESOURCE_EXHAUSTED
+    /// [default: 256].
+    #[arg(long, env = "ACCORD_MAX_CONCURRENT_REQUESTS", value_name = "N")]
+    pub max_concurrent_requests: Option<usize>,
+
+    /// Largest request or response message, in bytes [default: 4194304].
+    #[arg(long, env = "ACCORD_MAX_MESSAGE_BYTES", value_name = "BYTES")]
+    pub max_message_bytes: Option<usize>,
+
+    /// Deadline of a request that sets no grpc-timeout, in seconds
+    /// [default: 30].
+    #[arg(long, env = "ACCORD_REQUEST_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub request_timeout_seconds: Option<u64>,
+
+    /// On SIGTERM or SIGINT, how long in-flight calls may take to finish, in
+    /// seconds [default: 20].
+    #[arg(long, env = "ACCORD_SHUTDOWN_GRACE_SECONDS", value_name = "SECONDS")]
+    pub shutdown_grace_seconds: Option<u64>,
+
+    /// Log filter, in `tracing` syntax [default: info].
+    #[arg(long, env = "ACCORD_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+
+    /// Log format: `text` or `json` [default: text].
+    #[arg(long, env = "ACCORD_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The same settings as read from the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    database_url: Option<String>,
+    max_connections: Option<u32>,
+    max_concurrent_requests: Option<usize>,
+    max_message_bytes: Option<usize>,
+    request_timeout_seconds: Option<u64>,
+    shutdown_grace_seconds: Option<u64>,
+    log: Option<String>,
+    log_format: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The resolved configuration.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub max_connections: u32,
+    pub max_concurrent_requests: usize,
+    pub max_message_bytes: usize,
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub log: String,
+    pub log_format: LogFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            database_url: "sqlite:accord.db".into(),
+            max_connections: 10,
+            max_concurrent_requests: 256,
+            max_message_bytes: 4 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(20),
+            log: "info".into(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("max_connections", &self.max_connections)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("request_timeout", &self.request_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("log", &self.log)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// The URL with any password replaced by `***`, for logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let redacted = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    // Passwords can also ride in the query string (`?password=`).
+    let tail = match tail.find("password=") {
+        Some(i) => {
+            let end = tail[i..].find('&').map(|e| i + e).unwrap_or(tail.len());
+            format!("{}password=***{}", &tail[..i], &tail[end..])
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{redacted}{tail}")
+}
+
+impl Config {
+    /// Resolves the layers: defaults, then the file, then environment and flags
+    /// (clap has already let flags win over the environment).
+    pub fn load(args: &ConfigArgs) -> anyhow::Result<Self> {
+        let file = match &args.config_file {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let d = Config::default();
+        let log_format = match args.log_format.clone().or(file.log_format) {
+            None => d.log_format,
+            Some(f) if f == "text" => LogFormat::Text,
+            Some(f) if f == "json" => LogFormat::Json,
+            Some(other) => anyhow::bail!("log format must be `text` or `json`, not `{other}`"),
+        };
+        let config = Config {
+            listen: args.listen.or(file.listen).unwrap_or(d.listen),
+            database_url: args
+                .database_url
+                .clone()
+                .or(file.database_url)
+                .unwrap_or(d.database_url),
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(d.max_connections),
+            max_concurrent_requests: args
+                .max_concurrent_requests
+                .or(file.max_concurrent_requests)
+                .unwrap_or(d.max_concurrent_requests),
+            max_message_bytes: args
+                .max_message_bytes
+                .or(file.max_message_bytes)
+                .unwrap_or(d.max_message_bytes),
+            request_timeout: args
+                .request_timeout_seconds
+                .or(file.request_timeout_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.request_timeout),
+            shutdown_grace: args
+                .shutdown_grace_seconds
+                .or(file.shutdown_grace_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.shutdown_grace),
+            log: args.log.clone().or(file.log).unwrap_or(d.log),
+            log_format,
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        let url = &self.database_url;
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+            anyhow::bail!(
+                "database URL must start with sqlite: or postgres:, got `{}`",
+                redact_url(url)
+            );
+        }
+        anyhow::ensure!(self.max_connections > 0, "max_connections must be positive");
+        anyhow::ensure!(
+            self.max_concurrent_requests > 0,
+            "max_concurrent_requests must be positive"
+        );
+        anyhow::ensure!(self.max_message_bytes > 0, "max_message_bytes must be positive");
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://accord:s3cret@db:5432/accord"),
+            "postgres://accord:***@db:5432/accord"
+        );
+        assert_eq!(
+            redact_url("postgres://db/accord?user=a&password=s3cret&sslmode=require"),
+            "postgres://db/accord?user=a&password=***&sslmode=require"
+        );
+        assert_eq!(redact_url("sqlite:accord.db"), "sqlite:accord.db");
+        let config = Config {
+            database_url: "postgres://a:hunter2@h/d".into(),
+            ..Config::default()
+        };
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accord.toml");
+        std::fs::write(&path, "listen = \"0.0.0.0:6000\"\nmax_connections = 3\n").unwrap();
+        let args = ConfigArgs {
+            config_file: Some(path),
+            max_connections: Some(7),
+            ..Default::default()
+        };
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.listen.port(), 6000);
+        assert_eq!(config.max_connections, 7);
+        assert_eq!(config.database_url, "sqlite:accord.db");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_urls_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accord.toml");
+        std::fs::write(&path, "colour = \"red\"\n").unwrap();
+        let args = ConfigArgs {
+            config_file: Some(path),
+            ..Default::default()
+        };
+        assert!(Config::load(&args).is_err());
+        let args = ConfigArgs {
+            database_url: Some("mysql://x".into()),
+            ..Default::default()
+        };
+        assert!(Config::load(&args).is_err());
+    }
+}

@@ -1,0 +1,420 @@
+//! Agreements and their revisions: the contract types, the rules they must
+//! satisfy on their own, and the lifecycle DRAFT -> ACTIVE -> TERMINATED /
+//! EXPIRED. Rules that need other resources (references, overlap) are checked
+//! by the registry inside the writing transaction.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::fields::{
+    Labels, Meta, validate_annotations, validate_labels, validate_text,
+};
+use crate::domain::names::{Id, agreement_name, revision_name};
+use crate::domain::terms::{
+    Clause, CreditSchedule, Exclusion, Objective, SupportTerms, validate_clause, validate_credits,
+    validate_exclusion, validate_objectives, validate_support,
+};
+use crate::error::Violations;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AgreementKind {
+    ServiceLevel,
+    Customer,
+    Internal,
+    Operational,
+    Underpinning,
+}
+
+impl AgreementKind {
+    pub const ALL: &'static [(&'static str, AgreementKind)] = &[
+        ("SERVICE_LEVEL", AgreementKind::ServiceLevel),
+        ("CUSTOMER", AgreementKind::Customer),
+        ("INTERNAL", AgreementKind::Internal),
+        ("OPERATIONAL", AgreementKind::Operational),
+        ("UNDERPINNING", AgreementKind::Underpinning),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map(|(n, _)| *n)
+            .expect("every kind is listed")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AgreementState {
+    Draft,
+    Active,
+    /// Never stored: an ACTIVE agreement whose validity has ended.
+    Expired,
+    Terminated,
+}
+
+impl AgreementState {
+    pub const ALL: &'static [(&'static str, AgreementState)] = &[
+        ("DRAFT", AgreementState::Draft),
+        ("ACTIVE", AgreementState::Active),
+        ("EXPIRED", AgreementState::Expired),
+        ("TERMINATED", AgreementState::Terminated),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map(|(n, _)| *n)
+            .expect("every state is listed")
+    }
+}
+
+/// The latest revision of an agreement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevisionRef {
+    pub id: Id,
+    pub create_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agreement {
+    pub tenant: Id,
+    pub id: Id,
+    pub display_name: String,
+    pub description: String,
+    pub kind: AgreementKind,
+    pub provider: Id,
+    pub consumer: Option<Id>,
+    pub services: Vec<Id>,
+    /// DRAFT, ACTIVE or TERMINATED; EXPIRED is derived (`state_at`).
+    pub state: AgreementState,
+    pub effective_from: DateTime<Utc>,
+    pub effective_until: Option<DateTime<Utc>>,
+    pub terminate_time: Option<DateTime<Utc>>,
+    pub objectives: Vec<Objective>,
+    pub support: Option<SupportTerms>,
+    pub credits: Option<CreditSchedule>,
+    pub exclusions: Vec<Exclusion>,
+    pub clauses: Vec<Clause>,
+    pub supports: Vec<Id>,
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub revision: Option<RevisionRef>,
+    pub meta: Meta,
+}
+
+/// The client-settable fields; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AgreementFields {
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub kind: Option<AgreementKind>,
+    pub provider: Option<Id>,
+    pub consumer: Option<Option<Id>>,
+    pub services: Option<Vec<Id>>,
+    pub effective_from: Option<DateTime<Utc>>,
+    pub effective_until: Option<Option<DateTime<Utc>>>,
+    pub objectives: Option<Vec<Objective>>,
+    pub support: Option<Option<SupportTerms>>,
+    pub credits: Option<Option<CreditSchedule>>,
+    pub exclusions: Option<Vec<Exclusion>>,
+    pub clauses: Option<Vec<Clause>>,
+    pub supports: Option<Vec<Id>>,
+    pub labels: Option<Labels>,
+    pub annotations: Option<Labels>,
+}
+
+pub const AGREEMENT_UPDATABLE: &[&str] = &[
+    "display_name",
+    "description",
+    "kind",
+    "provider",
+    "consumer",
+    "services",
+    "effective_from",
+    "effective_until",
+    "objectives",
+    "support",
+    "credits",
+    "exclusions",
+    "clauses",
+    "supports",
+    "labels",
+    "annotations",
+];
+pub const AGREEMENT_OUTPUT_ONLY: &[&str] = &[
+    "name",
+    "state",
+    "etag",
+    "create_time",
+    "update_time",
+    "revision_id",
+    "revision_create_time",
+    "terminate_time",
+];
+
+impl Agreement {
+    /// A new DRAFT; `kind`, `provider` and `effective_from` are required.
+    pub fn new(
+        tenant: &Id,
+        id: Id,
+        fields: AgreementFields,
+        now: DateTime<Utc>,
+        v: &mut Violations,
+        prefix: &str,
+    ) -> Option<Self> {
+        let mut missing = |field: &str| v.add(format!("{prefix}.{field}"), "is required");
+        let kind = fields.kind.or_else(|| {
+            missing("kind");
+            None
+        });
+        let provider = fields.provider.clone().or_else(|| {
+            missing("provider");
+            None
+        });
+        let from = fields.effective_from.or_else(|| {
+            missing("effective_from");
+            None
+        });
+        let (kind, provider, effective_from) = (kind?, provider?, from?);
+        let mut agreement = Agreement {
+            tenant: tenant.clone(),
+            id,
+            display_name: String::new(),
+            description: String::new(),
+            kind,
+            provider,
+            consumer: None,
+            services: Vec::new(),
+            state: AgreementState::Draft,
+            effective_from,
+            effective_until: None,
+            terminate_time: None,
+            objectives: Vec::new(),
+            support: None,
+            credits: None,
+            exclusions: Vec::new(),
+            clauses: Vec::new(),
+            supports: Vec::new(),
+            labels: Labels::new(),
+            annotations: Labels::new(),
+            revision: None,
+            meta: Meta::new(now),
+        };
+        agreement.apply(fields);
+        Some(agreement)
+    }
+
+    pub fn name(&self) -> String {
+        agreement_name(&self.tenant, &self.id)
+    }
+
+    /// The state as of `now`: an ACTIVE agreement past its validity is EXPIRED.
+    pub fn state_at(&self, now: DateTime<Utc>) -> AgreementState {
+        match (self.state, self.effective_until) {
+            (AgreementState::Active, Some(until)) if until <= now => AgreementState::Expired,
+            (state, _) => state,
+        }
+    }
+
+    /// Where validity ends: `effective_until`, or the termination if earlier.
+    pub fn effective_end(&self) -> Option<DateTime<Utc>> {
+        match (self.effective_until, self.terminate_time) {
+            (Some(u), Some(t)) => Some(u.min(t)),
+            (u, t) => u.or(t),
+        }
+    }
+
+    /// Whether the validity of two agreements shares an instant.
+    pub fn overlaps(&self, other: &Agreement) -> bool {
+        let before_end = |t: DateTime<Utc>, end: Option<DateTime<Utc>>| end.is_none_or(|e| t < e);
+        before_end(self.effective_from, other.effective_end())
+            && before_end(other.effective_from, self.effective_end())
+    }
+
+    pub fn apply(&mut self, f: AgreementFields) {
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(value) = f.$field { self.$field = value; } )* };
+        }
+        set!(
+            display_name,
+            description,
+            kind,
+            provider,
+            consumer,
+            services,
+            effective_from,
+            effective_until,
+            objectives,
+            support,
+            credits,
+            exclusions,
+            clauses,
+            supports,
+            labels,
+            annotations
+        );
+    }
+
+    /// The rules an agreement must satisfy on its own.
+    pub fn validate(&self, v: &mut Violations, prefix: &str) {
+        let field = |name: &str| format!("{prefix}.{name}");
+        validate_text(v, &field("display_name"), &self.display_name, 200);
+        validate_text(v, &field("description"), &self.description, 10_000);
+        match (self.kind, &self.consumer) {
+            (AgreementKind::ServiceLevel, Some(_)) => v.add(
+                field("consumer"),
+                "must be empty for SERVICE_LEVEL agreements: they cover every consumer",
+            ),
+            (AgreementKind::ServiceLevel, None) => {}
+            (_, None) => v.add(field("consumer"), "is required unless kind is SERVICE_LEVEL"),
+            (_, Some(consumer)) if *consumer == self.provider => {
+                v.add(field("consumer"), "must differ from the provider")
+            }
+            _ => {}
+        }
+        if self.services.is_empty() {
+            v.add(field("services"), "at least one service is required");
+        }
+        let mut seen = BTreeSet::new();
+        for (i, s) in self.services.iter().enumerate() {
+            if !seen.insert(s) {
+                v.add(format!("{prefix}.services[{i}]"), "is listed twice");
+            }
+        }
+        if let Some(until) = self.effective_until
+            && until <= self.effective_from
+        {
+            v.add(field("effective_until"), "must be after effective_from");
+        }
+        validate_objectives(v, &field("objectives"), &self.objectives, &BTreeSet::new());
+        if let Some(s) = &self.support {
+            validate_support(v, &field("support"), s);
+        }
+        if let Some(c) = &self.credits {
+            validate_credits(v, &field("credits"), c);
+        }
+        for (i, e) in self.exclusions.iter().enumerate() {
+            validate_exclusion(v, &format!("{prefix}.exclusions[{i}]"), e);
+        }
+        for (i, c) in self.clauses.iter().enumerate() {
+            validate_clause(v, &format!("{prefix}.clauses[{i}]"), c);
+        }
+        let backs_others = matches!(
+            self.kind,
+            AgreementKind::Operational | AgreementKind::Underpinning
+        );
+        if !backs_others && !self.supports.is_empty() {
+            v.add(
+                field("supports"),
+                "only OPERATIONAL and UNDERPINNING agreements support other agreements",
+            );
+        }
+        let mut seen = BTreeSet::new();
+        for (i, s) in self.supports.iter().enumerate() {
+            if *s == self.id {
+                v.add(format!("{prefix}.supports[{i}]"), "an agreement cannot support itself");
+            } else if !seen.insert(s) {
+                v.add(format!("{prefix}.supports[{i}]"), "is listed twice");
+            }
+        }
+        validate_labels(v, &field("labels"), &self.labels);
+        validate_annotations(v, &field("annotations"), &self.annotations);
+    }
+}
+
+/// An immutable snapshot of an agreement (AIP-162).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Revision {
+    pub tenant: Id,
+    pub agreement: Id,
+    pub id: Id,
+    /// 1 for the first revision, then one more for each.
+    pub seq: i64,
+    pub create_time: DateTime<Utc>,
+    pub snapshot: Agreement,
+}
+
+impl Revision {
+    pub fn name(&self) -> String {
+        revision_name(&self.tenant, &self.agreement, &self.id)
+    }
+}
+
+/// Eight random characters, `[a-z][a-z0-9]{7}`, as AIP-162 suggests.
+pub fn new_revision_id() -> Id {
+    use rand::Rng;
+    const FIRST: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
+    const REST: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let mut id = String::with_capacity(8);
+    id.push(FIRST[rng.random_range(0..FIRST.len())] as char);
+    for _ in 0..7 {
+        id.push(REST[rng.random_range(0..REST.len())] as char);
+    }
+    Id::generated(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn agreement(from: i64, until: Option<i64>) -> Agreement {
+        let t = |d| Utc.timestamp_opt(d * 86_400, 0).unwrap();
+        let mut v = Violations::new();
+        let id = Id::parse("i", "a").unwrap();
+        let mut a = Agreement::new(
+            &id,
+            id.clone(),
+            AgreementFields {
+                kind: Some(AgreementKind::ServiceLevel),
+                provider: Some(id.clone()),
+                effective_from: Some(t(from)),
+                effective_until: Some(until.map(t)),
+                ..Default::default()
+            },
+            Utc::now(),
+            &mut v,
+            "a",
+        )
+        .unwrap();
+        a.state = AgreementState::Active;
+        a
+    }
+
+    #[test]
+    fn validity_windows_overlap_when_they_share_an_instant() {
+        assert!(agreement(0, Some(10)).overlaps(&agreement(5, None)));
+        assert!(agreement(0, None).overlaps(&agreement(100, Some(200))));
+        assert!(!agreement(0, Some(10)).overlaps(&agreement(10, Some(20))));
+        assert!(!agreement(10, Some(20)).overlaps(&agreement(0, Some(10))));
+    }
+
+    #[test]
+    fn active_agreements_expire_when_validity_ends() {
+        let a = agreement(0, Some(1));
+        assert_eq!(a.state_at(Utc::now()), AgreementState::Expired);
+        assert_eq!(agreement(0, None).state_at(Utc::now()), AgreementState::Active);
+    }
+
+    #[test]
+    fn termination_shortens_validity() {
+        let mut a = agreement(0, Some(10));
+        a.terminate_time = Some(Utc.timestamp_opt(5 * 86_400, 0).unwrap());
+        assert_eq!(a.effective_end(), a.terminate_time);
+    }
+
+    #[test]
+    fn revision_ids_are_valid_ids() {
+        for _ in 0..100 {
+            let id = new_revision_id();
+            assert_eq!(id.as_str().len(), 8);
+            assert!(Id::parse("r", id.as_str()).is_ok());
+        }
+    }
+}

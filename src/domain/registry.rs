@@ -1,0 +1,860 @@
+//! The registry's operations: each runs in one store transaction, checks the
+//! rules that span resources (references, cycles, overlap, lifecycle, etags) and
+//! makes creates idempotent by `request_id`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::domain::agreement::{
+    Agreement, AgreementFields, AgreementKind, AgreementState, Revision, RevisionRef,
+    new_revision_id,
+};
+use crate::domain::filter::AgreementFilter;
+use crate::domain::names::{Id, agreement_name, party_name, service_name};
+use crate::domain::overrides::{Override, OverrideFields};
+use crate::domain::page::{PageRequest, PageTokenKey};
+use crate::domain::party::{Party, PartyFields, PartyKind};
+use crate::domain::service::{Service, ServiceFields};
+use crate::domain::tenant::{Tenant, TenantFields};
+use crate::error::{Error, Precondition, Result, Violations};
+use crate::store::{Access, Store, Tx};
+
+/// The `request_id` of a create and a fingerprint of the request it came with.
+#[derive(Debug, Clone)]
+pub struct RequestKey {
+    pub request_id: String,
+    pub fingerprint: String,
+}
+
+/// A page of results and the token of the next one (empty on the last page).
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_page_token: String,
+}
+
+/// How many referring resources an in-use error names.
+const USERS_SHOWN: i64 = 5;
+/// Party trees deeper than this are refused, which also bounds the cycle walk.
+const MAX_PARTY_DEPTH: usize = 64;
+
+pub struct Registry {
+    store: Arc<dyn Store>,
+    page_key: PageTokenKey,
+}
+
+impl Registry {
+    pub async fn new(store: Arc<dyn Store>) -> Result<Self> {
+        let page_key = PageTokenKey::new(store.page_token_secret().await?);
+        Ok(Self { store, page_key })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn page(&self, page_size: i32, token: &str, scope: String) -> Result<PageRequest> {
+        PageRequest::parse(page_size, token, scope, &self.page_key)
+    }
+
+    fn finish_page<T>(&self, page: &PageRequest, rows: Vec<T>, key: impl Fn(&T) -> String) -> Page<T> {
+        let (items, next_page_token) = page.finish(rows, key, &self.page_key);
+        Page {
+            items,
+            next_page_token,
+        }
+    }
+
+    async fn read(&self, tenant: &Id) -> Result<Box<dyn Tx>> {
+        self.store.begin(Some(tenant), Access::Read).await
+    }
+
+    async fn write(&self, tenant: &Id) -> Result<Box<dyn Tx>> {
+        self.store.begin(Some(tenant), Access::Write).await
+    }
+
+    /// Claims `request` for this create, or returns what the first create with
+    /// the same request_id returned.
+    async fn replay<T: DeserializeOwned>(
+        tx: &mut dyn Tx,
+        scope: &str,
+        request: Option<&RequestKey>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<T>> {
+        let Some(request) = request else {
+            return Ok(None);
+        };
+        let Some(stored) = tx
+            .claim_request(scope, &request.request_id, &request.fingerprint, now)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if stored.fingerprint != request.fingerprint {
+            return Err(Error::invalid(
+                "request_id",
+                "was already used with a different request",
+            ));
+        }
+        let response = stored
+            .response
+            .ok_or_else(|| Error::internal("request_id recorded without its response"))?;
+        serde_json::from_value(response)
+            .map(Some)
+            .map_err(|e| Error::Internal(anyhow::Error::new(e).context("decode stored response")))
+    }
+
+    /// Records the response of a create under its request_id and commits.
+    async fn commit_create<T: Serialize>(
+        mut tx: Box<dyn Tx>,
+        scope: &str,
+        request: Option<&RequestKey>,
+        created: &T,
+    ) -> Result<()> {
+        if let Some(request) = request {
+            let response = serde_json::to_value(created)
+                .map_err(|e| Error::Internal(anyhow::Error::new(e).context("encode response")))?;
+            tx.complete_request(scope, &request.request_id, &response)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    async fn require_tenant(tx: &mut dyn Tx, tenant: &Id) -> Result<Tenant> {
+        tx.get_tenant(tenant)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("tenants/{tenant}")))
+    }
+
+    // --- tenants ---------------------------------------------------------
+
+    pub async fn create_tenant(
+        &self,
+        id: Id,
+        fields: TenantFields,
+        request: Option<RequestKey>,
+    ) -> Result<Tenant> {
+        let now = Utc::now();
+        let tenant = Tenant::new(id, fields, now);
+        let mut v = Violations::new();
+        tenant.validate(&mut v, "tenant");
+        v.into_result()?;
+        let mut tx = self.store.begin(None, Access::Write).await?;
+        if let Some(replayed) = Self::replay(&mut *tx, "", request.as_ref(), now).await? {
+            return Ok(replayed);
+        }
+        tx.insert_tenant(&tenant).await?;
+        Self::commit_create(tx, "", request.as_ref(), &tenant).await?;
+        Ok(tenant)
+    }
+
+    pub async fn get_tenant(&self, id: &Id) -> Result<Tenant> {
+        let mut tx = self.read(id).await?;
+        Self::require_tenant(&mut *tx, id).await
+    }
+
+    pub async fn list_tenants(&self, page_size: i32, page_token: &str) -> Result<Page<Tenant>> {
+        let page = self.page(page_size, page_token, "tenants".into())?;
+        let mut tx = self.store.begin(None, Access::Read).await?;
+        let rows = tx
+            .list_tenants(page.after.as_deref(), page.fetch_limit())
+            .await?;
+        Ok(self.finish_page(&page, rows, |t| t.id.to_string()))
+    }
+
+    pub async fn update_tenant(&self, id: &Id, etag: &str, fields: TenantFields) -> Result<Tenant> {
+        let mut tx = self.write(id).await?;
+        let mut tenant = Self::require_tenant(&mut *tx, id).await?;
+        tenant.meta.check_etag(etag, &tenant.name())?;
+        tenant.apply(fields);
+        let mut v = Violations::new();
+        tenant.validate(&mut v, "tenant");
+        v.into_result()?;
+        tenant.meta.touch(Utc::now());
+        tx.update_tenant(&tenant).await?;
+        tx.commit().await?;
+        Ok(tenant)
+    }
+
+    pub async fn delete_tenant(&self, id: &Id, etag: &str, force: bool) -> Result<()> {
+        let mut tx = self.write(id).await?;
+        let tenant = Self::require_tenant(&mut *tx, id).await?;
+        tenant.meta.check_etag(etag, &tenant.name())?;
+        if !force {
+            let contents = tx.tenant_contents(id, USERS_SHOWN).await?;
+            if !contents.is_empty() {
+                return Err(Error::precondition(
+                    Precondition::TenantNotEmpty,
+                    format!(
+                        "tenants/{id} still holds resources ({}); delete them first or set force",
+                        contents.join(", ")
+                    ),
+                ));
+            }
+        }
+        tx.delete_tenant(id).await?;
+        tx.commit().await
+    }
+
+    // --- parties ---------------------------------------------------------
+
+    pub async fn create_party(
+        &self,
+        tenant: &Id,
+        id: Id,
+        fields: PartyFields,
+        request: Option<RequestKey>,
+    ) -> Result<Party> {
+        let now = Utc::now();
+        let mut v = Violations::new();
+        let party = Party::new(tenant, id, fields, now, &mut v, "party");
+        if let Some(p) = &party {
+            p.validate(&mut v, "party");
+        }
+        v.into_result()?;
+        let party = party.expect("validated");
+        let mut tx = self.write(tenant).await?;
+        if let Some(replayed) = Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await? {
+            return Ok(replayed);
+        }
+        Self::require_tenant(&mut *tx, tenant).await?;
+        if party.parent.is_some() {
+            tx.lock_tenant(tenant).await?;
+            Self::check_parent(&mut *tx, &party).await?;
+        }
+        tx.insert_party(&party).await?;
+        Self::commit_create(tx, tenant.as_str(), request.as_ref(), &party).await?;
+        Ok(party)
+    }
+
+    /// The parent must exist and must not have the party among its ancestors.
+    async fn check_parent(tx: &mut dyn Tx, party: &Party) -> Result<()> {
+        let Some(parent) = &party.parent else {
+            return Ok(());
+        };
+        let mut next = Some(parent.clone());
+        let mut depth = 0;
+        while let Some(current) = next {
+            let Some(ancestor) = tx.get_party(&party.tenant, &current).await? else {
+                // Only the direct parent can be missing: stored parents exist.
+                return Err(Error::invalid(
+                    "party.parent",
+                    format!("{} does not exist", party_name(&party.tenant, &current)),
+                ));
+            };
+            if ancestor.parent.as_ref() == Some(&party.id) {
+                return Err(Error::invalid(
+                    "party.parent",
+                    format!(
+                        "{} is a descendant of {}: the parent would make a cycle",
+                        party_name(&party.tenant, parent),
+                        party.name()
+                    ),
+                ));
+            }
+            depth += 1;
+            if depth > MAX_PARTY_DEPTH {
+                return Err(Error::invalid(
+                    "party.parent",
+                    format!("party trees are at most {MAX_PARTY_DEPTH} levels deep"),
+                ));
+            }
+            next = ancestor.parent;
+        }
+        Ok(())
+    }
+
+    pub async fn get_party(&self, tenant: &Id, id: &Id) -> Result<Party> {
+        let mut tx = self.read(tenant).await?;
+        tx.get_party(tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(party_name(tenant, id)))
+    }
+
+    pub async fn list_parties(
+        &self,
+        tenant: &Id,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<Party>> {
+        let page = self.page(page_size, page_token, format!("parties|{tenant}"))?;
+        let mut tx = self.read(tenant).await?;
+        Self::require_tenant(&mut *tx, tenant).await?;
+        let rows = tx
+            .list_parties(tenant, page.after.as_deref(), page.fetch_limit())
+            .await?;
+        Ok(self.finish_page(&page, rows, |p| p.id.to_string()))
+    }
+
+    pub async fn update_party(
+        &self,
+        tenant: &Id,
+        id: &Id,
+        etag: &str,
+        fields: PartyFields,
+    ) -> Result<Party> {
+        let mut tx = self.write(tenant).await?;
+        tx.lock_tenant(tenant).await?;
+        let mut party = tx
+            .get_party(tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(party_name(tenant, id)))?;
+        party.meta.check_etag(etag, &party.name())?;
+        party.apply(fields);
+        let mut v = Violations::new();
+        party.validate(&mut v, "party");
+        v.into_result()?;
+        Self::check_parent(&mut *tx, &party).await?;
+        party.meta.touch(Utc::now());
+        tx.update_party(&party).await?;
+        tx.commit().await?;
+        Ok(party)
+    }
+
+    pub async fn delete_party(&self, tenant: &Id, id: &Id, etag: &str) -> Result<()> {
+        let mut tx = self.write(tenant).await?;
+        let party = tx
+            .get_party(tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(party_name(tenant, id)))?;
+        party.meta.check_etag(etag, &party.name())?;
+        let users = tx.party_users(tenant, id, USERS_SHOWN).await?;
+        if !users.is_empty() {
+            return Err(Error::precondition(
+                Precondition::ResourceInUse,
+                format!("{} is still used by {}", party.name(), users.join(", ")),
+            ));
+        }
+        tx.delete_party(tenant, id).await?;
+        tx.commit().await
+    }
+
+    // --- services --------------------------------------------------------
+
+    pub async fn create_service(
+        &self,
+        tenant: &Id,
+        id: Id,
+        fields: ServiceFields,
+        request: Option<RequestKey>,
+    ) -> Result<Service> {
+        let now = Utc::now();
+        let mut v = Violations::new();
+        let service = Service::new(tenant, id, fields, now, &mut v, "service");
+        if let Some(s) = &service {
+            s.validate(&mut v, "service");
+        }
+        v.into_result()?;
+        let service = service.expect("validated");
+        let mut tx = self.write(tenant).await?;
+        if let Some(replayed) = Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await? {
+            return Ok(replayed);
+        }
+        Self::require_tenant(&mut *tx, tenant).await?;
+        Self::require_party(&mut *tx, tenant, &service.owner, "service.owner").await?;
+        tx.insert_service(&service).await?;
+        Self::commit_create(tx, tenant.as_str(), request.as_ref(), &service).await?;
+        Ok(service)
+    }
+
+    /// A referenced party must exist; its absence is the request's fault.
+    async fn require_party(tx: &mut dyn Tx, tenant: &Id, id: &Id, field: &str) -> Result<Party> {
+        tx.get_party(tenant, id).await?.ok_or_else(|| {
+            Error::invalid(field, format!("{} does not exist", party_name(tenant, id)))
+        })
+    }
+
+    pub async fn get_service(&self, tenant: &Id, id: &Id) -> Result<Service> {
+        let mut tx = self.read(tenant).await?;
+        tx.get_service(tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(service_name(tenant, id)))
+    }
+
+    pub async fn list_services(
+        &self,
+        tenant: &Id,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<Service>> {
+        let page = self.page(page_size, page_token, format!("services|{tenant}"))?;
+        let mut tx = self.read(tenant).await?;
+        Self::require_tenant(&mut *tx, tenant).await?;
+        let rows = tx
+            .list_services(tenant, page.after.as_deref(), page.fetch_limit())
+            .await?;
+        Ok(self.finish_page(&page, rows, |s| s.id.to_string()))
+    }
+
+    pub async fn update_service(
+        &self,
+        tenant: &Id,
+        id: &Id,
+        etag: &str,
+        fields: ServiceFields,
+    ) -> Result<Service> {
+        let mut tx = self.write(tenant).await?;
+        let mut service = tx
+            .get_service(tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(service_name(tenant, id)))?;
+        service.meta.check_etag(etag, &service.name())?;
+        let owner_changed = fields.owner.as_ref().is_some_and(|o| *o != service.owner);
+        service.apply(fields);
+        let mut v = Violations::new();
+        service.validate(&mut v, "service");
+        v.into_result()?;
+        if owner_changed {
+            Self::require_party(&mut *tx, tenant, &service.owner, "service.owner").await?;
+        }
+        service.meta.touch(Utc::now());
+        tx.update_service(&service).await?;
+        tx.commit().await?;
+        Ok(service)
+    }
+
+    pub async fn delete_service(&self, tenant: &Id, id: &Id, etag: &str) -> Result<()> {
+        let mut tx = self.write(tenant).await?;
+        let service = tx
+            .get_service(tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(service_name(tenant, id)))?;
+        service.meta.check_etag(etag, &service.name())?;
+        let users = tx.service_users(tenant, id, USERS_SHOWN).await?;
+        if !users.is_empty() {
+            return Err(Error::precondition(
+                Precondition::ResourceInUse,
+                format!("{} is still covered by {}", service.name(), users.join(", ")),
+            ));
+        }
+        tx.delete_service(tenant, id).await?;
+        tx.commit().await
+    }
+
+    // --- agreements ------------------------------------------------------
+
+    pub async fn create_agreement(
+        &self,
+        tenant: &Id,
+        id: Id,
+        fields: AgreementFields,
+        request: Option<RequestKey>,
+    ) -> Result<Agreement> {
+        let now = Utc::now();
+        let mut v = Violations::new();
+        let agreement = Agreement::new(tenant, id, fields, now, &mut v, "agreement");
+        if let Some(a) = &agreement {
+            a.validate(&mut v, "agreement");
+        }
+        v.into_result()?;
+        let agreement = agreement.expect("validated");
+        let mut tx = self.write(tenant).await?;
+        if let Some(replayed) = Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await? {
+            return Ok(replayed);
+        }
+        Self::require_tenant(&mut *tx, tenant).await?;
+        Self::check_agreement_references(&mut *tx, &agreement).await?;
+        tx.insert_agreement(&agreement).await?;
+        Self::commit_create(tx, tenant.as_str(), request.as_ref(), &agreement).await?;
+        Ok(agreement)
+    }
+
+    /// Parties, services and supported agreements must exist in the tenant,
+    /// and the parties must fit the agreement's kind.
+    async fn check_agreement_references(tx: &mut dyn Tx, a: &Agreement) -> Result<()> {
+        let mut v = Violations::new();
+        let tenant = &a.tenant;
+        match tx.get_party(tenant, &a.provider).await? {
+            None => v.add(
+                "agreement.provider",
+                format!("{} does not exist", party_name(tenant, &a.provider)),
+            ),
+            Some(p) if a.kind == AgreementKind::Underpinning && p.kind != PartyKind::Supplier => v
+                .add(
+                    "agreement.provider",
+                    "the provider of an UNDERPINNING contract must be a SUPPLIER party",
+                ),
+            Some(_) => {}
+        }
+        if let Some(consumer) = &a.consumer {
+            match tx.get_party(tenant, consumer).await? {
+                None => v.add(
+                    "agreement.consumer",
+                    format!("{} does not exist", party_name(tenant, consumer)),
+                ),
+                Some(p) if a.kind == AgreementKind::Internal && p.kind != PartyKind::InternalUnit => v
+                    .add(
+                        "agreement.consumer",
+                        "the consumer of an INTERNAL agreement must be an INTERNAL_UNIT party",
+                    ),
+                Some(_) => {}
+            }
+        }
+        for (i, s) in a.services.iter().enumerate() {
+            if tx.get_service(tenant, s).await?.is_none() {
+                v.add(
+                    format!("agreement.services[{i}]"),
+                    format!("{} does not exist", service_name(tenant, s)),
+                );
+            }
+        }
+        for (i, s) in a.supports.iter().enumerate() {
+            if tx.get_agreement(tenant, s).await?.is_none() {
+                v.add(
+                    format!("agreement.supports[{i}]"),
+                    format!("{} does not exist", agreement_name(tenant, s)),
+                );
+            }
+        }
+        v.into_result()
+    }
+
+    async fn require_agreement(tx: &mut dyn Tx, tenant: &Id, id: &Id) -> Result<Agreement> {
+        tx.get_agreement(tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(agreement_name(tenant, id)))
+    }
+
+    pub async fn get_agreement(&self, tenant: &Id, id: &Id) -> Result<Agreement> {
+        let mut tx = self.read(tenant).await?;
+        Self::require_agreement(&mut *tx, tenant, id).await
+    }
+
+    pub async fn list_agreements(
+        &self,
+        tenant: &Id,
+        filter: &str,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<Agreement>> {
+        let parsed = AgreementFilter::parse(filter, tenant)?;
+        let page = self.page(page_size, page_token, format!("agreements|{tenant}|{filter}"))?;
+        let mut tx = self.read(tenant).await?;
+        Self::require_tenant(&mut *tx, tenant).await?;
+        let rows = tx
+            .list_agreements(
+                tenant,
+                &parsed,
+                Utc::now(),
+                page.after.as_deref(),
+                page.fetch_limit(),
+            )
+            .await?;
+        Ok(self.finish_page(&page, rows, |a| a.id.to_string()))
+    }
+
+    /// Only ACTIVE agreements that have not expired can change state or terms
+    /// after publication.
+    fn require_state(a: &Agreement, allowed: &[AgreementState], action: &str, now: DateTime<Utc>) -> Result<()> {
+        let state = a.state_at(now);
+        if allowed.contains(&state) {
+            Ok(())
+        } else {
+            Err(Error::precondition(
+                Precondition::AgreementState,
+                format!("cannot {action} {}: it is {}", a.name(), state.as_str()),
+            ))
+        }
+    }
+
+    /// At most one SERVICE_LEVEL agreement may be in force for a service at any
+    /// instant.
+    async fn check_no_overlap(tx: &mut dyn Tx, a: &Agreement) -> Result<()> {
+        if a.kind != AgreementKind::ServiceLevel {
+            return Ok(());
+        }
+        tx.lock_tenant(&a.tenant).await?;
+        let others = tx
+            .published_agreements_covering(&a.tenant, AgreementKind::ServiceLevel, &a.services)
+            .await?;
+        if let Some(other) = others.iter().find(|o| o.id != a.id && o.overlaps(a)) {
+            return Err(Error::precondition(
+                Precondition::OverlappingAgreement,
+                format!(
+                    "{} is already in force for a service of {} during its validity",
+                    other.name(),
+                    a.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes an immutable snapshot of `a` and points `a` at it.
+    async fn write_revision(tx: &mut dyn Tx, a: &mut Agreement, now: DateTime<Utc>) -> Result<()> {
+        let seq = tx.count_revisions(&a.tenant, &a.id).await? + 1;
+        let id = new_revision_id();
+        a.revision = Some(RevisionRef {
+            id: id.clone(),
+            create_time: now,
+        });
+        let revision = Revision {
+            tenant: a.tenant.clone(),
+            agreement: a.id.clone(),
+            id,
+            seq,
+            create_time: now,
+            snapshot: a.clone(),
+        };
+        tx.insert_revision(&revision).await
+    }
+
+    pub async fn update_agreement(
+        &self,
+        tenant: &Id,
+        id: &Id,
+        etag: &str,
+        fields: AgreementFields,
+    ) -> Result<Agreement> {
+        let now = Utc::now();
+        let mut tx = self.write(tenant).await?;
+        let mut a = Self::require_agreement(&mut *tx, tenant, id).await?;
+        a.meta.check_etag(etag, &a.name())?;
+        Self::require_state(&a, &[AgreementState::Draft, AgreementState::Active], "update", now)?;
+        let published = a.state == AgreementState::Active;
+        let kind_before = a.kind;
+        a.apply(fields);
+        let mut v = Violations::new();
+        if published && a.kind != kind_before {
+            v.add("agreement.kind", "cannot change once the agreement is published");
+        }
+        a.validate(&mut v, "agreement");
+        v.into_result()?;
+        Self::check_agreement_references(&mut *tx, &a).await?;
+        a.meta.touch(now);
+        if published {
+            Self::check_no_overlap(&mut *tx, &a).await?;
+            Self::write_revision(&mut *tx, &mut a, now).await?;
+        }
+        tx.update_agreement(&a).await?;
+        tx.commit().await?;
+        Ok(a)
+    }
+
+    pub async fn delete_agreement(&self, tenant: &Id, id: &Id, etag: &str) -> Result<()> {
+        let mut tx = self.write(tenant).await?;
+        let a = Self::require_agreement(&mut *tx, tenant, id).await?;
+        a.meta.check_etag(etag, &a.name())?;
+        if a.revision.is_some() {
+            return Err(Error::precondition(
+                Precondition::AgreementState,
+                format!(
+                    "{} has been published and its revisions are kept: terminate it instead",
+                    a.name()
+                ),
+            ));
+        }
+        let supporters = tx.agreement_supporters(tenant, id, USERS_SHOWN).await?;
+        if !supporters.is_empty() {
+            return Err(Error::precondition(
+                Precondition::ResourceInUse,
+                format!("{} is supported by {}", a.name(), supporters.join(", ")),
+            ));
+        }
+        tx.delete_agreement(tenant, id).await?;
+        tx.commit().await
+    }
+
+    pub async fn publish_agreement(&self, tenant: &Id, id: &Id, etag: &str) -> Result<Agreement> {
+        let now = Utc::now();
+        let mut tx = self.write(tenant).await?;
+        let mut a = Self::require_agreement(&mut *tx, tenant, id).await?;
+        a.meta.check_etag(etag, &a.name())?;
+        Self::require_state(&a, &[AgreementState::Draft], "publish", now)?;
+        if let Some(until) = a.effective_until
+            && until <= now
+        {
+            return Err(Error::precondition(
+                Precondition::AgreementState,
+                format!("cannot publish {}: its validity ended at {until}", a.name()),
+            ));
+        }
+        if a.objectives.is_empty() {
+            return Err(Error::precondition(
+                Precondition::AgreementState,
+                format!("cannot publish {}: it has no objectives", a.name()),
+            ));
+        }
+        Self::check_no_overlap(&mut *tx, &a).await?;
+        a.state = AgreementState::Active;
+        a.meta.touch(now);
+        Self::write_revision(&mut *tx, &mut a, now).await?;
+        tx.update_agreement(&a).await?;
+        tx.commit().await?;
+        Ok(a)
+    }
+
+    pub async fn terminate_agreement(
+        &self,
+        tenant: &Id,
+        id: &Id,
+        etag: &str,
+        terminate_time: Option<DateTime<Utc>>,
+    ) -> Result<Agreement> {
+        let now = Utc::now();
+        let mut tx = self.write(tenant).await?;
+        let mut a = Self::require_agreement(&mut *tx, tenant, id).await?;
+        a.meta.check_etag(etag, &a.name())?;
+        Self::require_state(&a, &[AgreementState::Active], "terminate", now)?;
+        let at = terminate_time.unwrap_or(now);
+        if at < a.effective_from {
+            return Err(Error::invalid(
+                "terminate_time",
+                "must not be before the agreement's effective_from",
+            ));
+        }
+        a.state = AgreementState::Terminated;
+        a.terminate_time = Some(at);
+        a.meta.touch(now);
+        Self::write_revision(&mut *tx, &mut a, now).await?;
+        tx.update_agreement(&a).await?;
+        tx.commit().await?;
+        Ok(a)
+    }
+
+    pub async fn list_revisions(
+        &self,
+        tenant: &Id,
+        agreement: &Id,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<Revision>> {
+        let page = self.page(page_size, page_token, format!("revisions|{tenant}|{agreement}"))?;
+        let before = match page.after.as_deref() {
+            None => None,
+            Some(s) => Some(s.parse::<i64>().map_err(|_| {
+                Error::invalid("page_token", "is not a token this list returned")
+            })?),
+        };
+        let mut tx = self.read(tenant).await?;
+        Self::require_agreement(&mut *tx, tenant, agreement).await?;
+        let rows = tx
+            .list_revisions(tenant, agreement, before, page.fetch_limit())
+            .await?;
+        Ok(self.finish_page(&page, rows, |r| r.seq.to_string()))
+    }
+
+    pub async fn get_revision(&self, tenant: &Id, agreement: &Id, id: &Id) -> Result<Revision> {
+        let mut tx = self.read(tenant).await?;
+        tx.get_revision(tenant, agreement, id).await?.ok_or_else(|| {
+            Error::NotFound(crate::domain::names::revision_name(tenant, agreement, id))
+        })
+    }
+
+    // --- overrides -------------------------------------------------------
+
+    /// Overrides patch SERVICE_LEVEL agreements that are still open to change.
+    fn check_overridable(a: &Agreement, now: DateTime<Utc>) -> Result<()> {
+        if a.kind != AgreementKind::ServiceLevel {
+            return Err(Error::precondition(
+                Precondition::AgreementState,
+                format!(
+                    "{} is a {} agreement: overrides apply to SERVICE_LEVEL agreements",
+                    a.name(),
+                    a.kind.as_str()
+                ),
+            ));
+        }
+        Self::require_state(a, &[AgreementState::Draft, AgreementState::Active], "override", now)
+    }
+
+    pub async fn create_override(
+        &self,
+        tenant: &Id,
+        agreement: &Id,
+        id: Id,
+        fields: OverrideFields,
+        request: Option<RequestKey>,
+    ) -> Result<Override> {
+        let now = Utc::now();
+        let mut tx = self.write(tenant).await?;
+        if let Some(replayed) = Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await? {
+            return Ok(replayed);
+        }
+        let a = Self::require_agreement(&mut *tx, tenant, agreement).await?;
+        let mut v = Violations::new();
+        let o = Override::new(&a, id, fields, now, &mut v, "override");
+        if let Some(o) = &o {
+            o.validate(&a, &mut v, "override");
+        }
+        v.into_result()?;
+        let o = o.expect("validated");
+        Self::check_overridable(&a, now)?;
+        Self::require_party(&mut *tx, tenant, &o.consumer, "override.consumer").await?;
+        tx.insert_override(&o).await?;
+        Self::commit_create(tx, tenant.as_str(), request.as_ref(), &o).await?;
+        Ok(o)
+    }
+
+    pub async fn get_override(&self, tenant: &Id, agreement: &Id, id: &Id) -> Result<Override> {
+        let mut tx = self.read(tenant).await?;
+        tx.get_override(tenant, agreement, id).await?.ok_or_else(|| {
+            Error::NotFound(crate::domain::names::override_name(tenant, agreement, id))
+        })
+    }
+
+    pub async fn list_overrides(
+        &self,
+        tenant: &Id,
+        agreement: &Id,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<Override>> {
+        let page = self.page(page_size, page_token, format!("overrides|{tenant}|{agreement}"))?;
+        let mut tx = self.read(tenant).await?;
+        Self::require_agreement(&mut *tx, tenant, agreement).await?;
+        let rows = tx
+            .list_overrides(tenant, agreement, page.after.as_deref(), page.fetch_limit())
+            .await?;
+        Ok(self.finish_page(&page, rows, |o| o.id.to_string()))
+    }
+
+    pub async fn update_override(
+        &self,
+        tenant: &Id,
+        agreement: &Id,
+        id: &Id,
+        etag: &str,
+        fields: OverrideFields,
+    ) -> Result<Override> {
+        let now = Utc::now();
+        let mut tx = self.write(tenant).await?;
+        let a = Self::require_agreement(&mut *tx, tenant, agreement).await?;
+        let mut o = tx.get_override(tenant, agreement, id).await?.ok_or_else(|| {
+            Error::NotFound(crate::domain::names::override_name(tenant, agreement, id))
+        })?;
+        o.meta.check_etag(etag, &o.name())?;
+        Self::check_overridable(&a, now)?;
+        let consumer_changed = fields.consumer.as_ref().is_some_and(|c| *c != o.consumer);
+        o.apply(fields);
+        let mut v = Violations::new();
+        o.validate(&a, &mut v, "override");
+        v.into_result()?;
+        if consumer_changed {
+            Self::require_party(&mut *tx, tenant, &o.consumer, "override.consumer").await?;
+        }
+        o.meta.touch(now);
+        tx.update_override(&o).await?;
+        tx.commit().await?;
+        Ok(o)
+    }
+
+    pub async fn delete_override(
+        &self,
+        tenant: &Id,
+        agreement: &Id,
+        id: &Id,
+        etag: &str,
+    ) -> Result<()> {
+        let mut tx = self.write(tenant).await?;
+        let o = tx.get_override(tenant, agreement, id).await?.ok_or_else(|| {
+            Error::NotFound(crate::domain::names::override_name(tenant, agreement, id))
+        })?;
+        o.meta.check_etag(etag, &o.name())?;
+        tx.delete_override(tenant, agreement, id).await?;
+        tx.commit().await
+    }
+}

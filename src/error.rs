@@ -1,0 +1,207 @@
+//! The one error type of the domain and the store, and its one mapping to
+//! `tonic::Status`. Internal errors are logged here with their context and reach
+//! the client only as a bare INTERNAL.
+
+use std::fmt;
+
+use tonic::Code;
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The `ErrorInfo.domain` of every error Accord returns.
+pub const ERROR_DOMAIN: &str = "accord";
+
+/// One invalid field of a request, named by its path (`agreement.objectives[0].target`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    pub field: String,
+    pub description: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+}
+
+/// Why a precondition failed; sent as `ErrorInfo.reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// The resource is referenced by another one.
+    ResourceInUse,
+    /// The tenant still holds resources and `force` was not set.
+    TenantNotEmpty,
+    /// The agreement is in a state that does not allow the operation.
+    AgreementState,
+    /// Another ACTIVE SERVICE_LEVEL agreement covers the same service at the same time.
+    OverlappingAgreement,
+}
+
+impl Precondition {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Precondition::ResourceInUse => "RESOURCE_IN_USE",
+            Precondition::TenantNotEmpty => "TENANT_NOT_EMPTY",
+            Precondition::AgreementState => "AGREEMENT_STATE",
+            Precondition::OverlappingAgreement => "OVERLAPPING_AGREEMENT",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}", describe_violations(.0))]
+    InvalidArgument(Vec<FieldViolation>),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("etag mismatch for {0}: it was changed since it was read")]
+    EtagMismatch(String),
+    #[error("{message}")]
+    FailedPrecondition {
+        reason: Precondition,
+        message: String,
+    },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn describe_violations(violations: &[FieldViolation]) -> String {
+    let mut text = String::from("invalid argument");
+    for (i, v) in violations.iter().enumerate() {
+        text.push_str(if i == 0 { ": " } else { "; " });
+        text.push_str(&format!("{}: {}", v.field, v.description));
+    }
+    text
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Error::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    pub fn precondition(reason: Precondition, message: impl Into<String>) -> Self {
+        Error::FailedPrecondition {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(context: impl fmt::Display) -> Self {
+        Error::Internal(anyhow::anyhow!("{context}"))
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::NotFound(_) => Code::NotFound,
+            Error::AlreadyExists(_) => Code::AlreadyExists,
+            Error::EtagMismatch(_) => Code::Aborted,
+            Error::FailedPrecondition { .. } => Code::FailedPrecondition,
+            Error::Unavailable(_) => Code::Unavailable,
+            Error::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+/// Collects field violations so that a request reports all of them at once.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// Keeps the value of `result`, or records its violation and returns `None`.
+    pub fn check<T>(&mut self, result: Result<T, FieldViolation>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(violation) => {
+                self.0.push(violation);
+                None
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn into_result(self) -> Result<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(self.0))
+        }
+    }
+}
+
+impl From<FieldViolation> for Error {
+    fn from(violation: FieldViolation) -> Self {
+        Error::InvalidArgument(vec![violation])
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(error: Error) -> Self {
+        let code = error.code();
+        let mut details = ErrorDetails::new();
+        match &error {
+            Error::InvalidArgument(violations) => {
+                for v in violations {
+                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                }
+                details.set_error_info("INVALID_ARGUMENT", ERROR_DOMAIN, []);
+            }
+            Error::NotFound(name) => {
+                details.set_resource_info("", name.clone(), "", "not found");
+                details.set_error_info("NOT_FOUND", ERROR_DOMAIN, []);
+            }
+            Error::AlreadyExists(name) => {
+                details.set_resource_info("", name.clone(), "", "already exists");
+                details.set_error_info("ALREADY_EXISTS", ERROR_DOMAIN, []);
+            }
+            Error::EtagMismatch(name) => {
+                details.set_error_info(
+                    "ETAG_MISMATCH",
+                    ERROR_DOMAIN,
+                    [("resource".to_string(), name.clone())],
+                );
+            }
+            Error::FailedPrecondition { reason, message } => {
+                details.add_precondition_failure_violation(reason.reason(), "", message.clone());
+                details.set_error_info(reason.reason(), ERROR_DOMAIN, []);
+            }
+            Error::Unavailable(_) => {
+                details.set_error_info("UNAVAILABLE", ERROR_DOMAIN, []);
+            }
+            Error::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+                return tonic::Status::with_error_details(
+                    code,
+                    "internal error",
+                    ErrorDetails::with_error_info("INTERNAL", ERROR_DOMAIN, []),
+                );
+            }
+        }
+        tonic::Status::with_error_details(code, error.to_string(), details)
+    }
+}
+
+impl From<FieldViolation> for tonic::Status {
+    fn from(violation: FieldViolation) -> Self {
+        Error::from(violation).into()
+    }
+}

@@ -1,0 +1,10 @@
+//! Accord: a multi-tenant SLA registry served over gRPC.
+
+pub mod api; // gRPC services: decode, call the domain, encode
+pub mod app; // Application::build(config, listener), serve until shutdown
+pub mod config; // layered configuration: defaults < file < environment < flags
+pub mod domain; // validated types and the rules of the registry
+pub mod error; // the domain error and its one mapping to tonic::Status
+pub mod proto; // code generated from proto/accord/v1
+pub mod store; // the Store trait and its PostgreSQL and SQLite backends
+pub mod telemetry; // logging

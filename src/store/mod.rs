@@ -1,0 +1,232 @@
+//! Storage: one `Store` trait, a PostgreSQL and a SQLite implementation. Every
+//! operation runs in a transaction (`Tx`) scoped to one tenant; every row
+//! carries its tenant and every key includes it. The store translates
+//! constraint violations into domain errors but decides no business rule.
+//!
+//! Resources are stored as a JSON body beside the columns that keys, foreign
+//! keys and filters need; the SQL is written once (`sql.rs`) and compiled for
+//! both backends.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::agreement::{Agreement, AgreementKind, Revision};
+use crate::domain::filter::AgreementFilter;
+use crate::domain::names::Id;
+use crate::domain::party::Party;
+use crate::domain::overrides::Override;
+use crate::domain::service::Service;
+use crate::domain::tenant::Tenant;
+use crate::error::{Error, Result};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Whether a transaction writes. SQLite takes its write lock up front for a
+/// writing transaction; PostgreSQL locks the rows it reads for update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// A request_id recorded by an earlier create (AIP-155).
+#[derive(Debug, Clone)]
+pub struct StoredRequest {
+    pub fingerprint: String,
+    /// The resource the first call returned, once that call committed.
+    pub response: Option<serde_json::Value>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Starts a transaction scoped to `tenant` (`None`: platform operations
+    /// that span tenants, such as listing them).
+    async fn begin(&self, tenant: Option<&Id>, access: Access) -> Result<Box<dyn Tx>>;
+
+    /// The secret that seals page tokens, created on first use and shared by
+    /// every replica on the same database.
+    async fn page_token_secret(&self) -> Result<Vec<u8>>;
+
+    /// Closes the pool, waiting for connections in use.
+    async fn close(&self);
+}
+
+/// One transaction. Dropping it without `commit` rolls it back.
+#[async_trait]
+pub trait Tx: Send {
+    async fn commit(self: Box<Self>) -> Result<()>;
+
+    /// Serialises writers of one tenant for checks that span rows (party
+    /// cycles, overlapping agreements).
+    async fn lock_tenant(&mut self, tenant: &Id) -> Result<()>;
+
+    /// Records `request_id` for this tenant (`""` for platform requests), or
+    /// returns what an earlier request with the same id recorded. Concurrent
+    /// claims of one id wait for the first to commit or roll back.
+    async fn claim_request(
+        &mut self,
+        tenant: &str,
+        request_id: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredRequest>>;
+    async fn complete_request(
+        &mut self,
+        tenant: &str,
+        request_id: &str,
+        response: &serde_json::Value,
+    ) -> Result<()>;
+
+    async fn insert_tenant(&mut self, tenant: &Tenant) -> Result<()>;
+    async fn get_tenant(&mut self, id: &Id) -> Result<Option<Tenant>>;
+    async fn list_tenants(&mut self, after: Option<&str>, limit: i64) -> Result<Vec<Tenant>>;
+    async fn update_tenant(&mut self, tenant: &Tenant) -> Result<()>;
+    /// Names of up to `limit` parties, services and agreements of the tenant.
+    async fn tenant_contents(&mut self, id: &Id, limit: i64) -> Result<Vec<String>>;
+    /// Deletes the tenant and everything it holds.
+    async fn delete_tenant(&mut self, id: &Id) -> Result<()>;
+
+    async fn insert_party(&mut self, party: &Party) -> Result<()>;
+    async fn get_party(&mut self, tenant: &Id, id: &Id) -> Result<Option<Party>>;
+    async fn list_parties(
+        &mut self,
+        tenant: &Id,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Party>>;
+    async fn update_party(&mut self, party: &Party) -> Result<()>;
+    async fn delete_party(&mut self, tenant: &Id, id: &Id) -> Result<()>;
+    /// Names of the resources that refer to the party (at most `limit`).
+    async fn party_users(&mut self, tenant: &Id, id: &Id, limit: i64) -> Result<Vec<String>>;
+
+    async fn insert_service(&mut self, service: &Service) -> Result<()>;
+    async fn get_service(&mut self, tenant: &Id, id: &Id) -> Result<Option<Service>>;
+    async fn list_services(
+        &mut self,
+        tenant: &Id,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Service>>;
+    async fn update_service(&mut self, service: &Service) -> Result<()>;
+    async fn delete_service(&mut self, tenant: &Id, id: &Id) -> Result<()>;
+    /// Names of the agreements that cover the service (at most `limit`).
+    async fn service_users(&mut self, tenant: &Id, id: &Id, limit: i64) -> Result<Vec<String>>;
+
+    async fn insert_agreement(&mut self, agreement: &Agreement) -> Result<()>;
+    async fn get_agreement(&mut self, tenant: &Id, id: &Id) -> Result<Option<Agreement>>;
+    async fn list_agreements(
+        &mut self,
+        tenant: &Id,
+        filter: &AgreementFilter,
+        now: DateTime<Utc>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Agreement>>;
+    async fn update_agreement(&mut self, agreement: &Agreement) -> Result<()>;
+    async fn delete_agreement(&mut self, tenant: &Id, id: &Id) -> Result<()>;
+    /// Published agreements (ACTIVE or TERMINATED, expired or not) of `kind`
+    /// that cover any of `services`.
+    async fn published_agreements_covering(
+        &mut self,
+        tenant: &Id,
+        kind: AgreementKind,
+        services: &[Id],
+    ) -> Result<Vec<Agreement>>;
+    /// Names of agreements whose `supports` name the agreement (at most `limit`).
+    async fn agreement_supporters(
+        &mut self,
+        tenant: &Id,
+        id: &Id,
+        limit: i64,
+    ) -> Result<Vec<String>>;
+
+    async fn insert_revision(&mut self, revision: &Revision) -> Result<()>;
+    async fn get_revision(
+        &mut self,
+        tenant: &Id,
+        agreement: &Id,
+        id: &Id,
+    ) -> Result<Option<Revision>>;
+    /// Newest first; `before` is the sequence number of the last one seen.
+    async fn list_revisions(
+        &mut self,
+        tenant: &Id,
+        agreement: &Id,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Revision>>;
+    async fn count_revisions(&mut self, tenant: &Id, agreement: &Id) -> Result<i64>;
+
+    async fn insert_override(&mut self, o: &Override) -> Result<()>;
+    async fn get_override(
+        &mut self,
+        tenant: &Id,
+        agreement: &Id,
+        id: &Id,
+    ) -> Result<Option<Override>>;
+    async fn list_overrides(
+        &mut self,
+        tenant: &Id,
+        agreement: &Id,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Override>>;
+    async fn update_override(&mut self, o: &Override) -> Result<()>;
+    async fn delete_override(&mut self, tenant: &Id, agreement: &Id, id: &Id) -> Result<()>;
+}
+
+/// Opens the store the URL names: `sqlite:` or `postgres:`/`postgresql:`.
+pub async fn connect(url: &str, max_connections: u32) -> Result<std::sync::Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(SqliteStore::connect(url, max_connections).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(std::sync::Arc::new(PostgresStore::connect(url, max_connections).await?))
+    } else {
+        Err(Error::internal(
+            "the database URL must start with sqlite: or postgres:",
+        ))
+    }
+}
+
+/// Applies the migrations of the backend the URL names, under the migrator's
+/// lock, and returns once the schema is current.
+pub async fn migrate(url: &str) -> Result<()> {
+    if url.starts_with("sqlite:") {
+        SqliteStore::migrate(url).await
+    } else {
+        PostgresStore::migrate(url).await
+    }
+}
+
+/// Translates a database error. Unique and foreign-key violations become the
+/// domain errors they mean; anything else is internal, with context for the log.
+pub(crate) fn translate(error: sqlx::Error, resource: &str) -> Error {
+    if let Some(db) = error.as_database_error() {
+        match db.kind() {
+            sqlx::error::ErrorKind::UniqueViolation => {
+                return Error::AlreadyExists(resource.to_string());
+            }
+            sqlx::error::ErrorKind::ForeignKeyViolation => {
+                return Error::precondition(
+                    crate::error::Precondition::ResourceInUse,
+                    format!("{resource} refers to, or is referred to by, another resource"),
+                );
+            }
+            _ => {}
+        }
+    }
+    Error::Internal(anyhow::Error::new(error).context(format!("database error on {resource}")))
+}
+
+/// Shorthand for queries whose errors carry no resource name.
+pub(crate) fn internal(context: &'static str) -> impl Fn(sqlx::Error) -> Error {
+    move |e| Error::Internal(anyhow::Error::new(e).context(context))
+}

@@ -1,0 +1,758 @@
+//! The SQL of the store, written once and compiled for each backend by
+//! `impl_tx!`. Backends differ only in what the macro's arguments carry: the
+//! timestamp encoding (`db_time`), the row-locking suffix and the tenant lock.
+//! Placeholders are `$N`, which both PostgreSQL and SQLite accept.
+
+macro_rules! impl_tx {
+    ($tx:ident, $db:ty, $for_update:literal) => {
+        impl $tx {
+            fn conn(&mut self) -> &mut <$db as sqlx::Database>::Connection {
+                &mut *self.tx
+            }
+
+            /// Appends the row-locking clause in a writing transaction.
+            fn locking(&self, sql: &'static str, locked: &'static str) -> &'static str {
+                if self.access == $crate::store::Access::Write {
+                    locked
+                } else {
+                    sql
+                }
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::Tx for $tx {
+            async fn commit(self: Box<Self>) -> Result<()> {
+                self.tx.commit().await.map_err(internal("commit"))
+            }
+
+            async fn lock_tenant(&mut self, tenant: &Id) -> Result<()> {
+                lock_tenant(&mut *self.tx, tenant).await
+            }
+
+            async fn claim_request(
+                &mut self,
+                tenant: &str,
+                request_id: &str,
+                fingerprint: &str,
+                now: DateTime<Utc>,
+            ) -> Result<Option<StoredRequest>> {
+                let inserted = sqlx::query(
+                    "INSERT INTO request_ids (tenant, request_id, fingerprint, create_time) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, request_id) DO NOTHING",
+                )
+                .bind(tenant)
+                .bind(request_id)
+                .bind(fingerprint)
+                .bind(db_time(now))
+                .execute(self.conn())
+                .await
+                .map_err(internal("claim request_id"))?
+                .rows_affected();
+                if inserted == 1 {
+                    return Ok(None);
+                }
+                let row: Option<(String, Option<Json<serde_json::Value>>)> = sqlx::query_as(
+                    "SELECT fingerprint, response FROM request_ids \
+                     WHERE tenant = $1 AND request_id = $2",
+                )
+                .bind(tenant)
+                .bind(request_id)
+                .fetch_optional(self.conn())
+                .await
+                .map_err(internal("read request_id"))?;
+                let (fingerprint, response) = row.ok_or_else(|| {
+                    Error::internal("request_id vanished between insert and read")
+                })?;
+                Ok(Some(StoredRequest {
+                    fingerprint,
+                    response: response.map(|r| r.0),
+                }))
+            }
+
+            async fn complete_request(
+                &mut self,
+                tenant: &str,
+                request_id: &str,
+                response: &serde_json::Value,
+            ) -> Result<()> {
+                sqlx::query(
+                    "UPDATE request_ids SET response = $3 WHERE tenant = $1 AND request_id = $2",
+                )
+                .bind(tenant)
+                .bind(request_id)
+                .bind(Json(response))
+                .execute(self.conn())
+                .await
+                .map_err(internal("complete request_id"))?;
+                Ok(())
+            }
+
+            // --- tenants -------------------------------------------------
+
+            async fn insert_tenant(&mut self, t: &Tenant) -> Result<()> {
+                sqlx::query("INSERT INTO tenants (id, body) VALUES ($1, $2)")
+                    .bind(t.id.as_str())
+                    .bind(Json(t))
+                    .execute(self.conn())
+                    .await
+                    .map_err(|e| translate(e, &format!("tenants/{}", t.id)))?;
+                Ok(())
+            }
+
+            async fn get_tenant(&mut self, id: &Id) -> Result<Option<Tenant>> {
+                let sql = self.locking(
+                    "SELECT body FROM tenants WHERE id = $1",
+                    concat!("SELECT body FROM tenants WHERE id = $1", $for_update),
+                );
+                let row: Option<Json<Tenant>> = sqlx::query_scalar(sql)
+                    .bind(id.as_str())
+                    .fetch_optional(self.conn())
+                    .await
+                    .map_err(internal("get tenant"))?;
+                Ok(row.map(|j| j.0))
+            }
+
+            async fn list_tenants(&mut self, after: Option<&str>, limit: i64) -> Result<Vec<Tenant>> {
+                let rows: Vec<Json<Tenant>> = sqlx::query_scalar(
+                    "SELECT body FROM tenants WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(self.conn())
+                .await
+                .map_err(internal("list tenants"))?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
+            async fn update_tenant(&mut self, t: &Tenant) -> Result<()> {
+                sqlx::query("UPDATE tenants SET body = $2 WHERE id = $1")
+                    .bind(t.id.as_str())
+                    .bind(Json(t))
+                    .execute(self.conn())
+                    .await
+                    .map_err(|e| translate(e, &format!("tenants/{}", t.id)))?;
+                Ok(())
+            }
+
+            async fn tenant_contents(&mut self, id: &Id, limit: i64) -> Result<Vec<String>> {
+                let rows: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM ( \
+                       SELECT 'tenants/' || tenant || '/parties/' || id AS name FROM parties WHERE tenant = $1 \
+                       UNION ALL SELECT 'tenants/' || tenant || '/services/' || id FROM services WHERE tenant = $1 \
+                       UNION ALL SELECT 'tenants/' || tenant || '/agreements/' || id FROM agreements WHERE tenant = $1 \
+                     ) AS contents ORDER BY name LIMIT $2",
+                )
+                .bind(id.as_str())
+                .bind(limit)
+                .fetch_all(self.conn())
+                .await
+                .map_err(internal("tenant contents"))?;
+                Ok(rows)
+            }
+
+            async fn delete_tenant(&mut self, id: &Id) -> Result<()> {
+                // Children before parents, so no foreign key is ever dangling.
+                for sql in [
+                    "DELETE FROM overrides WHERE tenant = $1",
+                    "DELETE FROM agreement_revisions WHERE tenant = $1",
+                    "DELETE FROM agreement_supports WHERE tenant = $1",
+                    "DELETE FROM agreement_labels WHERE tenant = $1",
+                    "DELETE FROM agreement_services WHERE tenant = $1",
+                    "DELETE FROM agreements WHERE tenant = $1",
+                    "DELETE FROM services WHERE tenant = $1",
+                    "DELETE FROM parties WHERE tenant = $1",
+                    "DELETE FROM request_ids WHERE tenant = $1",
+                    "DELETE FROM tenants WHERE id = $1",
+                ] {
+                    sqlx::query(sql)
+                        .bind(id.as_str())
+                        .execute(self.conn())
+                        .await
+                        .map_err(|e| translate(e, &format!("tenants/{id}")))?;
+                }
+                Ok(())
+            }
+
+            // --- parties -------------------------------------------------
+
+            async fn insert_party(&mut self, p: &Party) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO parties (tenant, id, kind, parent, body) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(p.tenant.as_str())
+                .bind(p.id.as_str())
+                .bind(p.kind.as_str())
+                .bind(p.parent.as_ref().map(Id::as_str))
+                .bind(Json(p))
+                .execute(self.conn())
+                .await
+                .map_err(|e| translate(e, &p.name()))?;
+                Ok(())
+            }
+
+            async fn get_party(&mut self, tenant: &Id, id: &Id) -> Result<Option<Party>> {
+                let sql = self.locking(
+                    "SELECT body FROM parties WHERE tenant = $1 AND id = $2",
+                    concat!("SELECT body FROM parties WHERE tenant = $1 AND id = $2", $for_update),
+                );
+                let row: Option<Json<Party>> = sqlx::query_scalar(sql)
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(self.conn())
+                    .await
+                    .map_err(internal("get party"))?;
+                Ok(row.map(|j| j.0))
+            }
+
+            async fn list_parties(
+                &mut self,
+                tenant: &Id,
+                after: Option<&str>,
+                limit: i64,
+            ) -> Result<Vec<Party>> {
+                let rows: Vec<Json<Party>> = sqlx::query_scalar(
+                    "SELECT body FROM parties WHERE tenant = $1 AND ($2 IS NULL OR id > $2) \
+                     ORDER BY id LIMIT $3",
+                )
+                .bind(tenant.as_str())
+                .bind(after)
+                .bind(limit)
+                .fetch_all(self.conn())
+                .await
+                .map_err(internal("list parties"))?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
+            async fn update_party(&mut self, p: &Party) -> Result<()> {
+                sqlx::query(
+                    "UPDATE parties SET kind = $3, parent = $4, body = $5 WHERE tenant = $1 AND id = $2",
+                )
+                .bind(p.tenant.as_str())
+                .bind(p.id.as_str())
+                .bind(p.kind.as_str())
+                .bind(p.parent.as_ref().map(Id::as_str))
+                .bind(Json(p))
+                .execute(self.conn())
+                .await
+                .map_err(|e| translate(e, &p.name()))?;
+                Ok(())
+            }
+
+            async fn delete_party(&mut self, tenant: &Id, id: &Id) -> Result<()> {
+                sqlx::query("DELETE FROM parties WHERE tenant = $1 AND id = $2")
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .execute(self.conn())
+                    .await
+                    .map_err(|e| translate(e, &party_name(tenant, id)))?;
+                Ok(())
+            }
+
+            async fn party_users(&mut self, tenant: &Id, id: &Id, limit: i64) -> Result<Vec<String>> {
+                let rows: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM ( \
+                       SELECT 'tenants/' || tenant || '/parties/' || id AS name FROM parties \
+                         WHERE tenant = $1 AND parent = $2 \
+                       UNION ALL SELECT 'tenants/' || tenant || '/services/' || id FROM services \
+                         WHERE tenant = $1 AND owner = $2 \
+                       UNION ALL SELECT 'tenants/' || tenant || '/agreements/' || id FROM agreements \
+                         WHERE tenant = $1 AND (provider = $2 OR consumer = $2) \
+                       UNION ALL SELECT 'tenants/' || tenant || '/agreements/' || agreement_id || '/overrides/' || id \
+                         FROM overrides WHERE tenant = $1 AND consumer = $2 \
+                     ) AS users ORDER BY name LIMIT $3",
+                )
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .bind(limit)
+                .fetch_all(self.conn())
+                .await
+                .map_err(internal("party users"))?;
+                Ok(rows)
+            }
+
+            // --- services ------------------------------------------------
+
+            async fn insert_service(&mut self, s: &Service) -> Result<()> {
+                sqlx::query("INSERT INTO services (tenant, id, owner, body) VALUES ($1, $2, $3, $4)")
+                    .bind(s.tenant.as_str())
+                    .bind(s.id.as_str())
+                    .bind(s.owner.as_str())
+                    .bind(Json(s))
+                    .execute(self.conn())
+                    .await
+                    .map_err(|e| translate(e, &s.name()))?;
+                Ok(())
+            }
+
+            async fn get_service(&mut self, tenant: &Id, id: &Id) -> Result<Option<Service>> {
+                let sql = self.locking(
+                    "SELECT body FROM services WHERE tenant = $1 AND id = $2",
+                    concat!("SELECT body FROM services WHERE tenant = $1 AND id = $2", $for_update),
+                );
+                let row: Option<Json<Service>> = sqlx::query_scalar(sql)
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(self.conn())
+                    .await
+                    .map_err(internal("get service"))?;
+                Ok(row.map(|j| j.0))
+            }
+
+            async fn list_services(
+                &mut self,
+                tenant: &Id,
+                after: Option<&str>,
+                limit: i64,
+            ) -> Result<Vec<Service>> {
+                let rows: Vec<Json<Service>> = sqlx::query_scalar(
+                    "SELECT body FROM services WHERE tenant = $1 AND ($2 IS NULL OR id > $2) \
+                     ORDER BY id LIMIT $3",
+                )
+                .bind(tenant.as_str())
+                .bind(after)
+                .bind(limit)
+                .fetch_all(self.conn())
+                .await
+                .map_err(internal("list services"))?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
+            async fn update_service(&mut self, s: &Service) -> Result<()> {
+                sqlx::query("UPDATE services SET owner = $3, body = $4 WHERE tenant = $1 AND id = $2")
+                    .bind(s.tenant.as_str())
+                    .bind(s.id.as_str())
+                    .bind(s.owner.as_str())
+                    .bind(Json(s))
+                    .execute(self.conn())
+                    .await
+                    .map_err(|e| translate(e, &s.name()))?;
+                Ok(())
+            }
+
+            async fn delete_service(&mut self, tenant: &Id, id: &Id) -> Result<()> {
+                sqlx::query("DELETE FROM services WHERE tenant = $1 AND id = $2")
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .execute(self.conn())
+                    .await
+                    .map_err(|e| translate(e, &service_name(tenant, id)))?;
+                Ok(())
+            }
+
+            async fn service_users(&mut self, tenant: &Id, id: &Id, limit: i64) -> Result<Vec<String>> {
+                let rows: Vec<String> = sqlx::query_scalar(
+                    "SELECT 'tenants/' || tenant || '/agreements/' || agreement_id FROM agreement_services \
+                     WHERE tenant = $1 AND service_id = $2 ORDER BY agreement_id LIMIT $3",
+                )
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .bind(limit)
+                .fetch_all(self.conn())
+                .await
+                .map_err(internal("service users"))?;
+                Ok(rows)
+            }
+
+            // --- agreements ----------------------------------------------
+
+            async fn insert_agreement(&mut self, a: &Agreement) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO agreements \
+                     (tenant, id, kind, state, provider, consumer, effective_from, effective_until, body) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(a.tenant.as_str())
+                .bind(a.id.as_str())
+                .bind(a.kind.as_str())
+                .bind(a.state.as_str())
+                .bind(a.provider.as_str())
+                .bind(a.consumer.as_ref().map(Id::as_str))
+                .bind(db_time(a.effective_from))
+                .bind(a.effective_end().map(db_time))
+                .bind(Json(a))
+                .execute(self.conn())
+                .await
+                .map_err(|e| translate(e, &a.name()))?;
+                self.write_agreement_links(a).await
+            }
+
+            async fn get_agreement(&mut self, tenant: &Id, id: &Id) -> Result<Option<Agreement>> {
+                let sql = self.locking(
+                    "SELECT body FROM agreements WHERE tenant = $1 AND id = $2",
+                    concat!("SELECT body FROM agreements WHERE tenant = $1 AND id = $2", $for_update),
+                );
+                let row: Option<Json<Agreement>> = sqlx::query_scalar(sql)
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(self.conn())
+                    .await
+                    .map_err(internal("get agreement"))?;
+                Ok(row.map(|j| j.0))
+            }
+
+            async fn list_agreements(
+                &mut self,
+                tenant: &Id,
+                filter: &AgreementFilter,
+                now: DateTime<Utc>,
+                after: Option<&str>,
+                limit: i64,
+            ) -> Result<Vec<Agreement>> {
+                let mut q = sqlx::QueryBuilder::<$db>::new("SELECT a.body FROM agreements a WHERE a.tenant = ");
+                q.push_bind(tenant.as_str());
+                if let Some(after) = after {
+                    q.push(" AND a.id > ").push_bind(after);
+                }
+                for term in &filter.terms {
+                    match term {
+                        FilterTerm::Kind(kind) => {
+                            q.push(" AND a.kind = ").push_bind(kind.as_str());
+                        }
+                        FilterTerm::State(AgreementState::Active) => {
+                            q.push(" AND a.state = 'ACTIVE' AND (a.effective_until IS NULL OR a.effective_until > ")
+                                .push_bind(db_time(now))
+                                .push(")");
+                        }
+                        FilterTerm::State(AgreementState::Expired) => {
+                            q.push(" AND a.state = 'ACTIVE' AND a.effective_until <= ")
+                                .push_bind(db_time(now));
+                        }
+                        FilterTerm::State(state) => {
+                            q.push(" AND a.state = ").push_bind(state.as_str());
+                        }
+                        FilterTerm::Consumer(id) => {
+                            q.push(" AND a.consumer = ").push_bind(id.as_str());
+                        }
+                        FilterTerm::Provider(id) => {
+                            q.push(" AND a.provider = ").push_bind(id.as_str());
+                        }
+                        FilterTerm::Service(id) => {
+                            q.push(
+                                " AND EXISTS (SELECT 1 FROM agreement_services s \
+                                 WHERE s.tenant = a.tenant AND s.agreement_id = a.id AND s.service_id = ",
+                            )
+                            .push_bind(id.as_str())
+                            .push(")");
+                        }
+                        FilterTerm::Label(key, value) => {
+                            q.push(
+                                " AND EXISTS (SELECT 1 FROM agreement_labels l \
+                                 WHERE l.tenant = a.tenant AND l.agreement_id = a.id AND l.key = ",
+                            )
+                            .push_bind(key.as_str())
+                            .push(" AND l.value = ")
+                            .push_bind(value.as_str())
+                            .push(")");
+                        }
+                    }
+                }
+                q.push(" ORDER BY a.id LIMIT ").push_bind(limit);
+                let rows: Vec<Json<Agreement>> = q
+                    .build_query_scalar()
+                    .fetch_all(self.conn())
+                    .await
+                    .map_err(internal("list agreements"))?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
+            async fn update_agreement(&mut self, a: &Agreement) -> Result<()> {
+                sqlx::query(
+                    "UPDATE agreements SET kind = $3, state = $4, provider = $5, consumer = $6, \
+                     effective_from = $7, effective_until = $8, body = $9 WHERE tenant = $1 AND id = $2",
+                )
+                .bind(a.tenant.as_str())
+                .bind(a.id.as_str())
+                .bind(a.kind.as_str())
+                .bind(a.state.as_str())
+                .bind(a.provider.as_str())
+                .bind(a.consumer.as_ref().map(Id::as_str))
+                .bind(db_time(a.effective_from))
+                .bind(a.effective_end().map(db_time))
+                .bind(Json(a))
+                .execute(self.conn())
+                .await
+                .map_err(|e| translate(e, &a.name()))?;
+                for sql in [
+                    "DELETE FROM agreement_services WHERE tenant = $1 AND agreement_id = $2",
+                    "DELETE FROM agreement_labels WHERE tenant = $1 AND agreement_id = $2",
+                    "DELETE FROM agreement_supports WHERE tenant = $1 AND agreement_id = $2",
+                ] {
+                    sqlx::query(sql)
+                        .bind(a.tenant.as_str())
+                        .bind(a.id.as_str())
+                        .execute(self.conn())
+                        .await
+                        .map_err(|e| translate(e, &a.name()))?;
+                }
+                self.write_agreement_links(a).await
+            }
+
+            async fn delete_agreement(&mut self, tenant: &Id, id: &Id) -> Result<()> {
+                for sql in [
+                    "DELETE FROM overrides WHERE tenant = $1 AND agreement_id = $2",
+                    "DELETE FROM agreement_services WHERE tenant = $1 AND agreement_id = $2",
+                    "DELETE FROM agreement_labels WHERE tenant = $1 AND agreement_id = $2",
+                    "DELETE FROM agreement_supports WHERE tenant = $1 AND agreement_id = $2",
+                    "DELETE FROM agreements WHERE tenant = $1 AND id = $2",
+                ] {
+                    sqlx::query(sql)
+                        .bind(tenant.as_str())
+                        .bind(id.as_str())
+                        .execute(self.conn())
+                        .await
+                        .map_err(|e| translate(e, &agreement_name(tenant, id)))?;
+                }
+                Ok(())
+            }
+
+            async fn published_agreements_covering(
+                &mut self,
+                tenant: &Id,
+                kind: AgreementKind,
+                services: &[Id],
+            ) -> Result<Vec<Agreement>> {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT a.body FROM agreements a WHERE a.state <> 'DRAFT' AND a.tenant = ",
+                );
+                q.push_bind(tenant.as_str())
+                    .push(" AND a.kind = ")
+                    .push_bind(kind.as_str())
+                    .push(
+                        " AND EXISTS (SELECT 1 FROM agreement_services s \
+                         WHERE s.tenant = a.tenant AND s.agreement_id = a.id AND s.service_id IN (",
+                    );
+                let mut list = q.separated(", ");
+                for service in services {
+                    list.push_bind(service.as_str());
+                }
+                q.push(")) ORDER BY a.id");
+                let rows: Vec<Json<Agreement>> = q
+                    .build_query_scalar()
+                    .fetch_all(self.conn())
+                    .await
+                    .map_err(internal("published agreements covering services"))?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
+            async fn agreement_supporters(
+                &mut self,
+                tenant: &Id,
+                id: &Id,
+                limit: i64,
+            ) -> Result<Vec<String>> {
+                let rows: Vec<String> = sqlx::query_scalar(
+                    "SELECT 'tenants/' || tenant || '/agreements/' || agreement_id FROM agreement_supports \
+                     WHERE tenant = $1 AND supported_id = $2 ORDER BY agreement_id LIMIT $3",
+                )
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .bind(limit)
+                .fetch_all(self.conn())
+                .await
+                .map_err(internal("agreement supporters"))?;
+                Ok(rows)
+            }
+
+            // --- revisions -----------------------------------------------
+
+            async fn insert_revision(&mut self, r: &Revision) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO agreement_revisions (tenant, agreement_id, id, seq, create_time, body) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(r.tenant.as_str())
+                .bind(r.agreement.as_str())
+                .bind(r.id.as_str())
+                .bind(r.seq)
+                .bind(db_time(r.create_time))
+                .bind(Json(r))
+                .execute(self.conn())
+                .await
+                .map_err(|e| translate(e, &r.name()))?;
+                Ok(())
+            }
+
+            async fn get_revision(
+                &mut self,
+                tenant: &Id,
+                agreement: &Id,
+                id: &Id,
+            ) -> Result<Option<Revision>> {
+                let row: Option<Json<Revision>> = sqlx::query_scalar(
+                    "SELECT body FROM agreement_revisions WHERE tenant = $1 AND agreement_id = $2 AND id = $3",
+                )
+                .bind(tenant.as_str())
+                .bind(agreement.as_str())
+                .bind(id.as_str())
+                .fetch_optional(self.conn())
+                .await
+                .map_err(internal("get revision"))?;
+                Ok(row.map(|j| j.0))
+            }
+
+            async fn list_revisions(
+                &mut self,
+                tenant: &Id,
+                agreement: &Id,
+                before: Option<i64>,
+                limit: i64,
+            ) -> Result<Vec<Revision>> {
+                let rows: Vec<Json<Revision>> = sqlx::query_scalar(
+                    "SELECT body FROM agreement_revisions WHERE tenant = $1 AND agreement_id = $2 \
+                     AND ($3 IS NULL OR seq < $3) ORDER BY seq DESC LIMIT $4",
+                )
+                .bind(tenant.as_str())
+                .bind(agreement.as_str())
+                .bind(before)
+                .bind(limit)
+                .fetch_all(self.conn())
+                .await
+                .map_err(internal("list revisions"))?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
+            async fn count_revisions(&mut self, tenant: &Id, agreement: &Id) -> Result<i64> {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM agreement_revisions WHERE tenant = $1 AND agreement_id = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(agreement.as_str())
+                .fetch_one(self.conn())
+                .await
+                .map_err(internal("count revisions"))
+            }
+
+            // --- overrides -----------------------------------------------
+
+            async fn insert_override(&mut self, o: &Override) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO overrides (tenant, agreement_id, id, consumer, body) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(o.tenant.as_str())
+                .bind(o.agreement.as_str())
+                .bind(o.id.as_str())
+                .bind(o.consumer.as_str())
+                .bind(Json(o))
+                .execute(self.conn())
+                .await
+                .map_err(|e| translate(e, &o.name()))?;
+                Ok(())
+            }
+
+            async fn get_override(
+                &mut self,
+                tenant: &Id,
+                agreement: &Id,
+                id: &Id,
+            ) -> Result<Option<Override>> {
+                let sql = self.locking(
+                    "SELECT body FROM overrides WHERE tenant = $1 AND agreement_id = $2 AND id = $3",
+                    concat!(
+                        "SELECT body FROM overrides WHERE tenant = $1 AND agreement_id = $2 AND id = $3",
+                        $for_update
+                    ),
+                );
+                let row: Option<Json<Override>> = sqlx::query_scalar(sql)
+                    .bind(tenant.as_str())
+                    .bind(agreement.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(self.conn())
+                    .await
+                    .map_err(internal("get override"))?;
+                Ok(row.map(|j| j.0))
+            }
+
+            async fn list_overrides(
+                &mut self,
+                tenant: &Id,
+                agreement: &Id,
+                after: Option<&str>,
+                limit: i64,
+            ) -> Result<Vec<Override>> {
+                let rows: Vec<Json<Override>> = sqlx::query_scalar(
+                    "SELECT body FROM overrides WHERE tenant = $1 AND agreement_id = $2 \
+                     AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4",
+                )
+                .bind(tenant.as_str())
+                .bind(agreement.as_str())
+                .bind(after)
+                .bind(limit)
+                .fetch_all(self.conn())
+                .await
+                .map_err(internal("list overrides"))?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
+            async fn update_override(&mut self, o: &Override) -> Result<()> {
+                sqlx::query(
+                    "UPDATE overrides SET consumer = $4, body = $5 \
+                     WHERE tenant = $1 AND agreement_id = $2 AND id = $3",
+                )
+                .bind(o.tenant.as_str())
+                .bind(o.agreement.as_str())
+                .bind(o.id.as_str())
+                .bind(o.consumer.as_str())
+                .bind(Json(o))
+                .execute(self.conn())
+                .await
+                .map_err(|e| translate(e, &o.name()))?;
+                Ok(())
+            }
+
+            async fn delete_override(&mut self, tenant: &Id, agreement: &Id, id: &Id) -> Result<()> {
+                sqlx::query("DELETE FROM overrides WHERE tenant = $1 AND agreement_id = $2 AND id = $3")
+                    .bind(tenant.as_str())
+                    .bind(agreement.as_str())
+                    .bind(id.as_str())
+                    .execute(self.conn())
+                    .await
+                    .map_err(internal("delete override"))?;
+                Ok(())
+            }
+        }
+
+        impl $tx {
+            /// Writes the side tables that filters and foreign keys use.
+            async fn write_agreement_links(&mut self, a: &Agreement) -> Result<()> {
+                for service in &a.services {
+                    sqlx::query(
+                        "INSERT INTO agreement_services (tenant, agreement_id, service_id) VALUES ($1, $2, $3)",
+                    )
+                    .bind(a.tenant.as_str())
+                    .bind(a.id.as_str())
+                    .bind(service.as_str())
+                    .execute(self.conn())
+                    .await
+                    .map_err(|e| translate(e, &a.name()))?;
+                }
+                for (key, value) in &a.labels {
+                    sqlx::query(
+                        "INSERT INTO agreement_labels (tenant, agreement_id, key, value) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(a.tenant.as_str())
+                    .bind(a.id.as_str())
+                    .bind(key.as_str())
+                    .bind(value.as_str())
+                    .execute(self.conn())
+                    .await
+                    .map_err(|e| translate(e, &a.name()))?;
+                }
+                for supported in &a.supports {
+                    sqlx::query(
+                        "INSERT INTO agreement_supports (tenant, agreement_id, supported_id) VALUES ($1, $2, $3)",
+                    )
+                    .bind(a.tenant.as_str())
+                    .bind(a.id.as_str())
+                    .bind(supported.as_str())
+                    .execute(self.conn())
+                    .await
+                    .map_err(|e| translate(e, &a.name()))?;
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_tx;

@@ -1,0 +1,115 @@
+//! SQLite: the embedded default. One file in WAL mode; timestamps are integer
+//! microseconds so they compare in SQL; writing transactions begin IMMEDIATE,
+//! which serialises writers, so row and tenant locks are not needed.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::types::Json;
+use sqlx::{Sqlite, SqlitePool};
+
+use super::sql::impl_tx;
+use super::{Access, Store, StoredRequest, Tx, internal, translate};
+use crate::domain::agreement::{Agreement, AgreementKind, AgreementState, Revision};
+use crate::domain::filter::{AgreementFilter, FilterTerm};
+use crate::domain::names::{Id, agreement_name, party_name, service_name};
+use crate::domain::overrides::Override;
+use crate::domain::party::Party;
+use crate::domain::service::Service;
+use crate::domain::tenant::Tenant;
+use crate::error::{Error, Result};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn db_time(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+async fn lock_tenant(_conn: &mut sqlx::SqliteConnection, _tenant: &Id) -> Result<()> {
+    // Writing transactions begin IMMEDIATE and already exclude each other.
+    Ok(())
+}
+
+fn options(url: &str) -> Result<SqliteConnectOptions> {
+    Ok(SqliteConnectOptions::from_str(url)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("invalid SQLite URL: {e}")))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true))
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options(url)?)
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot open SQLite database: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    pub async fn migrate(url: &str) -> Result<()> {
+        let store = Self::connect(url, 1).await?;
+        MIGRATOR
+            .run(&store.pool)
+            .await
+            .map_err(|e| Error::Internal(anyhow::Error::new(e).context("migrating SQLite")))?;
+        store.pool.close().await;
+        Ok(())
+    }
+}
+
+pub struct SqliteTx {
+    tx: sqlx::Transaction<'static, Sqlite>,
+    access: Access,
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn begin(&self, _tenant: Option<&Id>, access: Access) -> Result<Box<dyn Tx>> {
+        let tx = match access {
+            Access::Read => self.pool.begin().await,
+            Access::Write => self.pool.begin_with("BEGIN IMMEDIATE").await,
+        }
+        .map_err(|e| Error::Unavailable(format!("database unavailable: {e}")))?;
+        Ok(Box::new(SqliteTx { tx, access }))
+    }
+
+    async fn page_token_secret(&self) -> Result<Vec<u8>> {
+        let fresh = hex::encode(rand::random::<[u8; 32]>());
+        sqlx::query(
+            "INSERT INTO server_settings (key, value) VALUES ('page_token_secret', $1) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(&fresh)
+        .execute(&self.pool)
+        .await
+        .map_err(internal("store page token secret"))?;
+        let secret: String =
+            sqlx::query_scalar("SELECT value FROM server_settings WHERE key = 'page_token_secret'")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(internal("read page token secret"))?;
+        Ok(secret.into_bytes())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl_tx!(SqliteTx, Sqlite, "");
