@@ -1,0 +1,15 @@
+//! Black-box tests through the real gRPC server, each on a fresh database, on
+//! SQLite and (with ACCORD_TEST_DATABASE_URL) PostgreSQL.
+
+mod support;
+
+mod agreements;
+mod idempotency;
+mod overrides;
+mod pagination;
+mod parties;
+mod revisions;
+mod server;
+mod services;
+mod startup;
+mod tenants;

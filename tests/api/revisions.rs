@@ -1,0 +1,127 @@
+use accord::proto::v1 as pb;
+use prost_types::FieldMask;
+use tonic::Code;
+
+use crate::on_both_backends;
+use crate::support::*;
+
+async fn publishing_and_two_updates_make_three_unchanged_revisions(s: TestServer) {
+    let seed = seed(&s, "acme").await;
+    let mut api = s.agreements();
+    let draft = seed.create_agreement(&s, "sla", seed.service_level()).await;
+    let published = api
+        .publish_agreement(pb::PublishAgreementRequest { name: draft.name.clone(), etag: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut snapshots = vec![published.clone()];
+    for target in [0.9995, 0.9999] {
+        let updated = api
+            .update_agreement(pb::UpdateAgreementRequest {
+                agreement: Some(pb::Agreement {
+                    name: draft.name.clone(),
+                    objectives: vec![availability(target)],
+                    etag: snapshots.last().unwrap().etag.clone(),
+                    ..Default::default()
+                }),
+                update_mask: Some(FieldMask { paths: vec!["objectives".into()] }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_ne!(updated.revision_id, snapshots.last().unwrap().revision_id);
+        snapshots.push(updated);
+    }
+
+    let list = api
+        .list_agreement_revisions(pb::ListAgreementRevisionsRequest {
+            name: draft.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.revisions.len(), 3);
+    // Newest first, each holding the agreement exactly as it was.
+    for (revision, snapshot) in list.revisions.iter().zip(snapshots.iter().rev()) {
+        assert_eq!(revision.revision_id, snapshot.revision_id);
+        assert_eq!(revision.name, format!("{}/revisions/{}", draft.name, snapshot.revision_id));
+        assert_eq!(revision.agreement.as_ref(), Some(snapshot));
+    }
+    let first = api
+        .get_agreement_revision(pb::GetAgreementRevisionRequest { name: list.revisions[2].name.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.agreement.unwrap().objectives[0].target, 0.999, "the first revision is unchanged");
+
+    // Paging through revisions.
+    let page = api
+        .list_agreement_revisions(pb::ListAgreementRevisionsRequest {
+            name: draft.name.clone(),
+            page_size: 2,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.revisions.len(), 2);
+    let rest = api
+        .list_agreement_revisions(pb::ListAgreementRevisionsRequest {
+            name: draft.name.clone(),
+            page_size: 2,
+            page_token: page.next_page_token,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rest.revisions, vec![list.revisions[2].clone()]);
+    assert!(rest.next_page_token.is_empty());
+
+    assert_code(
+        api.get_agreement_revision(pb::GetAgreementRevisionRequest {
+            name: format!("{}/revisions/nope", draft.name),
+        })
+        .await,
+        Code::NotFound,
+    );
+    assert_invalid_field(
+        api.get_agreement_revision(pb::GetAgreementRevisionRequest { name: draft.name.clone() }).await,
+        "name",
+    );
+    assert_code(
+        api.list_agreement_revisions(pb::ListAgreementRevisionsRequest {
+            name: "tenants/acme/agreements/ghost".into(),
+            ..Default::default()
+        })
+        .await,
+        Code::NotFound,
+    );
+}
+
+async fn published_agreements_keep_their_kind(s: TestServer) {
+    let seed = seed(&s, "acme").await;
+    let mut api = s.agreements();
+    let draft = seed.create_agreement(&s, "sla", seed.service_level()).await;
+    api.publish_agreement(pb::PublishAgreementRequest { name: draft.name.clone(), etag: String::new() })
+        .await
+        .unwrap();
+    assert_invalid_field(
+        api.update_agreement(pb::UpdateAgreementRequest {
+            agreement: Some(pb::Agreement {
+                name: draft.name.clone(),
+                kind: pb::AgreementKind::Customer.into(),
+                consumer: seed.customer.clone(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask { paths: vec!["kind".into(), "consumer".into()] }),
+        })
+        .await,
+        "agreement.kind",
+    );
+}
+
+on_both_backends!(
+    publishing_and_two_updates_make_three_unchanged_revisions,
+    published_agreements_keep_their_kind,
+);

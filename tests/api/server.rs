@@ -1,0 +1,132 @@
+use std::time::Duration;
+
+use accord::proto::v1 as pb;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+use crate::on_both_backends;
+use crate::support::*;
+
+pub async fn health_of(channel: tonic::transport::Channel, service: &str) -> Result<ServingStatus, tonic::Status> {
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest { service: service.into() })
+        .await?;
+    Ok(response.into_inner().status())
+}
+
+async fn health_reports_serving_for_every_service(s: TestServer) {
+    for service in ["", "accord.v1.TenantService", "accord.v1.PartyService", "accord.v1.ServiceCatalogService", "accord.v1.AgreementService"] {
+        assert_eq!(health_of(s.channel.clone(), service).await.unwrap(), ServingStatus::Serving, "{service}");
+    }
+}
+
+async fn oversized_messages_are_refused(s: TestServer) {
+    let huge = "x".repeat(5 * 1024 * 1024);
+    let result = s
+        .tenants()
+        .create_tenant(pb::CreateTenantRequest {
+            tenant_id: "acme".into(),
+            tenant: Some(pb::Tenant { display_name: huge, ..Default::default() }),
+            request_id: String::new(),
+        })
+        .await;
+    // tonic answers a message over the decoding limit with OUT_OF_RANGE.
+    let status = assert_code(result, Code::OutOfRange);
+    assert!(status.message().contains("4194304"), "{status:?}");
+}
+
+on_both_backends!(health_reports_serving_for_every_service, oversized_messages_are_refused);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn excess_load_is_shed_with_resource_exhausted() {
+    let server = TestServer::start_with(Backend::Sqlite, |c| c.max_concurrent_requests = 2)
+        .await
+        .unwrap();
+    seed(&server, "acme").await;
+    let calls = (0..64).map(|_| {
+        let mut api = server.agreements();
+        tokio::spawn(async move {
+            api.list_agreements(pb::ListAgreementsRequest {
+                parent: "tenants/acme".into(),
+                ..Default::default()
+            })
+            .await
+        })
+    });
+    let results = futures::future::join_all(calls).await;
+    let shed: Vec<_> = results
+        .into_iter()
+        .map(|r| r.unwrap())
+        .filter_map(|r| r.err())
+        .collect();
+    assert!(!shed.is_empty(), "64 concurrent calls over a limit of 2 shed some");
+    for status in &shed {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert_reason(status, "OVERLOADED");
+    }
+    // Health checks are never shed.
+    assert_eq!(health_of(server.channel.clone(), "").await.unwrap(), ServingStatus::Serving);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_reports_not_serving_and_lets_calls_finish() {
+    let (db, url) = TestDb::create(Backend::Sqlite).await.unwrap();
+    let config = accord::config::Config {
+        database_url: url,
+        shutdown_grace: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let (_, channel, stop, task) = spawn_server(config).await;
+    let mut watch = HealthClient::new(channel.clone())
+        .watch(HealthCheckRequest { service: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(watch.message().await.unwrap().unwrap().status(), ServingStatus::Serving);
+    stop.send(()).unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), watch.message()).await;
+    if let Ok(Ok(Some(update))) = next {
+        assert_eq!(update.status(), ServingStatus::NotServing);
+    }
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("server stops within the grace period")
+        .unwrap()
+        .unwrap();
+    drop(db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_errors_reveal_no_sql() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    seed(&server, "acme").await;
+    // Break the database behind the server's back.
+    let pool = sqlx::SqlitePool::connect(&server.database_url).await.unwrap();
+    sqlx::query("DROP TABLE agreement_labels").execute(&pool).await.unwrap();
+    pool.close().await;
+    let seed_like = Seed {
+        tenant: "tenants/acme".into(),
+        provider: "tenants/acme/parties/platform".into(),
+        customer: "tenants/acme/parties/bank".into(),
+        service: "tenants/acme/services/payments".into(),
+    };
+    let status = assert_code(
+        server
+            .agreements()
+            .create_agreement(pb::CreateAgreementRequest {
+                parent: "tenants/acme".into(),
+                agreement_id: "a".into(),
+                agreement: Some(pb::Agreement {
+                    labels: [("tier".to_string(), "gold".to_string())].into(),
+                    ..seed_like.service_level()
+                }),
+                request_id: String::new(),
+            })
+            .await,
+        Code::Internal,
+    );
+    assert_eq!(status.message(), "internal error");
+    assert!(!format!("{status:?}").to_lowercase().contains("agreement_labels"));
+}
