@@ -82,7 +82,10 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then reports NOT_SERVING, stops
     /// accepting calls and lets in-flight ones finish within the grace period.
-    pub async fn serve_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn serve_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let Application {
             config,
             listener,
@@ -115,13 +118,22 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(limited!(TenantServiceServer, TenantApi::new(registry.clone())))
-            .add_service(limited!(PartyServiceServer, PartyApi::new(registry.clone())))
+            .add_service(limited!(
+                TenantServiceServer,
+                TenantApi::new(registry.clone())
+            ))
+            .add_service(limited!(
+                PartyServiceServer,
+                PartyApi::new(registry.clone())
+            ))
             .add_service(limited!(
                 ServiceCatalogServiceServer,
                 ServiceCatalogApi::new(registry.clone())
             ))
-            .add_service(limited!(AgreementServiceServer, AgreementApi::new(registry.clone())));
+            .add_service(limited!(
+                AgreementServiceServer,
+                AgreementApi::new(registry.clone())
+            ));
 
         set_serving(&health, true).await;
         info!(address = %local, "listening for gRPC");
@@ -268,8 +280,14 @@ where
                     use tonic_types::{ErrorDetails, StatusExt};
                     let status = tonic::Status::with_error_details(
                         tonic::Code::ResourceExhausted,
-                        format!("the server is handling its limit of {limit} calls; retry with backoff"),
-                        ErrorDetails::with_error_info("OVERLOADED", crate::error::ERROR_DOMAIN, std::collections::HashMap::new()),
+                        format!(
+                            "the server is handling its limit of {limit} calls; retry with backoff"
+                        ),
+                        ErrorDetails::with_error_info(
+                            "OVERLOADED",
+                            crate::error::ERROR_DOMAIN,
+                            std::collections::HashMap::new(),
+                        ),
                     );
                     Ok(status.into_http())
                 })

@@ -27,7 +27,12 @@ pub struct ConfigArgs {
 
     /// Database URL: `sqlite:PATH` or `postgres://USER:PASSWORD@HOST/DB`
     /// [default: sqlite:accord.db, a file in the working directory].
-    #[arg(long, env = "ACCORD_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "ACCORD_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
 
     /// Largest database connection pool [default: 10].
@@ -209,7 +214,10 @@ impl Config {
 
     fn check(&self) -> anyhow::Result<()> {
         let url = &self.database_url;
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
             anyhow::bail!(
                 "database URL must start with sqlite: or postgres:, got `{}`",
                 redact_url(url)
@@ -220,7 +228,10 @@ impl Config {
             self.max_concurrent_requests > 0,
             "max_concurrent_requests must be positive"
         );
-        anyhow::ensure!(self.max_message_bytes > 0, "max_message_bytes must be positive");
+        anyhow::ensure!(
+            self.max_message_bytes > 0,
+            "max_message_bytes must be positive"
+        );
         Ok(())
     }
 }

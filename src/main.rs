@@ -6,7 +6,11 @@ use accord::app::Application;
 use accord::config::{Config, ConfigArgs};
 
 #[derive(Parser)]
-#[command(name = "accord", version, about = "A multi-tenant SLA registry served over gRPC")]
+#[command(
+    name = "accord",
+    version,
+    about = "A multi-tenant SLA registry served over gRPC"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

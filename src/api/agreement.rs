@@ -16,7 +16,9 @@ use crate::domain::names::{
     AgreementChildName, Collection, Id, ResourceName, TenantName, agreement_name, party_name,
     service_name,
 };
-use crate::domain::overrides::{OVERRIDE_OUTPUT_ONLY, OVERRIDE_UPDATABLE, Override, OverrideFields};
+use crate::domain::overrides::{
+    OVERRIDE_OUTPUT_ONLY, OVERRIDE_UPDATABLE, Override, OverrideFields,
+};
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
 use crate::proto::v1::agreement_service_server::AgreementService;
@@ -70,10 +72,7 @@ pub fn agreement_out(a: Agreement) -> pb::Agreement {
         description: a.description,
         kind: kind_out(a.kind).into(),
         provider: party_name(t, &a.provider),
-        consumer: a
-            .consumer
-            .map(|c| party_name(t, &c))
-            .unwrap_or_default(),
+        consumer: a.consumer.map(|c| party_name(t, &c)).unwrap_or_default(),
         services: a.services.iter().map(|s| service_name(t, s)).collect(),
         effective_from: Some(time_out(a.effective_from)),
         effective_until: a.effective_until.map(time_out),
@@ -130,10 +129,19 @@ fn names_in(
 }
 
 fn party_in(v: &mut Violations, field: &str, name: &str, tenant: &Id) -> Option<Id> {
-    v.check(ResourceName::parse_in(field, name, Collection::Parties, tenant))
+    v.check(ResourceName::parse_in(
+        field,
+        name,
+        Collection::Parties,
+        tenant,
+    ))
 }
 
-fn agreement_fields_in(a: &pb::Agreement, paths: &[&str], tenant: &Id) -> Result<AgreementFields, Error> {
+fn agreement_fields_in(
+    a: &pb::Agreement,
+    paths: &[&str],
+    tenant: &Id,
+) -> Result<AgreementFields, Error> {
     let mut v = Violations::new();
     let v = &mut v;
     let mut f = AgreementFields::default();
@@ -160,24 +168,41 @@ fn agreement_fields_in(a: &pb::Agreement, paths: &[&str], tenant: &Id) -> Result
                 ))
             }
             "effective_from" => {
-                f.effective_from = required_time_in(v, "agreement.effective_from", &a.effective_from)
+                f.effective_from =
+                    required_time_in(v, "agreement.effective_from", &a.effective_from)
             }
             "effective_until" => {
-                f.effective_until = Some(opt_time_in(v, "agreement.effective_until", &a.effective_until))
+                f.effective_until = Some(opt_time_in(
+                    v,
+                    "agreement.effective_until",
+                    &a.effective_until,
+                ))
             }
-            "objectives" => f.objectives = Some(objectives_in(v, "agreement.objectives", &a.objectives)),
+            "objectives" => {
+                f.objectives = Some(objectives_in(v, "agreement.objectives", &a.objectives))
+            }
             "support" => {
-                f.support = Some(a.support.as_ref().map(|s| support_in(v, "agreement.support", s)))
+                f.support = Some(
+                    a.support
+                        .as_ref()
+                        .map(|s| support_in(v, "agreement.support", s)),
+                )
             }
             "credits" => {
-                f.credits = Some(a.credits.as_ref().map(|c| credits_in(v, "agreement.credits", c)))
+                f.credits = Some(
+                    a.credits
+                        .as_ref()
+                        .map(|c| credits_in(v, "agreement.credits", c)),
+                )
             }
             "exclusions" => {
                 f.exclusions = Some(
                     a.exclusions
                         .iter()
                         .enumerate()
-                        .filter_map(|(i, e)| exclusion_in(v, &format!("agreement.exclusions[{i}]"), e))
+                        .filter_map(|(i, e)| {
+                            exclusion_in(v, &format!("agreement.exclusions[{i}]"), e)
+                        })
                         .collect(),
                 )
             }
@@ -215,7 +240,11 @@ pub fn override_out(o: Override) -> pb::Override {
         consumer: party_name(&o.tenant, &o.consumer),
         effective_from: Some(time_out(o.effective_from)),
         effective_until: o.effective_until.map(time_out),
-        objective_patches: o.objective_patches.iter().map(objective_patch_out).collect(),
+        objective_patches: o
+            .objective_patches
+            .iter()
+            .map(objective_patch_out)
+            .collect(),
         added_objectives: o.added_objectives.iter().map(objective_out).collect(),
         support: o.support.as_ref().map(support_out),
         credits: o.credits.as_ref().map(credits_out),
@@ -226,7 +255,11 @@ pub fn override_out(o: Override) -> pb::Override {
     }
 }
 
-fn override_fields_in(o: &pb::Override, paths: &[&str], tenant: &Id) -> Result<OverrideFields, Error> {
+fn override_fields_in(
+    o: &pb::Override,
+    paths: &[&str],
+    tenant: &Id,
+) -> Result<OverrideFields, Error> {
     let mut v = Violations::new();
     let v = &mut v;
     let mut f = OverrideFields::default();
@@ -238,26 +271,43 @@ fn override_fields_in(o: &pb::Override, paths: &[&str], tenant: &Id) -> Result<O
                 f.effective_from = required_time_in(v, "override.effective_from", &o.effective_from)
             }
             "effective_until" => {
-                f.effective_until = Some(opt_time_in(v, "override.effective_until", &o.effective_until))
+                f.effective_until = Some(opt_time_in(
+                    v,
+                    "override.effective_until",
+                    &o.effective_until,
+                ))
             }
             "objective_patches" => {
                 f.objective_patches = Some(
                     o.objective_patches
                         .iter()
                         .enumerate()
-                        .map(|(i, p)| objective_patch_in(v, &format!("override.objective_patches[{i}]"), p))
+                        .map(|(i, p)| {
+                            objective_patch_in(v, &format!("override.objective_patches[{i}]"), p)
+                        })
                         .collect(),
                 )
             }
             "added_objectives" => {
-                f.added_objectives =
-                    Some(objectives_in(v, "override.added_objectives", &o.added_objectives))
+                f.added_objectives = Some(objectives_in(
+                    v,
+                    "override.added_objectives",
+                    &o.added_objectives,
+                ))
             }
             "support" => {
-                f.support = Some(o.support.as_ref().map(|s| support_in(v, "override.support", s)))
+                f.support = Some(
+                    o.support
+                        .as_ref()
+                        .map(|s| support_in(v, "override.support", s)),
+                )
             }
             "credits" => {
-                f.credits = Some(o.credits.as_ref().map(|c| credits_in(v, "override.credits", c)))
+                f.credits = Some(
+                    o.credits
+                        .as_ref()
+                        .map(|c| credits_in(v, "override.credits", c)),
+                )
             }
             "labels" => f.labels = Some(o.labels.clone()),
             _ => unreachable!("resolve_mask returns updatable paths only"),
@@ -329,9 +379,22 @@ impl AgreementService for AgreementApi {
                 set_fields!(
                     a,
                     [
-                        display_name, description, kind, provider, consumer, services,
-                        effective_from, effective_until, objectives, support, credits,
-                        exclusions, clauses, supports, labels, annotations
+                        display_name,
+                        description,
+                        kind,
+                        provider,
+                        consumer,
+                        services,
+                        effective_from,
+                        effective_until,
+                        objectives,
+                        support,
+                        credits,
+                        exclusions,
+                        clauses,
+                        supports,
+                        labels,
+                        annotations
                     ]
                 )
             },
@@ -478,8 +541,15 @@ impl AgreementService for AgreementApi {
                 set_fields!(
                     o,
                     [
-                        display_name, consumer, effective_from, effective_until,
-                        objective_patches, added_objectives, support, credits, labels
+                        display_name,
+                        consumer,
+                        effective_from,
+                        effective_until,
+                        objective_patches,
+                        added_objectives,
+                        support,
+                        credits,
+                        labels
                     ]
                 )
             },
@@ -499,7 +569,8 @@ impl AgreementService for AgreementApi {
         request: Request<pb::DeleteOverrideRequest>,
     ) -> Result<Response<()>, Status> {
         let req = request.get_ref();
-        let name = AgreementChildName::parse("name", &req.name, "overrides").map_err(Error::from)?;
+        let name =
+            AgreementChildName::parse("name", &req.name, "overrides").map_err(Error::from)?;
         self.registry
             .delete_override(&name.tenant, &name.agreement, &name.id, &req.etag)
             .await?;

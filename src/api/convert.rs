@@ -25,7 +25,11 @@ pub fn time_in(field: &str, t: &Timestamp) -> Result<DateTime<Utc>, FieldViolati
         .ok_or_else(|| FieldViolation::new(field, "is out of range"))
 }
 
-pub fn opt_time_in(v: &mut Violations, field: &str, t: &Option<Timestamp>) -> Option<DateTime<Utc>> {
+pub fn opt_time_in(
+    v: &mut Violations,
+    field: &str,
+    t: &Option<Timestamp>,
+) -> Option<DateTime<Utc>> {
     t.as_ref().and_then(|t| v.check(time_in(field, t)))
 }
 
@@ -185,7 +189,12 @@ pub fn objective_in(v: &mut Violations, field: &str, o: &pb::Objective) -> Optio
     let comparison = if o.comparison == 0 {
         None
     } else {
-        enum_in(v, &format!("{field}.comparison"), o.comparison, comparison_in)
+        enum_in(
+            v,
+            &format!("{field}.comparison"),
+            o.comparison,
+            comparison_in,
+        )
     };
     let window = o
         .window
@@ -225,7 +234,11 @@ pub fn objectives_in(v: &mut Violations, field: &str, list: &[pb::Objective]) ->
         .collect()
 }
 
-pub fn objective_patch_in(v: &mut Violations, field: &str, p: &pb::ObjectivePatch) -> ObjectivePatch {
+pub fn objective_patch_in(
+    v: &mut Violations,
+    field: &str,
+    p: &pb::ObjectivePatch,
+) -> ObjectivePatch {
     ObjectivePatch {
         key: p.key.clone(),
         target: p.target,
@@ -281,7 +294,12 @@ pub fn support_in(v: &mut Violations, field: &str, s: &pb::SupportTerms) -> Supp
             .iter()
             .enumerate()
             .filter_map(|(i, h)| {
-                let day = enum_in(v, &format!("{field}.calendar.hours[{i}].day"), h.day, day_in)?;
+                let day = enum_in(
+                    v,
+                    &format!("{field}.calendar.hours[{i}].day"),
+                    h.day,
+                    day_in,
+                )?;
                 Some(BusinessHours {
                     day,
                     start: h.start.clone(),
@@ -304,7 +322,11 @@ pub fn support_in(v: &mut Violations, field: &str, s: &pb::SupportTerms) -> Supp
             PriorityTarget {
                 priority: p.priority.clone(),
                 response_seconds: required_seconds_in(v, &format!("{f}.response"), &p.response),
-                resolution_seconds: required_seconds_in(v, &format!("{f}.resolution"), &p.resolution),
+                resolution_seconds: required_seconds_in(
+                    v,
+                    &format!("{f}.resolution"),
+                    &p.resolution,
+                ),
             }
         })
         .collect();

@@ -72,7 +72,10 @@ impl ServiceCatalogService for ServiceCatalogApi {
         let id = Id::parse("service_id", &req.service_id)?;
         let service = req.service.unwrap_or_default();
         let fields = fields_in(&service, SERVICE_UPDATABLE, &tenant)?;
-        let created = self.registry.create_service(&tenant, id, fields, key).await?;
+        let created = self
+            .registry
+            .create_service(&tenant, id, fields, key)
+            .await?;
         Ok(Response::new(service_out(created)))
     }
 

@@ -8,9 +8,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::fields::{
-    Labels, Meta, validate_annotations, validate_labels, validate_text,
-};
+use crate::domain::fields::{Labels, Meta, validate_annotations, validate_labels, validate_text};
 use crate::domain::names::{Id, agreement_name, revision_name};
 use crate::domain::terms::{
     Clause, CreditSchedule, Exclusion, Objective, SupportTerms, validate_clause, validate_credits,
@@ -271,7 +269,10 @@ impl Agreement {
                 "must be empty for SERVICE_LEVEL agreements: they cover every consumer",
             ),
             (AgreementKind::ServiceLevel, None) => {}
-            (_, None) => v.add(field("consumer"), "is required unless kind is SERVICE_LEVEL"),
+            (_, None) => v.add(
+                field("consumer"),
+                "is required unless kind is SERVICE_LEVEL",
+            ),
             (_, Some(consumer)) if *consumer == self.provider => {
                 v.add(field("consumer"), "must differ from the provider")
             }
@@ -317,7 +318,10 @@ impl Agreement {
         let mut seen = BTreeSet::new();
         for (i, s) in self.supports.iter().enumerate() {
             if *s == self.id {
-                v.add(format!("{prefix}.supports[{i}]"), "an agreement cannot support itself");
+                v.add(
+                    format!("{prefix}.supports[{i}]"),
+                    "an agreement cannot support itself",
+                );
             } else if !seen.insert(s) {
                 v.add(format!("{prefix}.supports[{i}]"), "is listed twice");
             }
@@ -399,7 +403,10 @@ mod tests {
     fn active_agreements_expire_when_validity_ends() {
         let a = agreement(0, Some(1));
         assert_eq!(a.state_at(Utc::now()), AgreementState::Expired);
-        assert_eq!(agreement(0, None).state_at(Utc::now()), AgreementState::Active);
+        assert_eq!(
+            agreement(0, None).state_at(Utc::now()),
+            AgreementState::Active
+        );
     }
 
     #[test]

@@ -139,7 +139,10 @@ mod tests {
 
     #[test]
     fn masks_resolve_star_and_reject_unknown_paths() {
-        assert_eq!(resolve_mask(&["*".into()], UPDATABLE, &[]).unwrap(), UPDATABLE);
+        assert_eq!(
+            resolve_mask(&["*".into()], UPDATABLE, &[]).unwrap(),
+            UPDATABLE
+        );
         assert_eq!(
             resolve_mask(&["labels".into(), "etag".into()], UPDATABLE, &["etag"]).unwrap(),
             ["labels"]
@@ -153,6 +156,9 @@ mod tests {
         let meta = Meta::new(Utc::now());
         assert!(meta.check_etag("", "x").is_ok());
         assert!(meta.check_etag(&meta.etag.clone(), "x").is_ok());
-        assert!(matches!(meta.check_etag("stale", "x"), Err(Error::EtagMismatch(_))));
+        assert!(matches!(
+            meta.check_etag("stale", "x"),
+            Err(Error::EtagMismatch(_))
+        ));
     }
 }

@@ -84,7 +84,12 @@ impl AgreementFilter {
         let mut rest = tokens.as_slice();
         while !rest.is_empty() {
             let (field, value) = match rest {
-                [Token::Word(f), Token::Equals, Token::Word(v) | Token::Quoted(v), tail @ ..] => {
+                [
+                    Token::Word(f),
+                    Token::Equals,
+                    Token::Word(v) | Token::Quoted(v),
+                    tail @ ..,
+                ] => {
                     rest = tail;
                     (f.as_str(), v.as_str())
                 }
@@ -156,7 +161,12 @@ mod tests {
                 FilterTerm::Label("tier".into(), "gold".into()),
             ]
         );
-        assert!(AgreementFilter::parse("", &tenant()).unwrap().terms.is_empty());
+        assert!(
+            AgreementFilter::parse("", &tenant())
+                .unwrap()
+                .terms
+                .is_empty()
+        );
     }
 
     #[test]
@@ -171,7 +181,10 @@ mod tests {
             "labels.tier = \"gold",
         ] {
             let err = AgreementFilter::parse(bad, &tenant()).unwrap_err();
-            assert!(matches!(&err, Error::InvalidArgument(v) if v[0].field == "filter"), "{bad}: {err}");
+            assert!(
+                matches!(&err, Error::InvalidArgument(v) if v[0].field == "filter"),
+                "{bad}: {err}"
+            );
         }
     }
 }

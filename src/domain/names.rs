@@ -83,7 +83,10 @@ fn parse_segments(field: &str, value: &str, pattern: &[&str]) -> Result<Vec<Id>,
             if value.is_empty() {
                 format!("is required: expected `{}`", shape.join("/"))
             } else {
-                format!("`{value}` is not a valid name: expected `{}`", shape.join("/"))
+                format!(
+                    "`{value}` is not a valid name: expected `{}`",
+                    shape.join("/")
+                )
             },
         )
     };
@@ -245,15 +248,18 @@ mod tests {
             "tenant/t/parties/p",
             "tenants/T/parties/p",
         ] {
-            assert!(ResourceName::parse("n", bad, Collection::Parties).is_err(), "{bad}");
+            assert!(
+                ResourceName::parse("n", bad, Collection::Parties).is_err(),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn references_into_another_tenant_are_rejected() {
         let t = Id::parse("t", "a").unwrap();
-        let err =
-            ResourceName::parse_in("p", "tenants/b/parties/x", Collection::Parties, &t).unwrap_err();
+        let err = ResourceName::parse_in("p", "tenants/b/parties/x", Collection::Parties, &t)
+            .unwrap_err();
         assert_eq!(err.field, "p");
     }
 
@@ -261,8 +267,13 @@ mod tests {
     fn child_names_parse() {
         let n = AgreementChildName::parse("n", "tenants/t/agreements/a/overrides/o", "overrides")
             .unwrap();
-        assert_eq!((n.tenant.as_str(), n.agreement.as_str(), n.id.as_str()), ("t", "a", "o"));
-        assert!(AgreementChildName::parse("n", "tenants/t/agreements/a/revisions/o", "overrides")
-            .is_err());
+        assert_eq!(
+            (n.tenant.as_str(), n.agreement.as_str(), n.id.as_str()),
+            ("t", "a", "o")
+        );
+        assert!(
+            AgreementChildName::parse("n", "tenants/t/agreements/a/revisions/o", "overrides")
+                .is_err()
+        );
     }
 }

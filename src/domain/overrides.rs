@@ -11,7 +11,7 @@ use crate::domain::agreement::Agreement;
 use crate::domain::fields::{Labels, Meta, validate_labels, validate_text};
 use crate::domain::names::{Id, override_name};
 use crate::domain::terms::{
-    CreditSchedule, ObjectiveKind, Objective, SupportTerms, Window, is_unit_fraction,
+    CreditSchedule, Objective, ObjectiveKind, SupportTerms, Window, is_unit_fraction,
     validate_credits, validate_objectives, validate_support, validate_window,
 };
 use crate::error::Violations;
@@ -150,7 +150,10 @@ impl Override {
                 v.add(format!("{f}.key"), format!("`{}` is patched twice", p.key));
             }
             if p.target.is_none() && p.threshold.is_none() && p.window.is_none() {
-                v.add(f.clone(), "changes nothing: set target, threshold or window");
+                v.add(
+                    f.clone(),
+                    "changes nothing: set target, threshold or window",
+                );
             }
             if let Some(t) = p.target
                 && !is_unit_fraction(t)
@@ -171,8 +174,17 @@ impl Override {
                 validate_window(v, &format!("{f}.window"), w);
             }
         }
-        let taken: BTreeSet<&str> = agreement.objectives.iter().map(|o| o.key.as_str()).collect();
-        validate_objectives(v, &field("added_objectives"), &self.added_objectives, &taken);
+        let taken: BTreeSet<&str> = agreement
+            .objectives
+            .iter()
+            .map(|o| o.key.as_str())
+            .collect();
+        validate_objectives(
+            v,
+            &field("added_objectives"),
+            &self.added_objectives,
+            &taken,
+        );
         if let Some(s) = &self.support {
             validate_support(v, &field("support"), s);
         }

@@ -163,8 +163,16 @@ mod tests {
 
     #[test]
     fn page_sizes_default_cap_and_reject_negatives() {
-        assert_eq!(PageRequest::parse(0, "", "s".into(), &key()).unwrap().size, 50);
-        assert_eq!(PageRequest::parse(5000, "", "s".into(), &key()).unwrap().size, 1000);
+        assert_eq!(
+            PageRequest::parse(0, "", "s".into(), &key()).unwrap().size,
+            50
+        );
+        assert_eq!(
+            PageRequest::parse(5000, "", "s".into(), &key())
+                .unwrap()
+                .size,
+            1000
+        );
         assert!(PageRequest::parse(-1, "", "s".into(), &key()).is_err());
     }
 }

@@ -98,10 +98,18 @@ impl Party {
     }
 
     pub fn validate(&self, v: &mut Violations, prefix: &str) {
-        validate_text(v, &format!("{prefix}.display_name"), &self.display_name, 200);
+        validate_text(
+            v,
+            &format!("{prefix}.display_name"),
+            &self.display_name,
+            200,
+        );
         validate_labels(v, &format!("{prefix}.labels"), &self.labels);
         if self.parent.as_ref() == Some(&self.id) {
-            v.add(format!("{prefix}.parent"), "a party cannot be its own parent");
+            v.add(
+                format!("{prefix}.parent"),
+                "a party cannot be its own parent",
+            );
         }
     }
 }

@@ -60,7 +60,12 @@ impl Registry {
         PageRequest::parse(page_size, token, scope, &self.page_key)
     }
 
-    fn finish_page<T>(&self, page: &PageRequest, rows: Vec<T>, key: impl Fn(&T) -> String) -> Page<T> {
+    fn finish_page<T>(
+        &self,
+        page: &PageRequest,
+        rows: Vec<T>,
+        key: impl Fn(&T) -> String,
+    ) -> Page<T> {
         let (items, next_page_token) = page.finish(rows, key, &self.page_key);
         Page {
             items,
@@ -217,7 +222,9 @@ impl Registry {
         v.into_result()?;
         let party = party.expect("validated");
         let mut tx = self.write(tenant).await?;
-        if let Some(replayed) = Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await? {
+        if let Some(replayed) =
+            Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await?
+        {
             return Ok(replayed);
         }
         Self::require_tenant(&mut *tx, tenant).await?;
@@ -350,7 +357,9 @@ impl Registry {
         v.into_result()?;
         let service = service.expect("validated");
         let mut tx = self.write(tenant).await?;
-        if let Some(replayed) = Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await? {
+        if let Some(replayed) =
+            Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await?
+        {
             return Ok(replayed);
         }
         Self::require_tenant(&mut *tx, tenant).await?;
@@ -427,7 +436,11 @@ impl Registry {
         if !users.is_empty() {
             return Err(Error::precondition(
                 Precondition::ResourceInUse,
-                format!("{} is still covered by {}", service.name(), users.join(", ")),
+                format!(
+                    "{} is still covered by {}",
+                    service.name(),
+                    users.join(", ")
+                ),
             ));
         }
         tx.delete_service(tenant, id).await?;
@@ -452,7 +465,9 @@ impl Registry {
         v.into_result()?;
         let agreement = agreement.expect("validated");
         let mut tx = self.write(tenant).await?;
-        if let Some(replayed) = Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await? {
+        if let Some(replayed) =
+            Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await?
+        {
             return Ok(replayed);
         }
         Self::require_tenant(&mut *tx, tenant).await?;
@@ -485,11 +500,14 @@ impl Registry {
                     "agreement.consumer",
                     format!("{} does not exist", party_name(tenant, consumer)),
                 ),
-                Some(p) if a.kind == AgreementKind::Internal && p.kind != PartyKind::InternalUnit => v
-                    .add(
+                Some(p)
+                    if a.kind == AgreementKind::Internal && p.kind != PartyKind::InternalUnit =>
+                {
+                    v.add(
                         "agreement.consumer",
                         "the consumer of an INTERNAL agreement must be an INTERNAL_UNIT party",
-                    ),
+                    )
+                }
                 Some(_) => {}
             }
         }
@@ -531,7 +549,11 @@ impl Registry {
         page_token: &str,
     ) -> Result<Page<Agreement>> {
         let parsed = AgreementFilter::parse(filter, tenant)?;
-        let page = self.page(page_size, page_token, format!("agreements|{tenant}|{filter}"))?;
+        let page = self.page(
+            page_size,
+            page_token,
+            format!("agreements|{tenant}|{filter}"),
+        )?;
         let mut tx = self.read(tenant).await?;
         Self::require_tenant(&mut *tx, tenant).await?;
         let rows = tx
@@ -548,7 +570,12 @@ impl Registry {
 
     /// Only ACTIVE agreements that have not expired can change state or terms
     /// after publication.
-    fn require_state(a: &Agreement, allowed: &[AgreementState], action: &str, now: DateTime<Utc>) -> Result<()> {
+    fn require_state(
+        a: &Agreement,
+        allowed: &[AgreementState],
+        action: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let state = a.state_at(now);
         if allowed.contains(&state) {
             Ok(())
@@ -613,13 +640,21 @@ impl Registry {
         let mut tx = self.write(tenant).await?;
         let mut a = Self::require_agreement(&mut *tx, tenant, id).await?;
         a.meta.check_etag(etag, &a.name())?;
-        Self::require_state(&a, &[AgreementState::Draft, AgreementState::Active], "update", now)?;
+        Self::require_state(
+            &a,
+            &[AgreementState::Draft, AgreementState::Active],
+            "update",
+            now,
+        )?;
         let published = a.state == AgreementState::Active;
         let kind_before = a.kind;
         a.apply(fields);
         let mut v = Violations::new();
         if published && a.kind != kind_before {
-            v.add("agreement.kind", "cannot change once the agreement is published");
+            v.add(
+                "agreement.kind",
+                "cannot change once the agreement is published",
+            );
         }
         a.validate(&mut v, "agreement");
         v.into_result()?;
@@ -722,13 +757,18 @@ impl Registry {
         page_size: i32,
         page_token: &str,
     ) -> Result<Page<Revision>> {
-        let page = self.page(page_size, page_token, format!("revisions|{tenant}|{agreement}"))?;
-        let before = match page.after.as_deref() {
-            None => None,
-            Some(s) => Some(s.parse::<i64>().map_err(|_| {
-                Error::invalid("page_token", "is not a token this list returned")
-            })?),
-        };
+        let page = self.page(
+            page_size,
+            page_token,
+            format!("revisions|{tenant}|{agreement}"),
+        )?;
+        let before =
+            match page.after.as_deref() {
+                None => None,
+                Some(s) => Some(s.parse::<i64>().map_err(|_| {
+                    Error::invalid("page_token", "is not a token this list returned")
+                })?),
+            };
         let mut tx = self.read(tenant).await?;
         Self::require_agreement(&mut *tx, tenant, agreement).await?;
         let rows = tx
@@ -739,9 +779,11 @@ impl Registry {
 
     pub async fn get_revision(&self, tenant: &Id, agreement: &Id, id: &Id) -> Result<Revision> {
         let mut tx = self.read(tenant).await?;
-        tx.get_revision(tenant, agreement, id).await?.ok_or_else(|| {
-            Error::NotFound(crate::domain::names::revision_name(tenant, agreement, id))
-        })
+        tx.get_revision(tenant, agreement, id)
+            .await?
+            .ok_or_else(|| {
+                Error::NotFound(crate::domain::names::revision_name(tenant, agreement, id))
+            })
     }
 
     // --- overrides -------------------------------------------------------
@@ -758,7 +800,12 @@ impl Registry {
                 ),
             ));
         }
-        Self::require_state(a, &[AgreementState::Draft, AgreementState::Active], "override", now)
+        Self::require_state(
+            a,
+            &[AgreementState::Draft, AgreementState::Active],
+            "override",
+            now,
+        )
     }
 
     pub async fn create_override(
@@ -771,7 +818,9 @@ impl Registry {
     ) -> Result<Override> {
         let now = Utc::now();
         let mut tx = self.write(tenant).await?;
-        if let Some(replayed) = Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await? {
+        if let Some(replayed) =
+            Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await?
+        {
             return Ok(replayed);
         }
         let a = Self::require_agreement(&mut *tx, tenant, agreement).await?;
@@ -791,9 +840,11 @@ impl Registry {
 
     pub async fn get_override(&self, tenant: &Id, agreement: &Id, id: &Id) -> Result<Override> {
         let mut tx = self.read(tenant).await?;
-        tx.get_override(tenant, agreement, id).await?.ok_or_else(|| {
-            Error::NotFound(crate::domain::names::override_name(tenant, agreement, id))
-        })
+        tx.get_override(tenant, agreement, id)
+            .await?
+            .ok_or_else(|| {
+                Error::NotFound(crate::domain::names::override_name(tenant, agreement, id))
+            })
     }
 
     pub async fn list_overrides(
@@ -803,7 +854,11 @@ impl Registry {
         page_size: i32,
         page_token: &str,
     ) -> Result<Page<Override>> {
-        let page = self.page(page_size, page_token, format!("overrides|{tenant}|{agreement}"))?;
+        let page = self.page(
+            page_size,
+            page_token,
+            format!("overrides|{tenant}|{agreement}"),
+        )?;
         let mut tx = self.read(tenant).await?;
         Self::require_agreement(&mut *tx, tenant, agreement).await?;
         let rows = tx
@@ -823,9 +878,12 @@ impl Registry {
         let now = Utc::now();
         let mut tx = self.write(tenant).await?;
         let a = Self::require_agreement(&mut *tx, tenant, agreement).await?;
-        let mut o = tx.get_override(tenant, agreement, id).await?.ok_or_else(|| {
-            Error::NotFound(crate::domain::names::override_name(tenant, agreement, id))
-        })?;
+        let mut o = tx
+            .get_override(tenant, agreement, id)
+            .await?
+            .ok_or_else(|| {
+                Error::NotFound(crate::domain::names::override_name(tenant, agreement, id))
+            })?;
         o.meta.check_etag(etag, &o.name())?;
         Self::check_overridable(&a, now)?;
         let consumer_changed = fields.consumer.as_ref().is_some_and(|c| *c != o.consumer);
@@ -850,9 +908,12 @@ impl Registry {
         etag: &str,
     ) -> Result<()> {
         let mut tx = self.write(tenant).await?;
-        let o = tx.get_override(tenant, agreement, id).await?.ok_or_else(|| {
-            Error::NotFound(crate::domain::names::override_name(tenant, agreement, id))
-        })?;
+        let o = tx
+            .get_override(tenant, agreement, id)
+            .await?
+            .ok_or_else(|| {
+                Error::NotFound(crate::domain::names::override_name(tenant, agreement, id))
+            })?;
         o.meta.check_etag(etag, &o.name())?;
         tx.delete_override(tenant, agreement, id).await?;
         tx.commit().await

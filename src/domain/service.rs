@@ -76,7 +76,12 @@ impl Service {
     }
 
     pub fn validate(&self, v: &mut Violations, prefix: &str) {
-        validate_text(v, &format!("{prefix}.display_name"), &self.display_name, 200);
+        validate_text(
+            v,
+            &format!("{prefix}.display_name"),
+            &self.display_name,
+            200,
+        );
         validate_text(v, &format!("{prefix}.description"), &self.description, 4000);
         validate_labels(v, &format!("{prefix}.labels"), &self.labels);
     }

@@ -52,7 +52,12 @@ impl Tenant {
     }
 
     pub fn validate(&self, v: &mut Violations, prefix: &str) {
-        validate_text(v, &format!("{prefix}.display_name"), &self.display_name, 200);
+        validate_text(
+            v,
+            &format!("{prefix}.display_name"),
+            &self.display_name,
+            200,
+        );
         validate_labels(v, &format!("{prefix}.labels"), &self.labels);
     }
 }

@@ -230,9 +230,10 @@ pub fn validate_objective(v: &mut Violations, field: &str, o: &Objective) {
         _ => {}
     }
     match (o.kind, o.slice_seconds) {
-        (ObjectiveKind::Timeslice, None) => {
-            v.add(format!("{field}.slice"), "is required for TIMESLICE objectives")
-        }
+        (ObjectiveKind::Timeslice, None) => v.add(
+            format!("{field}.slice"),
+            "is required for TIMESLICE objectives",
+        ),
         (ObjectiveKind::Timeslice, Some(s)) if s <= 0 => {
             v.add(format!("{field}.slice"), "must be positive")
         }
@@ -324,7 +325,10 @@ pub fn validate_support(v: &mut Violations, field: &str, s: &SupportTerms) {
             "must be 1 to 16 letters, digits, '-' or '_'",
         );
         if valid && !seen.insert(p.priority.as_str()) {
-            v.add(format!("{f}.priority"), format!("`{}` is used twice", p.priority));
+            v.add(
+                format!("{f}.priority"),
+                format!("`{}` is used twice", p.priority),
+            );
         }
         require(
             v,
@@ -525,7 +529,13 @@ mod tests {
 
     #[test]
     fn targets_must_be_in_the_unit_interval() {
-        for (target, ok) in [(0.999, true), (1.0, true), (0.0, false), (1.5, false), (f64::NAN, false)] {
+        for (target, ok) in [
+            (0.999, true),
+            (1.0, true),
+            (0.0, false),
+            (1.5, false),
+            (f64::NAN, false),
+        ] {
             let mut v = Violations::new();
             validate_objective(&mut v, "o", &ratio("a", target));
             assert_eq!(fields(v).is_empty(), ok, "{target}");
@@ -544,7 +554,12 @@ mod tests {
     #[test]
     fn duplicate_objective_keys_are_named() {
         let mut v = Violations::new();
-        validate_objectives(&mut v, "os", &[ratio("a", 0.9), ratio("a", 0.9)], &BTreeSet::new());
+        validate_objectives(
+            &mut v,
+            "os",
+            &[ratio("a", 0.9), ratio("a", 0.9)],
+            &BTreeSet::new(),
+        );
         assert_eq!(fields(v), ["os[1].key"]);
     }
 
@@ -552,22 +567,41 @@ mod tests {
     fn credit_tiers_must_be_ordered() {
         let c = CreditSchedule {
             tiers: vec![
-                CreditTier { attainment_below: 0.99, credit_percent: 25.0 },
-                CreditTier { attainment_below: 0.999, credit_percent: 10.0 },
+                CreditTier {
+                    attainment_below: 0.99,
+                    credit_percent: 25.0,
+                },
+                CreditTier {
+                    attainment_below: 0.999,
+                    credit_percent: 10.0,
+                },
             ],
             cap_percent: Some(50.0),
-            fee: Some(Money { amount_minor: 100, currency_code: "EUR".into() }),
+            fee: Some(Money {
+                amount_minor: 100,
+                currency_code: "EUR".into(),
+            }),
             claim_window_seconds: Some(86_400),
         };
         let mut v = Violations::new();
         validate_credits(&mut v, "c", &c);
-        assert_eq!(fields(v), ["c.tiers[1].attainment_below", "c.tiers[1].credit_percent"]);
+        assert_eq!(
+            fields(v),
+            ["c.tiers[1].attainment_below", "c.tiers[1].credit_percent"]
+        );
     }
 
     #[test]
     fn currencies_are_iso_4217() {
         let mut v = Violations::new();
-        validate_money(&mut v, "m", &Money { amount_minor: 1, currency_code: "EURO".into() });
+        validate_money(
+            &mut v,
+            "m",
+            &Money {
+                amount_minor: 1,
+                currency_code: "EURO".into(),
+            },
+        );
         assert_eq!(fields(v), ["m.currency_code"]);
     }
 

@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 use crate::domain::agreement::{Agreement, AgreementKind, Revision};
 use crate::domain::filter::AgreementFilter;
 use crate::domain::names::Id;
-use crate::domain::party::Party;
 use crate::domain::overrides::Override;
+use crate::domain::party::Party;
 use crate::domain::service::Service;
 use crate::domain::tenant::Tenant;
 use crate::error::{Error, Result};
@@ -186,9 +186,13 @@ pub trait Tx: Send {
 /// Opens the store the URL names: `sqlite:` or `postgres:`/`postgresql:`.
 pub async fn connect(url: &str, max_connections: u32) -> Result<std::sync::Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Ok(std::sync::Arc::new(SqliteStore::connect(url, max_connections).await?))
+        Ok(std::sync::Arc::new(
+            SqliteStore::connect(url, max_connections).await?,
+        ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(std::sync::Arc::new(PostgresStore::connect(url, max_connections).await?))
+        Ok(std::sync::Arc::new(
+            PostgresStore::connect(url, max_connections).await?,
+        ))
     } else {
         Err(Error::internal(
             "the database URL must start with sqlite: or postgres:",

@@ -104,22 +104,4 @@ impl Store for PostgresStore {
     }
 }
 
-async fn page_token_secret(pool: &PgPool) -> Result<Vec<u8>> {
-    let fresh = hex::encode(rand::random::<[u8; 32]>());
-    sqlx::query(
-        "INSERT INTO server_settings (key, value) VALUES ('page_token_secret', $1) \
-         ON CONFLICT (key) DO NOTHING",
-    )
-    .bind(&fresh)
-    .execute(pool)
-    .await
-    .map_err(internal("store page token secret"))?;
-    let secret: String =
-        sqlx::query_scalar("SELECT value FROM server_settings WHERE key = 'page_token_secret'")
-            .fetch_one(pool)
-            .await
-            .map_err(internal("read page token secret"))?;
-    Ok(secret.into_bytes())
-}
-
 impl_tx!(PostgresTx, Postgres, " FOR UPDATE");

@@ -712,6 +712,27 @@ macro_rules! impl_tx {
             }
         }
 
+        /// The page-token secret: created by the first replica to ask, then
+        /// shared by all.
+        async fn page_token_secret(pool: &sqlx::Pool<$db>) -> Result<Vec<u8>> {
+            let fresh = hex::encode(rand::random::<[u8; 32]>());
+            sqlx::query(
+                "INSERT INTO server_settings (key, value) VALUES ('page_token_secret', $1) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(&fresh)
+            .execute(pool)
+            .await
+            .map_err(internal("store page token secret"))?;
+            let secret: String = sqlx::query_scalar(
+                "SELECT value FROM server_settings WHERE key = 'page_token_secret'",
+            )
+            .fetch_one(pool)
+            .await
+            .map_err(internal("read page token secret"))?;
+            Ok(secret.into_bytes())
+        }
+
         impl $tx {
             /// Writes the side tables that filters and foreign keys use.
             async fn write_agreement_links(&mut self, a: &Agreement) -> Result<()> {

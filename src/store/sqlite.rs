@@ -90,21 +90,7 @@ impl Store for SqliteStore {
     }
 
     async fn page_token_secret(&self) -> Result<Vec<u8>> {
-        let fresh = hex::encode(rand::random::<[u8; 32]>());
-        sqlx::query(
-            "INSERT INTO server_settings (key, value) VALUES ('page_token_secret', $1) \
-             ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(&fresh)
-        .execute(&self.pool)
-        .await
-        .map_err(internal("store page token secret"))?;
-        let secret: String =
-            sqlx::query_scalar("SELECT value FROM server_settings WHERE key = 'page_token_secret'")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(internal("read page token secret"))?;
-        Ok(secret.into_bytes())
+        page_token_secret(&self.pool).await
     }
 
     async fn close(&self) {

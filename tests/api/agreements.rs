@@ -14,27 +14,47 @@ async fn agreements_round_trip_through_their_lifecycle(s: TestServer) {
         kind: pb::ClauseKind::LiabilityCap.into(),
         title: "Liability cap".into(),
         text: "Liability is capped at the annual fee.".into(),
-        amount: Some(pb::Money { amount_minor: 1_000_000, currency_code: "EUR".into() }),
+        amount: Some(pb::Money {
+            amount_minor: 1_000_000,
+            currency_code: "EUR".into(),
+        }),
     }];
     draft.credits = Some(pb::CreditSchedule {
         tiers: vec![
-            pb::CreditTier { attainment_below: 0.999, credit_percent: 10.0 },
-            pb::CreditTier { attainment_below: 0.99, credit_percent: 25.0 },
+            pb::CreditTier {
+                attainment_below: 0.999,
+                credit_percent: 10.0,
+            },
+            pb::CreditTier {
+                attainment_below: 0.99,
+                credit_percent: 25.0,
+            },
         ],
         cap_percent: Some(50.0),
-        fee: Some(pb::Money { amount_minor: 100_000, currency_code: "EUR".into() }),
-        claim_window: Some(prost_types::Duration { seconds: 30 * DAY, nanos: 0 }),
+        fee: Some(pb::Money {
+            amount_minor: 100_000,
+            currency_code: "EUR".into(),
+        }),
+        claim_window: Some(prost_types::Duration {
+            seconds: 30 * DAY,
+            nanos: 0,
+        }),
     });
     draft.exclusions = vec![pb::Exclusion {
         reason: "weekly maintenance".into(),
         schedule: Some(pb::exclusion::Schedule::Recurring(pb::RecurringWindow {
             rrule: "FREQ=WEEKLY;BYDAY=SU".into(),
             start: Some(ts(JAN_2026)),
-            duration: Some(prost_types::Duration { seconds: 3600, nanos: 0 }),
+            duration: Some(prost_types::Duration {
+                seconds: 3600,
+                nanos: 0,
+            }),
             time_zone: "Europe/Paris".into(),
         })),
     }];
-    let created = seed.create_agreement(&s, "payments-sla", draft.clone()).await;
+    let created = seed
+        .create_agreement(&s, "payments-sla", draft.clone())
+        .await;
     assert_eq!(created.name, "tenants/acme/agreements/payments-sla");
     assert_eq!(created.state(), pb::AgreementState::Draft);
     assert_eq!(created.revision_id, "");
@@ -44,7 +64,9 @@ async fn agreements_round_trip_through_their_lifecycle(s: TestServer) {
     assert_eq!(created.objectives, draft.objectives);
 
     let got = api
-        .get_agreement(pb::GetAgreementRequest { name: created.name.clone() })
+        .get_agreement(pb::GetAgreementRequest {
+            name: created.name.clone(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -111,7 +133,9 @@ async fn agreements_round_trip_through_their_lifecycle(s: TestServer) {
 async fn drafts_can_be_edited_and_deleted(s: TestServer) {
     let seed = seed(&s, "acme").await;
     let mut api = s.agreements();
-    let created = seed.create_agreement(&s, "draft", seed.customer_agreement()).await;
+    let created = seed
+        .create_agreement(&s, "draft", seed.customer_agreement())
+        .await;
     let updated = api
         .update_agreement(pb::UpdateAgreementRequest {
             agreement: Some(pb::Agreement {
@@ -120,13 +144,18 @@ async fn drafts_can_be_edited_and_deleted(s: TestServer) {
                 etag: created.etag.clone(),
                 ..Default::default()
             }),
-            update_mask: Some(FieldMask { paths: vec!["objectives".into()] }),
+            update_mask: Some(FieldMask {
+                paths: vec!["objectives".into()],
+            }),
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(updated.objectives[0].target, 0.9995);
-    assert_eq!(updated.consumer, seed.customer, "fields outside the mask are kept");
+    assert_eq!(
+        updated.consumer, seed.customer,
+        "fields outside the mask are kept"
+    );
     assert_eq!(updated.revision_id, "", "drafts have no revisions");
     assert_code(
         api.delete_agreement(pb::DeleteAgreementRequest {
@@ -143,12 +172,17 @@ async fn drafts_can_be_edited_and_deleted(s: TestServer) {
     .await
     .unwrap();
     assert_code(
-        api.get_agreement(pb::GetAgreementRequest { name: created.name }).await,
+        api.get_agreement(pb::GetAgreementRequest { name: created.name })
+            .await,
         Code::NotFound,
     );
 }
 
-async fn create(s: &TestServer, seed: &Seed, a: pb::Agreement) -> Result<pb::Agreement, tonic::Status> {
+async fn create(
+    s: &TestServer,
+    seed: &Seed,
+    a: pb::Agreement,
+) -> Result<pb::Agreement, tonic::Status> {
     s.agreements()
         .create_agreement(pb::CreateAgreementRequest {
             parent: seed.tenant.clone(),
@@ -165,95 +199,253 @@ async fn agreement_validation_names_each_field(s: TestServer) {
     seed_other(&s).await;
     let base = seed.service_level();
     let cases: Vec<(&str, pb::Agreement)> = vec![
-        ("agreement.kind", pb::Agreement { kind: 0, ..base.clone() }),
-        ("agreement.provider", pb::Agreement { provider: String::new(), ..base.clone() }),
-        ("agreement.provider", pb::Agreement { provider: "tenants/acme/parties/ghost".into(), ..base.clone() }),
-        ("agreement.provider", pb::Agreement { provider: "tenants/other/parties/platform".into(), ..base.clone() }),
-        ("agreement.consumer", pb::Agreement { consumer: seed.customer.clone(), ..base.clone() }),
+        (
+            "agreement.kind",
+            pb::Agreement {
+                kind: 0,
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.provider",
+            pb::Agreement {
+                provider: String::new(),
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.provider",
+            pb::Agreement {
+                provider: "tenants/acme/parties/ghost".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.provider",
+            pb::Agreement {
+                provider: "tenants/other/parties/platform".into(),
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.consumer",
+            pb::Agreement {
+                consumer: seed.customer.clone(),
+                ..base.clone()
+            },
+        ),
         ("agreement.consumer", seed_customer_without_consumer(&seed)),
-        ("agreement.services", pb::Agreement { services: vec![], ..base.clone() }),
-        ("agreement.services[0]", pb::Agreement { services: vec!["tenants/acme/services/ghost".into()], ..base.clone() }),
-        ("agreement.services[1]", pb::Agreement { services: vec![seed.service.clone(), seed.service.clone()], ..base.clone() }),
-        ("agreement.effective_from", pb::Agreement { effective_from: None, ..base.clone() }),
-        ("agreement.effective_until", pb::Agreement { effective_until: Some(ts(JAN_2026 - DAY)), ..base.clone() }),
-        ("agreement.objectives[0].target", pb::Agreement { objectives: vec![availability(1.5)], ..base.clone() }),
-        ("agreement.objectives[0].target", pb::Agreement { objectives: vec![availability(0.0)], ..base.clone() }),
-        ("agreement.objectives[1].key", pb::Agreement { objectives: vec![availability(0.9), availability(0.99)], ..base.clone() }),
-        ("agreement.objectives[0].threshold", pb::Agreement {
-            objectives: vec![pb::Objective { kind: pb::ObjectiveKind::Threshold.into(), comparison: pb::Comparison::LessThanOrEqual.into(), ..availability(0.99) }],
-            ..base.clone()
-        }),
-        ("agreement.objectives[0].window.rolling.duration", pb::Agreement {
-            objectives: vec![pb::Objective {
-                window: Some(pb::Window { window: Some(pb::window::Window::Rolling(pb::RollingWindow { duration: Some(prost_types::Duration { seconds: -5, nanos: 0 }) })) }),
-                ..availability(0.99)
-            }],
-            ..base.clone()
-        }),
-        ("agreement.objectives[0].window.calendar.time_zone", pb::Agreement {
-            objectives: vec![pb::Objective {
-                window: Some(pb::Window { window: Some(pb::window::Window::Calendar(pb::CalendarWindow { period: pb::CalendarPeriod::Month.into(), time_zone: "Mars/Olympus".into() })) }),
-                ..availability(0.99)
-            }],
-            ..base.clone()
-        }),
-        ("agreement.credits.tiers[1].attainment_below", pb::Agreement {
-            credits: Some(pb::CreditSchedule {
-                tiers: vec![
-                    pb::CreditTier { attainment_below: 0.99, credit_percent: 10.0 },
-                    pb::CreditTier { attainment_below: 0.999, credit_percent: 25.0 },
-                ],
-                fee: Some(pb::Money { amount_minor: 1, currency_code: "EUR".into() }),
-                ..Default::default()
-            }),
-            ..base.clone()
-        }),
-        ("agreement.credits.fee.currency_code", pb::Agreement {
-            credits: Some(pb::CreditSchedule {
-                fee: Some(pb::Money { amount_minor: 1, currency_code: "XYZ".into() }),
-                ..Default::default()
-            }),
-            ..base.clone()
-        }),
-        ("agreement.exclusions[0].recurring.rrule", pb::Agreement {
-            exclusions: vec![pb::Exclusion {
-                reason: "maintenance".into(),
-                schedule: Some(pb::exclusion::Schedule::Recurring(pb::RecurringWindow {
-                    rrule: "FREQ=NEVER".into(),
-                    start: Some(ts(JAN_2026)),
-                    duration: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
-                    time_zone: String::new(),
-                })),
-            }],
-            ..base.clone()
-        }),
-        ("agreement.exclusions[0].one_off.end_time", pb::Agreement {
-            exclusions: vec![pb::Exclusion {
-                reason: "migration".into(),
-                schedule: Some(pb::exclusion::Schedule::OneOff(pb::OneOffWindow {
-                    start_time: Some(ts(JAN_2026)),
-                    end_time: Some(ts(JAN_2026 - 60)),
-                })),
-            }],
-            ..base.clone()
-        }),
-        ("agreement.clauses[0].amount", pb::Agreement {
-            clauses: vec![pb::Clause { kind: pb::ClauseKind::Insurance.into(), title: "Cover".into(), ..Default::default() }],
-            ..base.clone()
-        }),
-        ("agreement.support.priorities[0].resolution", pb::Agreement {
-            support: Some(pb::SupportTerms {
-                calendar: None,
-                priorities: vec![pb::PriorityTarget {
-                    priority: "P1".into(),
-                    response: Some(prost_types::Duration { seconds: 3600, nanos: 0 }),
-                    resolution: Some(prost_types::Duration { seconds: 60, nanos: 0 }),
+        (
+            "agreement.services",
+            pb::Agreement {
+                services: vec![],
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.services[0]",
+            pb::Agreement {
+                services: vec!["tenants/acme/services/ghost".into()],
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.services[1]",
+            pb::Agreement {
+                services: vec![seed.service.clone(), seed.service.clone()],
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.effective_from",
+            pb::Agreement {
+                effective_from: None,
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.effective_until",
+            pb::Agreement {
+                effective_until: Some(ts(JAN_2026 - DAY)),
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.objectives[0].target",
+            pb::Agreement {
+                objectives: vec![availability(1.5)],
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.objectives[0].target",
+            pb::Agreement {
+                objectives: vec![availability(0.0)],
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.objectives[1].key",
+            pb::Agreement {
+                objectives: vec![availability(0.9), availability(0.99)],
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.objectives[0].threshold",
+            pb::Agreement {
+                objectives: vec![pb::Objective {
+                    kind: pb::ObjectiveKind::Threshold.into(),
+                    comparison: pb::Comparison::LessThanOrEqual.into(),
+                    ..availability(0.99)
                 }],
-            }),
-            ..base.clone()
-        }),
-        ("agreement.supports", pb::Agreement { supports: vec!["tenants/acme/agreements/x".into()], ..base.clone() }),
-        ("agreement.labels.Tier", pb::Agreement { labels: [("Tier".to_string(), "gold".to_string())].into(), ..base.clone() }),
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.objectives[0].window.rolling.duration",
+            pb::Agreement {
+                objectives: vec![pb::Objective {
+                    window: Some(pb::Window {
+                        window: Some(pb::window::Window::Rolling(pb::RollingWindow {
+                            duration: Some(prost_types::Duration {
+                                seconds: -5,
+                                nanos: 0,
+                            }),
+                        })),
+                    }),
+                    ..availability(0.99)
+                }],
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.objectives[0].window.calendar.time_zone",
+            pb::Agreement {
+                objectives: vec![pb::Objective {
+                    window: Some(pb::Window {
+                        window: Some(pb::window::Window::Calendar(pb::CalendarWindow {
+                            period: pb::CalendarPeriod::Month.into(),
+                            time_zone: "Mars/Olympus".into(),
+                        })),
+                    }),
+                    ..availability(0.99)
+                }],
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.credits.tiers[1].attainment_below",
+            pb::Agreement {
+                credits: Some(pb::CreditSchedule {
+                    tiers: vec![
+                        pb::CreditTier {
+                            attainment_below: 0.99,
+                            credit_percent: 10.0,
+                        },
+                        pb::CreditTier {
+                            attainment_below: 0.999,
+                            credit_percent: 25.0,
+                        },
+                    ],
+                    fee: Some(pb::Money {
+                        amount_minor: 1,
+                        currency_code: "EUR".into(),
+                    }),
+                    ..Default::default()
+                }),
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.credits.fee.currency_code",
+            pb::Agreement {
+                credits: Some(pb::CreditSchedule {
+                    fee: Some(pb::Money {
+                        amount_minor: 1,
+                        currency_code: "XYZ".into(),
+                    }),
+                    ..Default::default()
+                }),
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.exclusions[0].recurring.rrule",
+            pb::Agreement {
+                exclusions: vec![pb::Exclusion {
+                    reason: "maintenance".into(),
+                    schedule: Some(pb::exclusion::Schedule::Recurring(pb::RecurringWindow {
+                        rrule: "FREQ=NEVER".into(),
+                        start: Some(ts(JAN_2026)),
+                        duration: Some(prost_types::Duration {
+                            seconds: 60,
+                            nanos: 0,
+                        }),
+                        time_zone: String::new(),
+                    })),
+                }],
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.exclusions[0].one_off.end_time",
+            pb::Agreement {
+                exclusions: vec![pb::Exclusion {
+                    reason: "migration".into(),
+                    schedule: Some(pb::exclusion::Schedule::OneOff(pb::OneOffWindow {
+                        start_time: Some(ts(JAN_2026)),
+                        end_time: Some(ts(JAN_2026 - 60)),
+                    })),
+                }],
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.clauses[0].amount",
+            pb::Agreement {
+                clauses: vec![pb::Clause {
+                    kind: pb::ClauseKind::Insurance.into(),
+                    title: "Cover".into(),
+                    ..Default::default()
+                }],
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.support.priorities[0].resolution",
+            pb::Agreement {
+                support: Some(pb::SupportTerms {
+                    calendar: None,
+                    priorities: vec![pb::PriorityTarget {
+                        priority: "P1".into(),
+                        response: Some(prost_types::Duration {
+                            seconds: 3600,
+                            nanos: 0,
+                        }),
+                        resolution: Some(prost_types::Duration {
+                            seconds: 60,
+                            nanos: 0,
+                        }),
+                    }],
+                }),
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.supports",
+            pb::Agreement {
+                supports: vec!["tenants/acme/agreements/x".into()],
+                ..base.clone()
+            },
+        ),
+        (
+            "agreement.labels.Tier",
+            pb::Agreement {
+                labels: [("Tier".to_string(), "gold".to_string())].into(),
+                ..base.clone()
+            },
+        ),
     ];
     for (field, agreement) in cases {
         assert_invalid_field(create(&s, &seed, agreement).await, field);
@@ -289,7 +481,10 @@ async fn agreement_validation_names_each_field(s: TestServer) {
 }
 
 fn seed_customer_without_consumer(seed: &Seed) -> pb::Agreement {
-    pb::Agreement { consumer: String::new(), ..seed.customer_agreement() }
+    pb::Agreement {
+        consumer: String::new(),
+        ..seed.customer_agreement()
+    }
 }
 
 async fn seed_other(s: &TestServer) {
@@ -303,57 +498,91 @@ async fn overlapping_service_level_agreements_cannot_both_be_active(s: TestServe
         .create_agreement(
             &s,
             "sla-2026",
-            pb::Agreement { effective_until: Some(ts(JAN_2026 + 365 * DAY)), ..seed.service_level() },
+            pb::Agreement {
+                effective_until: Some(ts(JAN_2026 + 365 * DAY)),
+                ..seed.service_level()
+            },
         )
         .await;
-    api.publish_agreement(pb::PublishAgreementRequest { name: first.name.clone(), etag: String::new() })
-        .await
-        .unwrap();
+    api.publish_agreement(pb::PublishAgreementRequest {
+        name: first.name.clone(),
+        etag: String::new(),
+    })
+    .await
+    .unwrap();
     let overlapping = seed
         .create_agreement(
             &s,
             "sla-mid",
-            pb::Agreement { effective_from: Some(ts(JAN_2026 + 100 * DAY)), ..seed.service_level() },
+            pb::Agreement {
+                effective_from: Some(ts(JAN_2026 + 100 * DAY)),
+                ..seed.service_level()
+            },
         )
         .await;
     let status = assert_code(
-        api.publish_agreement(pb::PublishAgreementRequest { name: overlapping.name, etag: String::new() })
-            .await,
+        api.publish_agreement(pb::PublishAgreementRequest {
+            name: overlapping.name,
+            etag: String::new(),
+        })
+        .await,
         Code::FailedPrecondition,
     );
     assert_reason(&status, "OVERLAPPING_AGREEMENT");
-    assert!(status.message().contains("tenants/acme/agreements/sla-2026"), "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("tenants/acme/agreements/sla-2026"),
+        "{status:?}"
+    );
 
     // Back to back is fine.
     let next = seed
         .create_agreement(
             &s,
             "sla-2027",
-            pb::Agreement { effective_from: Some(ts(JAN_2026 + 365 * DAY)), ..seed.service_level() },
+            pb::Agreement {
+                effective_from: Some(ts(JAN_2026 + 365 * DAY)),
+                ..seed.service_level()
+            },
         )
         .await;
-    api.publish_agreement(pb::PublishAgreementRequest { name: next.name, etag: String::new() })
-        .await
-        .unwrap();
+    api.publish_agreement(pb::PublishAgreementRequest {
+        name: next.name,
+        etag: String::new(),
+    })
+    .await
+    .unwrap();
 
     // Customer agreements do not take part.
-    let deal = seed.create_agreement(&s, "deal", seed.customer_agreement()).await;
-    api.publish_agreement(pb::PublishAgreementRequest { name: deal.name, etag: String::new() })
-        .await
-        .unwrap();
+    let deal = seed
+        .create_agreement(&s, "deal", seed.customer_agreement())
+        .await;
+    api.publish_agreement(pb::PublishAgreementRequest {
+        name: deal.name,
+        etag: String::new(),
+    })
+    .await
+    .unwrap();
 }
 
 async fn list_agreements_filters(s: TestServer) {
     let seed = seed(&s, "acme").await;
     let mut api = s.agreements();
     let sla = seed.create_agreement(&s, "sla", seed.service_level()).await;
-    api.publish_agreement(pb::PublishAgreementRequest { name: sla.name, etag: String::new() })
-        .await
-        .unwrap();
+    api.publish_agreement(pb::PublishAgreementRequest {
+        name: sla.name,
+        etag: String::new(),
+    })
+    .await
+    .unwrap();
     seed.create_agreement(
         &s,
         "deal",
-        pb::Agreement { labels: [("tier".to_string(), "gold".to_string())].into(), ..seed.customer_agreement() },
+        pb::Agreement {
+            labels: [("tier".to_string(), "gold".to_string())].into(),
+            ..seed.customer_agreement()
+        },
     )
     .await;
     seed.create_agreement(
@@ -371,23 +600,62 @@ async fn list_agreements_filters(s: TestServer) {
         let parent = seed.tenant.clone();
         let filter = filter.to_string();
         async move {
-            api.list_agreements(pb::ListAgreementsRequest { parent, filter, ..Default::default() })
-                .await
-                .map(|r| r.into_inner().agreements.into_iter().map(|a| a.name.rsplit('/').next().unwrap().to_string()).collect::<Vec<_>>())
+            api.list_agreements(pb::ListAgreementsRequest {
+                parent,
+                filter,
+                ..Default::default()
+            })
+            .await
+            .map(|r| {
+                r.into_inner()
+                    .agreements
+                    .into_iter()
+                    .map(|a| a.name.rsplit('/').next().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
         }
     };
     assert_eq!(list("").await.unwrap(), ["deal", "old", "sla"]);
     assert_eq!(list("kind = SERVICE_LEVEL").await.unwrap(), ["sla"]);
-    assert_eq!(list("kind = AGREEMENT_KIND_CUSTOMER").await.unwrap(), ["deal", "old"]);
+    assert_eq!(
+        list("kind = AGREEMENT_KIND_CUSTOMER").await.unwrap(),
+        ["deal", "old"]
+    );
     assert_eq!(list("state = ACTIVE").await.unwrap(), ["sla"]);
-    assert_eq!(list("state = DRAFT AND labels.tier = \"gold\"").await.unwrap(), ["deal"]);
-    assert_eq!(list(&format!("consumer = \"{}\"", seed.customer)).await.unwrap(), ["deal", "old"]);
-    assert_eq!(list(&format!("provider = \"{}\"", seed.provider)).await.unwrap(), ["deal", "old", "sla"]);
-    assert_eq!(list(&format!("service = \"{}\"", seed.service)).await.unwrap(), ["deal", "old", "sla"]);
-    assert_eq!(list("labels.tier = silver").await.unwrap(), Vec::<String>::new());
+    assert_eq!(
+        list("state = DRAFT AND labels.tier = \"gold\"")
+            .await
+            .unwrap(),
+        ["deal"]
+    );
+    assert_eq!(
+        list(&format!("consumer = \"{}\"", seed.customer))
+            .await
+            .unwrap(),
+        ["deal", "old"]
+    );
+    assert_eq!(
+        list(&format!("provider = \"{}\"", seed.provider))
+            .await
+            .unwrap(),
+        ["deal", "old", "sla"]
+    );
+    assert_eq!(
+        list(&format!("service = \"{}\"", seed.service))
+            .await
+            .unwrap(),
+        ["deal", "old", "sla"]
+    );
+    assert_eq!(
+        list("labels.tier = silver").await.unwrap(),
+        Vec::<String>::new()
+    );
     assert_invalid_field(list("colour = red").await, "filter");
     assert_invalid_field(list("kind = CUSTOMER OR kind = INTERNAL").await, "filter");
-    assert_invalid_field(list("consumer = \"tenants/other/parties/bank\"").await, "filter");
+    assert_invalid_field(
+        list("consumer = \"tenants/other/parties/bank\"").await,
+        "filter",
+    );
 }
 
 async fn expired_agreements_report_expired(s: TestServer) {
@@ -405,11 +673,20 @@ async fn expired_agreements_report_expired(s: TestServer) {
             },
         )
         .await;
-    api.publish_agreement(pb::PublishAgreementRequest { name: a.name.clone(), etag: String::new() })
-        .await
-        .unwrap();
+    api.publish_agreement(pb::PublishAgreementRequest {
+        name: a.name.clone(),
+        etag: String::new(),
+    })
+    .await
+    .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    let got = api.get_agreement(pb::GetAgreementRequest { name: a.name.clone() }).await.unwrap().into_inner();
+    let got = api
+        .get_agreement(pb::GetAgreementRequest {
+            name: a.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(got.state(), pb::AgreementState::Expired);
     let expired = api
         .list_agreements(pb::ListAgreementsRequest {
@@ -422,8 +699,12 @@ async fn expired_agreements_report_expired(s: TestServer) {
         .into_inner();
     assert_eq!(expired.agreements.len(), 1);
     assert_code(
-        api.terminate_agreement(pb::TerminateAgreementRequest { name: a.name, etag: String::new(), terminate_time: None })
-            .await,
+        api.terminate_agreement(pb::TerminateAgreementRequest {
+            name: a.name,
+            etag: String::new(),
+            terminate_time: None,
+        })
+        .await,
         Code::FailedPrecondition,
     );
 }

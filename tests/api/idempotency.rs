@@ -28,7 +28,10 @@ async fn concurrent_creates_with_one_request_id_make_one_agreement(s: TestServer
     }
     let list = s
         .agreements()
-        .list_agreements(pb::ListAgreementsRequest { parent: seed.tenant.clone(), ..Default::default() })
+        .list_agreements(pb::ListAgreementsRequest {
+            parent: seed.tenant.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -44,7 +47,11 @@ async fn a_request_id_reused_for_another_request_is_invalid(s: TestServer) {
         agreement: Some(seed.service_level()),
         request_id: "req-1".into(),
     };
-    let first = api.create_agreement(request.clone()).await.unwrap().into_inner();
+    let first = api
+        .create_agreement(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
     // A retry after a change still returns what the first call returned.
     api.update_agreement(pb::UpdateAgreementRequest {
         agreement: Some(pb::Agreement {
@@ -56,14 +63,24 @@ async fn a_request_id_reused_for_another_request_is_invalid(s: TestServer) {
     })
     .await
     .unwrap();
-    let retry = api.create_agreement(request.clone()).await.unwrap().into_inner();
+    let retry = api
+        .create_agreement(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(retry, first);
 
-    let other = pb::CreateAgreementRequest { agreement_id: "sla-2".into(), ..request.clone() };
+    let other = pb::CreateAgreementRequest {
+        agreement_id: "sla-2".into(),
+        ..request.clone()
+    };
     assert_invalid_field(api.create_agreement(other).await, "request_id");
 
     // Without a request_id, a second create is a duplicate.
-    let plain = pb::CreateAgreementRequest { request_id: String::new(), ..request };
+    let plain = pb::CreateAgreementRequest {
+        request_id: String::new(),
+        ..request
+    };
     assert_code(api.create_agreement(plain).await, Code::AlreadyExists);
     assert_invalid_field(
         api.create_agreement(pb::CreateAgreementRequest {
@@ -83,26 +100,57 @@ async fn every_create_honours_request_ids(s: TestServer) {
         tenant: None,
         request_id: "t-1".into(),
     };
-    let a = s.tenants().create_tenant(create_tenant.clone()).await.unwrap().into_inner();
-    let b = s.tenants().create_tenant(create_tenant).await.unwrap().into_inner();
+    let a = s
+        .tenants()
+        .create_tenant(create_tenant.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let b = s
+        .tenants()
+        .create_tenant(create_tenant)
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(a, b);
     let party = pb::CreatePartyRequest {
         parent: "tenants/acme".into(),
         party_id: "p".into(),
-        party: Some(pb::Party { kind: pb::PartyKind::Provider.into(), ..Default::default() }),
+        party: Some(pb::Party {
+            kind: pb::PartyKind::Provider.into(),
+            ..Default::default()
+        }),
         request_id: "p-1".into(),
     };
-    let a = s.parties().create_party(party.clone()).await.unwrap().into_inner();
+    let a = s
+        .parties()
+        .create_party(party.clone())
+        .await
+        .unwrap()
+        .into_inner();
     let b = s.parties().create_party(party).await.unwrap().into_inner();
     assert_eq!(a, b);
     let service = pb::CreateServiceRequest {
         parent: "tenants/acme".into(),
         service_id: "svc".into(),
-        service: Some(pb::Service { owner: "tenants/acme/parties/p".into(), ..Default::default() }),
+        service: Some(pb::Service {
+            owner: "tenants/acme/parties/p".into(),
+            ..Default::default()
+        }),
         request_id: "s-1".into(),
     };
-    let a = s.services().create_service(service.clone()).await.unwrap().into_inner();
-    let b = s.services().create_service(service).await.unwrap().into_inner();
+    let a = s
+        .services()
+        .create_service(service.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let b = s
+        .services()
+        .create_service(service)
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(a, b);
 }
 

@@ -35,8 +35,13 @@ async fn list_all(s: &TestServer, parent: &str, page_size: i32) -> Vec<String> {
 async fn pagination_returns_every_agreement_once_in_order(s: TestServer) {
     let seed = seed(&s, "acme").await;
     // Created concurrently, so the order of creation says nothing about ids.
-    let ids: Vec<String> = (0..AGREEMENTS).map(|i| format!("a{:05}", (i * 7919) % 100_000)).collect();
-    let mut expected: Vec<String> = ids.iter().map(|id| format!("tenants/acme/agreements/{id}")).collect();
+    let ids: Vec<String> = (0..AGREEMENTS)
+        .map(|i| format!("a{:05}", (i * 7919) % 100_000))
+        .collect();
+    let mut expected: Vec<String> = ids
+        .iter()
+        .map(|id| format!("tenants/acme/agreements/{id}"))
+        .collect();
     expected.sort();
     let template = seed.customer_agreement();
     futures::future::join_all(ids.chunks(AGREEMENTS / 8).map(|chunk| {
@@ -59,14 +64,19 @@ async fn pagination_returns_every_agreement_once_in_order(s: TestServer) {
     .await;
 
     for page_size in [1000, 7, 1] {
-        assert_eq!(list_all(&s, &seed.tenant, page_size).await, expected, "page size {page_size}");
+        assert_eq!(
+            list_all(&s, &seed.tenant, page_size).await,
+            expected,
+            "page size {page_size}"
+        );
     }
 }
 
 async fn page_tokens_are_tamper_proof_and_bound_to_their_list(s: TestServer) {
     let seed = seed(&s, "acme").await;
     for i in 0..3 {
-        seed.create_agreement(&s, &format!("a{i}"), seed.customer_agreement()).await;
+        seed.create_agreement(&s, &format!("a{i}"), seed.customer_agreement())
+            .await;
     }
     let mut api = s.agreements();
     let first = api

@@ -23,7 +23,12 @@ async fn parties_round_trip_with_parents(s: TestServer) {
     let seed = seed(&s, "acme").await;
     let mut parties = s.parties();
     let dept = parties
-        .create_party(party(&seed.tenant, "bank-eu", pb::PartyKind::InternalUnit, &seed.customer))
+        .create_party(party(
+            &seed.tenant,
+            "bank-eu",
+            pb::PartyKind::InternalUnit,
+            &seed.customer,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -32,7 +37,9 @@ async fn parties_round_trip_with_parents(s: TestServer) {
     assert_eq!(dept.kind(), pb::PartyKind::InternalUnit);
 
     let got = parties
-        .get_party(pb::GetPartyRequest { name: dept.name.clone() })
+        .get_party(pb::GetPartyRequest {
+            name: dept.name.clone(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -49,7 +56,11 @@ async fn parties_round_trip_with_parents(s: TestServer) {
     let names: Vec<_> = list.parties.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
-        ["tenants/acme/parties/bank", "tenants/acme/parties/bank-eu", "tenants/acme/parties/platform"]
+        [
+            "tenants/acme/parties/bank",
+            "tenants/acme/parties/bank-eu",
+            "tenants/acme/parties/platform"
+        ]
     );
 
     let moved = parties
@@ -59,7 +70,9 @@ async fn parties_round_trip_with_parents(s: TestServer) {
                 etag: dept.etag.clone(),
                 ..Default::default()
             }),
-            update_mask: Some(FieldMask { paths: vec!["parent".into()] }),
+            update_mask: Some(FieldMask {
+                paths: vec!["parent".into()],
+            }),
         })
         .await
         .unwrap()
@@ -67,7 +80,10 @@ async fn parties_round_trip_with_parents(s: TestServer) {
     assert_eq!(moved.parent, "", "an empty parent in the mask clears it");
 
     parties
-        .delete_party(pb::DeletePartyRequest { name: moved.name, etag: moved.etag })
+        .delete_party(pb::DeletePartyRequest {
+            name: moved.name,
+            etag: moved.etag,
+        })
         .await
         .unwrap();
 }
@@ -80,11 +96,21 @@ async fn party_cycles_are_invalid(s: TestServer) {
         .await
         .unwrap();
     parties
-        .create_party(party(&seed.tenant, "b", pb::PartyKind::InternalUnit, "tenants/acme/parties/a"))
+        .create_party(party(
+            &seed.tenant,
+            "b",
+            pb::PartyKind::InternalUnit,
+            "tenants/acme/parties/a",
+        ))
         .await
         .unwrap();
     parties
-        .create_party(party(&seed.tenant, "c", pb::PartyKind::InternalUnit, "tenants/acme/parties/b"))
+        .create_party(party(
+            &seed.tenant,
+            "c",
+            pb::PartyKind::InternalUnit,
+            "tenants/acme/parties/b",
+        ))
         .await
         .unwrap();
     let cycle = parties
@@ -94,7 +120,9 @@ async fn party_cycles_are_invalid(s: TestServer) {
                 parent: "tenants/acme/parties/c".into(),
                 ..Default::default()
             }),
-            update_mask: Some(FieldMask { paths: vec!["parent".into()] }),
+            update_mask: Some(FieldMask {
+                paths: vec!["parent".into()],
+            }),
         })
         .await;
     assert_invalid_field(cycle, "party.parent");
@@ -129,13 +157,23 @@ async fn party_errors_carry_codes_and_fields(s: TestServer) {
     );
     assert_invalid_field(
         parties
-            .create_party(party(&seed.tenant, "x", pb::PartyKind::Customer, "tenants/acme/parties/ghost"))
+            .create_party(party(
+                &seed.tenant,
+                "x",
+                pb::PartyKind::Customer,
+                "tenants/acme/parties/ghost",
+            ))
             .await,
         "party.parent",
     );
     assert_invalid_field(
         parties
-            .create_party(party(&seed.tenant, "x", pb::PartyKind::Customer, "tenants/other/parties/bank"))
+            .create_party(party(
+                &seed.tenant,
+                "x",
+                pb::PartyKind::Customer,
+                "tenants/other/parties/bank",
+            ))
             .await,
         "party.parent",
     );
@@ -153,13 +191,17 @@ async fn party_errors_carry_codes_and_fields(s: TestServer) {
     );
     assert_code(
         parties
-            .get_party(pb::GetPartyRequest { name: "tenants/acme/parties/ghost".into() })
+            .get_party(pb::GetPartyRequest {
+                name: "tenants/acme/parties/ghost".into(),
+            })
             .await,
         Code::NotFound,
     );
     assert_invalid_field(
         parties
-            .get_party(pb::GetPartyRequest { name: "tenants/acme/services/payments".into() })
+            .get_party(pb::GetPartyRequest {
+                name: "tenants/acme/services/payments".into(),
+            })
             .await,
         "name",
     );
@@ -187,7 +229,10 @@ async fn party_errors_carry_codes_and_fields(s: TestServer) {
     );
     assert_invalid_field(
         parties
-            .update_party(pb::UpdatePartyRequest { party: None, update_mask: None })
+            .update_party(pb::UpdatePartyRequest {
+                party: None,
+                update_mask: None,
+            })
             .await,
         "party",
     );
@@ -203,26 +248,46 @@ async fn parties_in_use_cannot_be_deleted(s: TestServer) {
     // The provider owns the service.
     let status = assert_code(
         parties
-            .delete_party(pb::DeletePartyRequest { name: seed.provider.clone(), etag: String::new() })
+            .delete_party(pb::DeletePartyRequest {
+                name: seed.provider.clone(),
+                etag: String::new(),
+            })
             .await,
         Code::FailedPrecondition,
     );
     assert_reason(&status, "RESOURCE_IN_USE");
-    assert!(status.message().contains("tenants/acme/services/payments"), "{status:?}");
+    assert!(
+        status.message().contains("tenants/acme/services/payments"),
+        "{status:?}"
+    );
 
     // The customer is the consumer of an agreement.
-    seed.create_agreement(&s, "bank-deal", seed.customer_agreement()).await;
+    seed.create_agreement(&s, "bank-deal", seed.customer_agreement())
+        .await;
     let status = assert_code(
         parties
-            .delete_party(pb::DeletePartyRequest { name: seed.customer.clone(), etag: String::new() })
+            .delete_party(pb::DeletePartyRequest {
+                name: seed.customer.clone(),
+                etag: String::new(),
+            })
             .await,
         Code::FailedPrecondition,
     );
-    assert!(status.message().contains("tenants/acme/agreements/bank-deal"), "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("tenants/acme/agreements/bank-deal"),
+        "{status:?}"
+    );
 
     // A parent with children.
     parties
-        .create_party(party(&seed.tenant, "child", pb::PartyKind::Customer, &seed.customer))
+        .create_party(party(
+            &seed.tenant,
+            "child",
+            pb::PartyKind::Customer,
+            &seed.customer,
+        ))
         .await
         .unwrap();
     s.agreements()
@@ -234,11 +299,17 @@ async fn parties_in_use_cannot_be_deleted(s: TestServer) {
         .unwrap();
     let status = assert_code(
         parties
-            .delete_party(pb::DeletePartyRequest { name: seed.customer.clone(), etag: String::new() })
+            .delete_party(pb::DeletePartyRequest {
+                name: seed.customer.clone(),
+                etag: String::new(),
+            })
             .await,
         Code::FailedPrecondition,
     );
-    assert!(status.message().contains("tenants/acme/parties/child"), "{status:?}");
+    assert!(
+        status.message().contains("tenants/acme/parties/child"),
+        "{status:?}"
+    );
 }
 
 on_both_backends!(

@@ -10,7 +10,10 @@ async fn publishing_and_two_updates_make_three_unchanged_revisions(s: TestServer
     let mut api = s.agreements();
     let draft = seed.create_agreement(&s, "sla", seed.service_level()).await;
     let published = api
-        .publish_agreement(pb::PublishAgreementRequest { name: draft.name.clone(), etag: String::new() })
+        .publish_agreement(pb::PublishAgreementRequest {
+            name: draft.name.clone(),
+            etag: String::new(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -24,7 +27,9 @@ async fn publishing_and_two_updates_make_three_unchanged_revisions(s: TestServer
                     etag: snapshots.last().unwrap().etag.clone(),
                     ..Default::default()
                 }),
-                update_mask: Some(FieldMask { paths: vec!["objectives".into()] }),
+                update_mask: Some(FieldMask {
+                    paths: vec!["objectives".into()],
+                }),
             })
             .await
             .unwrap()
@@ -45,15 +50,24 @@ async fn publishing_and_two_updates_make_three_unchanged_revisions(s: TestServer
     // Newest first, each holding the agreement exactly as it was.
     for (revision, snapshot) in list.revisions.iter().zip(snapshots.iter().rev()) {
         assert_eq!(revision.revision_id, snapshot.revision_id);
-        assert_eq!(revision.name, format!("{}/revisions/{}", draft.name, snapshot.revision_id));
+        assert_eq!(
+            revision.name,
+            format!("{}/revisions/{}", draft.name, snapshot.revision_id)
+        );
         assert_eq!(revision.agreement.as_ref(), Some(snapshot));
     }
     let first = api
-        .get_agreement_revision(pb::GetAgreementRevisionRequest { name: list.revisions[2].name.clone() })
+        .get_agreement_revision(pb::GetAgreementRevisionRequest {
+            name: list.revisions[2].name.clone(),
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(first.agreement.unwrap().objectives[0].target, 0.999, "the first revision is unchanged");
+    assert_eq!(
+        first.agreement.unwrap().objectives[0].target,
+        0.999,
+        "the first revision is unchanged"
+    );
 
     // Paging through revisions.
     let page = api
@@ -86,7 +100,10 @@ async fn publishing_and_two_updates_make_three_unchanged_revisions(s: TestServer
         Code::NotFound,
     );
     assert_invalid_field(
-        api.get_agreement_revision(pb::GetAgreementRevisionRequest { name: draft.name.clone() }).await,
+        api.get_agreement_revision(pb::GetAgreementRevisionRequest {
+            name: draft.name.clone(),
+        })
+        .await,
         "name",
     );
     assert_code(
@@ -103,9 +120,12 @@ async fn published_agreements_keep_their_kind(s: TestServer) {
     let seed = seed(&s, "acme").await;
     let mut api = s.agreements();
     let draft = seed.create_agreement(&s, "sla", seed.service_level()).await;
-    api.publish_agreement(pb::PublishAgreementRequest { name: draft.name.clone(), etag: String::new() })
-        .await
-        .unwrap();
+    api.publish_agreement(pb::PublishAgreementRequest {
+        name: draft.name.clone(),
+        etag: String::new(),
+    })
+    .await
+    .unwrap();
     assert_invalid_field(
         api.update_agreement(pb::UpdateAgreementRequest {
             agreement: Some(pb::Agreement {
@@ -114,7 +134,9 @@ async fn published_agreements_keep_their_kind(s: TestServer) {
                 consumer: seed.customer.clone(),
                 ..Default::default()
             }),
-            update_mask: Some(FieldMask { paths: vec!["kind".into(), "consumer".into()] }),
+            update_mask: Some(FieldMask {
+                paths: vec!["kind".into(), "consumer".into()],
+            }),
         })
         .await,
         "agreement.kind",

@@ -2,23 +2,38 @@ use std::time::Duration;
 
 use accord::proto::v1 as pb;
 use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 use crate::on_both_backends;
 use crate::support::*;
 
-pub async fn health_of(channel: tonic::transport::Channel, service: &str) -> Result<ServingStatus, tonic::Status> {
+pub async fn health_of(
+    channel: tonic::transport::Channel,
+    service: &str,
+) -> Result<ServingStatus, tonic::Status> {
     let response = HealthClient::new(channel)
-        .check(HealthCheckRequest { service: service.into() })
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
         .await?;
     Ok(response.into_inner().status())
 }
 
 async fn health_reports_serving_for_every_service(s: TestServer) {
-    for service in ["", "accord.v1.TenantService", "accord.v1.PartyService", "accord.v1.ServiceCatalogService", "accord.v1.AgreementService"] {
-        assert_eq!(health_of(s.channel.clone(), service).await.unwrap(), ServingStatus::Serving, "{service}");
+    for service in [
+        "",
+        "accord.v1.TenantService",
+        "accord.v1.PartyService",
+        "accord.v1.ServiceCatalogService",
+        "accord.v1.AgreementService",
+    ] {
+        assert_eq!(
+            health_of(s.channel.clone(), service).await.unwrap(),
+            ServingStatus::Serving,
+            "{service}"
+        );
     }
 }
 
@@ -28,7 +43,10 @@ async fn oversized_messages_are_refused(s: TestServer) {
         .tenants()
         .create_tenant(pb::CreateTenantRequest {
             tenant_id: "acme".into(),
-            tenant: Some(pb::Tenant { display_name: huge, ..Default::default() }),
+            tenant: Some(pb::Tenant {
+                display_name: huge,
+                ..Default::default()
+            }),
             request_id: String::new(),
         })
         .await;
@@ -37,7 +55,10 @@ async fn oversized_messages_are_refused(s: TestServer) {
     assert!(status.message().contains("4194304"), "{status:?}");
 }
 
-on_both_backends!(health_reports_serving_for_every_service, oversized_messages_are_refused);
+on_both_backends!(
+    health_reports_serving_for_every_service,
+    oversized_messages_are_refused
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn excess_load_is_shed_with_resource_exhausted() {
@@ -61,13 +82,19 @@ async fn excess_load_is_shed_with_resource_exhausted() {
         .map(|r| r.unwrap())
         .filter_map(|r| r.err())
         .collect();
-    assert!(!shed.is_empty(), "64 concurrent calls over a limit of 2 shed some");
+    assert!(
+        !shed.is_empty(),
+        "64 concurrent calls over a limit of 2 shed some"
+    );
     for status in &shed {
         assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
         assert_reason(status, "OVERLOADED");
     }
     // Health checks are never shed.
-    assert_eq!(health_of(server.channel.clone(), "").await.unwrap(), ServingStatus::Serving);
+    assert_eq!(
+        health_of(server.channel.clone(), "").await.unwrap(),
+        ServingStatus::Serving
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,11 +107,16 @@ async fn shutdown_reports_not_serving_and_lets_calls_finish() {
     };
     let (_, channel, stop, task) = spawn_server(config).await;
     let mut watch = HealthClient::new(channel.clone())
-        .watch(HealthCheckRequest { service: String::new() })
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(watch.message().await.unwrap().unwrap().status(), ServingStatus::Serving);
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status(),
+        ServingStatus::Serving
+    );
     stop.send(()).unwrap();
     let next = tokio::time::timeout(Duration::from_secs(5), watch.message()).await;
     if let Ok(Ok(Some(update))) = next {
@@ -103,8 +135,13 @@ async fn internal_errors_reveal_no_sql() {
     let server = TestServer::start(Backend::Sqlite).await.unwrap();
     seed(&server, "acme").await;
     // Break the database behind the server's back.
-    let pool = sqlx::SqlitePool::connect(&server.database_url).await.unwrap();
-    sqlx::query("DROP TABLE agreement_labels").execute(&pool).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&server.database_url)
+        .await
+        .unwrap();
+    sqlx::query("DROP TABLE agreement_labels")
+        .execute(&pool)
+        .await
+        .unwrap();
     pool.close().await;
     let seed_like = Seed {
         tenant: "tenants/acme".into(),
@@ -128,5 +165,9 @@ async fn internal_errors_reveal_no_sql() {
         Code::Internal,
     );
     assert_eq!(status.message(), "internal error");
-    assert!(!format!("{status:?}").to_lowercase().contains("agreement_labels"));
+    assert!(
+        !format!("{status:?}")
+            .to_lowercase()
+            .contains("agreement_labels")
+    );
 }

@@ -9,7 +9,9 @@ async fn services_round_trip(s: TestServer) {
     let seed = seed(&s, "acme").await;
     let mut services = s.services();
     let got = services
-        .get_service(pb::GetServiceRequest { name: seed.service.clone() })
+        .get_service(pb::GetServiceRequest {
+            name: seed.service.clone(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -24,27 +26,42 @@ async fn services_round_trip(s: TestServer) {
                 etag: got.etag.clone(),
                 ..Default::default()
             }),
-            update_mask: Some(FieldMask { paths: vec!["description".into()] }),
+            update_mask: Some(FieldMask {
+                paths: vec!["description".into()],
+            }),
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(updated.description, "Card payments");
-    assert_eq!(updated.display_name, "Payments", "fields outside the mask are kept");
+    assert_eq!(
+        updated.display_name, "Payments",
+        "fields outside the mask are kept"
+    );
 
     let list = services
-        .list_services(pb::ListServicesRequest { parent: seed.tenant.clone(), ..Default::default() })
+        .list_services(pb::ListServicesRequest {
+            parent: seed.tenant.clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(list.services, vec![updated.clone()]);
 
     services
-        .delete_service(pb::DeleteServiceRequest { name: seed.service.clone(), etag: updated.etag })
+        .delete_service(pb::DeleteServiceRequest {
+            name: seed.service.clone(),
+            etag: updated.etag,
+        })
         .await
         .unwrap();
     assert_code(
-        services.get_service(pb::GetServiceRequest { name: seed.service.clone() }).await,
+        services
+            .get_service(pb::GetServiceRequest {
+                name: seed.service.clone(),
+            })
+            .await,
         Code::NotFound,
     );
 }
@@ -55,16 +72,32 @@ async fn service_errors_carry_codes_and_fields(s: TestServer) {
     let create = |id: &str, owner: &str| pb::CreateServiceRequest {
         parent: seed.tenant.clone(),
         service_id: id.into(),
-        service: Some(pb::Service { owner: owner.into(), ..Default::default() }),
+        service: Some(pb::Service {
+            owner: owner.into(),
+            ..Default::default()
+        }),
         request_id: String::new(),
     };
-    assert_code(services.create_service(create("payments", &seed.provider)).await, Code::AlreadyExists);
-    assert_invalid_field(services.create_service(create("x", "")).await, "service.owner");
+    assert_code(
+        services
+            .create_service(create("payments", &seed.provider))
+            .await,
+        Code::AlreadyExists,
+    );
     assert_invalid_field(
-        services.create_service(create("x", "tenants/acme/parties/ghost")).await,
+        services.create_service(create("x", "")).await,
         "service.owner",
     );
-    assert_invalid_field(services.create_service(create("", &seed.provider)).await, "service_id");
+    assert_invalid_field(
+        services
+            .create_service(create("x", "tenants/acme/parties/ghost"))
+            .await,
+        "service.owner",
+    );
+    assert_invalid_field(
+        services.create_service(create("", &seed.provider)).await,
+        "service_id",
+    );
     assert_code(
         services
             .update_service(pb::UpdateServiceRequest {
@@ -91,12 +124,18 @@ async fn service_errors_carry_codes_and_fields(s: TestServer) {
     seed.create_agreement(&s, "sla", seed.service_level()).await;
     let status = assert_code(
         services
-            .delete_service(pb::DeleteServiceRequest { name: seed.service.clone(), etag: String::new() })
+            .delete_service(pb::DeleteServiceRequest {
+                name: seed.service.clone(),
+                etag: String::new(),
+            })
             .await,
         Code::FailedPrecondition,
     );
     assert_reason(&status, "RESOURCE_IN_USE");
-    assert!(status.message().contains("tenants/acme/agreements/sla"), "{status:?}");
+    assert!(
+        status.message().contains("tenants/acme/agreements/sla"),
+        "{status:?}"
+    );
 }
 
 on_both_backends!(services_round_trip, service_errors_carry_codes_and_fields);

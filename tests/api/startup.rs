@@ -7,10 +7,22 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use crate::server::health_of;
 use crate::support::*;
 
-/// Starts the real binary and returns it with the address it logged.
-fn start_binary(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
+/// Starts the real binary and returns it with the address it logged. The caller
+/// stops and reaps the child (`stop`), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+fn start_binary(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    String,
+    std::sync::mpsc::Receiver<String>,
+) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_accord"));
-    cmd.arg("serve").current_dir(dir).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.arg("serve")
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     for (k, _) in std::env::vars() {
         if k.starts_with("ACCORD_") {
             cmd.env_remove(k);
@@ -39,7 +51,10 @@ fn start_binary(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::C
         }
     }
     let _ = child.kill();
-    panic!("accord never said where it listens; it logged:\n{}", seen.join("\n"));
+    panic!(
+        "accord never said where it listens; it logged:\n{}",
+        seen.join("\n")
+    );
 }
 
 async fn wait_serving(addr: &str) {
@@ -59,7 +74,10 @@ async fn wait_serving(addr: &str) {
 }
 
 fn stop(mut child: std::process::Child) {
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
@@ -80,7 +98,10 @@ async fn serve_in_an_empty_folder_becomes_serving_on_sqlite() {
     wait_serving(&addr).await;
     stop(child);
     let logs: Vec<String> = rx.try_iter().collect();
-    assert!(dir.path().join("accord.db").exists(), "the SQLite file is in the working directory");
+    assert!(
+        dir.path().join("accord.db").exists(),
+        "the SQLite file is in the working directory"
+    );
     let _ = logs;
 }
 
@@ -90,7 +111,10 @@ async fn two_servers_started_together_on_one_postgres_database_both_serve() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let env = [("ACCORD_LISTEN", "127.0.0.1:0"), ("ACCORD_DATABASE_URL", url.as_str())];
+    let env = [
+        ("ACCORD_LISTEN", "127.0.0.1:0"),
+        ("ACCORD_DATABASE_URL", url.as_str()),
+    ];
     let (a, addr_a, _) = start_binary(dir.path(), &env);
     let (b, addr_b, _) = start_binary(dir.path(), &env);
     wait_serving(&addr_a).await;
@@ -104,22 +128,41 @@ async fn two_servers_started_together_on_one_postgres_database_both_serve() {
 fn secrets_never_reach_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_accord"))
-        .args(["migrate", "--database-url", "postgres://accord:hunter2@127.0.0.1:1/accord"])
+        .args([
+            "migrate",
+            "--database-url",
+            "postgres://accord:hunter2@127.0.0.1:1/accord",
+        ])
         .current_dir(dir.path())
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!text.contains("hunter2"), "{text}");
 }
 
 #[test]
 fn serve_help_documents_every_setting() {
-    let out = Command::new(env!("CARGO_BIN_EXE_accord")).args(["serve", "--help"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_accord"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for flag in [
-        "--config", "--listen", "--database-url", "--max-connections", "--max-concurrent-requests",
-        "--max-message-bytes", "--request-timeout-seconds", "--shutdown-grace-seconds", "--log", "--log-format",
+        "--config",
+        "--listen",
+        "--database-url",
+        "--max-connections",
+        "--max-concurrent-requests",
+        "--max-message-bytes",
+        "--request-timeout-seconds",
+        "--shutdown-grace-seconds",
+        "--log",
+        "--log-format",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }

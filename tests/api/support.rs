@@ -30,8 +30,13 @@ pub const PG_URL_VAR: &str = "ACCORD_TEST_DATABASE_URL";
 /// A database that lives as long as the test.
 pub enum TestDb {
     /// The directory holds the SQLite file and goes with it.
-    Sqlite { _dir: tempfile::TempDir },
-    Postgres { admin_url: String, name: String },
+    Sqlite {
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
 }
 
 impl TestDb {
@@ -53,7 +58,9 @@ impl TestDb {
                 let name = format!("accord_test_{}", hex::encode(rand::random::<[u8; 6]>()));
                 let mut conn = sqlx::PgConnection::connect(&admin_url)
                     .await
-                    .unwrap_or_else(|e| panic!("{PG_URL_VAR} is set but PostgreSQL is unreachable: {e}"));
+                    .unwrap_or_else(|e| {
+                        panic!("{PG_URL_VAR} is set but PostgreSQL is unreachable: {e}")
+                    });
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut conn)
                     .await
@@ -91,9 +98,11 @@ impl Drop for TestDb {
                     .expect("runtime");
                 rt.block_on(async {
                     if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                            .execute(&mut conn)
-                            .await;
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .execute(&mut conn)
+                        .await;
                     }
                 });
             })
@@ -182,7 +191,9 @@ pub async fn spawn_server(
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app = Application::build(config, listener).await.expect("build application");
+    let app = Application::build(config, listener)
+        .await
+        .expect("build application");
     let port = app.port();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.serve_until(async {
@@ -387,7 +398,12 @@ impl Seed {
         }
     }
 
-    pub async fn create_agreement(&self, s: &TestServer, id: &str, agreement: pb::Agreement) -> pb::Agreement {
+    pub async fn create_agreement(
+        &self,
+        s: &TestServer,
+        id: &str,
+        agreement: pb::Agreement,
+    ) -> pb::Agreement {
         s.agreements()
             .create_agreement(pb::CreateAgreementRequest {
                 parent: self.tenant.clone(),

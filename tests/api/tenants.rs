@@ -18,13 +18,19 @@ fn create(id: &str) -> pb::CreateTenantRequest {
 
 async fn tenant_crud_round_trips(s: TestServer) {
     let mut tenants = s.tenants();
-    let created = tenants.create_tenant(create("acme")).await.unwrap().into_inner();
+    let created = tenants
+        .create_tenant(create("acme"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(created.name, "tenants/acme");
     assert_eq!(created.display_name, "Acme");
     assert!(!created.etag.is_empty());
 
     let got = tenants
-        .get_tenant(pb::GetTenantRequest { name: "tenants/acme".into() })
+        .get_tenant(pb::GetTenantRequest {
+            name: "tenants/acme".into(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -38,7 +44,9 @@ async fn tenant_crud_round_trips(s: TestServer) {
                 etag: created.etag.clone(),
                 ..Default::default()
             }),
-            update_mask: Some(FieldMask { paths: vec!["display_name".into()] }),
+            update_mask: Some(FieldMask {
+                paths: vec!["display_name".into()],
+            }),
         })
         .await
         .unwrap()
@@ -62,7 +70,9 @@ async fn tenant_crud_round_trips(s: TestServer) {
         .await
         .unwrap();
     let missing = tenants
-        .get_tenant(pb::GetTenantRequest { name: "tenants/acme".into() })
+        .get_tenant(pb::GetTenantRequest {
+            name: "tenants/acme".into(),
+        })
         .await;
     assert_code(missing, Code::NotFound);
 }
@@ -70,16 +80,25 @@ async fn tenant_crud_round_trips(s: TestServer) {
 async fn tenant_errors_carry_codes_and_fields(s: TestServer) {
     let mut tenants = s.tenants();
     tenants.create_tenant(create("acme")).await.unwrap();
-    let status = assert_code(tenants.create_tenant(create("acme")).await, Code::AlreadyExists);
+    let status = assert_code(
+        tenants.create_tenant(create("acme")).await,
+        Code::AlreadyExists,
+    );
     assert_reason(&status, "ALREADY_EXISTS");
     assert_invalid_field(tenants.create_tenant(create("Bad_Id")).await, "tenant_id");
     assert_invalid_field(
-        tenants.get_tenant(pb::GetTenantRequest { name: "acme".into() }).await,
+        tenants
+            .get_tenant(pb::GetTenantRequest {
+                name: "acme".into(),
+            })
+            .await,
         "name",
     );
     assert_code(
         tenants
-            .get_tenant(pb::GetTenantRequest { name: "tenants/nope".into() })
+            .get_tenant(pb::GetTenantRequest {
+                name: "tenants/nope".into(),
+            })
             .await,
         Code::NotFound,
     );
@@ -103,7 +122,9 @@ async fn tenant_errors_carry_codes_and_fields(s: TestServer) {
                     name: "tenants/acme".into(),
                     ..Default::default()
                 }),
-                update_mask: Some(FieldMask { paths: vec!["colour".into()] }),
+                update_mask: Some(FieldMask {
+                    paths: vec!["colour".into()],
+                }),
             })
             .await,
         "update_mask",
@@ -116,14 +137,19 @@ async fn tenant_errors_carry_codes_and_fields(s: TestServer) {
                     labels: [("Bad Key".to_string(), "v".to_string())].into(),
                     ..Default::default()
                 }),
-                update_mask: Some(FieldMask { paths: vec!["labels".into()] }),
+                update_mask: Some(FieldMask {
+                    paths: vec!["labels".into()],
+                }),
             })
             .await,
         "tenant.labels.Bad Key",
     );
     assert_invalid_field(
         tenants
-            .list_tenants(pb::ListTenantsRequest { page_size: -1, page_token: String::new() })
+            .list_tenants(pb::ListTenantsRequest {
+                page_size: -1,
+                page_token: String::new(),
+            })
             .await,
         "page_size",
     );
@@ -143,11 +169,17 @@ async fn deleting_a_tenant_with_resources_needs_force(s: TestServer) {
         Code::FailedPrecondition,
     );
     assert_reason(&status, "TENANT_NOT_EMPTY");
-    assert!(status.message().contains("tenants/acme/parties/bank"), "{status:?}");
+    assert!(
+        status.message().contains("tenants/acme/parties/bank"),
+        "{status:?}"
+    );
 
     let a = seed.create_agreement(&s, "sla", seed.service_level()).await;
     s.agreements()
-        .publish_agreement(pb::PublishAgreementRequest { name: a.name, etag: String::new() })
+        .publish_agreement(pb::PublishAgreementRequest {
+            name: a.name,
+            etag: String::new(),
+        })
         .await
         .unwrap();
     tenants
@@ -160,7 +192,9 @@ async fn deleting_a_tenant_with_resources_needs_force(s: TestServer) {
         .unwrap();
     assert_code(
         s.parties()
-            .get_party(pb::GetPartyRequest { name: seed.customer.clone() })
+            .get_party(pb::GetPartyRequest {
+                name: seed.customer.clone(),
+            })
             .await,
         Code::NotFound,
     );
@@ -184,7 +218,9 @@ async fn update_with_star_mask_replaces_every_field(s: TestServer) {
                 display_name: "Only name".into(),
                 ..Default::default()
             }),
-            update_mask: Some(FieldMask { paths: vec!["*".into()] }),
+            update_mask: Some(FieldMask {
+                paths: vec!["*".into()],
+            }),
         })
         .await
         .unwrap()
