@@ -5,6 +5,7 @@ mod support;
 
 mod agreements;
 mod idempotency;
+mod not_found_and_stale;
 mod overrides;
 mod pagination;
 mod parties;

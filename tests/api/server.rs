@@ -118,10 +118,12 @@ async fn shutdown_reports_not_serving_and_lets_calls_finish() {
         ServingStatus::Serving
     );
     stop.send(()).unwrap();
-    let next = tokio::time::timeout(Duration::from_secs(5), watch.message()).await;
-    if let Ok(Ok(Some(update))) = next {
-        assert_eq!(update.status(), ServingStatus::NotServing);
-    }
+    let update = tokio::time::timeout(Duration::from_secs(5), watch.message())
+        .await
+        .expect("a health update as shutdown starts")
+        .expect("the watch stream is still open")
+        .expect("a message");
+    assert_eq!(update.status(), ServingStatus::NotServing);
     tokio::time::timeout(Duration::from_secs(10), task)
         .await
         .expect("server stops within the grace period")
