@@ -13,4 +13,5 @@ mod revisions;
 mod server;
 mod services;
 mod startup;
+mod store_contract;
 mod tenants;

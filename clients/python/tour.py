@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""The README's five-minute tour of Accord, through the generated Python stubs.
+
+    python tour.py ADDRESS
+
+Run it against a fresh server (the ids it creates are fixed, so a second run
+on the same database stops at ALREADY_EXISTS). Generate the stubs first with
+setup.sh; they land in gen/ next to this file.
+
+It creates a tenant, a provider and a customer, a service, a service-level
+agreement with an objective, a credit schedule and a liability cap; publishes
+it; gives the customer a better target with an override; renames the
+agreement (an ACTIVE agreement writes a new revision) and lists the revisions.
+Exits 1 on any RPC error, printing its code and details.
+"""
+
+import os
+import sys
+import uuid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gen"))
+
+import grpc  # noqa: E402
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2  # noqa: E402
+
+from accord.v1 import agreement_pb2, agreement_pb2_grpc  # noqa: E402
+from accord.v1 import party_pb2, party_pb2_grpc  # noqa: E402
+from accord.v1 import service_pb2, service_pb2_grpc  # noqa: E402
+from accord.v1 import tenant_pb2, tenant_pb2_grpc  # noqa: E402
+from accord.v1 import terms_pb2  # noqa: E402
+
+TIMEOUT = 10.0  # seconds, for each call
+
+
+def request_id():
+    return str(uuid.uuid4())
+
+
+def timestamp(rfc3339):
+    ts = timestamp_pb2.Timestamp()
+    ts.FromJsonString(rfc3339)
+    return ts
+
+
+def days(n):
+    return duration_pb2.Duration(seconds=n * 86400)
+
+
+def enum_name(enum, value, prefix):
+    return enum.Name(value).removeprefix(prefix)
+
+
+def money(m):
+    return f"{m.amount_minor / 100:,.2f} {m.currency_code}"
+
+
+def percent(target):
+    return f"{target * 100:g} %"
+
+
+def step(title):
+    if step.count:
+        print()
+    step.count += 1
+    print(f"== {title}")
+
+
+step.count = 0
+
+
+def show_agreement(a):
+    kind = enum_name(agreement_pb2.AgreementKind, a.kind, "AGREEMENT_KIND_")
+    state = enum_name(agreement_pb2.AgreementState, a.state, "AGREEMENT_STATE_")
+    print(f"{a.name}  {kind}  {state}  revision={a.revision_id or '-'}")
+    print(f"  display_name: {a.display_name}")
+
+
+def run(address):
+    channel = grpc.insecure_channel(address)
+    tenants = tenant_pb2_grpc.TenantServiceStub(channel)
+    parties = party_pb2_grpc.PartyServiceStub(channel)
+    catalog = service_pb2_grpc.ServiceCatalogServiceStub(channel)
+    agreements = agreement_pb2_grpc.AgreementServiceStub(channel)
+
+    step("CreateTenant acme")
+    tenant = tenants.CreateTenant(tenant_pb2.CreateTenantRequest(
+        tenant_id="acme",
+        tenant=tenant_pb2.Tenant(display_name="Acme Corp"),
+        request_id=request_id(),
+    ), timeout=TIMEOUT)
+    print(f"{tenant.name}  \"{tenant.display_name}\"")
+
+    step("CreateParty platform (PROVIDER) and bank (CUSTOMER)")
+    created = {}
+    for party_id, kind, display_name in (
+        ("platform", party_pb2.PARTY_KIND_PROVIDER, "Platform team"),
+        ("bank", party_pb2.PARTY_KIND_CUSTOMER, "Example Bank"),
+    ):
+        party = parties.CreateParty(party_pb2.CreatePartyRequest(
+            parent=tenant.name,
+            party_id=party_id,
+            party=party_pb2.Party(display_name=display_name, kind=kind),
+            request_id=request_id(),
+        ), timeout=TIMEOUT)
+        created[party_id] = party
+        print(f"{party.name}  {enum_name(party_pb2.PartyKind, party.kind, 'PARTY_KIND_')}"
+              f"  \"{party.display_name}\"")
+    platform, bank = created["platform"], created["bank"]
+
+    step("CreateService payments")
+    service = catalog.CreateService(service_pb2.CreateServiceRequest(
+        parent=tenant.name,
+        service_id="payments",
+        service=service_pb2.Service(display_name="Payments", owner=platform.name),
+        request_id=request_id(),
+    ), timeout=TIMEOUT)
+    print(f"{service.name}  owner={service.owner}")
+
+    step("CreateAgreement payments-sla (SERVICE_LEVEL)")
+    agreement = agreements.CreateAgreement(agreement_pb2.CreateAgreementRequest(
+        parent=tenant.name,
+        agreement_id="payments-sla",
+        agreement=agreement_pb2.Agreement(
+            display_name="Payments SLA",
+            kind=agreement_pb2.AGREEMENT_KIND_SERVICE_LEVEL,
+            provider=platform.name,
+            services=[service.name],
+            effective_from=timestamp("2026-01-01T00:00:00Z"),
+            objectives=[terms_pb2.Objective(
+                key="availability",
+                display_name="Availability",
+                indicator="http_success",
+                kind=terms_pb2.OBJECTIVE_KIND_RATIO,
+                target=0.999,
+                window=terms_pb2.Window(rolling=terms_pb2.RollingWindow(duration=days(30))),
+            )],
+            credits=terms_pb2.CreditSchedule(
+                tiers=[
+                    terms_pb2.CreditTier(attainment_below=0.999, credit_percent=10),
+                    terms_pb2.CreditTier(attainment_below=0.99, credit_percent=25),
+                ],
+                fee=terms_pb2.Money(amount_minor=100000, currency_code="EUR"),
+            ),
+            clauses=[terms_pb2.Clause(
+                kind=terms_pb2.CLAUSE_KIND_LIABILITY_CAP,
+                title="Liability cap",
+                text="The provider's total liability is capped at twelve months of fees.",
+                amount=terms_pb2.Money(amount_minor=1200000, currency_code="EUR"),
+            )],
+        ),
+        request_id=request_id(),
+    ), timeout=TIMEOUT)
+    show_agreement(agreement)
+    for o in agreement.objectives:
+        kind = enum_name(terms_pb2.ObjectiveKind, o.kind, "OBJECTIVE_KIND_")
+        window = o.window.rolling.duration.seconds // 86400
+        print(f"  objective {o.key}: {kind} {o.indicator} >= {percent(o.target)}"
+              f" over a rolling {window} days")
+    tiers = ", ".join(f"< {percent(t.attainment_below)} -> {t.credit_percent:g} %"
+                      for t in agreement.credits.tiers)
+    print(f"  credits: {tiers} of {money(agreement.credits.fee)}")
+    for c in agreement.clauses:
+        print(f"  clause {enum_name(terms_pb2.ClauseKind, c.kind, 'CLAUSE_KIND_')}:"
+              f" {money(c.amount)}")
+
+    step("PublishAgreement")
+    agreement = agreements.PublishAgreement(agreement_pb2.PublishAgreementRequest(
+        name=agreement.name, etag=agreement.etag,
+    ), timeout=TIMEOUT)
+    show_agreement(agreement)
+
+    step("CreateOverride bank-gold")
+    override = agreements.CreateOverride(agreement_pb2.CreateOverrideRequest(
+        parent=agreement.name,
+        override_id="bank-gold",
+        override=agreement_pb2.Override(
+            display_name="Example Bank gold",
+            consumer=bank.name,
+            effective_from=timestamp("2026-01-01T00:00:00Z"),
+            objective_patches=[agreement_pb2.ObjectivePatch(key="availability", target=0.9999)],
+        ),
+        request_id=request_id(),
+    ), timeout=TIMEOUT)
+    print(f"{override.name}  consumer={override.consumer}")
+    for p in override.objective_patches:
+        print(f"  {p.key}: target {percent(p.target)}")
+
+    step("UpdateAgreement display_name (ACTIVE: writes a new revision)")
+    previous = agreement.revision_id
+    agreement = agreements.UpdateAgreement(agreement_pb2.UpdateAgreementRequest(
+        agreement=agreement_pb2.Agreement(
+            name=agreement.name,
+            display_name="Payments SLA (EU)",
+            etag=agreement.etag,
+        ),
+        update_mask=field_mask_pb2.FieldMask(paths=["display_name"]),
+    ), timeout=TIMEOUT)
+    show_agreement(agreement)
+    print(f"  previous revision={previous}")
+
+    step("ListAgreementRevisions (newest first)")
+    response = agreements.ListAgreementRevisions(agreement_pb2.ListAgreementRevisionsRequest(
+        name=agreement.name,
+    ), timeout=TIMEOUT)
+    for r in response.revisions:
+        print(f"{r.name}  \"{r.agreement.display_name}\"")
+    channel.close()
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(f"usage: {sys.argv[0]} ADDRESS", file=sys.stderr)
+        return 2
+    try:
+        run(sys.argv[1])
+    except grpc.RpcError as e:
+        print(f"\ntour: RPC failed: {e.code().name}: {e.details()}", file=sys.stderr)
+        return 1
+    print("\ntour: OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
