@@ -8,10 +8,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
@@ -19,7 +20,7 @@ use crate::api::agreement::AgreementApi;
 use crate::api::party::PartyApi;
 use crate::api::service::ServiceCatalogApi;
 use crate::api::tenant::TenantApi;
-use crate::config::{Config, redact_url};
+use crate::config::{Config, TlsFiles, redact_url};
 use crate::domain::Registry;
 use crate::proto::v1::agreement_service_server::AgreementServiceServer;
 use crate::proto::v1::party_service_server::PartyServiceServer;
@@ -38,6 +39,7 @@ pub const SERVICE_NAMES: &[&str] = &[
 
 pub struct Application {
     config: Config,
+    tls: Option<ServerTlsConfig>,
     listener: TcpListener,
     port: u16,
     store: Arc<dyn Store>,
@@ -63,12 +65,14 @@ impl Application {
     /// Migrates the database (under the migrator's lock) and connects the store.
     pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
+        let tls = config.tls.as_ref().map(load_tls).transpose()?;
         info!(database = %describe_database(&config.database_url), "storing data");
         store::migrate(&config.database_url).await?;
         let store = store::connect(&config.database_url, config.max_connections).await?;
         let registry = Arc::new(Registry::new(store.clone()).await?);
         Ok(Self {
             config,
+            tls,
             listener,
             port,
             store,
@@ -88,6 +92,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         let Application {
             config,
+            tls,
             listener,
             port: _,
             store,
@@ -112,7 +117,11 @@ impl Application {
                     .max_encoding_message_size(max)
             };
         }
-        let router = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls)?;
+        }
+        let router = builder
             .timeout(config.request_timeout)
             .layer(ShedLoadLayer::new(config.max_concurrent_requests))
             .add_service(health_service)
@@ -136,7 +145,16 @@ impl Application {
             ));
 
         set_serving(&health, true).await;
-        info!(address = %local, "listening for gRPC");
+        let security = match &config.tls {
+            None => "plaintext",
+            Some(TlsFiles {
+                client_ca: None, ..
+            }) => "TLS",
+            Some(TlsFiles {
+                client_ca: Some(_), ..
+            }) => "mutual TLS",
+        };
+        info!(address = %local, transport = security, "listening for gRPC");
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
@@ -172,6 +190,20 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.serve_until(shutdown_signal()).await
     }
+}
+
+/// Reads the certificate, key and client CA up front, so a bad file stops
+/// start-up with a clear error instead of failing every handshake.
+fn load_tls(files: &TlsFiles) -> anyhow::Result<ServerTlsConfig> {
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).with_context(|| format!("reading the TLS {what} {}", path.display()))
+    };
+    let identity = Identity::from_pem(read(&files.cert, "certificate")?, read(&files.key, "key")?);
+    let mut tls = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &files.client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca, "client CA")?));
+    }
+    Ok(tls)
 }
 
 async fn set_serving(health: &HealthReporter, serving: bool) {

@@ -58,6 +58,20 @@ pub struct ConfigArgs {
     #[arg(long, env = "ACCORD_SHUTDOWN_GRACE_SECONDS", value_name = "SECONDS")]
     pub shutdown_grace_seconds: Option<u64>,
 
+    /// PEM certificate chain the listener presents; with --tls-key-file,
+    /// turns TLS on [default: plaintext].
+    #[arg(long, env = "ACCORD_TLS_CERT_FILE", value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert-file.
+    #[arg(long, env = "ACCORD_TLS_KEY_FILE", value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// PEM CA certificates that client certificates must chain to; turns
+    /// mutual TLS on (clients without a valid certificate are refused).
+    #[arg(long, env = "ACCORD_TLS_CLIENT_CA_FILE", value_name = "FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
+
     /// Log filter, in `tracing` syntax [default: info].
     #[arg(long, env = "ACCORD_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -78,8 +92,20 @@ struct FileConfig {
     max_message_bytes: Option<usize>,
     request_timeout_seconds: Option<u64>,
     shutdown_grace_seconds: Option<u64>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_client_ca_file: Option<PathBuf>,
     log: Option<String>,
     log_format: Option<String>,
+}
+
+/// Where the listener's TLS material lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Set for mutual TLS.
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +124,8 @@ pub struct Config {
     pub max_message_bytes: usize,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// `None`: plaintext.
+    pub tls: Option<TlsFiles>,
     pub log: String,
     pub log_format: LogFormat,
 }
@@ -112,6 +140,7 @@ impl Default for Config {
             max_message_bytes: 4 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(20),
+            tls: None,
             log: "info".into(),
             log_format: LogFormat::Text,
         }
@@ -128,6 +157,7 @@ impl fmt::Debug for Config {
             .field("max_message_bytes", &self.max_message_bytes)
             .field("request_timeout", &self.request_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("tls", &self.tls)
             .field("log", &self.log)
             .field("log_format", &self.log_format)
             .finish()
@@ -176,7 +206,24 @@ impl Config {
             Some(f) if f == "json" => LogFormat::Json,
             Some(other) => anyhow::bail!("log format must be `text` or `json`, not `{other}`"),
         };
+        let tls = match (
+            args.tls_cert_file.clone().or(file.tls_cert_file),
+            args.tls_key_file.clone().or(file.tls_key_file),
+            args.tls_client_ca_file.clone().or(file.tls_client_ca_file),
+        ) {
+            (Some(cert), Some(key), client_ca) => Some(TlsFiles {
+                cert,
+                key,
+                client_ca,
+            }),
+            (None, None, None) => None,
+            (None, None, Some(_)) => {
+                anyhow::bail!("tls_client_ca_file needs tls_cert_file and tls_key_file")
+            }
+            _ => anyhow::bail!("set both tls_cert_file and tls_key_file, or neither"),
+        };
         let config = Config {
+            tls,
             listen: args.listen.or(file.listen).unwrap_or(d.listen),
             database_url: args
                 .database_url
@@ -295,5 +342,27 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::load(&args).is_err());
+    }
+
+    #[test]
+    fn tls_needs_a_certificate_and_its_key() {
+        let half = ConfigArgs {
+            tls_cert_file: Some("server.pem".into()),
+            ..Default::default()
+        };
+        assert!(Config::load(&half).is_err());
+        let ca_only = ConfigArgs {
+            tls_client_ca_file: Some("ca.pem".into()),
+            ..Default::default()
+        };
+        assert!(Config::load(&ca_only).is_err());
+        let mutual = ConfigArgs {
+            tls_cert_file: Some("server.pem".into()),
+            tls_key_file: Some("server.key".into()),
+            tls_client_ca_file: Some("ca.pem".into()),
+            ..Default::default()
+        };
+        let tls = Config::load(&mutual).unwrap().tls.unwrap();
+        assert_eq!(tls.client_ca, Some("ca.pem".into()));
     }
 }

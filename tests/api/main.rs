@@ -15,3 +15,4 @@ mod services;
 mod startup;
 mod store_contract;
 mod tenants;
+mod tls;

@@ -161,6 +161,9 @@ fn serve_help_documents_every_setting() {
         "--max-message-bytes",
         "--request-timeout-seconds",
         "--shutdown-grace-seconds",
+        "--tls-cert-file",
+        "--tls-key-file",
+        "--tls-client-ca-file",
         "--log",
         "--log-format",
     ] {
