@@ -200,11 +200,17 @@ pub fn objective_in(v: &mut Violations, field: &str, o: &pb::Objective) -> Optio
         .window
         .as_ref()
         .and_then(|w| window_in(v, &format!("{field}.window"), w));
+    let Some(kind) = kind else {
+        // Without a kind the objective cannot reach the domain: check what
+        // does not depend on it here, so every problem is reported at once.
+        validate_objective_basics(v, field, &o.key, &o.indicator, o.target, window.as_ref());
+        return None;
+    };
     Some(Objective {
         key: o.key.clone(),
         display_name: o.display_name.clone(),
         indicator: o.indicator.clone(),
-        kind: kind?,
+        kind,
         target: o.target,
         threshold: o.threshold,
         comparison,

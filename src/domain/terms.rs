@@ -195,20 +195,37 @@ pub fn validate_window(v: &mut Violations, field: &str, window: &Window) {
     }
 }
 
-pub fn validate_objective(v: &mut Violations, field: &str, o: &Objective) {
-    validate_objective_key(v, &format!("{field}.key"), &o.key);
+/// The rules every objective follows whatever its kind; also applied to an
+/// objective whose kind is missing, so one request reports all its problems.
+pub fn validate_objective_basics(
+    v: &mut Violations,
+    field: &str,
+    key: &str,
+    indicator: &str,
+    target: f64,
+    window: Option<&Window>,
+) {
+    validate_objective_key(v, &format!("{field}.key"), key);
     require(
         v,
-        !o.indicator.trim().is_empty(),
+        !indicator.trim().is_empty(),
         || format!("{field}.indicator"),
         "is required",
     );
     require(
         v,
-        is_unit_fraction(o.target),
+        is_unit_fraction(target),
         || format!("{field}.target"),
         "must be in (0, 1]",
     );
+    match window {
+        None => v.add(format!("{field}.window"), "is required"),
+        Some(w) => validate_window(v, &format!("{field}.window"), w),
+    }
+}
+
+pub fn validate_objective(v: &mut Violations, field: &str, o: &Objective) {
+    validate_objective_basics(v, field, &o.key, &o.indicator, o.target, o.window.as_ref());
     let bounded = matches!(o.kind, ObjectiveKind::Threshold | ObjectiveKind::Timeslice);
     match (bounded, o.threshold) {
         (true, None) => v.add(format!("{field}.threshold"), "is required for this kind"),
@@ -242,10 +259,6 @@ pub fn validate_objective(v: &mut Violations, field: &str, o: &Objective) {
             "applies only to TIMESLICE objectives",
         ),
         _ => {}
-    }
-    match &o.window {
-        None => v.add(format!("{field}.window"), "is required"),
-        Some(w) => validate_window(v, &format!("{field}.window"), w),
     }
 }
 

@@ -450,6 +450,31 @@ async fn agreement_validation_names_each_field(s: TestServer) {
     for (field, agreement) in cases {
         assert_invalid_field(create(&s, &seed, agreement).await, field);
     }
+    // Every problem of one request is reported, even beside a missing kind.
+    let many = pb::Agreement {
+        objectives: vec![pb::Objective {
+            kind: 0,
+            target: 2.0,
+            ..availability(0.9)
+        }],
+        effective_until: Some(ts(JAN_2026 - DAY)),
+        ..base.clone()
+    };
+    let status = create(&s, &seed, many).await.unwrap_err();
+    let mut fields: Vec<String> = tonic_types::StatusExt::get_details_bad_request(&status)
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "agreement.objectives[0].kind",
+            "agreement.objectives[0].target"
+        ]
+    );
     assert_invalid_field(
         s.agreements()
             .create_agreement(pb::CreateAgreementRequest {
