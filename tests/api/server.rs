@@ -173,3 +173,72 @@ async fn internal_errors_reveal_no_sql() {
             .contains("agreement_labels")
     );
 }
+
+/// Holds SQLite's write lock from outside the server, so the server's next
+/// write waits (up to its busy timeout) until the returned guard is released.
+async fn hold_write_lock(url: &str) -> sqlx::pool::PoolConnection<sqlx::Sqlite> {
+    use sqlx::Executor;
+    let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    conn.execute("BEGIN IMMEDIATE").await.unwrap();
+    conn
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_end_at_their_grpc_timeout() {
+    let server = TestServer::start(Backend::Sqlite).await.unwrap();
+    let _lock = hold_write_lock(&server.database_url).await;
+    let mut request = tonic::Request::new(pb::CreateTenantRequest {
+        tenant_id: "acme".into(),
+        tenant: None,
+        request_id: String::new(),
+    });
+    request.set_timeout(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let status = server.tenants().create_tenant(request).await.unwrap_err();
+    let elapsed = started.elapsed();
+    // Without the deadline the write would wait for the lock for 10 seconds.
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+    assert!(
+        matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
+        "{status:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_calls_finish_during_shutdown() {
+    let (db, url) = TestDb::create(Backend::Sqlite).await.unwrap();
+    let config = accord::config::Config {
+        database_url: url.clone(),
+        shutdown_grace: Duration::from_secs(10),
+        ..Default::default()
+    };
+    let (_, channel, stop, task) = spawn_server(config).await;
+    let lock = hold_write_lock(&url).await;
+    let mut tenants = pb::tenant_service_client::TenantServiceClient::new(channel);
+    let call = tokio::spawn(async move {
+        tenants
+            .create_tenant(pb::CreateTenantRequest {
+                tenant_id: "acme".into(),
+                tenant: None,
+                request_id: String::new(),
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !call.is_finished(),
+        "the call is still waiting for the lock"
+    );
+    drop(lock);
+    let created = call.await.unwrap().expect("the in-flight call completes");
+    assert_eq!(created.into_inner().name, "tenants/acme");
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the server stops once the call is done")
+        .unwrap()
+        .unwrap();
+    drop(db);
+}
