@@ -65,6 +65,14 @@ impl TestDb {
                     .execute(&mut conn)
                     .await
                     .expect("create test database");
+                // Test databases need no durability; commits without fsync
+                // keep the suite fast.
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "ALTER DATABASE {name} SET synchronous_commit = off"
+                )))
+                .execute(&mut conn)
+                .await
+                .expect("configure test database");
                 let url = with_database(&admin_url, &name);
                 Some((TestDb::Postgres { admin_url, name }, url))
             }
