@@ -172,7 +172,10 @@ impl Registry {
 
     pub async fn update_tenant(&self, id: &Id, etag: &str, fields: TenantFields) -> Result<Tenant> {
         let mut tx = self.write(id).await?;
-        let mut tenant = Self::require_tenant(&mut *tx, id).await?;
+        let mut tenant = tx
+            .get_tenant_for_update(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("tenants/{id}")))?;
         tenant.meta.check_etag(etag, &tenant.name())?;
         tenant.apply(fields);
         let mut v = Violations::new();
@@ -186,7 +189,10 @@ impl Registry {
 
     pub async fn delete_tenant(&self, id: &Id, etag: &str, force: bool) -> Result<()> {
         let mut tx = self.write(id).await?;
-        let tenant = Self::require_tenant(&mut *tx, id).await?;
+        let tenant = tx
+            .get_tenant_for_update(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("tenants/{id}")))?;
         tenant.meta.check_etag(etag, &tenant.name())?;
         if !force {
             let contents = tx.tenant_contents(id, USERS_SHOWN).await?;
@@ -306,7 +312,7 @@ impl Registry {
         let mut tx = self.write(tenant).await?;
         tx.lock_tenant(tenant).await?;
         let mut party = tx
-            .get_party(tenant, id)
+            .get_party_for_update(tenant, id)
             .await?
             .ok_or_else(|| Error::NotFound(party_name(tenant, id)))?;
         party.meta.check_etag(etag, &party.name())?;
@@ -324,7 +330,7 @@ impl Registry {
     pub async fn delete_party(&self, tenant: &Id, id: &Id, etag: &str) -> Result<()> {
         let mut tx = self.write(tenant).await?;
         let party = tx
-            .get_party(tenant, id)
+            .get_party_for_update(tenant, id)
             .await?
             .ok_or_else(|| Error::NotFound(party_name(tenant, id)))?;
         party.meta.check_etag(etag, &party.name())?;
@@ -407,7 +413,7 @@ impl Registry {
     ) -> Result<Service> {
         let mut tx = self.write(tenant).await?;
         let mut service = tx
-            .get_service(tenant, id)
+            .get_service_for_update(tenant, id)
             .await?
             .ok_or_else(|| Error::NotFound(service_name(tenant, id)))?;
         service.meta.check_etag(etag, &service.name())?;
@@ -428,7 +434,7 @@ impl Registry {
     pub async fn delete_service(&self, tenant: &Id, id: &Id, etag: &str) -> Result<()> {
         let mut tx = self.write(tenant).await?;
         let service = tx
-            .get_service(tenant, id)
+            .get_service_for_update(tenant, id)
             .await?
             .ok_or_else(|| Error::NotFound(service_name(tenant, id)))?;
         service.meta.check_etag(etag, &service.name())?;
@@ -536,6 +542,13 @@ impl Registry {
             .ok_or_else(|| Error::NotFound(agreement_name(tenant, id)))
     }
 
+    /// The agreement an operation changes, locked until it commits.
+    async fn lock_agreement(tx: &mut dyn Tx, tenant: &Id, id: &Id) -> Result<Agreement> {
+        tx.get_agreement_for_update(tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(agreement_name(tenant, id)))
+    }
+
     pub async fn get_agreement(&self, tenant: &Id, id: &Id) -> Result<Agreement> {
         let mut tx = self.read(tenant).await?;
         Self::require_agreement(&mut *tx, tenant, id).await
@@ -638,7 +651,7 @@ impl Registry {
     ) -> Result<Agreement> {
         let now = Utc::now();
         let mut tx = self.write(tenant).await?;
-        let mut a = Self::require_agreement(&mut *tx, tenant, id).await?;
+        let mut a = Self::lock_agreement(&mut *tx, tenant, id).await?;
         a.meta.check_etag(etag, &a.name())?;
         Self::require_state(
             &a,
@@ -671,7 +684,7 @@ impl Registry {
 
     pub async fn delete_agreement(&self, tenant: &Id, id: &Id, etag: &str) -> Result<()> {
         let mut tx = self.write(tenant).await?;
-        let a = Self::require_agreement(&mut *tx, tenant, id).await?;
+        let a = Self::lock_agreement(&mut *tx, tenant, id).await?;
         a.meta.check_etag(etag, &a.name())?;
         if a.revision.is_some() {
             return Err(Error::precondition(
@@ -696,7 +709,7 @@ impl Registry {
     pub async fn publish_agreement(&self, tenant: &Id, id: &Id, etag: &str) -> Result<Agreement> {
         let now = Utc::now();
         let mut tx = self.write(tenant).await?;
-        let mut a = Self::require_agreement(&mut *tx, tenant, id).await?;
+        let mut a = Self::lock_agreement(&mut *tx, tenant, id).await?;
         a.meta.check_etag(etag, &a.name())?;
         Self::require_state(&a, &[AgreementState::Draft], "publish", now)?;
         if let Some(until) = a.effective_until
@@ -731,7 +744,7 @@ impl Registry {
     ) -> Result<Agreement> {
         let now = Utc::now();
         let mut tx = self.write(tenant).await?;
-        let mut a = Self::require_agreement(&mut *tx, tenant, id).await?;
+        let mut a = Self::lock_agreement(&mut *tx, tenant, id).await?;
         a.meta.check_etag(etag, &a.name())?;
         Self::require_state(&a, &[AgreementState::Active], "terminate", now)?;
         let at = terminate_time.unwrap_or(now);
@@ -879,7 +892,7 @@ impl Registry {
         let mut tx = self.write(tenant).await?;
         let a = Self::require_agreement(&mut *tx, tenant, agreement).await?;
         let mut o = tx
-            .get_override(tenant, agreement, id)
+            .get_override_for_update(tenant, agreement, id)
             .await?
             .ok_or_else(|| {
                 Error::NotFound(crate::domain::names::override_name(tenant, agreement, id))
@@ -909,7 +922,7 @@ impl Registry {
     ) -> Result<()> {
         let mut tx = self.write(tenant).await?;
         let o = tx
-            .get_override(tenant, agreement, id)
+            .get_override_for_update(tenant, agreement, id)
             .await?
             .ok_or_else(|| {
                 Error::NotFound(crate::domain::names::override_name(tenant, agreement, id))

@@ -27,7 +27,9 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Whether a transaction writes. SQLite takes its write lock up front for a
-/// writing transaction; PostgreSQL locks the rows it reads for update.
+/// writing transaction; on PostgreSQL, the rows an operation changes are read
+/// with the `_for_update` methods, and references are plain reads (foreign
+/// keys keep them from vanishing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     Read,
@@ -87,6 +89,8 @@ pub trait Tx: Send {
 
     async fn insert_tenant(&mut self, tenant: &Tenant) -> Result<()>;
     async fn get_tenant(&mut self, id: &Id) -> Result<Option<Tenant>>;
+    /// `get_tenant`, locking the row until the transaction ends (PostgreSQL).
+    async fn get_tenant_for_update(&mut self, id: &Id) -> Result<Option<Tenant>>;
     async fn list_tenants(&mut self, after: Option<&str>, limit: i64) -> Result<Vec<Tenant>>;
     async fn update_tenant(&mut self, tenant: &Tenant) -> Result<()>;
     /// Names of up to `limit` parties, services and agreements of the tenant.
@@ -96,6 +100,8 @@ pub trait Tx: Send {
 
     async fn insert_party(&mut self, party: &Party) -> Result<()>;
     async fn get_party(&mut self, tenant: &Id, id: &Id) -> Result<Option<Party>>;
+    /// `get_party`, locking the row until the transaction ends (PostgreSQL).
+    async fn get_party_for_update(&mut self, tenant: &Id, id: &Id) -> Result<Option<Party>>;
     async fn list_parties(
         &mut self,
         tenant: &Id,
@@ -109,6 +115,8 @@ pub trait Tx: Send {
 
     async fn insert_service(&mut self, service: &Service) -> Result<()>;
     async fn get_service(&mut self, tenant: &Id, id: &Id) -> Result<Option<Service>>;
+    /// `get_service`, locking the row until the transaction ends (PostgreSQL).
+    async fn get_service_for_update(&mut self, tenant: &Id, id: &Id) -> Result<Option<Service>>;
     async fn list_services(
         &mut self,
         tenant: &Id,
@@ -122,6 +130,9 @@ pub trait Tx: Send {
 
     async fn insert_agreement(&mut self, agreement: &Agreement) -> Result<()>;
     async fn get_agreement(&mut self, tenant: &Id, id: &Id) -> Result<Option<Agreement>>;
+    /// `get_agreement`, locking the row until the transaction ends (PostgreSQL).
+    async fn get_agreement_for_update(&mut self, tenant: &Id, id: &Id)
+    -> Result<Option<Agreement>>;
     async fn list_agreements(
         &mut self,
         tenant: &Id,
@@ -167,6 +178,12 @@ pub trait Tx: Send {
 
     async fn insert_override(&mut self, o: &Override) -> Result<()>;
     async fn get_override(
+        &mut self,
+        tenant: &Id,
+        agreement: &Id,
+        id: &Id,
+    ) -> Result<Option<Override>>;
+    async fn get_override_for_update(
         &mut self,
         tenant: &Id,
         agreement: &Id,

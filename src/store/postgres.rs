@@ -77,7 +77,6 @@ impl PostgresStore {
 
 pub struct PostgresTx {
     tx: sqlx::Transaction<'static, Postgres>,
-    access: Access,
 }
 
 #[async_trait]
@@ -87,12 +86,12 @@ impl Store for PostgresStore {
     }
 
     async fn begin(&self, _tenant: Option<&Id>, access: Access) -> Result<Box<dyn Tx>> {
-        let tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| Error::Unavailable(format!("database unavailable: {e}")))?;
-        Ok(Box::new(PostgresTx { tx, access }))
+        let tx = match access {
+            Access::Read => self.pool.begin_with("BEGIN READ ONLY").await,
+            Access::Write => self.pool.begin().await,
+        }
+        .map_err(|e| Error::Unavailable(format!("database unavailable: {e}")))?;
+        Ok(Box::new(PostgresTx { tx }))
     }
 
     async fn page_token_secret(&self) -> Result<Vec<u8>> {

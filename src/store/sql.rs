@@ -10,13 +10,9 @@ macro_rules! impl_tx {
                 &mut *self.tx
             }
 
-            /// Appends the row-locking clause in a writing transaction.
-            fn locking(&self, sql: &'static str, locked: &'static str) -> &'static str {
-                if self.access == $crate::store::Access::Write {
-                    locked
-                } else {
-                    sql
-                }
+            /// The locking variant of a read, for the rows an operation changes.
+            fn locking(for_update: bool, sql: &'static str, locked: &'static str) -> &'static str {
+                if for_update { locked } else { sql }
             }
         }
 
@@ -101,16 +97,11 @@ macro_rules! impl_tx {
             }
 
             async fn get_tenant(&mut self, id: &Id) -> Result<Option<Tenant>> {
-                let sql = self.locking(
-                    "SELECT body FROM tenants WHERE id = $1",
-                    concat!("SELECT body FROM tenants WHERE id = $1", $for_update),
-                );
-                let row: Option<Json<Tenant>> = sqlx::query_scalar(sql)
-                    .bind(id.as_str())
-                    .fetch_optional(self.conn())
-                    .await
-                    .map_err(internal("get tenant"))?;
-                Ok(row.map(|j| j.0))
+                self.fetch_tenant(id, false).await
+            }
+
+            async fn get_tenant_for_update(&mut self, id: &Id) -> Result<Option<Tenant>> {
+                self.fetch_tenant(id, true).await
             }
 
             async fn list_tenants(&mut self, after: Option<&str>, limit: i64) -> Result<Vec<Tenant>> {
@@ -192,17 +183,11 @@ macro_rules! impl_tx {
             }
 
             async fn get_party(&mut self, tenant: &Id, id: &Id) -> Result<Option<Party>> {
-                let sql = self.locking(
-                    "SELECT body FROM parties WHERE tenant = $1 AND id = $2",
-                    concat!("SELECT body FROM parties WHERE tenant = $1 AND id = $2", $for_update),
-                );
-                let row: Option<Json<Party>> = sqlx::query_scalar(sql)
-                    .bind(tenant.as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(self.conn())
-                    .await
-                    .map_err(internal("get party"))?;
-                Ok(row.map(|j| j.0))
+                self.fetch_party(tenant, id, false).await
+            }
+
+            async fn get_party_for_update(&mut self, tenant: &Id, id: &Id) -> Result<Option<Party>> {
+                self.fetch_party(tenant, id, true).await
             }
 
             async fn list_parties(
@@ -286,17 +271,11 @@ macro_rules! impl_tx {
             }
 
             async fn get_service(&mut self, tenant: &Id, id: &Id) -> Result<Option<Service>> {
-                let sql = self.locking(
-                    "SELECT body FROM services WHERE tenant = $1 AND id = $2",
-                    concat!("SELECT body FROM services WHERE tenant = $1 AND id = $2", $for_update),
-                );
-                let row: Option<Json<Service>> = sqlx::query_scalar(sql)
-                    .bind(tenant.as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(self.conn())
-                    .await
-                    .map_err(internal("get service"))?;
-                Ok(row.map(|j| j.0))
+                self.fetch_service(tenant, id, false).await
+            }
+
+            async fn get_service_for_update(&mut self, tenant: &Id, id: &Id) -> Result<Option<Service>> {
+                self.fetch_service(tenant, id, true).await
             }
 
             async fn list_services(
@@ -378,17 +357,11 @@ macro_rules! impl_tx {
             }
 
             async fn get_agreement(&mut self, tenant: &Id, id: &Id) -> Result<Option<Agreement>> {
-                let sql = self.locking(
-                    "SELECT body FROM agreements WHERE tenant = $1 AND id = $2",
-                    concat!("SELECT body FROM agreements WHERE tenant = $1 AND id = $2", $for_update),
-                );
-                let row: Option<Json<Agreement>> = sqlx::query_scalar(sql)
-                    .bind(tenant.as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(self.conn())
-                    .await
-                    .map_err(internal("get agreement"))?;
-                Ok(row.map(|j| j.0))
+                self.fetch_agreement(tenant, id, false).await
+            }
+
+            async fn get_agreement_for_update(&mut self, tenant: &Id, id: &Id) -> Result<Option<Agreement>> {
+                self.fetch_agreement(tenant, id, true).await
             }
 
             async fn list_agreements(
@@ -646,21 +619,11 @@ macro_rules! impl_tx {
                 agreement: &Id,
                 id: &Id,
             ) -> Result<Option<Override>> {
-                let sql = self.locking(
-                    "SELECT body FROM overrides WHERE tenant = $1 AND agreement_id = $2 AND id = $3",
-                    concat!(
-                        "SELECT body FROM overrides WHERE tenant = $1 AND agreement_id = $2 AND id = $3",
-                        $for_update
-                    ),
-                );
-                let row: Option<Json<Override>> = sqlx::query_scalar(sql)
-                    .bind(tenant.as_str())
-                    .bind(agreement.as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(self.conn())
-                    .await
-                    .map_err(internal("get override"))?;
-                Ok(row.map(|j| j.0))
+                self.fetch_override(tenant, agreement, id, false).await
+            }
+
+            async fn get_override_for_update(&mut self, tenant: &Id, agreement: &Id, id: &Id) -> Result<Option<Override>> {
+                self.fetch_override(tenant, agreement, id, true).await
             }
 
             async fn list_overrides(
@@ -734,6 +697,84 @@ macro_rules! impl_tx {
         }
 
         impl $tx {
+            async fn fetch_tenant(&mut self, id: &Id, for_update: bool) -> Result<Option<Tenant>> {
+                let sql = Self::locking(
+                    for_update,
+                    "SELECT body FROM tenants WHERE id = $1",
+                    concat!("SELECT body FROM tenants WHERE id = $1", $for_update),
+                );
+                let row: Option<Json<Tenant>> = sqlx::query_scalar(sql)
+                    .bind(id.as_str())
+                    .fetch_optional(self.conn())
+                    .await
+                    .map_err(internal("get tenant"))?;
+                Ok(row.map(|j| j.0))
+            }
+
+            async fn fetch_party(&mut self, tenant: &Id, id: &Id, for_update: bool) -> Result<Option<Party>> {
+                let sql = Self::locking(
+                    for_update,
+                    "SELECT body FROM parties WHERE tenant = $1 AND id = $2",
+                    concat!("SELECT body FROM parties WHERE tenant = $1 AND id = $2", $for_update),
+                );
+                let row: Option<Json<Party>> = sqlx::query_scalar(sql)
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(self.conn())
+                    .await
+                    .map_err(internal("get party"))?;
+                Ok(row.map(|j| j.0))
+            }
+
+            async fn fetch_service(&mut self, tenant: &Id, id: &Id, for_update: bool) -> Result<Option<Service>> {
+                let sql = Self::locking(
+                    for_update,
+                    "SELECT body FROM services WHERE tenant = $1 AND id = $2",
+                    concat!("SELECT body FROM services WHERE tenant = $1 AND id = $2", $for_update),
+                );
+                let row: Option<Json<Service>> = sqlx::query_scalar(sql)
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(self.conn())
+                    .await
+                    .map_err(internal("get service"))?;
+                Ok(row.map(|j| j.0))
+            }
+
+            async fn fetch_agreement(&mut self, tenant: &Id, id: &Id, for_update: bool) -> Result<Option<Agreement>> {
+                let sql = Self::locking(
+                    for_update,
+                    "SELECT body FROM agreements WHERE tenant = $1 AND id = $2",
+                    concat!("SELECT body FROM agreements WHERE tenant = $1 AND id = $2", $for_update),
+                );
+                let row: Option<Json<Agreement>> = sqlx::query_scalar(sql)
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(self.conn())
+                    .await
+                    .map_err(internal("get agreement"))?;
+                Ok(row.map(|j| j.0))
+            }
+
+            async fn fetch_override(&mut self, tenant: &Id, agreement: &Id, id: &Id, for_update: bool) -> Result<Option<Override>> {
+                let sql = Self::locking(
+                    for_update,
+                    "SELECT body FROM overrides WHERE tenant = $1 AND agreement_id = $2 AND id = $3",
+                    concat!(
+                        "SELECT body FROM overrides WHERE tenant = $1 AND agreement_id = $2 AND id = $3",
+                        $for_update
+                    ),
+                );
+                let row: Option<Json<Override>> = sqlx::query_scalar(sql)
+                    .bind(tenant.as_str())
+                    .bind(agreement.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(self.conn())
+                    .await
+                    .map_err(internal("get override"))?;
+                Ok(row.map(|j| j.0))
+            }
+
             /// Writes the side tables that filters and foreign keys use.
             async fn write_agreement_links(&mut self, a: &Agreement) -> Result<()> {
                 for service in &a.services {

@@ -71,7 +71,6 @@ impl SqliteStore {
 
 pub struct SqliteTx {
     tx: sqlx::Transaction<'static, Sqlite>,
-    access: Access,
 }
 
 #[async_trait]
@@ -86,7 +85,7 @@ impl Store for SqliteStore {
             Access::Write => self.pool.begin_with("BEGIN IMMEDIATE").await,
         }
         .map_err(|e| Error::Unavailable(format!("database unavailable: {e}")))?;
-        Ok(Box::new(SqliteTx { tx, access }))
+        Ok(Box::new(SqliteTx { tx }))
     }
 
     async fn page_token_secret(&self) -> Result<Vec<u8>> {

@@ -146,4 +146,56 @@ async fn published_agreements_keep_their_kind(s: TestServer) {
 on_both_backends!(
     publishing_and_two_updates_make_three_unchanged_revisions,
     published_agreements_keep_their_kind,
+    concurrent_updates_with_one_etag_let_exactly_one_through,
 );
+
+async fn concurrent_updates_with_one_etag_let_exactly_one_through(s: TestServer) {
+    let seed = seed(&s, "acme").await;
+    let draft = seed.create_agreement(&s, "sla", seed.service_level()).await;
+    let published = s
+        .agreements()
+        .publish_agreement(pb::PublishAgreementRequest {
+            name: draft.name.clone(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let calls = (0..50).map(|i| {
+        let mut api = s.agreements();
+        let request = pb::UpdateAgreementRequest {
+            agreement: Some(pb::Agreement {
+                name: draft.name.clone(),
+                display_name: format!("writer {i}"),
+                etag: published.etag.clone(),
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["display_name".into()],
+            }),
+        };
+        tokio::spawn(async move { api.update_agreement(request).await })
+    });
+    let results: Vec<_> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let aborted = results
+        .iter()
+        .filter(|r| matches!(r, Err(status) if status.code() == Code::Aborted))
+        .count();
+    assert_eq!((ok, aborted), (1, 49));
+    let revisions = s
+        .agreements()
+        .list_agreement_revisions(pb::ListAgreementRevisionsRequest {
+            name: draft.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .revisions;
+    assert_eq!(revisions.len(), 2, "publish and the one update");
+}
