@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "proto/accord/v1/service.proto",
     "proto/accord/v1/terms.proto",
     "proto/accord/v1/agreement.proto",
+    "proto/accord/v1/api_key.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

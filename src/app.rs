@@ -17,12 +17,15 @@ use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
 use crate::api::agreement::AgreementApi;
+use crate::api::api_key::ApiKeyApi;
 use crate::api::party::PartyApi;
 use crate::api::service::ServiceCatalogApi;
 use crate::api::tenant::TenantApi;
+use crate::auth::{AuthenticateLayer, Authenticator};
 use crate::config::{Config, TlsFiles, redact_url};
 use crate::domain::Registry;
 use crate::proto::v1::agreement_service_server::AgreementServiceServer;
+use crate::proto::v1::api_key_service_server::ApiKeyServiceServer;
 use crate::proto::v1::party_service_server::PartyServiceServer;
 use crate::proto::v1::service_catalog_service_server::ServiceCatalogServiceServer;
 use crate::proto::v1::tenant_service_server::TenantServiceServer;
@@ -32,6 +35,7 @@ use crate::store::{self, Store};
 /// report them.
 pub const SERVICE_NAMES: &[&str] = &[
     "accord.v1.TenantService",
+    "accord.v1.ApiKeyService",
     "accord.v1.PartyService",
     "accord.v1.ServiceCatalogService",
     "accord.v1.AgreementService",
@@ -44,6 +48,7 @@ pub struct Application {
     port: u16,
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
+    authenticator: Arc<Authenticator>,
 }
 
 /// Where the data lives, for the first log lines.
@@ -70,7 +75,18 @@ impl Application {
         store::migrate(&config.database_url).await?;
         let store = store::connect(&config.database_url, config.max_connections).await?;
         let registry = Arc::new(Registry::new(store.clone()).await?);
+        if config.bootstrap_key.is_none() {
+            warn!(
+                "no bootstrap key: tenants cannot be managed; set ACCORD_BOOTSTRAP_KEY_FILE \
+                 (or ACCORD_BOOTSTRAP_KEY) to a secret of at least 32 characters"
+            );
+        }
+        let authenticator = Arc::new(Authenticator::new(
+            store.clone(),
+            config.bootstrap_key.as_ref(),
+        ));
         Ok(Self {
+            authenticator,
             config,
             tls,
             listener,
@@ -97,6 +113,7 @@ impl Application {
             port: _,
             store,
             registry,
+            authenticator,
         } = self;
         let local = listener.local_addr()?;
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -124,12 +141,17 @@ impl Application {
         let router = builder
             .timeout(config.request_timeout)
             .layer(ShedLoadLayer::new(config.max_concurrent_requests))
+            .layer(AuthenticateLayer::new(authenticator))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(limited!(
                 TenantServiceServer,
                 TenantApi::new(registry.clone())
+            ))
+            .add_service(limited!(
+                ApiKeyServiceServer,
+                ApiKeyApi::new(registry.clone())
             ))
             .add_service(limited!(
                 PartyServiceServer,

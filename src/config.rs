@@ -12,6 +12,8 @@ use anyhow::Context;
 use clap::Args;
 use serde::Deserialize;
 
+use crate::domain::api_key::Secret;
+
 /// Every setting, as flags with their `ACCORD_*` environment variables. Unset
 /// values fall back to the config file, then to the defaults.
 #[derive(Debug, Clone, Default, Args)]
@@ -72,6 +74,21 @@ pub struct ConfigArgs {
     #[arg(long, env = "ACCORD_TLS_CLIENT_CA_FILE", value_name = "FILE")]
     pub tls_client_ca_file: Option<PathBuf>,
 
+    /// The bootstrap API key (role PLATFORM_ADMIN): manages tenants and
+    /// creates their first keys. At least 32 characters; prefer
+    /// ACCORD_BOOTSTRAP_KEY_FILE, which keeps it out of the environment.
+    #[arg(
+        long,
+        env = "ACCORD_BOOTSTRAP_KEY",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub bootstrap_key: Option<String>,
+
+    /// File holding the bootstrap API key (a mounted Kubernetes secret).
+    #[arg(long, env = "ACCORD_BOOTSTRAP_KEY_FILE", value_name = "FILE")]
+    pub bootstrap_key_file: Option<PathBuf>,
+
     /// Log filter, in `tracing` syntax [default: info].
     #[arg(long, env = "ACCORD_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -95,6 +112,7 @@ struct FileConfig {
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
     tls_client_ca_file: Option<PathBuf>,
+    bootstrap_key_file: Option<PathBuf>,
     log: Option<String>,
     log_format: Option<String>,
 }
@@ -126,6 +144,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// `None`: plaintext.
     pub tls: Option<TlsFiles>,
+    /// The PLATFORM_ADMIN key; `None`: tenants cannot be managed.
+    pub bootstrap_key: Option<Secret>,
     pub log: String,
     pub log_format: LogFormat,
 }
@@ -141,6 +161,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(20),
             tls: None,
+            bootstrap_key: None,
             log: "info".into(),
             log_format: LogFormat::Text,
         }
@@ -158,6 +179,7 @@ impl fmt::Debug for Config {
             .field("request_timeout", &self.request_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("tls", &self.tls)
+            .field("bootstrap_key", &self.bootstrap_key)
             .field("log", &self.log)
             .field("log_format", &self.log_format)
             .finish()
@@ -222,8 +244,28 @@ impl Config {
             }
             _ => anyhow::bail!("set both tls_cert_file and tls_key_file, or neither"),
         };
+        let bootstrap_key = match (
+            args.bootstrap_key.clone(),
+            args.bootstrap_key_file.clone().or(file.bootstrap_key_file),
+        ) {
+            (Some(key), _) => Some(key),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading the bootstrap key file {}", path.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+        if let Some(key) = &bootstrap_key {
+            anyhow::ensure!(
+                key.len() >= 32,
+                "the bootstrap key must be at least 32 characters"
+            );
+        }
         let config = Config {
             tls,
+            bootstrap_key: bootstrap_key.map(Secret::new),
             listen: args.listen.or(file.listen).unwrap_or(d.listen),
             database_url: args
                 .database_url
@@ -306,9 +348,12 @@ mod tests {
         assert_eq!(redact_url("sqlite:accord.db"), "sqlite:accord.db");
         let config = Config {
             database_url: "postgres://a:hunter2@h/d".into(),
+            bootstrap_key: Some(Secret::new("acc_correct-horse-battery-staple-0123".into())),
             ..Config::default()
         };
-        assert!(!format!("{config:?}").contains("hunter2"));
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"));
+        assert!(!debug.contains("correct-horse"));
     }
 
     #[test]
@@ -339,6 +384,15 @@ mod tests {
         assert!(Config::load(&args).is_err());
         let args = ConfigArgs {
             database_url: Some("mysql://x".into()),
+            ..Default::default()
+        };
+        assert!(Config::load(&args).is_err());
+    }
+
+    #[test]
+    fn short_bootstrap_keys_are_refused() {
+        let args = ConfigArgs {
+            bootstrap_key: Some("short".into()),
             ..Default::default()
         };
         assert!(Config::load(&args).is_err());

@@ -67,6 +67,10 @@ pub enum Error {
     },
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -106,6 +110,8 @@ impl Error {
             Error::EtagMismatch(_) => Code::Aborted,
             Error::FailedPrecondition { .. } => Code::FailedPrecondition,
             Error::Unavailable(_) => Code::Unavailable,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Internal(_) => Code::Internal,
         }
     }
@@ -186,6 +192,12 @@ impl From<Error> for tonic::Status {
             }
             Error::Unavailable(_) => {
                 details.set_error_info("UNAVAILABLE", ERROR_DOMAIN, []);
+            }
+            Error::Unauthenticated(_) => {
+                details.set_error_info("UNAUTHENTICATED", ERROR_DOMAIN, []);
+            }
+            Error::PermissionDenied(_) => {
+                details.set_error_info("PERMISSION_DENIED", ERROR_DOMAIN, []);
             }
             Error::Internal(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "internal error");

@@ -61,6 +61,9 @@ s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])
 s.close()')"
 address="127.0.0.1:$port"
+# A fresh bootstrap key for this server; the tour creates the tenant with it.
+ACCORD_BOOTSTRAP_KEY="acc_check_$("$python" -c 'import secrets; print(secrets.token_hex(24))')"
+export ACCORD_BOOTSTRAP_KEY
 
 # A clean configuration: only the listen address and a SQLite file in workdir,
 # whatever ACCORD_* the caller's environment holds.

@@ -3,6 +3,8 @@
 
     python tour.py ADDRESS
 
+ACCORD_BOOTSTRAP_KEY must hold the server's bootstrap key: the tour creates
+the tenant with it, then a TENANT_ADMIN key it uses for everything else.
 Run it against a fresh server (the ids it creates are fixed, so a second run
 on the same database stops at ALREADY_EXISTS). Generate the stubs first with
 setup.sh; they land in gen/ next to this file.
@@ -24,6 +26,7 @@ import grpc  # noqa: E402
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2  # noqa: E402
 
 from accord.v1 import agreement_pb2, agreement_pb2_grpc  # noqa: E402
+from accord.v1 import api_key_pb2, api_key_pb2_grpc  # noqa: E402
 from accord.v1 import party_pb2, party_pb2_grpc  # noqa: E402
 from accord.v1 import service_pb2, service_pb2_grpc  # noqa: E402
 from accord.v1 import tenant_pb2, tenant_pb2_grpc  # noqa: E402
@@ -75,9 +78,15 @@ def show_agreement(a):
     print(f"  display_name: {a.display_name}")
 
 
-def run(address):
+def bearer(secret):
+    return (("authorization", f"Bearer {secret}"),)
+
+
+def run(address, bootstrap_key):
     channel = grpc.insecure_channel(address)
+    platform = bearer(bootstrap_key)
     tenants = tenant_pb2_grpc.TenantServiceStub(channel)
+    keys = api_key_pb2_grpc.ApiKeyServiceStub(channel)
     parties = party_pb2_grpc.PartyServiceStub(channel)
     catalog = service_pb2_grpc.ServiceCatalogServiceStub(channel)
     agreements = agreement_pb2_grpc.AgreementServiceStub(channel)
@@ -87,8 +96,20 @@ def run(address):
         tenant_id="acme",
         tenant=tenant_pb2.Tenant(display_name="Acme Corp"),
         request_id=request_id(),
-    ), timeout=TIMEOUT)
+    ), timeout=TIMEOUT, metadata=platform)
     print(f"{tenant.name}  \"{tenant.display_name}\"")
+
+    step("CreateApiKey admin (TENANT_ADMIN), with the bootstrap key")
+    created_key = keys.CreateApiKey(api_key_pb2.CreateApiKeyRequest(
+        parent=tenant.name,
+        api_key_id="admin",
+        api_key=api_key_pb2.ApiKey(display_name="Acme admin", role=api_key_pb2.ROLE_TENANT_ADMIN),
+        request_id=request_id(),
+    ), timeout=TIMEOUT, metadata=platform)
+    key = created_key.api_key
+    print(f"{key.name}  {enum_name(api_key_pb2.Role, key.role, 'ROLE_')}"
+          f"  secret={key.secret_prefix}... (shown once)")
+    md = bearer(created_key.secret)
 
     step("CreateParty platform (PROVIDER) and bank (CUSTOMER)")
     created = {}
@@ -101,7 +122,7 @@ def run(address):
             party_id=party_id,
             party=party_pb2.Party(display_name=display_name, kind=kind),
             request_id=request_id(),
-        ), timeout=TIMEOUT)
+        ), timeout=TIMEOUT, metadata=md)
         created[party_id] = party
         print(f"{party.name}  {enum_name(party_pb2.PartyKind, party.kind, 'PARTY_KIND_')}"
               f"  \"{party.display_name}\"")
@@ -113,7 +134,7 @@ def run(address):
         service_id="payments",
         service=service_pb2.Service(display_name="Payments", owner=platform.name),
         request_id=request_id(),
-    ), timeout=TIMEOUT)
+    ), timeout=TIMEOUT, metadata=md)
     print(f"{service.name}  owner={service.owner}")
 
     step("CreateAgreement payments-sla (SERVICE_LEVEL)")
@@ -149,7 +170,7 @@ def run(address):
             )],
         ),
         request_id=request_id(),
-    ), timeout=TIMEOUT)
+    ), timeout=TIMEOUT, metadata=md)
     show_agreement(agreement)
     for o in agreement.objectives:
         kind = enum_name(terms_pb2.ObjectiveKind, o.kind, "OBJECTIVE_KIND_")
@@ -166,7 +187,7 @@ def run(address):
     step("PublishAgreement")
     agreement = agreements.PublishAgreement(agreement_pb2.PublishAgreementRequest(
         name=agreement.name, etag=agreement.etag,
-    ), timeout=TIMEOUT)
+    ), timeout=TIMEOUT, metadata=md)
     show_agreement(agreement)
 
     step("CreateOverride bank-gold")
@@ -180,7 +201,7 @@ def run(address):
             objective_patches=[agreement_pb2.ObjectivePatch(key="availability", target=0.9999)],
         ),
         request_id=request_id(),
-    ), timeout=TIMEOUT)
+    ), timeout=TIMEOUT, metadata=md)
     print(f"{override.name}  consumer={override.consumer}")
     for p in override.objective_patches:
         print(f"  {p.key}: target {percent(p.target)}")
@@ -194,14 +215,14 @@ def run(address):
             etag=agreement.etag,
         ),
         update_mask=field_mask_pb2.FieldMask(paths=["display_name"]),
-    ), timeout=TIMEOUT)
+    ), timeout=TIMEOUT, metadata=md)
     show_agreement(agreement)
     print(f"  previous revision={previous}")
 
     step("ListAgreementRevisions (newest first)")
     response = agreements.ListAgreementRevisions(agreement_pb2.ListAgreementRevisionsRequest(
         name=agreement.name,
-    ), timeout=TIMEOUT)
+    ), timeout=TIMEOUT, metadata=md)
     for r in response.revisions:
         print(f"{r.name}  \"{r.agreement.display_name}\"")
     channel.close()
@@ -211,8 +232,12 @@ def main():
     if len(sys.argv) != 2:
         print(f"usage: {sys.argv[0]} ADDRESS", file=sys.stderr)
         return 2
+    bootstrap_key = os.environ.get("ACCORD_BOOTSTRAP_KEY")
+    if not bootstrap_key:
+        print("tour: set ACCORD_BOOTSTRAP_KEY to the server's bootstrap key", file=sys.stderr)
+        return 2
     try:
-        run(sys.argv[1])
+        run(sys.argv[1], bootstrap_key)
     except grpc.RpcError as e:
         print(f"\ntour: RPC failed: {e.code().name}: {e.details()}", file=sys.stderr)
         return 1

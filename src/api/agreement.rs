@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::*;
 use super::{request_key, required, set_fields, update_paths};
+use crate::auth::principal;
 use crate::domain::Registry;
 use crate::domain::agreement::{
     AGREEMENT_OUTPUT_ONLY, AGREEMENT_UPDATABLE, Agreement, AgreementFields, AgreementKind,
@@ -327,10 +328,12 @@ impl AgreementService for AgreementApi {
         &self,
         request: Request<pb::CreateAgreementRequest>,
     ) -> Result<Response<pb::Agreement>, Status> {
+        let caller = principal(&request)?.clone();
         let mut req = request.into_inner();
         let request_id = std::mem::take(&mut req.request_id);
         let key = request_key("CreateAgreement", &request_id, &req)?;
         let tenant = TenantName::parse("parent", &req.parent)?.0;
+        caller.check_tenant(&tenant)?;
         let id = Id::parse("agreement_id", &req.agreement_id)?;
         let agreement = req.agreement.unwrap_or_default();
         let fields = agreement_fields_in(&agreement, AGREEMENT_UPDATABLE, &tenant)?;
@@ -346,6 +349,7 @@ impl AgreementService for AgreementApi {
         request: Request<pb::GetAgreementRequest>,
     ) -> Result<Response<pb::Agreement>, Status> {
         let name = agreement_name_in("name", &request.get_ref().name)?;
+        principal(&request)?.check_tenant(&name.tenant)?;
         let a = self.registry.get_agreement(&name.tenant, &name.id).await?;
         Ok(Response::new(agreement_out(a)))
     }
@@ -356,6 +360,7 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::ListAgreementsResponse>, Status> {
         let req = request.get_ref();
         let tenant = TenantName::parse("parent", &req.parent)?.0;
+        principal(&request)?.check_tenant(&tenant)?;
         let page = self
             .registry
             .list_agreements(&tenant, &req.filter, req.page_size, &req.page_token)
@@ -373,6 +378,7 @@ impl AgreementService for AgreementApi {
         let req = request.get_ref();
         let a = required("agreement", &req.agreement)?;
         let name = agreement_name_in("agreement.name", &a.name)?;
+        principal(&request)?.check_tenant(&name.tenant)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
             || {
@@ -415,6 +421,7 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<()>, Status> {
         let req = request.get_ref();
         let name = agreement_name_in("name", &req.name)?;
+        principal(&request)?.check_tenant(&name.tenant)?;
         self.registry
             .delete_agreement(&name.tenant, &name.id, &req.etag)
             .await?;
@@ -427,6 +434,7 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::Agreement>, Status> {
         let req = request.get_ref();
         let name = agreement_name_in("name", &req.name)?;
+        principal(&request)?.check_tenant(&name.tenant)?;
         let a = self
             .registry
             .publish_agreement(&name.tenant, &name.id, &req.etag)
@@ -440,6 +448,7 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::Agreement>, Status> {
         let req = request.get_ref();
         let name = agreement_name_in("name", &req.name)?;
+        principal(&request)?.check_tenant(&name.tenant)?;
         let at = match &req.terminate_time {
             None => None,
             Some(t) => Some(time_in("terminate_time", t).map_err(Error::from)?),
@@ -457,6 +466,7 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::ListAgreementRevisionsResponse>, Status> {
         let req = request.get_ref();
         let name = agreement_name_in("name", &req.name)?;
+        principal(&request)?.check_tenant(&name.tenant)?;
         let page = self
             .registry
             .list_revisions(&name.tenant, &name.id, req.page_size, &req.page_token)
@@ -473,6 +483,7 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::AgreementRevision>, Status> {
         let name = AgreementChildName::parse("name", &request.get_ref().name, "revisions")
             .map_err(Error::from)?;
+        principal(&request)?.check_tenant(&name.tenant)?;
         let r = self
             .registry
             .get_revision(&name.tenant, &name.agreement, &name.id)
@@ -484,10 +495,12 @@ impl AgreementService for AgreementApi {
         &self,
         request: Request<pb::CreateOverrideRequest>,
     ) -> Result<Response<pb::Override>, Status> {
+        let caller = principal(&request)?.clone();
         let mut req = request.into_inner();
         let request_id = std::mem::take(&mut req.request_id);
         let key = request_key("CreateOverride", &request_id, &req)?;
         let parent = agreement_name_in("parent", &req.parent)?;
+        caller.check_tenant(&parent.tenant)?;
         let id = Id::parse("override_id", &req.override_id)?;
         let o = req.r#override.unwrap_or_default();
         let fields = override_fields_in(&o, OVERRIDE_UPDATABLE, &parent.tenant)?;
@@ -504,6 +517,7 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::Override>, Status> {
         let name = AgreementChildName::parse("name", &request.get_ref().name, "overrides")
             .map_err(Error::from)?;
+        principal(&request)?.check_tenant(&name.tenant)?;
         let o = self
             .registry
             .get_override(&name.tenant, &name.agreement, &name.id)
@@ -517,6 +531,7 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::ListOverridesResponse>, Status> {
         let req = request.get_ref();
         let parent = agreement_name_in("parent", &req.parent)?;
+        principal(&request)?.check_tenant(&parent.tenant)?;
         let page = self
             .registry
             .list_overrides(&parent.tenant, &parent.id, req.page_size, &req.page_token)
@@ -535,6 +550,7 @@ impl AgreementService for AgreementApi {
         let o = required("override", &req.r#override)?;
         let name = AgreementChildName::parse("override.name", &o.name, "overrides")
             .map_err(Error::from)?;
+        principal(&request)?.check_tenant(&name.tenant)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
             || {
@@ -571,6 +587,7 @@ impl AgreementService for AgreementApi {
         let req = request.get_ref();
         let name =
             AgreementChildName::parse("name", &req.name, "overrides").map_err(Error::from)?;
+        principal(&request)?.check_tenant(&name.tenant)?;
         self.registry
             .delete_override(&name.tenant, &name.agreement, &name.id, &req.etag)
             .await?;

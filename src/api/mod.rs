@@ -2,6 +2,7 @@
 //! call the registry, encode the answer. No business rule lives here.
 
 pub mod agreement;
+pub mod api_key;
 pub mod convert;
 pub mod party;
 pub mod service;

@@ -6,6 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{resource_enum_in, time_out};
 use super::{request_key, required, set_fields, update_paths};
+use crate::auth::principal;
 use crate::domain::Registry;
 use crate::domain::names::{Collection, Id, ResourceName, TenantName, party_name};
 use crate::domain::party::{PARTY_OUTPUT_ONLY, PARTY_UPDATABLE, Party, PartyFields, PartyKind};
@@ -91,10 +92,12 @@ impl PartyService for PartyApi {
         &self,
         request: Request<pb::CreatePartyRequest>,
     ) -> Result<Response<pb::Party>, Status> {
+        let caller = principal(&request)?.clone();
         let mut req = request.into_inner();
         let request_id = std::mem::take(&mut req.request_id);
         let key = request_key("CreateParty", &request_id, &req)?;
         let tenant = TenantName::parse("parent", &req.parent)?.0;
+        caller.check_tenant(&tenant)?;
         let id = Id::parse("party_id", &req.party_id)?;
         let party = req.party.unwrap_or_default();
         let fields = fields_in(&party, PARTY_UPDATABLE, &tenant)?;
@@ -107,6 +110,7 @@ impl PartyService for PartyApi {
         request: Request<pb::GetPartyRequest>,
     ) -> Result<Response<pb::Party>, Status> {
         let name = ResourceName::parse("name", &request.get_ref().name, Collection::Parties)?;
+        principal(&request)?.check_tenant(&name.tenant)?;
         let party = self.registry.get_party(&name.tenant, &name.id).await?;
         Ok(Response::new(party_out(party)))
     }
@@ -117,6 +121,7 @@ impl PartyService for PartyApi {
     ) -> Result<Response<pb::ListPartiesResponse>, Status> {
         let req = request.get_ref();
         let tenant = TenantName::parse("parent", &req.parent)?.0;
+        principal(&request)?.check_tenant(&tenant)?;
         let page = self
             .registry
             .list_parties(&tenant, req.page_size, &req.page_token)
@@ -134,6 +139,7 @@ impl PartyService for PartyApi {
         let req = request.get_ref();
         let party = required("party", &req.party)?;
         let name = ResourceName::parse("party.name", &party.name, Collection::Parties)?;
+        principal(&request)?.check_tenant(&name.tenant)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
             || set_fields!(party, [display_name, kind, parent, labels]),
@@ -154,6 +160,7 @@ impl PartyService for PartyApi {
     ) -> Result<Response<()>, Status> {
         let req = request.get_ref();
         let name = ResourceName::parse("name", &req.name, Collection::Parties)?;
+        principal(&request)?.check_tenant(&name.tenant)?;
         self.registry
             .delete_party(&name.tenant, &name.id, &req.etag)
             .await?;

@@ -6,6 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::time_out;
 use super::{request_key, required, set_fields, update_paths};
+use crate::auth::principal;
 use crate::domain::Registry;
 use crate::domain::names::{Collection, Id, ResourceName, TenantName, party_name};
 use crate::domain::service::{SERVICE_OUTPUT_ONLY, SERVICE_UPDATABLE, Service, ServiceFields};
@@ -65,10 +66,12 @@ impl ServiceCatalogService for ServiceCatalogApi {
         &self,
         request: Request<pb::CreateServiceRequest>,
     ) -> Result<Response<pb::Service>, Status> {
+        let caller = principal(&request)?.clone();
         let mut req = request.into_inner();
         let request_id = std::mem::take(&mut req.request_id);
         let key = request_key("CreateService", &request_id, &req)?;
         let tenant = TenantName::parse("parent", &req.parent)?.0;
+        caller.check_tenant(&tenant)?;
         let id = Id::parse("service_id", &req.service_id)?;
         let service = req.service.unwrap_or_default();
         let fields = fields_in(&service, SERVICE_UPDATABLE, &tenant)?;
@@ -84,6 +87,7 @@ impl ServiceCatalogService for ServiceCatalogApi {
         request: Request<pb::GetServiceRequest>,
     ) -> Result<Response<pb::Service>, Status> {
         let name = ResourceName::parse("name", &request.get_ref().name, Collection::Services)?;
+        principal(&request)?.check_tenant(&name.tenant)?;
         let service = self.registry.get_service(&name.tenant, &name.id).await?;
         Ok(Response::new(service_out(service)))
     }
@@ -94,6 +98,7 @@ impl ServiceCatalogService for ServiceCatalogApi {
     ) -> Result<Response<pb::ListServicesResponse>, Status> {
         let req = request.get_ref();
         let tenant = TenantName::parse("parent", &req.parent)?.0;
+        principal(&request)?.check_tenant(&tenant)?;
         let page = self
             .registry
             .list_services(&tenant, req.page_size, &req.page_token)
@@ -111,6 +116,7 @@ impl ServiceCatalogService for ServiceCatalogApi {
         let req = request.get_ref();
         let service = required("service", &req.service)?;
         let name = ResourceName::parse("service.name", &service.name, Collection::Services)?;
+        principal(&request)?.check_tenant(&name.tenant)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
             || set_fields!(service, [display_name, description, owner, labels]),
@@ -131,6 +137,7 @@ impl ServiceCatalogService for ServiceCatalogApi {
     ) -> Result<Response<()>, Status> {
         let req = request.get_ref();
         let name = ResourceName::parse("name", &req.name, Collection::Services)?;
+        principal(&request)?.check_tenant(&name.tenant)?;
         self.registry
             .delete_service(&name.tenant, &name.id, &req.etag)
             .await?;

@@ -6,6 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::time_out;
 use super::{request_key, required, set_fields, update_paths};
+use crate::auth::principal;
 use crate::domain::Registry;
 use crate::domain::names::{Id, TenantName};
 use crate::domain::tenant::{TENANT_OUTPUT_ONLY, TENANT_UPDATABLE, Tenant, TenantFields};
@@ -51,10 +52,12 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
+        let caller = principal(&request)?.clone();
         let mut req = request.into_inner();
         let request_id = std::mem::take(&mut req.request_id);
         let key = request_key("CreateTenant", &request_id, &req)?;
         let id = Id::parse("tenant_id", &req.tenant_id)?;
+        caller.check_tenant(&id)?;
         let tenant = req.tenant.unwrap_or_default();
         let fields = fields_in(&tenant, TENANT_UPDATABLE);
         let created = self.registry.create_tenant(id, fields, key).await?;
@@ -66,6 +69,7 @@ impl TenantService for TenantApi {
         request: Request<pb::GetTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
         let name = TenantName::parse("name", &request.get_ref().name)?;
+        principal(&request)?.check_tenant(&name.0)?;
         let tenant = self.registry.get_tenant(&name.0).await?;
         Ok(Response::new(tenant_out(tenant)))
     }
@@ -92,6 +96,7 @@ impl TenantService for TenantApi {
         let req = request.get_ref();
         let tenant = required("tenant", &req.tenant)?;
         let name = TenantName::parse("tenant.name", &tenant.name)?;
+        principal(&request)?.check_tenant(&name.0)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
             || set_fields!(tenant, [display_name, labels]),
@@ -111,6 +116,7 @@ impl TenantService for TenantApi {
     ) -> Result<Response<()>, Status> {
         let req = request.get_ref();
         let name = TenantName::parse("name", &req.name)?;
+        principal(&request)?.check_tenant(&name.0)?;
         self.registry
             .delete_tenant(&name.0, &req.etag, req.force)
             .await?;

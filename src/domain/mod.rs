@@ -3,6 +3,7 @@
 //! the `Store` trait inside one transaction per operation.
 
 pub mod agreement;
+pub mod api_key;
 pub mod fields;
 pub mod filter;
 pub mod names;

@@ -12,6 +12,7 @@ use crate::domain::agreement::{
     Agreement, AgreementFields, AgreementKind, AgreementState, Revision, RevisionRef,
     new_revision_id,
 };
+use crate::domain::api_key::{ApiKey, ApiKeyFields, Secret};
 use crate::domain::filter::AgreementFilter;
 use crate::domain::names::{Id, agreement_name, party_name, service_name};
 use crate::domain::overrides::{Override, OverrideFields};
@@ -930,5 +931,75 @@ impl Registry {
         o.meta.check_etag(etag, &o.name())?;
         tx.delete_override(tenant, agreement, id).await?;
         tx.commit().await
+    }
+}
+
+// --- API keys ------------------------------------------------------------
+
+impl Registry {
+    /// Creates a key and returns it with its secret. A retry with the same
+    /// request_id returns the key without the secret, which is never stored.
+    pub async fn create_api_key(
+        &self,
+        tenant: &Id,
+        id: Id,
+        fields: ApiKeyFields,
+        request: Option<RequestKey>,
+    ) -> Result<(ApiKey, Option<Secret>)> {
+        let now = Utc::now();
+        let mut v = Violations::new();
+        let created = ApiKey::new(tenant, id, fields, now, &mut v);
+        v.into_result()?;
+        let (key, secret) = created.expect("validated");
+        let mut tx = self.write(tenant).await?;
+        if let Some(replayed) =
+            Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await?
+        {
+            return Ok((replayed, None));
+        }
+        Self::require_tenant(&mut *tx, tenant).await?;
+        tx.insert_api_key(&key).await?;
+        Self::commit_create(tx, tenant.as_str(), request.as_ref(), &key).await?;
+        Ok((key, Some(secret)))
+    }
+
+    pub async fn get_api_key(&self, tenant: &Id, id: &Id) -> Result<ApiKey> {
+        let mut tx = self.read(tenant).await?;
+        tx.get_api_key(tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("tenants/{tenant}/apiKeys/{id}")))
+    }
+
+    pub async fn list_api_keys(
+        &self,
+        tenant: &Id,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<ApiKey>> {
+        let page = self.page(page_size, page_token, format!("apiKeys|{tenant}"))?;
+        let mut tx = self.read(tenant).await?;
+        Self::require_tenant(&mut *tx, tenant).await?;
+        let rows = tx
+            .list_api_keys(tenant, page.after.as_deref(), page.fetch_limit())
+            .await?;
+        Ok(self.finish_page(&page, rows, |k| k.id.to_string()))
+    }
+
+    /// Revoking is final; revoking a revoked key changes nothing.
+    pub async fn revoke_api_key(&self, tenant: &Id, id: &Id, etag: &str) -> Result<ApiKey> {
+        let now = Utc::now();
+        let mut tx = self.write(tenant).await?;
+        let mut key = tx
+            .get_api_key_for_update(tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("tenants/{tenant}/apiKeys/{id}")))?;
+        key.meta.check_etag(etag, &key.name())?;
+        if key.revoke_time.is_none() {
+            key.revoke_time = Some(now);
+            key.meta.touch(now);
+            tx.update_api_key(&key).await?;
+            tx.commit().await?;
+        }
+        Ok(key)
     }
 }

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::agreement::{Agreement, AgreementKind, Revision};
+use crate::domain::api_key::ApiKey;
 use crate::domain::filter::AgreementFilter;
 use crate::domain::names::Id;
 use crate::domain::overrides::Override;
@@ -175,6 +176,20 @@ pub trait Tx: Send {
         limit: i64,
     ) -> Result<Vec<Revision>>;
     async fn count_revisions(&mut self, tenant: &Id, agreement: &Id) -> Result<i64>;
+
+    async fn insert_api_key(&mut self, key: &ApiKey) -> Result<()>;
+    async fn get_api_key_for_update(&mut self, tenant: &Id, id: &Id) -> Result<Option<ApiKey>>;
+    async fn get_api_key(&mut self, tenant: &Id, id: &Id) -> Result<Option<ApiKey>>;
+    async fn list_api_keys(
+        &mut self,
+        tenant: &Id,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ApiKey>>;
+    async fn update_api_key(&mut self, key: &ApiKey) -> Result<()>;
+    /// The key whose secret hashes to `key_hash`, in any tenant: the one
+    /// lookup authentication makes before it knows the tenant.
+    async fn find_api_key(&mut self, key_hash: &str) -> Result<Option<ApiKey>>;
 
     async fn insert_override(&mut self, o: &Override) -> Result<()>;
     async fn get_override(

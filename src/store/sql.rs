@@ -154,6 +154,7 @@ macro_rules! impl_tx {
                     "DELETE FROM services WHERE tenant = $1",
                     "DELETE FROM parties WHERE tenant = $1",
                     "DELETE FROM request_ids WHERE tenant = $1",
+                    "DELETE FROM api_keys WHERE tenant = $1",
                     "DELETE FROM tenants WHERE id = $1",
                 ] {
                     sqlx::query(sql)
@@ -596,6 +597,68 @@ macro_rules! impl_tx {
                 .map_err(internal("count revisions"))
             }
 
+            // --- API keys ------------------------------------------------
+
+            async fn insert_api_key(&mut self, k: &ApiKey) -> Result<()> {
+                sqlx::query("INSERT INTO api_keys (tenant, id, key_hash, body) VALUES ($1, $2, $3, $4)")
+                    .bind(k.tenant.as_str())
+                    .bind(k.id.as_str())
+                    .bind(k.key_hash.as_str())
+                    .bind(Json(k))
+                    .execute(self.conn())
+                    .await
+                    .map_err(|e| translate(e, &k.name()))?;
+                Ok(())
+            }
+
+            async fn get_api_key(&mut self, tenant: &Id, id: &Id) -> Result<Option<ApiKey>> {
+                self.fetch_api_key(tenant, id, false).await
+            }
+
+            async fn get_api_key_for_update(&mut self, tenant: &Id, id: &Id) -> Result<Option<ApiKey>> {
+                self.fetch_api_key(tenant, id, true).await
+            }
+
+            async fn list_api_keys(
+                &mut self,
+                tenant: &Id,
+                after: Option<&str>,
+                limit: i64,
+            ) -> Result<Vec<ApiKey>> {
+                let rows: Vec<Json<ApiKey>> = sqlx::query_scalar(
+                    "SELECT body FROM api_keys WHERE tenant = $1 AND ($2 IS NULL OR id > $2) \
+                     ORDER BY id LIMIT $3",
+                )
+                .bind(tenant.as_str())
+                .bind(after)
+                .bind(limit)
+                .fetch_all(self.conn())
+                .await
+                .map_err(internal("list api keys"))?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
+            async fn update_api_key(&mut self, k: &ApiKey) -> Result<()> {
+                sqlx::query("UPDATE api_keys SET body = $3 WHERE tenant = $1 AND id = $2")
+                    .bind(k.tenant.as_str())
+                    .bind(k.id.as_str())
+                    .bind(Json(k))
+                    .execute(self.conn())
+                    .await
+                    .map_err(|e| translate(e, &k.name()))?;
+                Ok(())
+            }
+
+            async fn find_api_key(&mut self, key_hash: &str) -> Result<Option<ApiKey>> {
+                let row: Option<Json<ApiKey>> =
+                    sqlx::query_scalar("SELECT body FROM api_keys WHERE key_hash = $1")
+                        .bind(key_hash)
+                        .fetch_optional(self.conn())
+                        .await
+                        .map_err(internal("find api key"))?;
+                Ok(row.map(|j| j.0))
+            }
+
             // --- overrides -----------------------------------------------
 
             async fn insert_override(&mut self, o: &Override) -> Result<()> {
@@ -772,6 +835,21 @@ macro_rules! impl_tx {
                     .fetch_optional(self.conn())
                     .await
                     .map_err(internal("get override"))?;
+                Ok(row.map(|j| j.0))
+            }
+
+            async fn fetch_api_key(&mut self, tenant: &Id, id: &Id, for_update: bool) -> Result<Option<ApiKey>> {
+                let sql = Self::locking(
+                    for_update,
+                    "SELECT body FROM api_keys WHERE tenant = $1 AND id = $2",
+                    concat!("SELECT body FROM api_keys WHERE tenant = $1 AND id = $2", $for_update),
+                );
+                let row: Option<Json<ApiKey>> = sqlx::query_scalar(sql)
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(self.conn())
+                    .await
+                    .map_err(internal("get api key"))?;
                 Ok(row.map(|j| j.0))
             }
 

@@ -499,7 +499,7 @@ async fn agreement_validation_names_each_field(s: TestServer) {
                 request_id: String::new(),
             })
             .await,
-        Code::NotFound,
+        Code::PermissionDenied,
     );
     create(&s, &seed, base.clone()).await.unwrap();
     assert_code(create(&s, &seed, base).await, Code::AlreadyExists);

@@ -113,6 +113,8 @@ async fn every_create_honours_request_ids(s: TestServer) {
         .unwrap()
         .into_inner();
     assert_eq!(a, b);
+    let admin = s.create_key("acme", "admin", pb::Role::TenantAdmin).await;
+    s.use_key(&admin);
     let party = pb::CreatePartyRequest {
         parent: "tenants/acme".into(),
         party_id: "p".into(),

@@ -4,6 +4,7 @@
 mod support;
 
 mod agreements;
+mod auth;
 mod idempotency;
 mod not_found_and_stale;
 mod overrides;

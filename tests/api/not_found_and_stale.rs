@@ -33,13 +33,14 @@ async fn every_rpc_naming_a_missing_resource_is_not_found(s: TestServer) {
         .await,
         Code::NotFound,
     );
+    // A tenant key naming another tenant is refused whether or not it exists.
     assert_code(
         p.list_parties(pb::ListPartiesRequest {
             parent: "tenants/ghost".into(),
             ..Default::default()
         })
         .await,
-        Code::NotFound,
+        Code::PermissionDenied,
     );
     assert_code(
         p.delete_party(pb::DeletePartyRequest {
@@ -55,7 +56,7 @@ async fn every_rpc_naming_a_missing_resource_is_not_found(s: TestServer) {
             ..Default::default()
         })
         .await,
-        Code::NotFound,
+        Code::PermissionDenied,
     );
     assert_code(
         sv.update_service(pb::UpdateServiceRequest {

@@ -145,7 +145,7 @@ async fn page_tokens_are_tamper_proof_and_bound_to_their_list(s: TestServer) {
             ..Default::default()
         })
         .await,
-        Code::NotFound,
+        Code::PermissionDenied,
     );
 }
 

@@ -187,7 +187,7 @@ async fn party_errors_carry_codes_and_fields(s: TestServer) {
         parties
             .create_party(party("tenants/ghost", "x", pb::PartyKind::Customer, ""))
             .await,
-        Code::NotFound,
+        Code::PermissionDenied,
     );
     assert_code(
         parties

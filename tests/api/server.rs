@@ -135,7 +135,7 @@ async fn shutdown_reports_not_serving_and_lets_calls_finish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_errors_reveal_no_sql() {
     let server = TestServer::start(Backend::Sqlite).await.unwrap();
-    seed(&server, "acme").await;
+    let seed_like = seed(&server, "acme").await;
     // Break the database behind the server's back.
     let pool = sqlx::SqlitePool::connect(&server.database_url)
         .await
@@ -145,12 +145,6 @@ async fn internal_errors_reveal_no_sql() {
         .await
         .unwrap();
     pool.close().await;
-    let seed_like = Seed {
-        tenant: "tenants/acme".into(),
-        provider: "tenants/acme/parties/platform".into(),
-        customer: "tenants/acme/parties/bank".into(),
-        service: "tenants/acme/services/payments".into(),
-    };
     let status = assert_code(
         server
             .agreements()
@@ -208,14 +202,19 @@ async fn calls_end_at_their_grpc_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_flight_calls_finish_during_shutdown() {
     let (db, url) = TestDb::create(Backend::Sqlite).await.unwrap();
+    let platform_key = new_platform_key();
     let config = accord::config::Config {
         database_url: url.clone(),
         shutdown_grace: Duration::from_secs(10),
+        bootstrap_key: Some(accord::domain::api_key::Secret::new(platform_key.clone())),
         ..Default::default()
     };
     let (_, channel, stop, task) = spawn_server(config).await;
     let lock = hold_write_lock(&url).await;
-    let mut tenants = pb::tenant_service_client::TenantServiceClient::new(channel);
+    let mut tenants = pb::tenant_service_client::TenantServiceClient::with_interceptor(
+        channel,
+        Bearer::new(&platform_key),
+    );
     let call = tokio::spawn(async move {
         tenants
             .create_tenant(pb::CreateTenantRequest {

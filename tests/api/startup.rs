@@ -17,6 +17,7 @@ fn start_binary(
     std::process::Child,
     String,
     std::sync::mpsc::Receiver<String>,
+    Vec<String>,
 ) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_accord"));
     cmd.arg("serve")
@@ -45,7 +46,8 @@ fn start_binary(
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
             if let Some(addr) = line.split("address=").nth(1) {
                 let addr = addr.split_whitespace().next().unwrap().to_string();
-                return (child, addr, rx);
+                seen.push(line);
+                return (child, addr, rx, seen);
             }
             seen.push(line);
         }
@@ -94,15 +96,59 @@ fn stop(mut child: std::process::Child) {
 async fn serve_in_an_empty_folder_becomes_serving_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     // Only the port is set, so parallel runs do not collide on 50051.
-    let (child, addr, rx) = start_binary(dir.path(), &[("ACCORD_LISTEN", "127.0.0.1:0")]);
+    let (child, addr, _, first_lines) =
+        start_binary(dir.path(), &[("ACCORD_LISTEN", "127.0.0.1:0")]);
     wait_serving(&addr).await;
     stop(child);
-    let logs: Vec<String> = rx.try_iter().collect();
     assert!(
         dir.path().join("accord.db").exists(),
         "the SQLite file is in the working directory"
     );
-    let _ = logs;
+    let first = first_lines.join("\n");
+    assert!(
+        first.contains("SQLite file"),
+        "it says where the data is:\n{first}"
+    );
+    assert!(
+        first.contains("ACCORD_BOOTSTRAP_KEY"),
+        "without a bootstrap key it says how to set one:\n{first}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bootstrap_key_is_read_from_a_file_and_never_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = new_platform_key();
+    let key_file = dir.path().join("bootstrap-key");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    let key_file = key_file.display().to_string();
+    let (child, addr, rx, first_lines) = start_binary(
+        dir.path(),
+        &[
+            ("ACCORD_LISTEN", "127.0.0.1:0"),
+            ("ACCORD_BOOTSTRAP_KEY_FILE", key_file.as_str()),
+            ("ACCORD_LOG", "debug"),
+        ],
+    );
+    wait_serving(&addr).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut tenants =
+        accord::proto::v1::tenant_service_client::TenantServiceClient::with_interceptor(
+            channel,
+            Bearer::new(&key),
+        );
+    tenants
+        .list_tenants(accord::proto::v1::ListTenantsRequest::default())
+        .await
+        .expect("the key from the file is the PLATFORM_ADMIN key");
+    stop(child);
+    let logs: Vec<String> = first_lines.into_iter().chain(rx.try_iter()).collect();
+    let logs = logs.join("\n");
+    assert!(!logs.contains(&key[4..]), "the key was logged:\n{logs}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,8 +161,8 @@ async fn two_servers_started_together_on_one_postgres_database_both_serve() {
         ("ACCORD_LISTEN", "127.0.0.1:0"),
         ("ACCORD_DATABASE_URL", url.as_str()),
     ];
-    let (a, addr_a, _) = start_binary(dir.path(), &env);
-    let (b, addr_b, _) = start_binary(dir.path(), &env);
+    let (a, addr_a, _, _) = start_binary(dir.path(), &env);
+    let (b, addr_b, _, _) = start_binary(dir.path(), &env);
     wait_serving(&addr_a).await;
     wait_serving(&addr_b).await;
     stop(a);
@@ -164,6 +210,8 @@ fn serve_help_documents_every_setting() {
         "--tls-cert-file",
         "--tls-key-file",
         "--tls-client-ca-file",
+        "--bootstrap-key",
+        "--bootstrap-key-file",
         "--log",
         "--log-format",
     ] {

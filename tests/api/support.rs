@@ -10,6 +10,7 @@ use accord::app::Application;
 use accord::config::Config;
 use accord::proto::v1 as pb;
 use pb::agreement_service_client::AgreementServiceClient;
+use pb::api_key_service_client::ApiKeyServiceClient;
 use pb::party_service_client::PartyServiceClient;
 use pb::service_catalog_service_client::ServiceCatalogServiceClient;
 use pb::tenant_service_client::TenantServiceClient;
@@ -125,14 +126,51 @@ pub fn init_logs() {
     }
 }
 
-/// A running server and clients for it.
+/// Adds `authorization: Bearer <key>` to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl Bearer {
+    pub fn new(key: &str) -> Self {
+        Bearer(Some(format!("Bearer {key}").parse().expect("ASCII key")))
+    }
+
+    /// No credentials at all.
+    pub fn none() -> Self {
+        Bearer(None)
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type Authed = tonic::service::interceptor::InterceptedService<Channel, Bearer>;
+
+/// A running server and clients for it. Tenant calls use the bootstrap
+/// (PLATFORM_ADMIN) key; the others use the TENANT_ADMIN key of the first
+/// tenant `seed` made, or whatever `use_key` set.
 pub struct TestServer {
     pub database_url: String,
     pub channel: Channel,
+    pub platform_key: String,
+    key: std::sync::Mutex<Option<String>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     // Last, so the database outlives the server.
     _db: TestDb,
+}
+
+/// A random bootstrap key for one test server.
+pub fn new_platform_key() -> String {
+    format!("acc_platform_{}", hex::encode(rand::random::<[u8; 16]>()))
 }
 
 impl TestServer {
@@ -143,37 +181,79 @@ impl TestServer {
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
         init_logs();
         let (db, url) = TestDb::create(backend).await?;
+        let platform_key = new_platform_key();
         let mut config = Config {
             database_url: url.clone(),
             max_connections: 5,
+            bootstrap_key: Some(accord::domain::api_key::Secret::new(platform_key.clone())),
             ..Config::default()
         };
         tweak(&mut config);
-        let (server, channel, stop, task) = spawn_server(config).await;
-        let _ = server;
+        let (_, channel, stop, task) = spawn_server(config).await;
         Some(Self {
             database_url: url,
             channel,
+            platform_key,
+            key: std::sync::Mutex::new(None),
             stop: Some(stop),
             task: Some(task),
             _db: db,
         })
     }
 
-    pub fn tenants(&self) -> TenantServiceClient<Channel> {
-        TenantServiceClient::new(self.channel.clone())
+    /// The key tenant-scoped clients use from now on.
+    pub fn use_key(&self, key: &str) {
+        *self.key.lock().unwrap() = Some(key.to_string());
     }
 
-    pub fn parties(&self) -> PartyServiceClient<Channel> {
-        PartyServiceClient::new(self.channel.clone())
+    fn tenant_bearer(&self) -> Bearer {
+        match &*self.key.lock().unwrap() {
+            Some(key) => Bearer::new(key),
+            None => Bearer::new(&self.platform_key),
+        }
     }
 
-    pub fn services(&self) -> ServiceCatalogServiceClient<Channel> {
-        ServiceCatalogServiceClient::new(self.channel.clone())
+    pub fn authed(&self, bearer: Bearer) -> Authed {
+        tonic::service::interceptor::InterceptedService::new(self.channel.clone(), bearer)
     }
 
-    pub fn agreements(&self) -> AgreementServiceClient<Channel> {
-        AgreementServiceClient::new(self.channel.clone())
+    pub fn tenants(&self) -> TenantServiceClient<Authed> {
+        TenantServiceClient::new(self.authed(Bearer::new(&self.platform_key)))
+    }
+
+    pub fn api_keys(&self) -> ApiKeyServiceClient<Authed> {
+        ApiKeyServiceClient::new(self.authed(Bearer::new(&self.platform_key)))
+    }
+
+    pub fn parties(&self) -> PartyServiceClient<Authed> {
+        PartyServiceClient::new(self.authed(self.tenant_bearer()))
+    }
+
+    pub fn services(&self) -> ServiceCatalogServiceClient<Authed> {
+        ServiceCatalogServiceClient::new(self.authed(self.tenant_bearer()))
+    }
+
+    pub fn agreements(&self) -> AgreementServiceClient<Authed> {
+        AgreementServiceClient::new(self.authed(self.tenant_bearer()))
+    }
+
+    /// Creates a key with `role` in `tenant` (with the bootstrap key) and
+    /// returns its secret.
+    pub async fn create_key(&self, tenant: &str, id: &str, role: pb::Role) -> String {
+        self.api_keys()
+            .create_api_key(pb::CreateApiKeyRequest {
+                parent: format!("tenants/{tenant}"),
+                api_key_id: id.into(),
+                api_key: Some(pb::ApiKey {
+                    role: role.into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            })
+            .await
+            .expect("create API key")
+            .into_inner()
+            .secret
     }
 }
 
@@ -317,6 +397,8 @@ pub fn availability(target: f64) -> pb::Objective {
 /// `payments` owned by the provider.
 pub struct Seed {
     pub tenant: String,
+    /// The secret of the tenant's TENANT_ADMIN key `admin`.
+    pub admin_key: String,
     pub provider: String,
     pub customer: String,
     pub service: String,
@@ -335,6 +417,12 @@ pub async fn seed(s: &TestServer, t: &str) -> Seed {
         .await
         .expect("create tenant");
     let tenant = format!("tenants/{t}");
+    let admin = s.create_key(t, "admin", pb::Role::TenantAdmin).await;
+    if s.key.lock().unwrap().is_none() {
+        s.use_key(&admin);
+    }
+    let parties = PartyServiceClient::new(s.authed(Bearer::new(&admin)));
+    let services = ServiceCatalogServiceClient::new(s.authed(Bearer::new(&admin)));
     let party = |id: &str, kind: pb::PartyKind| pb::CreatePartyRequest {
         parent: tenant.clone(),
         party_id: id.into(),
@@ -345,22 +433,22 @@ pub async fn seed(s: &TestServer, t: &str) -> Seed {
         }),
         request_id: String::new(),
     };
-    let provider = s
-        .parties()
+    let provider = parties
+        .clone()
         .create_party(party("platform", pb::PartyKind::Provider))
         .await
         .expect("create provider")
         .into_inner()
         .name;
-    let customer = s
-        .parties()
+    let customer = parties
+        .clone()
         .create_party(party("bank", pb::PartyKind::Customer))
         .await
         .expect("create customer")
         .into_inner()
         .name;
-    let service = s
-        .services()
+    let service = services
+        .clone()
         .create_service(pb::CreateServiceRequest {
             parent: tenant.clone(),
             service_id: "payments".into(),
@@ -377,6 +465,7 @@ pub async fn seed(s: &TestServer, t: &str) -> Seed {
         .name;
     Seed {
         tenant,
+        admin_key: admin,
         provider,
         customer,
         service,

@@ -190,13 +190,14 @@ async fn deleting_a_tenant_with_resources_needs_force(s: TestServer) {
         })
         .await
         .unwrap();
+    // The tenant's keys went with it.
     assert_code(
         s.parties()
             .get_party(pb::GetPartyRequest {
                 name: seed.customer.clone(),
             })
             .await,
-        Code::NotFound,
+        Code::Unauthenticated,
     );
     // The id is free again.
     seed_again(&s).await;

@@ -1,0 +1,457 @@
+//! Authentication and authorization: the role matrix derived from the one
+//! table, API key lifecycle, and tenant isolation at the API.
+
+use std::time::Duration;
+
+use accord::auth::methods::{METHOD_ROLES, accord_methods, roles_for};
+use accord::domain::api_key::Role;
+use accord::proto::v1 as pb;
+use bytes::{Buf, BufMut};
+use tonic::Code;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+use crate::support::*;
+
+/// Sends and receives raw message bytes, so one caller reaches every RPC.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Self::Error> {
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
+}
+
+fn string_field(number: u8, value: &str) -> Vec<u8> {
+    let mut out = vec![(number << 3) | 2];
+    let mut len = value.len();
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(value.as_bytes());
+    out
+}
+
+/// A request for `method` that names resources of tenant `a` (which need not
+/// exist), and changes nothing when it is allowed.
+fn request_naming_tenant_a(method: &str) -> Vec<u8> {
+    let rpc = method.rsplit('/').next().unwrap();
+    let name = match rpc {
+        "ListTenants" => return Vec::new(),
+        "CreateTenant" => "a",
+        // A stale etag, so an allowed delete is ABORTED instead of deleting.
+        "DeleteTenant" => {
+            let mut body = string_field(1, "tenants/a");
+            body.extend(string_field(2, "stale"));
+            return body;
+        }
+        "GetTenant" | "UpdateTenant" => "tenants/a",
+        "CreateApiKey" | "ListApiKeys" | "CreateParty" | "ListParties" | "CreateService"
+        | "ListServices" | "CreateAgreement" | "ListAgreements" => "tenants/a",
+        "GetApiKey" | "RevokeApiKey" => "tenants/a/apiKeys/nope",
+        "GetParty" | "UpdateParty" | "DeleteParty" => "tenants/a/parties/nope",
+        "GetService" | "UpdateService" | "DeleteService" => "tenants/a/services/nope",
+        "GetAgreement"
+        | "UpdateAgreement"
+        | "DeleteAgreement"
+        | "PublishAgreement"
+        | "TerminateAgreement"
+        | "ListAgreementRevisions"
+        | "CreateOverride"
+        | "ListOverrides" => "tenants/a/agreements/nope",
+        "GetAgreementRevision" => "tenants/a/agreements/nope/revisions/nope",
+        "GetOverride" | "UpdateOverride" | "DeleteOverride" => {
+            "tenants/a/agreements/nope/overrides/nope"
+        }
+        other => panic!("no request for {other}: add it here"),
+    };
+    if rpc.starts_with("Update") {
+        string_field(1, &String::from_utf8(string_field(1, name)).unwrap())
+    } else {
+        string_field(1, name)
+    }
+}
+
+async fn call(s: &TestServer, method: &str, bearer: Bearer) -> Code {
+    let mut grpc = tonic::client::Grpc::new(s.authed(bearer));
+    grpc.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::try_from(method).unwrap();
+    let request = tonic::Request::new(request_naming_tenant_a(method));
+    match grpc.unary::<_, Vec<u8>, _>(request, path, RawCodec).await {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+struct Credentials {
+    roles: Vec<(Role, String)>,
+    other_tenant_admin: String,
+    revoked: String,
+    expired: String,
+}
+
+async fn credentials(s: &TestServer) -> Credentials {
+    for t in ["a", "b"] {
+        s.tenants()
+            .create_tenant(pb::CreateTenantRequest {
+                tenant_id: t.into(),
+                tenant: None,
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    let mut roles = vec![(Role::PlatformAdmin, s.platform_key.clone())];
+    for (id, role, pb_role) in [
+        ("admin", Role::TenantAdmin, pb::Role::TenantAdmin),
+        ("editor", Role::Editor, pb::Role::Editor),
+        ("reader", Role::Reader, pb::Role::Reader),
+        ("reporter", Role::Reporter, pb::Role::Reporter),
+    ] {
+        roles.push((role, s.create_key("a", id, pb_role).await));
+    }
+    let other_tenant_admin = s.create_key("b", "admin", pb::Role::TenantAdmin).await;
+    let revoked = s.create_key("a", "revoked", pb::Role::TenantAdmin).await;
+    s.api_keys()
+        .revoke_api_key(pb::RevokeApiKeyRequest {
+            name: "tenants/a/apiKeys/revoked".into(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    let expired = s
+        .api_keys()
+        .create_api_key(pb::CreateApiKeyRequest {
+            parent: "tenants/a".into(),
+            api_key_id: "expiring".into(),
+            api_key: Some(pb::ApiKey {
+                role: pb::Role::TenantAdmin.into(),
+                expire_time: Some(prost_types::Timestamp {
+                    seconds: chrono::Utc::now().timestamp() + 2,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+    Credentials {
+        roles,
+        other_tenant_admin,
+        revoked,
+        expired,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_answers_every_credential_as_the_table_says() {
+    let s = TestServer::start(Backend::Sqlite).await.unwrap();
+    let creds = credentials(&s).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await; // let `expiring` expire
+    let methods = accord_methods();
+    assert_eq!(methods.len(), METHOD_ROLES.len());
+    let never_issued = format!("acc_{}", "A".repeat(43));
+    for method in &methods {
+        let allowed = roles_for(method).unwrap();
+        for (what, bearer) in [
+            ("no key", Bearer::none()),
+            ("malformed", Bearer::new("not-a-key")),
+            ("unknown", Bearer::new(&never_issued)),
+            ("revoked", Bearer::new(&creds.revoked)),
+            ("expired", Bearer::new(&creds.expired)),
+        ] {
+            assert_eq!(
+                call(&s, method, bearer).await,
+                Code::Unauthenticated,
+                "{method} with {what}"
+            );
+        }
+        for (role, key) in &creds.roles {
+            let code = call(&s, method, Bearer::new(key)).await;
+            if allowed.contains(role) {
+                assert!(
+                    !matches!(code, Code::Unauthenticated | Code::PermissionDenied),
+                    "{method} as {role:?} should pass authorization, got {code:?}"
+                );
+            } else {
+                assert_eq!(code, Code::PermissionDenied, "{method} as {role:?}");
+            }
+        }
+        assert_eq!(
+            call(&s, method, Bearer::new(&creds.other_tenant_admin)).await,
+            Code::PermissionDenied,
+            "{method} with another tenant's TENANT_ADMIN key"
+        );
+    }
+}
+
+async fn keys_show_their_secret_once_and_can_be_revoked(s: TestServer) {
+    s.tenants()
+        .create_tenant(pb::CreateTenantRequest {
+            tenant_id: "acme".into(),
+            tenant: None,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let created = s
+        .api_keys()
+        .create_api_key(pb::CreateApiKeyRequest {
+            parent: "tenants/acme".into(),
+            api_key_id: "ci".into(),
+            api_key: Some(pb::ApiKey {
+                display_name: "CI".into(),
+                role: pb::Role::Reader.into(),
+                ..Default::default()
+            }),
+            request_id: "k-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let key = created.api_key.unwrap();
+    assert!(
+        created.secret.starts_with("acc_"),
+        "scanners recognise the prefix"
+    );
+    assert!(created.secret.starts_with(&key.secret_prefix));
+    assert_eq!(key.role(), pb::Role::Reader);
+
+    // A retry returns the key, never the secret again.
+    let retry = s
+        .api_keys()
+        .create_api_key(pb::CreateApiKeyRequest {
+            parent: "tenants/acme".into(),
+            api_key_id: "ci".into(),
+            api_key: Some(pb::ApiKey {
+                display_name: "CI".into(),
+                role: pb::Role::Reader.into(),
+                ..Default::default()
+            }),
+            request_id: "k-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(retry.secret, "");
+    assert_eq!(retry.api_key.as_ref().unwrap().name, key.name);
+
+    // The key works, and its use is recorded.
+    s.use_key(&created.secret);
+    s.parties()
+        .list_parties(pb::ListPartiesRequest {
+            parent: "tenants/acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut used = None;
+    for _ in 0..50 {
+        let got = s
+            .api_keys()
+            .get_api_key(pb::GetApiKeyRequest {
+                name: key.name.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if got.last_use_time.is_some() {
+            used = Some(got);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(used.is_some(), "last_use_time is recorded");
+    let listed = s
+        .api_keys()
+        .list_api_keys(pb::ListApiKeysRequest {
+            parent: "tenants/acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.api_keys.len(), 1);
+
+    let revoked = s
+        .api_keys()
+        .revoke_api_key(pb::RevokeApiKeyRequest {
+            name: key.name.clone(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(revoked.revoke_time.is_some());
+    assert_code(
+        s.parties()
+            .list_parties(pb::ListPartiesRequest {
+                parent: "tenants/acme".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::Unauthenticated,
+    );
+}
+
+async fn key_requests_are_validated(s: TestServer) {
+    s.tenants()
+        .create_tenant(pb::CreateTenantRequest {
+            tenant_id: "acme".into(),
+            tenant: None,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let create = |role: pb::Role, expire: Option<i64>| pb::CreateApiKeyRequest {
+        parent: "tenants/acme".into(),
+        api_key_id: "k".into(),
+        api_key: Some(pb::ApiKey {
+            role: role.into(),
+            expire_time: expire.map(|seconds| prost_types::Timestamp { seconds, nanos: 0 }),
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    assert_invalid_field(
+        s.api_keys()
+            .create_api_key(create(pb::Role::PlatformAdmin, None))
+            .await,
+        "api_key.role",
+    );
+    assert_invalid_field(
+        s.api_keys()
+            .create_api_key(create(pb::Role::Unspecified, None))
+            .await,
+        "api_key.role",
+    );
+    assert_invalid_field(
+        s.api_keys()
+            .create_api_key(create(pb::Role::Reader, Some(JAN_2026)))
+            .await,
+        "api_key.expire_time",
+    );
+    s.api_keys()
+        .create_api_key(create(pb::Role::Reader, None))
+        .await
+        .unwrap();
+    assert_code(
+        s.api_keys()
+            .create_api_key(create(pb::Role::Reader, None))
+            .await,
+        Code::AlreadyExists,
+    );
+    assert_code(
+        s.api_keys()
+            .get_api_key(pb::GetApiKeyRequest {
+                name: "tenants/acme/apiKeys/nope".into(),
+            })
+            .await,
+        Code::NotFound,
+    );
+    assert_invalid_field(
+        s.api_keys()
+            .get_api_key(pb::GetApiKeyRequest {
+                name: "tenants/acme/keys/k".into(),
+            })
+            .await,
+        "name",
+    );
+    assert_code(
+        s.api_keys()
+            .revoke_api_key(pb::RevokeApiKeyRequest {
+                name: "tenants/acme/apiKeys/k".into(),
+                etag: "stale".into(),
+            })
+            .await,
+        Code::Aborted,
+    );
+}
+
+async fn another_tenants_names_are_denied_whether_or_not_they_exist(s: TestServer) {
+    let a = seed(&s, "acme").await;
+    let b = seed(&s, "other").await;
+    s.use_key(&b.admin_key);
+    let existing = s
+        .parties()
+        .get_party(pb::GetPartyRequest {
+            name: a.customer.clone(),
+        })
+        .await
+        .unwrap_err();
+    let missing = s
+        .parties()
+        .get_party(pb::GetPartyRequest {
+            name: "tenants/acme/parties/nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(existing.code(), Code::PermissionDenied);
+    assert_eq!(
+        (existing.code(), existing.message()),
+        (missing.code(), missing.message())
+    );
+
+    // A page token of tenant acme's list does not open other's list.
+    s.use_key(&a.admin_key);
+    let page = s
+        .parties()
+        .list_parties(pb::ListPartiesRequest {
+            parent: a.tenant.clone(),
+            page_size: 1,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    s.use_key(&b.admin_key);
+    assert_invalid_field(
+        s.parties()
+            .list_parties(pb::ListPartiesRequest {
+                parent: b.tenant.clone(),
+                page_size: 1,
+                page_token: page.next_page_token,
+            })
+            .await,
+        "page_token",
+    );
+}
+
+crate::on_both_backends!(
+    keys_show_their_secret_once_and_can_be_revoked,
+    key_requests_are_validated,
+    another_tenants_names_are_denied_whether_or_not_they_exist,
+);
