@@ -105,15 +105,14 @@ macro_rules! impl_tx {
             }
 
             async fn list_tenants(&mut self, after: Option<&str>, limit: i64) -> Result<Vec<Tenant>> {
-                let rows: Vec<Json<Tenant>> = sqlx::query_scalar(
+                self.list_bodies(
                     "SELECT body FROM tenants WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2",
+                    &[],
+                    after,
+                    limit,
+                    "list tenants",
                 )
-                .bind(after)
-                .bind(limit)
-                .fetch_all(self.conn())
                 .await
-                .map_err(internal("list tenants"))?;
-                Ok(rows.into_iter().map(|j| j.0).collect())
             }
 
             async fn update_tenant(&mut self, t: &Tenant) -> Result<()> {
@@ -197,17 +196,15 @@ macro_rules! impl_tx {
                 after: Option<&str>,
                 limit: i64,
             ) -> Result<Vec<Party>> {
-                let rows: Vec<Json<Party>> = sqlx::query_scalar(
+                self.list_bodies(
                     "SELECT body FROM parties WHERE tenant = $1 AND ($2 IS NULL OR id > $2) \
                      ORDER BY id LIMIT $3",
+                    &[tenant.as_str()],
+                    after,
+                    limit,
+                    "list parties",
                 )
-                .bind(tenant.as_str())
-                .bind(after)
-                .bind(limit)
-                .fetch_all(self.conn())
                 .await
-                .map_err(internal("list parties"))?;
-                Ok(rows.into_iter().map(|j| j.0).collect())
             }
 
             async fn update_party(&mut self, p: &Party) -> Result<()> {
@@ -285,17 +282,15 @@ macro_rules! impl_tx {
                 after: Option<&str>,
                 limit: i64,
             ) -> Result<Vec<Service>> {
-                let rows: Vec<Json<Service>> = sqlx::query_scalar(
+                self.list_bodies(
                     "SELECT body FROM services WHERE tenant = $1 AND ($2 IS NULL OR id > $2) \
                      ORDER BY id LIMIT $3",
+                    &[tenant.as_str()],
+                    after,
+                    limit,
+                    "list services",
                 )
-                .bind(tenant.as_str())
-                .bind(after)
-                .bind(limit)
-                .fetch_all(self.conn())
                 .await
-                .map_err(internal("list services"))?;
-                Ok(rows.into_iter().map(|j| j.0).collect())
             }
 
             async fn update_service(&mut self, s: &Service) -> Result<()> {
@@ -625,17 +620,15 @@ macro_rules! impl_tx {
                 after: Option<&str>,
                 limit: i64,
             ) -> Result<Vec<ApiKey>> {
-                let rows: Vec<Json<ApiKey>> = sqlx::query_scalar(
+                self.list_bodies(
                     "SELECT body FROM api_keys WHERE tenant = $1 AND ($2 IS NULL OR id > $2) \
                      ORDER BY id LIMIT $3",
+                    &[tenant.as_str()],
+                    after,
+                    limit,
+                    "list api keys",
                 )
-                .bind(tenant.as_str())
-                .bind(after)
-                .bind(limit)
-                .fetch_all(self.conn())
                 .await
-                .map_err(internal("list api keys"))?;
-                Ok(rows.into_iter().map(|j| j.0).collect())
             }
 
             async fn update_api_key(&mut self, k: &ApiKey) -> Result<()> {
@@ -696,18 +689,15 @@ macro_rules! impl_tx {
                 after: Option<&str>,
                 limit: i64,
             ) -> Result<Vec<Override>> {
-                let rows: Vec<Json<Override>> = sqlx::query_scalar(
+                self.list_bodies(
                     "SELECT body FROM overrides WHERE tenant = $1 AND agreement_id = $2 \
                      AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4",
+                    &[tenant.as_str(), agreement.as_str()],
+                    after,
+                    limit,
+                    "list overrides",
                 )
-                .bind(tenant.as_str())
-                .bind(agreement.as_str())
-                .bind(after)
-                .bind(limit)
-                .fetch_all(self.conn())
                 .await
-                .map_err(internal("list overrides"))?;
-                Ok(rows.into_iter().map(|j| j.0).collect())
             }
 
             async fn update_override(&mut self, o: &Override) -> Result<()> {
@@ -760,18 +750,57 @@ macro_rules! impl_tx {
         }
 
         impl $tx {
+            /// One resource body by key, or none.
+            async fn fetch_body<T>(
+                &mut self,
+                sql: &'static str,
+                keys: &[&str],
+                context: &'static str,
+            ) -> Result<Option<T>>
+            where
+                T: serde::de::DeserializeOwned + Send + Unpin + 'static,
+            {
+                let mut query = sqlx::query_scalar::<_, Json<T>>(sql);
+                for key in keys {
+                    query = query.bind(*key);
+                }
+                let row = query.fetch_optional(self.conn()).await.map_err(internal(context))?;
+                Ok(row.map(|j| j.0))
+            }
+
+            /// A keyset page of bodies: `sql` takes `keys`, then the last id
+            /// seen (or NULL) and the limit.
+            async fn list_bodies<T>(
+                &mut self,
+                sql: &'static str,
+                keys: &[&str],
+                after: Option<&str>,
+                limit: i64,
+                context: &'static str,
+            ) -> Result<Vec<T>>
+            where
+                T: serde::de::DeserializeOwned + Send + Unpin + 'static,
+            {
+                let mut query = sqlx::query_scalar::<_, Json<T>>(sql);
+                for key in keys {
+                    query = query.bind(*key);
+                }
+                let rows = query
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(self.conn())
+                    .await
+                    .map_err(internal(context))?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
             async fn fetch_tenant(&mut self, id: &Id, for_update: bool) -> Result<Option<Tenant>> {
                 let sql = Self::locking(
                     for_update,
                     "SELECT body FROM tenants WHERE id = $1",
                     concat!("SELECT body FROM tenants WHERE id = $1", $for_update),
                 );
-                let row: Option<Json<Tenant>> = sqlx::query_scalar(sql)
-                    .bind(id.as_str())
-                    .fetch_optional(self.conn())
-                    .await
-                    .map_err(internal("get tenant"))?;
-                Ok(row.map(|j| j.0))
+                self.fetch_body(sql, &[id.as_str()], "get tenant").await
             }
 
             async fn fetch_party(&mut self, tenant: &Id, id: &Id, for_update: bool) -> Result<Option<Party>> {
@@ -780,13 +809,7 @@ macro_rules! impl_tx {
                     "SELECT body FROM parties WHERE tenant = $1 AND id = $2",
                     concat!("SELECT body FROM parties WHERE tenant = $1 AND id = $2", $for_update),
                 );
-                let row: Option<Json<Party>> = sqlx::query_scalar(sql)
-                    .bind(tenant.as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(self.conn())
-                    .await
-                    .map_err(internal("get party"))?;
-                Ok(row.map(|j| j.0))
+                self.fetch_body(sql, &[tenant.as_str(), id.as_str()], "get party").await
             }
 
             async fn fetch_service(&mut self, tenant: &Id, id: &Id, for_update: bool) -> Result<Option<Service>> {
@@ -795,13 +818,7 @@ macro_rules! impl_tx {
                     "SELECT body FROM services WHERE tenant = $1 AND id = $2",
                     concat!("SELECT body FROM services WHERE tenant = $1 AND id = $2", $for_update),
                 );
-                let row: Option<Json<Service>> = sqlx::query_scalar(sql)
-                    .bind(tenant.as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(self.conn())
-                    .await
-                    .map_err(internal("get service"))?;
-                Ok(row.map(|j| j.0))
+                self.fetch_body(sql, &[tenant.as_str(), id.as_str()], "get service").await
             }
 
             async fn fetch_agreement(&mut self, tenant: &Id, id: &Id, for_update: bool) -> Result<Option<Agreement>> {
@@ -810,13 +827,7 @@ macro_rules! impl_tx {
                     "SELECT body FROM agreements WHERE tenant = $1 AND id = $2",
                     concat!("SELECT body FROM agreements WHERE tenant = $1 AND id = $2", $for_update),
                 );
-                let row: Option<Json<Agreement>> = sqlx::query_scalar(sql)
-                    .bind(tenant.as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(self.conn())
-                    .await
-                    .map_err(internal("get agreement"))?;
-                Ok(row.map(|j| j.0))
+                self.fetch_body(sql, &[tenant.as_str(), id.as_str()], "get agreement").await
             }
 
             async fn fetch_override(&mut self, tenant: &Id, agreement: &Id, id: &Id, for_update: bool) -> Result<Option<Override>> {
@@ -828,14 +839,7 @@ macro_rules! impl_tx {
                         $for_update
                     ),
                 );
-                let row: Option<Json<Override>> = sqlx::query_scalar(sql)
-                    .bind(tenant.as_str())
-                    .bind(agreement.as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(self.conn())
-                    .await
-                    .map_err(internal("get override"))?;
-                Ok(row.map(|j| j.0))
+                self.fetch_body(sql, &[tenant.as_str(), agreement.as_str(), id.as_str()], "get override").await
             }
 
             async fn fetch_api_key(&mut self, tenant: &Id, id: &Id, for_update: bool) -> Result<Option<ApiKey>> {
@@ -844,13 +848,7 @@ macro_rules! impl_tx {
                     "SELECT body FROM api_keys WHERE tenant = $1 AND id = $2",
                     concat!("SELECT body FROM api_keys WHERE tenant = $1 AND id = $2", $for_update),
                 );
-                let row: Option<Json<ApiKey>> = sqlx::query_scalar(sql)
-                    .bind(tenant.as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(self.conn())
-                    .await
-                    .map_err(internal("get api key"))?;
-                Ok(row.map(|j| j.0))
+                self.fetch_body(sql, &[tenant.as_str(), id.as_str()], "get api key").await
             }
 
             /// Writes the side tables that filters and foreign keys use.
