@@ -176,7 +176,7 @@ impl Application {
                 client_ca: Some(_), ..
             }) => "mutual TLS",
         };
-        info!(address = %local, transport = security, "listening for gRPC");
+        info!(address = %local, transport = %security, "listening for gRPC");
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();

@@ -662,7 +662,12 @@ impl Registry {
         )?;
         let published = a.state == AgreementState::Active;
         let kind_before = a.kind;
+        let before = a.clone();
         a.apply(fields);
+        if a == before {
+            // Nothing changes: no new etag, and no revision that repeats the last.
+            return Ok(a);
+        }
         let mut v = Violations::new();
         if published && a.kind != kind_before {
             v.add(

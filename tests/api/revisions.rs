@@ -38,6 +38,23 @@ async fn publishing_and_two_updates_make_three_unchanged_revisions(s: TestServer
         snapshots.push(updated);
     }
 
+    // An update that changes nothing writes no revision and keeps the etag.
+    let unchanged = api
+        .update_agreement(pb::UpdateAgreementRequest {
+            agreement: Some(pb::Agreement {
+                name: draft.name.clone(),
+                objectives: vec![availability(0.9999)],
+                ..Default::default()
+            }),
+            update_mask: Some(FieldMask {
+                paths: vec!["objectives".into()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(&unchanged, snapshots.last().unwrap());
+
     let list = api
         .list_agreement_revisions(pb::ListAgreementRevisionsRequest {
             name: draft.name.clone(),
