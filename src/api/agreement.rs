@@ -318,6 +318,49 @@ fn override_fields_in(
     Ok(f)
 }
 
+/// The updatable fields an Agreement sets (the implied mask of AIP-134).
+fn agreement_set_fields(a: &pb::Agreement) -> Vec<String> {
+    set_fields!(
+        a,
+        [
+            display_name,
+            description,
+            kind,
+            provider,
+            consumer,
+            services,
+            effective_from,
+            effective_until,
+            objectives,
+            support,
+            credits,
+            exclusions,
+            clauses,
+            supports,
+            labels,
+            annotations
+        ]
+    )
+}
+
+/// The updatable fields an Override sets.
+fn override_set_fields(o: &pb::Override) -> Vec<String> {
+    set_fields!(
+        o,
+        [
+            display_name,
+            consumer,
+            effective_from,
+            effective_until,
+            objective_patches,
+            added_objectives,
+            support,
+            credits,
+            labels
+        ]
+    )
+}
+
 fn agreement_name_in(field: &str, name: &str) -> Result<ResourceName, Error> {
     Ok(ResourceName::parse(field, name, Collection::Agreements)?)
 }
@@ -381,29 +424,7 @@ impl AgreementService for AgreementApi {
         principal(&request)?.check_tenant(&name.tenant)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
-            || {
-                set_fields!(
-                    a,
-                    [
-                        display_name,
-                        description,
-                        kind,
-                        provider,
-                        consumer,
-                        services,
-                        effective_from,
-                        effective_until,
-                        objectives,
-                        support,
-                        credits,
-                        exclusions,
-                        clauses,
-                        supports,
-                        labels,
-                        annotations
-                    ]
-                )
-            },
+            || agreement_set_fields(a),
             AGREEMENT_UPDATABLE,
             AGREEMENT_OUTPUT_ONLY,
         )?;
@@ -553,22 +574,7 @@ impl AgreementService for AgreementApi {
         principal(&request)?.check_tenant(&name.tenant)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
-            || {
-                set_fields!(
-                    o,
-                    [
-                        display_name,
-                        consumer,
-                        effective_from,
-                        effective_until,
-                        objective_patches,
-                        added_objectives,
-                        support,
-                        credits,
-                        labels
-                    ]
-                )
-            },
+            || override_set_fields(o),
             OVERRIDE_UPDATABLE,
             OVERRIDE_OUTPUT_ONLY,
         )?;
@@ -592,5 +598,61 @@ impl AgreementService for AgreementApi {
             .delete_override(&name.tenant, &name.agreement, &name.id, &req.etag)
             .await?;
         Ok(Response::new(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> Id {
+        Id::parse("id", s).unwrap()
+    }
+
+    /// The three lists of updatable fields (the domain's, the implied mask's,
+    /// the decoder's) must name the same fields.
+    #[test]
+    fn agreement_field_lists_agree() {
+        let name = |c: &str| format!("tenants/t/{c}/x");
+        let full = pb::Agreement {
+            display_name: "d".into(),
+            description: "d".into(),
+            kind: pb::AgreementKind::Customer.into(),
+            provider: name("parties"),
+            consumer: name("parties"),
+            services: vec![name("services")],
+            effective_from: Some(time_out(Utc::now())),
+            effective_until: Some(time_out(Utc::now())),
+            objectives: vec![pb::Objective::default()],
+            support: Some(pb::SupportTerms::default()),
+            credits: Some(pb::CreditSchedule::default()),
+            exclusions: vec![pb::Exclusion::default()],
+            clauses: vec![pb::Clause::default()],
+            supports: vec![name("agreements")],
+            labels: [("k".to_string(), "v".to_string())].into(),
+            annotations: [("k".to_string(), "v".to_string())].into(),
+            ..Default::default()
+        };
+        assert_eq!(agreement_set_fields(&full), AGREEMENT_UPDATABLE);
+        // Every updatable path decodes (shape errors are fine, panics are not).
+        let _ = agreement_fields_in(&full, AGREEMENT_UPDATABLE, &id("t"));
+    }
+
+    #[test]
+    fn override_field_lists_agree() {
+        let full = pb::Override {
+            display_name: "d".into(),
+            consumer: "tenants/t/parties/x".into(),
+            effective_from: Some(time_out(Utc::now())),
+            effective_until: Some(time_out(Utc::now())),
+            objective_patches: vec![pb::ObjectivePatch::default()],
+            added_objectives: vec![pb::Objective::default()],
+            support: Some(pb::SupportTerms::default()),
+            credits: Some(pb::CreditSchedule::default()),
+            labels: [("k".to_string(), "v".to_string())].into(),
+            ..Default::default()
+        };
+        assert_eq!(override_set_fields(&full), OVERRIDE_UPDATABLE);
+        let _ = override_fields_in(&full, OVERRIDE_UPDATABLE, &id("t"));
     }
 }
