@@ -9,8 +9,8 @@ use super::request_key;
 use crate::auth::principal;
 use crate::domain::Registry;
 use crate::domain::api_key::{ApiKey, ApiKeyFields, Role};
-use crate::domain::names::{Id, TenantName};
-use crate::error::{Error, FieldViolation};
+use crate::domain::names::{Id, TenantName, parse_api_key_name};
+use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::api_key_service_server::ApiKeyService;
 
@@ -59,23 +59,6 @@ pub fn api_key_out(k: ApiKey) -> pb::ApiKey {
     }
 }
 
-/// `tenants/{t}/apiKeys/{k}`.
-fn key_name(field: &str, name: &str) -> Result<(Id, Id), FieldViolation> {
-    let invalid = || {
-        FieldViolation::new(
-            field,
-            format!("`{name}` is not a valid name: expected `tenants/{{id}}/apiKeys/{{id}}`"),
-        )
-    };
-    match name.split('/').collect::<Vec<_>>().as_slice() {
-        ["tenants", tenant, "apiKeys", key] => Ok((
-            Id::parse(field, tenant).map_err(|_| invalid())?,
-            Id::parse(field, key).map_err(|_| invalid())?,
-        )),
-        _ => Err(invalid()),
-    }
-}
-
 #[tonic::async_trait]
 impl ApiKeyService for ApiKeyApi {
     async fn create_api_key(
@@ -119,7 +102,7 @@ impl ApiKeyService for ApiKeyApi {
         &self,
         request: Request<pb::GetApiKeyRequest>,
     ) -> Result<Response<pb::ApiKey>, Status> {
-        let (tenant, id) = key_name("name", &request.get_ref().name)?;
+        let (tenant, id) = parse_api_key_name("name", &request.get_ref().name)?;
         principal(&request)?.check_tenant(&tenant)?;
         let key = self.registry.get_api_key(&tenant, &id).await?;
         Ok(Response::new(api_key_out(key)))
@@ -147,7 +130,7 @@ impl ApiKeyService for ApiKeyApi {
         request: Request<pb::RevokeApiKeyRequest>,
     ) -> Result<Response<pb::ApiKey>, Status> {
         let req = request.get_ref();
-        let (tenant, id) = key_name("name", &req.name)?;
+        let (tenant, id) = parse_api_key_name("name", &req.name)?;
         principal(&request)?.check_tenant(&tenant)?;
         let key = self
             .registry

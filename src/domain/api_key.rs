@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::domain::fields::{Meta, validate_text};
-use crate::domain::names::Id;
+use crate::domain::names::{Id, api_key_name};
 use crate::error::Violations;
 
 /// The prefix of every secret Accord issues.
@@ -155,7 +155,7 @@ impl ApiKey {
     }
 
     pub fn name(&self) -> String {
-        format!("tenants/{}/apiKeys/{}", self.tenant, self.id)
+        api_key_name(&self.tenant, &self.id)
     }
 
     /// Whether the key may be used at `now`: not revoked, not expired.

@@ -202,6 +202,18 @@ impl AgreementChildName {
     }
 }
 
+/// `tenants/{tenant}/apiKeys/{key}`, as (tenant, key).
+pub fn parse_api_key_name(field: &str, value: &str) -> Result<(Id, Id), FieldViolation> {
+    let mut ids = parse_segments(field, value, &["tenants", "apiKeys"])?;
+    let key = ids.pop().expect("two segments");
+    let tenant = ids.pop().expect("two segments");
+    Ok((tenant, key))
+}
+
+pub fn api_key_name(tenant: &Id, id: &Id) -> String {
+    format!("tenants/{tenant}/apiKeys/{id}")
+}
+
 pub fn party_name(tenant: &Id, id: &Id) -> String {
     format!("tenants/{tenant}/parties/{id}")
 }
@@ -261,6 +273,14 @@ mod tests {
         let err = ResourceName::parse_in("p", "tenants/b/parties/x", Collection::Parties, &t)
             .unwrap_err();
         assert_eq!(err.field, "p");
+    }
+
+    #[test]
+    fn api_key_names_parse() {
+        let (t, k) = parse_api_key_name("n", "tenants/acme/apiKeys/ci").unwrap();
+        assert_eq!((t.as_str(), k.as_str()), ("acme", "ci"));
+        assert_eq!(api_key_name(&t, &k), "tenants/acme/apiKeys/ci");
+        assert!(parse_api_key_name("n", "tenants/acme/keys/ci").is_err());
     }
 
     #[test]

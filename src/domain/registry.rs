@@ -14,7 +14,7 @@ use crate::domain::agreement::{
 };
 use crate::domain::api_key::{ApiKey, ApiKeyFields, Secret};
 use crate::domain::filter::AgreementFilter;
-use crate::domain::names::{Id, agreement_name, party_name, service_name};
+use crate::domain::names::{Id, agreement_name, api_key_name, party_name, service_name};
 use crate::domain::overrides::{Override, OverrideFields};
 use crate::domain::page::{PageRequest, PageTokenKey};
 use crate::domain::party::{Party, PartyFields, PartyKind};
@@ -972,7 +972,7 @@ impl Registry {
         let mut tx = self.read(tenant).await?;
         tx.get_api_key(tenant, id)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("tenants/{tenant}/apiKeys/{id}")))
+            .ok_or_else(|| Error::NotFound(api_key_name(tenant, id)))
     }
 
     pub async fn list_api_keys(
@@ -997,7 +997,7 @@ impl Registry {
         let mut key = tx
             .get_api_key_for_update(tenant, id)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("tenants/{tenant}/apiKeys/{id}")))?;
+            .ok_or_else(|| Error::NotFound(api_key_name(tenant, id)))?;
         key.meta.check_etag(etag, &key.name())?;
         if key.revoke_time.is_none() {
             key.revoke_time = Some(now);
