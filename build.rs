@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "proto/accord/v1/terms.proto",
     "proto/accord/v1/agreement.proto",
     "proto/accord/v1/api_key.proto",
+    "proto/accord/v1/audit.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::api::agreement::AgreementApi;
 use crate::api::api_key::ApiKeyApi;
+use crate::api::audit::AuditApi;
 use crate::api::party::PartyApi;
 use crate::api::service::ServiceCatalogApi;
 use crate::api::tenant::TenantApi;
@@ -26,6 +27,7 @@ use crate::config::{Config, TlsFiles, redact_url};
 use crate::domain::Registry;
 use crate::proto::v1::agreement_service_server::AgreementServiceServer;
 use crate::proto::v1::api_key_service_server::ApiKeyServiceServer;
+use crate::proto::v1::audit_service_server::AuditServiceServer;
 use crate::proto::v1::party_service_server::PartyServiceServer;
 use crate::proto::v1::service_catalog_service_server::ServiceCatalogServiceServer;
 use crate::proto::v1::tenant_service_server::TenantServiceServer;
@@ -39,6 +41,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     "accord.v1.PartyService",
     "accord.v1.ServiceCatalogService",
     "accord.v1.AgreementService",
+    "accord.v1.AuditService",
 ];
 
 pub struct Application {
@@ -164,6 +167,10 @@ impl Application {
             .add_service(limited!(
                 AgreementServiceServer,
                 AgreementApi::new(registry.clone())
+            ))
+            .add_service(limited!(
+                AuditServiceServer,
+                AuditApi::new(registry.clone())
             ));
 
         set_serving(&health, true).await;

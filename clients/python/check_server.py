@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 ACCORD_SERVICES = (
     "accord.v1.TenantService",
     "accord.v1.ApiKeyService",
+    "accord.v1.AuditService",
     "accord.v1.PartyService",
     "accord.v1.ServiceCatalogService",
     "accord.v1.AgreementService",

@@ -371,18 +371,18 @@ impl AgreementService for AgreementApi {
         &self,
         request: Request<pb::CreateAgreementRequest>,
     ) -> Result<Response<pb::Agreement>, Status> {
-        let caller = principal(&request)?.clone();
+        let principal = principal(&request)?.clone();
         let mut req = request.into_inner();
         let request_id = std::mem::take(&mut req.request_id);
         let key = request_key("CreateAgreement", &request_id, &req)?;
         let tenant = TenantName::parse("parent", &req.parent)?.0;
-        caller.check_tenant(&tenant)?;
+        principal.check_tenant(&tenant)?;
         let id = Id::parse("agreement_id", &req.agreement_id)?;
         let agreement = req.agreement.unwrap_or_default();
         let fields = agreement_fields_in(&agreement, AGREEMENT_UPDATABLE, &tenant)?;
         let created = self
             .registry
-            .create_agreement(&tenant, id, fields, key)
+            .create_agreement(&principal.caller(&request_id), &tenant, id, fields, key)
             .await?;
         Ok(Response::new(agreement_out(created)))
     }
@@ -421,7 +421,8 @@ impl AgreementService for AgreementApi {
         let req = request.get_ref();
         let a = required("agreement", &req.agreement)?;
         let name = agreement_name_in("agreement.name", &a.name)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        let principal = principal(&request)?;
+        principal.check_tenant(&name.tenant)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
             || agreement_set_fields(a),
@@ -431,7 +432,13 @@ impl AgreementService for AgreementApi {
         let fields = agreement_fields_in(a, &paths, &name.tenant)?;
         let updated = self
             .registry
-            .update_agreement(&name.tenant, &name.id, &a.etag, fields)
+            .update_agreement(
+                &principal.caller(""),
+                &name.tenant,
+                &name.id,
+                &a.etag,
+                fields,
+            )
             .await?;
         Ok(Response::new(agreement_out(updated)))
     }
@@ -442,9 +449,10 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<()>, Status> {
         let req = request.get_ref();
         let name = agreement_name_in("name", &req.name)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        let principal = principal(&request)?;
+        principal.check_tenant(&name.tenant)?;
         self.registry
-            .delete_agreement(&name.tenant, &name.id, &req.etag)
+            .delete_agreement(&principal.caller(""), &name.tenant, &name.id, &req.etag)
             .await?;
         Ok(Response::new(()))
     }
@@ -455,10 +463,11 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::Agreement>, Status> {
         let req = request.get_ref();
         let name = agreement_name_in("name", &req.name)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        let principal = principal(&request)?;
+        principal.check_tenant(&name.tenant)?;
         let a = self
             .registry
-            .publish_agreement(&name.tenant, &name.id, &req.etag)
+            .publish_agreement(&principal.caller(""), &name.tenant, &name.id, &req.etag)
             .await?;
         Ok(Response::new(agreement_out(a)))
     }
@@ -469,14 +478,15 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::Agreement>, Status> {
         let req = request.get_ref();
         let name = agreement_name_in("name", &req.name)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        let principal = principal(&request)?;
+        principal.check_tenant(&name.tenant)?;
         let at = match &req.terminate_time {
             None => None,
             Some(t) => Some(time_in("terminate_time", t).map_err(Error::from)?),
         };
         let a = self
             .registry
-            .terminate_agreement(&name.tenant, &name.id, &req.etag, at)
+            .terminate_agreement(&principal.caller(""), &name.tenant, &name.id, &req.etag, at)
             .await?;
         Ok(Response::new(agreement_out(a)))
     }
@@ -516,18 +526,25 @@ impl AgreementService for AgreementApi {
         &self,
         request: Request<pb::CreateOverrideRequest>,
     ) -> Result<Response<pb::Override>, Status> {
-        let caller = principal(&request)?.clone();
+        let principal = principal(&request)?.clone();
         let mut req = request.into_inner();
         let request_id = std::mem::take(&mut req.request_id);
         let key = request_key("CreateOverride", &request_id, &req)?;
         let parent = agreement_name_in("parent", &req.parent)?;
-        caller.check_tenant(&parent.tenant)?;
+        principal.check_tenant(&parent.tenant)?;
         let id = Id::parse("override_id", &req.override_id)?;
         let o = req.r#override.unwrap_or_default();
         let fields = override_fields_in(&o, OVERRIDE_UPDATABLE, &parent.tenant)?;
         let created = self
             .registry
-            .create_override(&parent.tenant, &parent.id, id, fields, key)
+            .create_override(
+                &principal.caller(&request_id),
+                &parent.tenant,
+                &parent.id,
+                id,
+                fields,
+                key,
+            )
             .await?;
         Ok(Response::new(override_out(created)))
     }
@@ -571,7 +588,8 @@ impl AgreementService for AgreementApi {
         let o = required("override", &req.r#override)?;
         let name = AgreementChildName::parse("override.name", &o.name, "overrides")
             .map_err(Error::from)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        let principal = principal(&request)?;
+        principal.check_tenant(&name.tenant)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
             || override_set_fields(o),
@@ -581,7 +599,14 @@ impl AgreementService for AgreementApi {
         let fields = override_fields_in(o, &paths, &name.tenant)?;
         let updated = self
             .registry
-            .update_override(&name.tenant, &name.agreement, &name.id, &o.etag, fields)
+            .update_override(
+                &principal.caller(""),
+                &name.tenant,
+                &name.agreement,
+                &name.id,
+                &o.etag,
+                fields,
+            )
             .await?;
         Ok(Response::new(override_out(updated)))
     }
@@ -593,9 +618,16 @@ impl AgreementService for AgreementApi {
         let req = request.get_ref();
         let name =
             AgreementChildName::parse("name", &req.name, "overrides").map_err(Error::from)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        let principal = principal(&request)?;
+        principal.check_tenant(&name.tenant)?;
         self.registry
-            .delete_override(&name.tenant, &name.agreement, &name.id, &req.etag)
+            .delete_override(
+                &principal.caller(""),
+                &name.tenant,
+                &name.agreement,
+                &name.id,
+                &req.etag,
+            )
             .await?;
         Ok(Response::new(()))
     }

@@ -65,12 +65,12 @@ impl ApiKeyService for ApiKeyApi {
         &self,
         request: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
-        let caller = principal(&request)?.clone();
+        let principal = principal(&request)?.clone();
         let mut req = request.into_inner();
         let request_id = std::mem::take(&mut req.request_id);
         let key = request_key("CreateApiKey", &request_id, &req)?;
         let tenant = TenantName::parse("parent", &req.parent)?.0;
-        caller.check_tenant(&tenant)?;
+        principal.check_tenant(&tenant)?;
         let id = Id::parse("api_key_id", &req.api_key_id)?;
         let api_key = req.api_key.unwrap_or_default();
         let role = pb::Role::try_from(api_key.role).ok().and_then(role_in);
@@ -90,7 +90,7 @@ impl ApiKeyService for ApiKeyApi {
         };
         let (created, secret) = self
             .registry
-            .create_api_key(&tenant, id, fields, key)
+            .create_api_key(&principal.caller(&request_id), &tenant, id, fields, key)
             .await?;
         Ok(Response::new(pb::CreateApiKeyResponse {
             api_key: Some(api_key_out(created)),
@@ -131,10 +131,11 @@ impl ApiKeyService for ApiKeyApi {
     ) -> Result<Response<pb::ApiKey>, Status> {
         let req = request.get_ref();
         let (tenant, id) = parse_api_key_name("name", &req.name)?;
-        principal(&request)?.check_tenant(&tenant)?;
+        let principal = principal(&request)?;
+        principal.check_tenant(&tenant)?;
         let key = self
             .registry
-            .revoke_api_key(&tenant, &id, &req.etag)
+            .revoke_api_key(&principal.caller(""), &tenant, &id, &req.etag)
             .await?;
         Ok(Response::new(api_key_out(key)))
     }

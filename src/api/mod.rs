@@ -3,6 +3,7 @@
 
 pub mod agreement;
 pub mod api_key;
+pub mod audit;
 pub mod convert;
 pub mod party;
 pub mod service;

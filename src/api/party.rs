@@ -92,16 +92,19 @@ impl PartyService for PartyApi {
         &self,
         request: Request<pb::CreatePartyRequest>,
     ) -> Result<Response<pb::Party>, Status> {
-        let caller = principal(&request)?.clone();
+        let principal = principal(&request)?.clone();
         let mut req = request.into_inner();
         let request_id = std::mem::take(&mut req.request_id);
         let key = request_key("CreateParty", &request_id, &req)?;
         let tenant = TenantName::parse("parent", &req.parent)?.0;
-        caller.check_tenant(&tenant)?;
+        principal.check_tenant(&tenant)?;
         let id = Id::parse("party_id", &req.party_id)?;
         let party = req.party.unwrap_or_default();
         let fields = fields_in(&party, PARTY_UPDATABLE, &tenant)?;
-        let created = self.registry.create_party(&tenant, id, fields, key).await?;
+        let created = self
+            .registry
+            .create_party(&principal.caller(&request_id), &tenant, id, fields, key)
+            .await?;
         Ok(Response::new(party_out(created)))
     }
 
@@ -139,7 +142,8 @@ impl PartyService for PartyApi {
         let req = request.get_ref();
         let party = required("party", &req.party)?;
         let name = ResourceName::parse("party.name", &party.name, Collection::Parties)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        let principal = principal(&request)?;
+        principal.check_tenant(&name.tenant)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
             || set_fields!(party, [display_name, kind, parent, labels]),
@@ -149,7 +153,13 @@ impl PartyService for PartyApi {
         let fields = fields_in(party, &paths, &name.tenant)?;
         let updated = self
             .registry
-            .update_party(&name.tenant, &name.id, &party.etag, fields)
+            .update_party(
+                &principal.caller(""),
+                &name.tenant,
+                &name.id,
+                &party.etag,
+                fields,
+            )
             .await?;
         Ok(Response::new(party_out(updated)))
     }
@@ -160,9 +170,10 @@ impl PartyService for PartyApi {
     ) -> Result<Response<()>, Status> {
         let req = request.get_ref();
         let name = ResourceName::parse("name", &req.name, Collection::Parties)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        let principal = principal(&request)?;
+        principal.check_tenant(&name.tenant)?;
         self.registry
-            .delete_party(&name.tenant, &name.id, &req.etag)
+            .delete_party(&principal.caller(""), &name.tenant, &name.id, &req.etag)
             .await?;
         Ok(Response::new(()))
     }

@@ -66,18 +66,18 @@ impl ServiceCatalogService for ServiceCatalogApi {
         &self,
         request: Request<pb::CreateServiceRequest>,
     ) -> Result<Response<pb::Service>, Status> {
-        let caller = principal(&request)?.clone();
+        let principal = principal(&request)?.clone();
         let mut req = request.into_inner();
         let request_id = std::mem::take(&mut req.request_id);
         let key = request_key("CreateService", &request_id, &req)?;
         let tenant = TenantName::parse("parent", &req.parent)?.0;
-        caller.check_tenant(&tenant)?;
+        principal.check_tenant(&tenant)?;
         let id = Id::parse("service_id", &req.service_id)?;
         let service = req.service.unwrap_or_default();
         let fields = fields_in(&service, SERVICE_UPDATABLE, &tenant)?;
         let created = self
             .registry
-            .create_service(&tenant, id, fields, key)
+            .create_service(&principal.caller(&request_id), &tenant, id, fields, key)
             .await?;
         Ok(Response::new(service_out(created)))
     }
@@ -116,7 +116,8 @@ impl ServiceCatalogService for ServiceCatalogApi {
         let req = request.get_ref();
         let service = required("service", &req.service)?;
         let name = ResourceName::parse("service.name", &service.name, Collection::Services)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        let principal = principal(&request)?;
+        principal.check_tenant(&name.tenant)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
             || set_fields!(service, [display_name, description, owner, labels]),
@@ -126,7 +127,13 @@ impl ServiceCatalogService for ServiceCatalogApi {
         let fields = fields_in(service, &paths, &name.tenant)?;
         let updated = self
             .registry
-            .update_service(&name.tenant, &name.id, &service.etag, fields)
+            .update_service(
+                &principal.caller(""),
+                &name.tenant,
+                &name.id,
+                &service.etag,
+                fields,
+            )
             .await?;
         Ok(Response::new(service_out(updated)))
     }
@@ -137,9 +144,10 @@ impl ServiceCatalogService for ServiceCatalogApi {
     ) -> Result<Response<()>, Status> {
         let req = request.get_ref();
         let name = ResourceName::parse("name", &req.name, Collection::Services)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        let principal = principal(&request)?;
+        principal.check_tenant(&name.tenant)?;
         self.registry
-            .delete_service(&name.tenant, &name.id, &req.etag)
+            .delete_service(&principal.caller(""), &name.tenant, &name.id, &req.etag)
             .await?;
         Ok(Response::new(()))
     }

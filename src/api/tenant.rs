@@ -52,15 +52,18 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
-        let caller = principal(&request)?.clone();
+        let principal = principal(&request)?.clone();
         let mut req = request.into_inner();
         let request_id = std::mem::take(&mut req.request_id);
         let key = request_key("CreateTenant", &request_id, &req)?;
         let id = Id::parse("tenant_id", &req.tenant_id)?;
-        caller.check_tenant(&id)?;
+        principal.check_tenant(&id)?;
         let tenant = req.tenant.unwrap_or_default();
         let fields = fields_in(&tenant, TENANT_UPDATABLE);
-        let created = self.registry.create_tenant(id, fields, key).await?;
+        let created = self
+            .registry
+            .create_tenant(&principal.caller(&request_id), id, fields, key)
+            .await?;
         Ok(Response::new(tenant_out(created)))
     }
 
@@ -96,7 +99,8 @@ impl TenantService for TenantApi {
         let req = request.get_ref();
         let tenant = required("tenant", &req.tenant)?;
         let name = TenantName::parse("tenant.name", &tenant.name)?;
-        principal(&request)?.check_tenant(&name.0)?;
+        let principal = principal(&request)?;
+        principal.check_tenant(&name.0)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
             || set_fields!(tenant, [display_name, labels]),
@@ -105,7 +109,12 @@ impl TenantService for TenantApi {
         )?;
         let updated = self
             .registry
-            .update_tenant(&name.0, &tenant.etag, fields_in(tenant, &paths))
+            .update_tenant(
+                &principal.caller(""),
+                &name.0,
+                &tenant.etag,
+                fields_in(tenant, &paths),
+            )
             .await?;
         Ok(Response::new(tenant_out(updated)))
     }
@@ -116,9 +125,10 @@ impl TenantService for TenantApi {
     ) -> Result<Response<()>, Status> {
         let req = request.get_ref();
         let name = TenantName::parse("name", &req.name)?;
-        principal(&request)?.check_tenant(&name.0)?;
+        let principal = principal(&request)?;
+        principal.check_tenant(&name.0)?;
         self.registry
-            .delete_tenant(&name.0, &req.etag, req.force)
+            .delete_tenant(&principal.caller(""), &name.0, &req.etag, req.force)
             .await?;
         Ok(Response::new(()))
     }

@@ -6,7 +6,7 @@ use crate::domain::api_key::Role::{self, *};
 
 const READERS: &[Role] = &[TenantAdmin, Editor, Reader];
 const WRITERS: &[Role] = &[TenantAdmin, Editor];
-const KEY_ADMINS: &[Role] = &[PlatformAdmin, TenantAdmin];
+const ADMINS: &[Role] = &[PlatformAdmin, TenantAdmin];
 const PLATFORM: &[Role] = &[PlatformAdmin];
 
 pub const METHOD_ROLES: &[(&str, &[Role])] = &[
@@ -18,10 +18,10 @@ pub const METHOD_ROLES: &[(&str, &[Role])] = &[
     ("/accord.v1.TenantService/ListTenants", PLATFORM),
     ("/accord.v1.TenantService/UpdateTenant", PLATFORM),
     ("/accord.v1.TenantService/DeleteTenant", PLATFORM),
-    ("/accord.v1.ApiKeyService/CreateApiKey", KEY_ADMINS),
-    ("/accord.v1.ApiKeyService/GetApiKey", KEY_ADMINS),
-    ("/accord.v1.ApiKeyService/ListApiKeys", KEY_ADMINS),
-    ("/accord.v1.ApiKeyService/RevokeApiKey", KEY_ADMINS),
+    ("/accord.v1.ApiKeyService/CreateApiKey", ADMINS),
+    ("/accord.v1.ApiKeyService/GetApiKey", ADMINS),
+    ("/accord.v1.ApiKeyService/ListApiKeys", ADMINS),
+    ("/accord.v1.ApiKeyService/RevokeApiKey", ADMINS),
     ("/accord.v1.PartyService/CreateParty", WRITERS),
     ("/accord.v1.PartyService/GetParty", READERS),
     ("/accord.v1.PartyService/ListParties", READERS),
@@ -49,14 +49,20 @@ pub const METHOD_ROLES: &[(&str, &[Role])] = &[
     ("/accord.v1.AgreementService/ListOverrides", READERS),
     ("/accord.v1.AgreementService/UpdateOverride", WRITERS),
     ("/accord.v1.AgreementService/DeleteOverride", WRITERS),
+    ("/accord.v1.AuditService/ListAuditEvents", ADMINS),
 ];
 
-/// The roles allowed to call `path`, or `None` for a method not in the table.
-pub fn roles_for(path: &str) -> Option<&'static [Role]> {
+/// The table's entry for `path`, or `None` for a method not in the table.
+pub fn entry(path: &str) -> Option<(&'static str, &'static [Role])> {
     METHOD_ROLES
         .iter()
         .find(|(method, _)| *method == path)
-        .map(|(_, roles)| *roles)
+        .copied()
+}
+
+/// The roles allowed to call `path`, or `None` for a method not in the table.
+pub fn roles_for(path: &str) -> Option<&'static [Role]> {
+    entry(path).map(|(_, roles)| roles)
 }
 
 /// Every RPC of the `accord.v1` services, as full method paths, read from the
@@ -107,8 +113,10 @@ mod tests {
             if method.starts_with("/accord.v1.TenantService/") && !method.ends_with("GetTenant") {
                 assert_eq!(*roles, PLATFORM, "{method}");
             }
-            if !method.starts_with("/accord.v1.TenantService/")
-                && !method.starts_with("/accord.v1.ApiKeyService/")
+            let platform_services = ["TenantService", "ApiKeyService", "AuditService"];
+            if !platform_services
+                .iter()
+                .any(|s| method.starts_with(&format!("/accord.v1.{s}/")))
             {
                 assert!(!roles.contains(&PlatformAdmin), "{method}");
             }

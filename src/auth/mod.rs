@@ -15,17 +15,19 @@ use chrono::{Duration as ChronoDuration, Utc};
 use tracing::warn;
 
 use crate::domain::api_key::{Role, Secret, hash_secret};
+use crate::domain::audit::Caller;
 use crate::domain::names::Id;
 use crate::error::Error;
 use crate::store::{Access, Store};
 
 /// Who is calling: the key's tenant (none for the bootstrap key), its role and
-/// its name, for the audit trail.
+/// its name, and the method the layer let it call, for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub tenant: Option<Id>,
     pub role: Role,
     pub key: String,
+    pub method: &'static str,
 }
 
 impl Principal {
@@ -42,6 +44,15 @@ impl Principal {
             ))),
         }
     }
+
+    /// The caller of a change, as the audit trail records it.
+    pub fn caller(&self, request_id: &str) -> Caller {
+        Caller {
+            actor: self.key.clone(),
+            method: self.method,
+            request_id: request_id.to_string(),
+        }
+    }
 }
 
 /// The principal the layer attached to a request.
@@ -51,6 +62,9 @@ pub fn principal<T>(request: &tonic::Request<T>) -> Result<&Principal, Error> {
         .get::<Principal>()
         .ok_or_else(|| Error::Unauthenticated("no credentials".into()))
 }
+
+/// The key name of the bootstrap key, as the audit trail shows it.
+pub const BOOTSTRAP_ACTOR: &str = "bootstrap";
 
 /// Turns bearer secrets into principals.
 pub struct Authenticator {
@@ -69,7 +83,8 @@ impl Authenticator {
         }
     }
 
-    /// Checks the `authorization` header. Every bearer token costs one hash
+    /// Checks the `authorization` header. The principal's `method` is left
+    /// empty for the layer to fill in. Every bearer token costs one hash
     /// and one indexed lookup by that hash, whether or not a key has it, so
     /// the answer's timing does not tell whether a key exists.
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, Error> {
@@ -90,7 +105,8 @@ impl Authenticator {
             return Ok(Principal {
                 tenant: None,
                 role: Role::PlatformAdmin,
-                key: "bootstrap".into(),
+                key: BOOTSTRAP_ACTOR.into(),
+                method: "",
             });
         }
         let mut tx = self.store.begin(None, Access::Read).await?;
@@ -115,6 +131,7 @@ impl Authenticator {
             tenant: Some(key.tenant.clone()),
             role: key.role,
             key: key.name(),
+            method: "",
         })
     }
 
@@ -208,11 +225,11 @@ where
                 .get(http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            let principal = match authenticator.authenticate(header.as_deref()).await {
+            let mut principal = match authenticator.authenticate(header.as_deref()).await {
                 Ok(p) => p,
                 Err(error) => return Ok(tonic::Status::from(error).into_http()),
             };
-            let Some(roles) = methods::roles_for(&path) else {
+            let Some((method, roles)) = methods::entry(&path) else {
                 let error =
                     Error::PermissionDenied(format!("{path} is not in the authorization table"));
                 return Ok(tonic::Status::from(error).into_http());
@@ -224,6 +241,7 @@ where
                 ));
                 return Ok(tonic::Status::from(error).into_http());
             }
+            principal.method = method;
             request.extensions_mut().insert(principal);
             inner.call(request).await
         })

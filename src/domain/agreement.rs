@@ -351,16 +351,7 @@ impl Revision {
 
 /// Eight random characters, `[a-z][a-z0-9]{7}`, as AIP-162 suggests.
 pub fn new_revision_id() -> Id {
-    use rand::Rng;
-    const FIRST: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
-    const REST: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    let mut id = String::with_capacity(8);
-    id.push(FIRST[rng.random_range(0..FIRST.len())] as char);
-    for _ in 0..7 {
-        id.push(REST[rng.random_range(0..REST.len())] as char);
-    }
-    Id::generated(id)
+    crate::domain::names::random_id(8)
 }
 
 #[cfg(test)]

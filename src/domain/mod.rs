@@ -4,6 +4,7 @@
 
 pub mod agreement;
 pub mod api_key;
+pub mod audit;
 pub mod fields;
 pub mod filter;
 pub mod names;

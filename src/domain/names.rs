@@ -210,6 +210,25 @@ pub fn parse_api_key_name(field: &str, value: &str) -> Result<(Id, Id), FieldVio
     Ok((tenant, key))
 }
 
+/// A server-made id of `len` (at most `Id::MAX_LEN`) random characters, for
+/// revisions and audit events: 36^(len-1) possibilities.
+pub fn random_id(len: usize) -> Id {
+    use rand::Rng;
+    const FIRST: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
+    const REST: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    let mut id = String::with_capacity(len);
+    id.push(FIRST[rng.random_range(0..FIRST.len())] as char);
+    for _ in 1..len {
+        id.push(REST[rng.random_range(0..REST.len())] as char);
+    }
+    Id::generated(id)
+}
+
+pub fn audit_event_name(tenant: &Id, id: &Id) -> String {
+    format!("tenants/{tenant}/auditEvents/{id}")
+}
+
 pub fn api_key_name(tenant: &Id, id: &Id) -> String {
     format!("tenants/{tenant}/apiKeys/{id}")
 }

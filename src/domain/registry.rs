@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::domain::agreement::{
@@ -13,6 +12,7 @@ use crate::domain::agreement::{
     new_revision_id,
 };
 use crate::domain::api_key::{ApiKey, ApiKeyFields, Secret};
+use crate::domain::audit::{AuditCursor, AuditEvent, AuditFilter, Audited, Caller};
 use crate::domain::filter::AgreementFilter;
 use crate::domain::names::{Id, agreement_name, api_key_name, party_name, service_name};
 use crate::domain::overrides::{Override, OverrideFields};
@@ -113,13 +113,16 @@ impl Registry {
             .map_err(|e| Error::Internal(anyhow::Error::new(e).context("decode stored response")))
     }
 
-    /// Records the response of a create under its request_id and commits.
-    async fn commit_create<T: Serialize>(
+    /// Audits a create, records its response under its request_id and commits.
+    async fn commit_create<T: Audited>(
         mut tx: Box<dyn Tx>,
+        caller: &Caller,
         scope: &str,
         request: Option<&RequestKey>,
         created: &T,
+        now: DateTime<Utc>,
     ) -> Result<()> {
+        Self::audit(&mut *tx, caller, None, Some(created), now).await?;
         if let Some(request) = request {
             let response = serde_json::to_value(created)
                 .map_err(|e| Error::Internal(anyhow::Error::new(e).context("encode response")))?;
@@ -127,6 +130,18 @@ impl Registry {
                 .await?;
         }
         tx.commit().await
+    }
+
+    /// Writes the audit event of a change, in the transaction that makes it.
+    async fn audit<T: Audited>(
+        tx: &mut dyn Tx,
+        caller: &Caller,
+        before: Option<&T>,
+        after: Option<&T>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        tx.insert_audit_event(&AuditEvent::new(caller, before, after, now))
+            .await
     }
 
     async fn require_tenant(tx: &mut dyn Tx, tenant: &Id) -> Result<Tenant> {
@@ -139,6 +154,7 @@ impl Registry {
 
     pub async fn create_tenant(
         &self,
+        caller: &Caller,
         id: Id,
         fields: TenantFields,
         request: Option<RequestKey>,
@@ -153,7 +169,7 @@ impl Registry {
             return Ok(replayed);
         }
         tx.insert_tenant(&tenant).await?;
-        Self::commit_create(tx, "", request.as_ref(), &tenant).await?;
+        Self::commit_create(tx, caller, "", request.as_ref(), &tenant, now).await?;
         Ok(tenant)
     }
 
@@ -171,24 +187,39 @@ impl Registry {
         Ok(self.finish_page(&page, rows, |t| t.id.to_string()))
     }
 
-    pub async fn update_tenant(&self, id: &Id, etag: &str, fields: TenantFields) -> Result<Tenant> {
+    pub async fn update_tenant(
+        &self,
+        caller: &Caller,
+        id: &Id,
+        etag: &str,
+        fields: TenantFields,
+    ) -> Result<Tenant> {
         let mut tx = self.write(id).await?;
         let mut tenant = tx
             .get_tenant_for_update(id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("tenants/{id}")))?;
         tenant.meta.check_etag(etag, &tenant.name())?;
+        let before = tenant.clone();
         tenant.apply(fields);
         let mut v = Violations::new();
         tenant.validate(&mut v, "tenant");
         v.into_result()?;
-        tenant.meta.touch(Utc::now());
+        let now = Utc::now();
+        tenant.meta.touch(now);
         tx.update_tenant(&tenant).await?;
+        Self::audit(&mut *tx, caller, Some(&before), Some(&tenant), now).await?;
         tx.commit().await?;
         Ok(tenant)
     }
 
-    pub async fn delete_tenant(&self, id: &Id, etag: &str, force: bool) -> Result<()> {
+    pub async fn delete_tenant(
+        &self,
+        caller: &Caller,
+        id: &Id,
+        etag: &str,
+        force: bool,
+    ) -> Result<()> {
         let mut tx = self.write(id).await?;
         let tenant = tx
             .get_tenant_for_update(id)
@@ -208,6 +239,7 @@ impl Registry {
             }
         }
         tx.delete_tenant(id).await?;
+        Self::audit(&mut *tx, caller, Some(&tenant), None, Utc::now()).await?;
         tx.commit().await
     }
 
@@ -215,6 +247,7 @@ impl Registry {
 
     pub async fn create_party(
         &self,
+        caller: &Caller,
         tenant: &Id,
         id: Id,
         fields: PartyFields,
@@ -240,7 +273,7 @@ impl Registry {
             Self::check_parent(&mut *tx, &party).await?;
         }
         tx.insert_party(&party).await?;
-        Self::commit_create(tx, tenant.as_str(), request.as_ref(), &party).await?;
+        Self::commit_create(tx, caller, tenant.as_str(), request.as_ref(), &party, now).await?;
         Ok(party)
     }
 
@@ -305,6 +338,7 @@ impl Registry {
 
     pub async fn update_party(
         &self,
+        caller: &Caller,
         tenant: &Id,
         id: &Id,
         etag: &str,
@@ -317,18 +351,27 @@ impl Registry {
             .await?
             .ok_or_else(|| Error::NotFound(party_name(tenant, id)))?;
         party.meta.check_etag(etag, &party.name())?;
+        let before = party.clone();
         party.apply(fields);
         let mut v = Violations::new();
         party.validate(&mut v, "party");
         v.into_result()?;
         Self::check_parent(&mut *tx, &party).await?;
-        party.meta.touch(Utc::now());
+        let now = Utc::now();
+        party.meta.touch(now);
         tx.update_party(&party).await?;
+        Self::audit(&mut *tx, caller, Some(&before), Some(&party), now).await?;
         tx.commit().await?;
         Ok(party)
     }
 
-    pub async fn delete_party(&self, tenant: &Id, id: &Id, etag: &str) -> Result<()> {
+    pub async fn delete_party(
+        &self,
+        caller: &Caller,
+        tenant: &Id,
+        id: &Id,
+        etag: &str,
+    ) -> Result<()> {
         let mut tx = self.write(tenant).await?;
         let party = tx
             .get_party_for_update(tenant, id)
@@ -343,6 +386,7 @@ impl Registry {
             ));
         }
         tx.delete_party(tenant, id).await?;
+        Self::audit(&mut *tx, caller, Some(&party), None, Utc::now()).await?;
         tx.commit().await
     }
 
@@ -350,6 +394,7 @@ impl Registry {
 
     pub async fn create_service(
         &self,
+        caller: &Caller,
         tenant: &Id,
         id: Id,
         fields: ServiceFields,
@@ -372,7 +417,7 @@ impl Registry {
         Self::require_tenant(&mut *tx, tenant).await?;
         Self::require_party(&mut *tx, tenant, &service.owner, "service.owner").await?;
         tx.insert_service(&service).await?;
-        Self::commit_create(tx, tenant.as_str(), request.as_ref(), &service).await?;
+        Self::commit_create(tx, caller, tenant.as_str(), request.as_ref(), &service, now).await?;
         Ok(service)
     }
 
@@ -407,6 +452,7 @@ impl Registry {
 
     pub async fn update_service(
         &self,
+        caller: &Caller,
         tenant: &Id,
         id: &Id,
         etag: &str,
@@ -418,6 +464,7 @@ impl Registry {
             .await?
             .ok_or_else(|| Error::NotFound(service_name(tenant, id)))?;
         service.meta.check_etag(etag, &service.name())?;
+        let before = service.clone();
         let owner_changed = fields.owner.as_ref().is_some_and(|o| *o != service.owner);
         service.apply(fields);
         let mut v = Violations::new();
@@ -426,13 +473,21 @@ impl Registry {
         if owner_changed {
             Self::require_party(&mut *tx, tenant, &service.owner, "service.owner").await?;
         }
-        service.meta.touch(Utc::now());
+        let now = Utc::now();
+        service.meta.touch(now);
         tx.update_service(&service).await?;
+        Self::audit(&mut *tx, caller, Some(&before), Some(&service), now).await?;
         tx.commit().await?;
         Ok(service)
     }
 
-    pub async fn delete_service(&self, tenant: &Id, id: &Id, etag: &str) -> Result<()> {
+    pub async fn delete_service(
+        &self,
+        caller: &Caller,
+        tenant: &Id,
+        id: &Id,
+        etag: &str,
+    ) -> Result<()> {
         let mut tx = self.write(tenant).await?;
         let service = tx
             .get_service_for_update(tenant, id)
@@ -451,6 +506,7 @@ impl Registry {
             ));
         }
         tx.delete_service(tenant, id).await?;
+        Self::audit(&mut *tx, caller, Some(&service), None, Utc::now()).await?;
         tx.commit().await
     }
 
@@ -458,6 +514,7 @@ impl Registry {
 
     pub async fn create_agreement(
         &self,
+        caller: &Caller,
         tenant: &Id,
         id: Id,
         fields: AgreementFields,
@@ -480,7 +537,15 @@ impl Registry {
         Self::require_tenant(&mut *tx, tenant).await?;
         Self::check_agreement_references(&mut *tx, &agreement).await?;
         tx.insert_agreement(&agreement).await?;
-        Self::commit_create(tx, tenant.as_str(), request.as_ref(), &agreement).await?;
+        Self::commit_create(
+            tx,
+            caller,
+            tenant.as_str(),
+            request.as_ref(),
+            &agreement,
+            now,
+        )
+        .await?;
         Ok(agreement)
     }
 
@@ -645,6 +710,7 @@ impl Registry {
 
     pub async fn update_agreement(
         &self,
+        caller: &Caller,
         tenant: &Id,
         id: &Id,
         etag: &str,
@@ -684,11 +750,18 @@ impl Registry {
             Self::write_revision(&mut *tx, &mut a, now).await?;
         }
         tx.update_agreement(&a).await?;
+        Self::audit(&mut *tx, caller, Some(&before), Some(&a), now).await?;
         tx.commit().await?;
         Ok(a)
     }
 
-    pub async fn delete_agreement(&self, tenant: &Id, id: &Id, etag: &str) -> Result<()> {
+    pub async fn delete_agreement(
+        &self,
+        caller: &Caller,
+        tenant: &Id,
+        id: &Id,
+        etag: &str,
+    ) -> Result<()> {
         let mut tx = self.write(tenant).await?;
         let a = Self::lock_agreement(&mut *tx, tenant, id).await?;
         a.meta.check_etag(etag, &a.name())?;
@@ -709,10 +782,17 @@ impl Registry {
             ));
         }
         tx.delete_agreement(tenant, id).await?;
+        Self::audit(&mut *tx, caller, Some(&a), None, Utc::now()).await?;
         tx.commit().await
     }
 
-    pub async fn publish_agreement(&self, tenant: &Id, id: &Id, etag: &str) -> Result<Agreement> {
+    pub async fn publish_agreement(
+        &self,
+        caller: &Caller,
+        tenant: &Id,
+        id: &Id,
+        etag: &str,
+    ) -> Result<Agreement> {
         let now = Utc::now();
         let mut tx = self.write(tenant).await?;
         let mut a = Self::lock_agreement(&mut *tx, tenant, id).await?;
@@ -733,16 +813,19 @@ impl Registry {
             ));
         }
         Self::check_no_overlap(&mut *tx, &a).await?;
+        let before = a.clone();
         a.state = AgreementState::Active;
         a.meta.touch(now);
         Self::write_revision(&mut *tx, &mut a, now).await?;
         tx.update_agreement(&a).await?;
+        Self::audit(&mut *tx, caller, Some(&before), Some(&a), now).await?;
         tx.commit().await?;
         Ok(a)
     }
 
     pub async fn terminate_agreement(
         &self,
+        caller: &Caller,
         tenant: &Id,
         id: &Id,
         etag: &str,
@@ -760,11 +843,13 @@ impl Registry {
                 "must not be before the agreement's effective_from",
             ));
         }
+        let before = a.clone();
         a.state = AgreementState::Terminated;
         a.terminate_time = Some(at);
         a.meta.touch(now);
         Self::write_revision(&mut *tx, &mut a, now).await?;
         tx.update_agreement(&a).await?;
+        Self::audit(&mut *tx, caller, Some(&before), Some(&a), now).await?;
         tx.commit().await?;
         Ok(a)
     }
@@ -829,6 +914,7 @@ impl Registry {
 
     pub async fn create_override(
         &self,
+        caller: &Caller,
         tenant: &Id,
         agreement: &Id,
         id: Id,
@@ -853,7 +939,7 @@ impl Registry {
         Self::check_overridable(&a, now)?;
         Self::require_party(&mut *tx, tenant, &o.consumer, "override.consumer").await?;
         tx.insert_override(&o).await?;
-        Self::commit_create(tx, tenant.as_str(), request.as_ref(), &o).await?;
+        Self::commit_create(tx, caller, tenant.as_str(), request.as_ref(), &o, now).await?;
         Ok(o)
     }
 
@@ -888,6 +974,7 @@ impl Registry {
 
     pub async fn update_override(
         &self,
+        caller: &Caller,
         tenant: &Id,
         agreement: &Id,
         id: &Id,
@@ -905,6 +992,7 @@ impl Registry {
             })?;
         o.meta.check_etag(etag, &o.name())?;
         Self::check_overridable(&a, now)?;
+        let before = o.clone();
         let consumer_changed = fields.consumer.as_ref().is_some_and(|c| *c != o.consumer);
         o.apply(fields);
         let mut v = Violations::new();
@@ -915,12 +1003,14 @@ impl Registry {
         }
         o.meta.touch(now);
         tx.update_override(&o).await?;
+        Self::audit(&mut *tx, caller, Some(&before), Some(&o), now).await?;
         tx.commit().await?;
         Ok(o)
     }
 
     pub async fn delete_override(
         &self,
+        caller: &Caller,
         tenant: &Id,
         agreement: &Id,
         id: &Id,
@@ -935,6 +1025,7 @@ impl Registry {
             })?;
         o.meta.check_etag(etag, &o.name())?;
         tx.delete_override(tenant, agreement, id).await?;
+        Self::audit(&mut *tx, caller, Some(&o), None, Utc::now()).await?;
         tx.commit().await
     }
 }
@@ -946,6 +1037,7 @@ impl Registry {
     /// request_id returns the key without the secret, which is never stored.
     pub async fn create_api_key(
         &self,
+        caller: &Caller,
         tenant: &Id,
         id: Id,
         fields: ApiKeyFields,
@@ -964,7 +1056,7 @@ impl Registry {
         }
         Self::require_tenant(&mut *tx, tenant).await?;
         tx.insert_api_key(&key).await?;
-        Self::commit_create(tx, tenant.as_str(), request.as_ref(), &key).await?;
+        Self::commit_create(tx, caller, tenant.as_str(), request.as_ref(), &key, now).await?;
         Ok((key, Some(secret)))
     }
 
@@ -991,7 +1083,13 @@ impl Registry {
     }
 
     /// Revoking is final; revoking a revoked key changes nothing.
-    pub async fn revoke_api_key(&self, tenant: &Id, id: &Id, etag: &str) -> Result<ApiKey> {
+    pub async fn revoke_api_key(
+        &self,
+        caller: &Caller,
+        tenant: &Id,
+        id: &Id,
+        etag: &str,
+    ) -> Result<ApiKey> {
         let now = Utc::now();
         let mut tx = self.write(tenant).await?;
         let mut key = tx
@@ -1000,11 +1098,48 @@ impl Registry {
             .ok_or_else(|| Error::NotFound(api_key_name(tenant, id)))?;
         key.meta.check_etag(etag, &key.name())?;
         if key.revoke_time.is_none() {
+            let before = key.clone();
             key.revoke_time = Some(now);
             key.meta.touch(now);
             tx.update_api_key(&key).await?;
+            Self::audit(&mut *tx, caller, Some(&before), Some(&key), now).await?;
             tx.commit().await?;
         }
         Ok(key)
+    }
+}
+
+// --- audit events --------------------------------------------------------
+
+impl Registry {
+    pub async fn list_audit_events(
+        &self,
+        tenant: &Id,
+        filter: AuditFilter,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<AuditEvent>> {
+        if let (Some(start), Some(end)) = (filter.start_time, filter.end_time)
+            && end <= start
+        {
+            return Err(Error::invalid("end_time", "must be after start_time"));
+        }
+        let page = self.page(
+            page_size,
+            page_token,
+            format!("auditEvents|{tenant}|{}", filter.scope()),
+        )?;
+        let before = match page.after.as_deref() {
+            None => None,
+            Some(s) => Some(AuditCursor::decode(s).ok_or_else(|| {
+                Error::invalid("page_token", "is not a token this list returned")
+            })?),
+        };
+        let mut tx = self.read(tenant).await?;
+        Self::require_tenant(&mut *tx, tenant).await?;
+        let rows = tx
+            .list_audit_events(tenant, &filter, before.as_ref(), page.fetch_limit())
+            .await?;
+        Ok(self.finish_page(&page, rows, |e| e.cursor().encode()))
     }
 }

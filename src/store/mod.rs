@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::agreement::{Agreement, AgreementKind, Revision};
 use crate::domain::api_key::ApiKey;
+use crate::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
 use crate::domain::filter::AgreementFilter;
 use crate::domain::names::Id;
 use crate::domain::overrides::Override;
@@ -190,6 +191,16 @@ pub trait Tx: Send {
     /// The key whose secret hashes to `key_hash`, in any tenant: the one
     /// lookup authentication makes before it knows the tenant.
     async fn find_api_key(&mut self, key_hash: &str) -> Result<Option<ApiKey>>;
+
+    async fn insert_audit_event(&mut self, event: &AuditEvent) -> Result<()>;
+    /// Newest first, strictly older than `before` when given.
+    async fn list_audit_events(
+        &mut self,
+        tenant: &Id,
+        filter: &AuditFilter,
+        before: Option<&AuditCursor>,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>>;
 
     async fn insert_override(&mut self, o: &Override) -> Result<()>;
     async fn get_override(

@@ -592,6 +592,55 @@ macro_rules! impl_tx {
                 .map_err(internal("count revisions"))
             }
 
+            // --- audit events --------------------------------------------
+
+            async fn insert_audit_event(&mut self, e: &AuditEvent) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO audit_events (tenant, id, event_time, actor, resource, body) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(e.tenant.as_str())
+                .bind(e.id.as_str())
+                .bind(db_time(e.event_time))
+                .bind(e.actor.as_str())
+                .bind(e.resource.as_str())
+                .bind(Json(e))
+                .execute(self.conn())
+                .await
+                .map_err(|err| translate(err, &e.name()))?;
+                Ok(())
+            }
+
+            async fn list_audit_events(
+                &mut self,
+                tenant: &Id,
+                filter: &AuditFilter,
+                before: Option<&AuditCursor>,
+                limit: i64,
+            ) -> Result<Vec<AuditEvent>> {
+                let rows: Vec<Json<AuditEvent>> = sqlx::query_scalar(
+                    "SELECT body FROM audit_events WHERE tenant = $1 \
+                     AND ($2 IS NULL OR resource = $2) \
+                     AND ($3 IS NULL OR actor = $3) \
+                     AND ($4 IS NULL OR event_time >= $4) \
+                     AND ($5 IS NULL OR event_time < $5) \
+                     AND ($6 IS NULL OR event_time < $6 OR (event_time = $6 AND id < $7)) \
+                     ORDER BY event_time DESC, id DESC LIMIT $8",
+                )
+                .bind(tenant.as_str())
+                .bind(filter.resource.as_deref())
+                .bind(filter.actor.as_deref())
+                .bind(filter.start_time.map(db_time))
+                .bind(filter.end_time.map(db_time))
+                .bind(before.map(|c| db_time(c.time)))
+                .bind(before.map(|c| c.id.as_str()))
+                .bind(limit)
+                .fetch_all(self.conn())
+                .await
+                .map_err(internal("list audit events"))?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
             // --- API keys ------------------------------------------------
 
             async fn insert_api_key(&mut self, k: &ApiKey) -> Result<()> {

@@ -15,6 +15,7 @@ use super::sql::impl_tx;
 use super::{Access, Store, StoredRequest, Tx, internal, translate};
 use crate::domain::agreement::{Agreement, AgreementKind, AgreementState, Revision};
 use crate::domain::api_key::ApiKey;
+use crate::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
 use crate::domain::filter::{AgreementFilter, FilterTerm};
 use crate::domain::names::{Id, agreement_name, party_name, service_name};
 use crate::domain::overrides::Override;

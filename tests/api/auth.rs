@@ -77,7 +77,7 @@ fn request_naming_tenant_a(method: &str) -> Vec<u8> {
         }
         "GetTenant" | "UpdateTenant" => "tenants/a",
         "CreateApiKey" | "ListApiKeys" | "CreateParty" | "ListParties" | "CreateService"
-        | "ListServices" | "CreateAgreement" | "ListAgreements" => "tenants/a",
+        | "ListServices" | "CreateAgreement" | "ListAgreements" | "ListAuditEvents" => "tenants/a",
         "GetApiKey" | "RevokeApiKey" => "tenants/a/apiKeys/nope",
         "GetParty" | "UpdateParty" | "DeleteParty" => "tenants/a/parties/nope",
         "GetService" | "UpdateService" | "DeleteService" => "tenants/a/services/nope",

@@ -4,6 +4,7 @@
 mod support;
 
 mod agreements;
+mod audit;
 mod auth;
 mod idempotency;
 mod not_found_and_stale;

@@ -215,4 +215,15 @@ async fn concurrent_updates_with_one_etag_let_exactly_one_through(s: TestServer)
         .into_inner()
         .revisions;
     assert_eq!(revisions.len(), 2, "publish and the one update");
+    let events = s.audit_events(&seed.tenant, &draft.name).await;
+    let methods: Vec<&str> = events.iter().map(|e| e.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        [
+            "/accord.v1.AgreementService/UpdateAgreement",
+            "/accord.v1.AgreementService/PublishAgreement",
+            "/accord.v1.AgreementService/CreateAgreement",
+        ],
+        "one event for the one update that went through"
+    );
 }

@@ -11,6 +11,7 @@ use accord::config::Config;
 use accord::proto::v1 as pb;
 use pb::agreement_service_client::AgreementServiceClient;
 use pb::api_key_service_client::ApiKeyServiceClient;
+use pb::audit_service_client::AuditServiceClient;
 use pb::party_service_client::PartyServiceClient;
 use pb::service_catalog_service_client::ServiceCatalogServiceClient;
 use pb::tenant_service_client::TenantServiceClient;
@@ -235,6 +236,25 @@ impl TestServer {
 
     pub fn agreements(&self) -> AgreementServiceClient<Authed> {
         AgreementServiceClient::new(self.authed(self.tenant_bearer()))
+    }
+
+    pub fn audit(&self) -> AuditServiceClient<Authed> {
+        AuditServiceClient::new(self.authed(self.tenant_bearer()))
+    }
+
+    /// Every audit event of `tenant` about `resource`, newest first.
+    pub async fn audit_events(&self, tenant: &str, resource: &str) -> Vec<pb::AuditEvent> {
+        self.audit()
+            .list_audit_events(pb::ListAuditEventsRequest {
+                parent: tenant.into(),
+                resource: resource.into(),
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("list audit events")
+            .into_inner()
+            .audit_events
     }
 
     /// Creates a key with `role` in `tenant` (with the bootstrap key) and
