@@ -75,7 +75,7 @@ impl Application {
         let port = listener.local_addr()?.port();
         let tls = config.tls.as_ref().map(load_tls).transpose()?;
         info!(database = %describe_database(&config.database_url), "storing data");
-        store::migrate(&config.database_url).await?;
+        store::migrate(config.migration_url(), &config.database_url).await?;
         let store = store::connect(&config.database_url, config.max_connections).await?;
         let registry = Arc::new(Registry::new(store.clone()).await?);
         if config.bootstrap_key.is_none() {

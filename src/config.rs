@@ -37,6 +37,18 @@ pub struct ConfigArgs {
     )]
     pub database_url: Option<String>,
 
+    /// PostgreSQL: the URL migrations run with, as the role that owns the
+    /// tables; the server then connects with ACCORD_DATABASE_URL as a role that
+    /// owns none, and migrations grant that role what it needs
+    /// [default: ACCORD_DATABASE_URL].
+    #[arg(
+        long,
+        env = "ACCORD_MIGRATION_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub migration_database_url: Option<String>,
+
     /// Largest database connection pool [default: 10].
     #[arg(long, env = "ACCORD_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<u32>,
@@ -104,6 +116,7 @@ pub struct ConfigArgs {
 struct FileConfig {
     listen: Option<SocketAddr>,
     database_url: Option<String>,
+    migration_database_url: Option<String>,
     max_connections: Option<u32>,
     max_concurrent_requests: Option<usize>,
     max_message_bytes: Option<usize>,
@@ -137,6 +150,8 @@ pub enum LogFormat {
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
+    /// The owner role's URL for migrations; `None`: `database_url`.
+    pub migration_database_url: Option<String>,
     pub max_connections: u32,
     pub max_concurrent_requests: usize,
     pub max_message_bytes: usize,
@@ -155,6 +170,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             database_url: "sqlite:accord.db".into(),
+            migration_database_url: None,
             max_connections: 10,
             max_concurrent_requests: 256,
             max_message_bytes: 4 * 1024 * 1024,
@@ -173,6 +189,10 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("database_url", &redact_url(&self.database_url))
+            .field(
+                "migration_database_url",
+                &self.migration_database_url.as_deref().map(redact_url),
+            )
             .field("max_connections", &self.max_connections)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("max_message_bytes", &self.max_message_bytes)
@@ -272,6 +292,10 @@ impl Config {
                 .clone()
                 .or(file.database_url)
                 .unwrap_or(d.database_url),
+            migration_database_url: args
+                .migration_database_url
+                .clone()
+                .or(file.migration_database_url),
             max_connections: args
                 .max_connections
                 .or(file.max_connections)
@@ -301,6 +325,13 @@ impl Config {
         Ok(config)
     }
 
+    /// The URL migrations run with.
+    pub fn migration_url(&self) -> &str {
+        self.migration_database_url
+            .as_deref()
+            .unwrap_or(&self.database_url)
+    }
+
     fn check(&self) -> anyhow::Result<()> {
         let url = &self.database_url;
         if !(url.starts_with("sqlite:")
@@ -310,6 +341,14 @@ impl Config {
             anyhow::bail!(
                 "database URL must start with sqlite: or postgres:, got `{}`",
                 redact_url(url)
+            );
+        }
+        if let Some(owner) = &self.migration_database_url {
+            let postgres = |u: &str| u.starts_with("postgres:") || u.starts_with("postgresql:");
+            anyhow::ensure!(
+                postgres(owner) && postgres(url),
+                "a migration database URL is for PostgreSQL, where both URLs name the same \
+                 database as different roles"
             );
         }
         anyhow::ensure!(self.max_connections > 0, "max_connections must be positive");

@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate(args) => {
             let config = Config::load(&args)?;
             accord::telemetry::init(&config.log, config.log_format)?;
-            accord::store::migrate(&config.database_url).await?;
+            accord::store::migrate(config.migration_url(), &config.database_url).await?;
             tracing::info!("migrations applied");
             Ok(())
         }

@@ -233,9 +233,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<std::sync::Arc<d
             SqliteStore::connect(url, max_connections).await?,
         ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(std::sync::Arc::new(
-            PostgresStore::connect(url, max_connections).await?,
-        ))
+        let store = PostgresStore::connect(url, max_connections).await?;
+        store.check_role().await?;
+        Ok(std::sync::Arc::new(store))
     } else {
         Err(Error::internal(
             "the database URL must start with sqlite: or postgres:",
@@ -243,13 +243,15 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<std::sync::Arc<d
     }
 }
 
-/// Applies the migrations of the backend the URL names, under the migrator's
-/// lock, and returns once the schema is current.
-pub async fn migrate(url: &str) -> Result<()> {
-    if url.starts_with("sqlite:") {
-        SqliteStore::migrate(url).await
+/// Applies the migrations of the backend `migration_url` names, under the
+/// migrator's lock, and returns once the schema is current. On PostgreSQL,
+/// when the server connects with another URL than migrations (another role),
+/// that role is granted what the server needs, and no more.
+pub async fn migrate(migration_url: &str, serving_url: &str) -> Result<()> {
+    if migration_url.starts_with("sqlite:") {
+        SqliteStore::migrate(migration_url).await
     } else {
-        PostgresStore::migrate(url).await
+        PostgresStore::migrate(migration_url, serving_url).await
     }
 }
 

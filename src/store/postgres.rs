@@ -1,6 +1,7 @@
 //! PostgreSQL: the production backend. Timestamps are `timestamptz`, bodies
 //! `jsonb`; rows read for update are locked, and writers that check rules across
-//! rows take a per-tenant advisory lock.
+//! rows take a per-tenant advisory lock. Every transaction starts by setting the
+//! tenant (or platform) scope that row-level security checks (migration 0004).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use crate::domain::party::Party;
 use crate::domain::service::Service;
 use crate::domain::tenant::Tenant;
 use crate::error::{Error, Result};
+use tracing::warn;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -64,17 +66,100 @@ impl PostgresStore {
         Ok(Self { pool })
     }
 
-    /// Applies pending migrations. sqlx's migrator holds a PostgreSQL advisory
-    /// lock while it runs, so replicas starting together apply them once.
-    pub async fn migrate(url: &str) -> Result<()> {
-        let store = Self::connect(url, 2).await?;
+    /// The connection pool, for diagnostics and tests that look under the store.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies pending migrations as the role of `owner_url`. sqlx's migrator
+    /// holds a PostgreSQL advisory lock while it runs, so replicas starting
+    /// together apply them once. When the server connects as another role
+    /// (`serving_url`), that role is granted what the server needs.
+    pub async fn migrate(owner_url: &str, serving_url: &str) -> Result<()> {
+        let store = Self::connect(owner_url, 2).await?;
         MIGRATOR
             .run(&store.pool)
             .await
             .map_err(|e| Error::Internal(anyhow::Error::new(e).context("migrating PostgreSQL")))?;
+        let owner = options(owner_url)?.get_username().to_string();
+        let server = options(serving_url)?.get_username().to_string();
+        if server != owner {
+            grant_server(&store.pool, &server).await?;
+        }
         store.pool.close().await;
         Ok(())
     }
+
+    /// Warns when row-level security cannot hold for the role the server
+    /// connects as.
+    pub(crate) async fn check_role(&self) -> Result<()> {
+        let (role, superuser, bypass, owned): (String, bool, bool, i64) = sqlx::query_as(
+            "SELECT r.rolname::text, r.rolsuper, r.rolbypassrls, \
+                    (SELECT COUNT(*) FROM pg_tables t \
+                     WHERE t.schemaname = current_schema() AND t.tableowner = r.rolname) \
+             FROM pg_roles r WHERE r.rolname = current_user",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(internal("read the server's role"))?;
+        if superuser || bypass {
+            warn!(
+                %role,
+                "the server connects as a superuser or a role with BYPASSRLS: row-level security \
+                 does not apply; connect as a role that owns no table (docs/security.md)"
+            );
+        } else if owned > 0 {
+            warn!(
+                %role,
+                "the server connects as the role that owns the tables; row-level security holds, \
+                 but a separate server role is safer (ACCORD_MIGRATION_DATABASE_URL, docs/security.md)"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Grants the server's role what it needs (migration 0004's function), once at
+/// a time: concurrent GRANTs of one object can fail.
+async fn grant_server(pool: &PgPool, role: &str) -> Result<()> {
+    let mut tx = pool.begin().await.map_err(internal("begin grant"))?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('accord.grant_server', 0))")
+        .execute(&mut *tx)
+        .await
+        .map_err(internal("lock grants"))?;
+    sqlx::query("SELECT accord_grant_server($1)")
+        .bind(role)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            Error::Internal(
+                anyhow::Error::new(e).context(format!("granting the server role `{role}`")),
+            )
+        })?;
+    tx.commit().await.map_err(internal("commit grants"))
+}
+
+/// The statement that opens a transaction and sets its scope. Ids are
+/// `[a-z][a-z0-9-]*` (validated when parsed), so quoting one is safe, and one
+/// round trip does both.
+fn begin_statement(tenant: Option<&Id>, access: Access) -> String {
+    let begin = match access {
+        Access::Read => "BEGIN READ ONLY",
+        Access::Write => "BEGIN",
+    };
+    let (tenant, platform) = match tenant {
+        Some(t) => (t.as_str(), ""),
+        None => ("", "on"),
+    };
+    debug_assert!(
+        tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    );
+    format!(
+        "{begin}; SELECT set_config('accord.tenant', '{tenant}', true), \
+         set_config('accord.platform', '{platform}', true)"
+    )
 }
 
 pub struct PostgresTx {
@@ -87,12 +172,12 @@ impl Store for PostgresStore {
         "postgres"
     }
 
-    async fn begin(&self, _tenant: Option<&Id>, access: Access) -> Result<Box<dyn Tx>> {
-        let tx = match access {
-            Access::Read => self.pool.begin_with("BEGIN READ ONLY").await,
-            Access::Write => self.pool.begin().await,
-        }
-        .map_err(|e| Error::Unavailable(format!("database unavailable: {e}")))?;
+    async fn begin(&self, tenant: Option<&Id>, access: Access) -> Result<Box<dyn Tx>> {
+        let tx = self
+            .pool
+            .begin_with(sqlx::AssertSqlSafe(begin_statement(tenant, access)))
+            .await
+            .map_err(|e| Error::Unavailable(format!("database unavailable: {e}")))?;
         Ok(Box::new(PostgresTx { tx }))
     }
 

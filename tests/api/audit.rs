@@ -384,3 +384,25 @@ async fn api_key_events_never_show_the_hash(s: TestServer) {
         Some(Kind::StringValue(_))
     ));
 }
+
+/// SQLite has no privileges: triggers keep the trail append-only there. (On
+/// PostgreSQL the server's role lacks the privileges: row_level_security.rs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_refuses_to_change_or_delete_audit_events() {
+    let s = TestServer::start(Backend::Sqlite).await.unwrap();
+    seed(&s, "acme").await;
+    let pool = sqlx::SqlitePool::connect(&s.database_url).await.unwrap();
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(events > 0);
+    for sql in [
+        "UPDATE audit_events SET actor = 'someone else'",
+        "DELETE FROM audit_events",
+    ] {
+        let error = sqlx::query(sql).execute(&pool).await.unwrap_err();
+        assert!(error.to_string().contains("append-only"), "{sql}: {error}");
+    }
+    pool.close().await;
+}

@@ -12,6 +12,7 @@ mod overrides;
 mod pagination;
 mod parties;
 mod revisions;
+mod row_level_security;
 mod server;
 mod services;
 mod startup;

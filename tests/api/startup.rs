@@ -157,9 +157,11 @@ async fn two_servers_started_together_on_one_postgres_database_both_serve() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    let owner_url = db.migration_url().unwrap();
     let env = [
         ("ACCORD_LISTEN", "127.0.0.1:0"),
         ("ACCORD_DATABASE_URL", url.as_str()),
+        ("ACCORD_MIGRATION_DATABASE_URL", owner_url.as_str()),
     ];
     let (a, addr_a, _, _) = start_binary(dir.path(), &env);
     let (b, addr_b, _, _) = start_binary(dir.path(), &env);
@@ -202,6 +204,7 @@ fn serve_help_documents_every_setting() {
         "--config",
         "--listen",
         "--database-url",
+        "--migration-database-url",
         "--max-connections",
         "--max-concurrent-requests",
         "--max-message-bytes",

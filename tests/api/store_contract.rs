@@ -23,7 +23,8 @@ fn id(s: &str) -> Id {
 
 async fn open(backend: Backend) -> Option<(TestDb, Arc<dyn Store>)> {
     let (db, url) = TestDb::create(backend).await?;
-    store::migrate(&url).await.unwrap();
+    let owner_url = db.migration_url().unwrap_or_else(|| url.clone());
+    store::migrate(&owner_url, &url).await.unwrap();
     let store = store::connect(&url, 4).await.unwrap();
     Some((db, store))
 }
@@ -296,6 +297,8 @@ async fn contract(backend: Backend) {
         .unwrap();
     assert_eq!(stored.fingerprint, "f1");
     assert_eq!(stored.response, Some(serde_json::json!({"ok": true})));
+    drop(tx);
+    let mut tx = store.begin(Some(&b), Access::Write).await.unwrap();
     assert!(
         tx.claim_request("b", "r1", "f1", Utc::now())
             .await

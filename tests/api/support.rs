@@ -29,6 +29,12 @@ pub enum Backend {
 
 pub const PG_URL_VAR: &str = "ACCORD_TEST_DATABASE_URL";
 
+/// The PostgreSQL roles of the test databases, as production has them: the
+/// owner runs migrations and owns the tables; the server connects as a role
+/// that owns none, is not a superuser and has no BYPASSRLS.
+pub const PG_OWNER_ROLE: &str = "accord_test_owner";
+pub const PG_SERVER_ROLE: &str = "accord_test_server";
+
 /// A database that lives as long as the test.
 pub enum TestDb {
     /// The directory holds the SQLite file and goes with it.
@@ -39,6 +45,59 @@ pub enum TestDb {
         admin_url: String,
         name: String,
     },
+}
+
+/// Creates the test roles unless they exist. Roles belong to the cluster, so
+/// concurrent tests may race to create them: losing the race is fine.
+async fn ensure_pg_roles(conn: &mut sqlx::PgConnection) {
+    for (role, attributes) in [
+        (
+            PG_OWNER_ROLE,
+            "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS",
+        ),
+        (
+            PG_SERVER_ROLE,
+            "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS",
+        ),
+    ] {
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                .bind(role)
+                .fetch_one(&mut *conn)
+                .await
+                .expect("read roles");
+        if !exists {
+            let created = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE ROLE {role} {attributes}"
+            )))
+            .execute(&mut *conn)
+            .await;
+            if let Err(e) = created {
+                let code = e.as_database_error().and_then(|d| d.code());
+                assert!(
+                    matches!(code.as_deref(), Some("42710" | "23505")),
+                    "create role {role}: {e}"
+                );
+            }
+        }
+    }
+}
+
+/// `url` connecting as `role` (no password: the test cluster trusts local
+/// connections).
+pub fn with_role(url: &str, role: &str) -> String {
+    let scheme_end = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let host = match rest[..authority_end].rsplit_once('@') {
+        Some((_, host)) => host,
+        None => &rest[..authority_end],
+    };
+    format!(
+        "{}{role}@{host}{}",
+        &url[..scheme_end],
+        &rest[authority_end..]
+    )
 }
 
 impl TestDb {
@@ -63,10 +122,13 @@ impl TestDb {
                     .unwrap_or_else(|e| {
                         panic!("{PG_URL_VAR} is set but PostgreSQL is unreachable: {e}")
                     });
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create test database");
+                ensure_pg_roles(&mut conn).await;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "CREATE DATABASE {name} OWNER {PG_OWNER_ROLE}"
+                )))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
                 // Test databases need no durability; commits without fsync
                 // keep the suite fast.
                 sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -75,9 +137,27 @@ impl TestDb {
                 .execute(&mut conn)
                 .await
                 .expect("configure test database");
-                let url = with_database(&admin_url, &name);
+                let url = with_role(&with_database(&admin_url, &name), PG_SERVER_ROLE);
                 Some((TestDb::Postgres { admin_url, name }, url))
             }
+        }
+    }
+
+    /// The URL migrations run with: the owner role's (PostgreSQL only).
+    pub fn migration_url(&self) -> Option<String> {
+        match self {
+            TestDb::Sqlite { .. } => None,
+            TestDb::Postgres { admin_url, name } => {
+                Some(with_role(&with_database(admin_url, name), PG_OWNER_ROLE))
+            }
+        }
+    }
+
+    /// A superuser's URL for this database, to inspect it behind RLS's back.
+    pub fn admin_url(&self) -> Option<String> {
+        match self {
+            TestDb::Sqlite { .. } => None,
+            TestDb::Postgres { admin_url, name } => Some(with_database(admin_url, name)),
         }
     }
 }
@@ -166,7 +246,7 @@ pub struct TestServer {
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     // Last, so the database outlives the server.
-    _db: TestDb,
+    pub db: TestDb,
 }
 
 /// A random bootstrap key for one test server.
@@ -185,6 +265,7 @@ impl TestServer {
         let platform_key = new_platform_key();
         let mut config = Config {
             database_url: url.clone(),
+            migration_database_url: db.migration_url(),
             max_connections: 5,
             bootstrap_key: Some(accord::domain::api_key::Secret::new(platform_key.clone())),
             ..Config::default()
@@ -198,7 +279,7 @@ impl TestServer {
             key: std::sync::Mutex::new(None),
             stop: Some(stop),
             task: Some(task),
-            _db: db,
+            db,
         })
     }
 
