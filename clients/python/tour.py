@@ -12,7 +12,8 @@ setup.sh; they land in gen/ next to this file.
 It creates a tenant, a provider and a customer, a service, a service-level
 agreement with an objective, a credit schedule and a liability cap; publishes
 it; gives the customer a better target with an override; renames the
-agreement (an ACTIVE agreement writes a new revision) and lists the revisions.
+agreement (an ACTIVE agreement writes a new revision), lists the revisions and
+the audit trail of the agreement.
 Exits 1 on any RPC error, printing its code and details.
 """
 
@@ -27,6 +28,7 @@ from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2  # noqa:
 
 from accord.v1 import agreement_pb2, agreement_pb2_grpc  # noqa: E402
 from accord.v1 import api_key_pb2, api_key_pb2_grpc  # noqa: E402
+from accord.v1 import audit_pb2, audit_pb2_grpc  # noqa: E402
 from accord.v1 import party_pb2, party_pb2_grpc  # noqa: E402
 from accord.v1 import service_pb2, service_pb2_grpc  # noqa: E402
 from accord.v1 import tenant_pb2, tenant_pb2_grpc  # noqa: E402
@@ -90,6 +92,7 @@ def run(address, bootstrap_key):
     parties = party_pb2_grpc.PartyServiceStub(channel)
     catalog = service_pb2_grpc.ServiceCatalogServiceStub(channel)
     agreements = agreement_pb2_grpc.AgreementServiceStub(channel)
+    audit = audit_pb2_grpc.AuditServiceStub(channel)
 
     step("CreateTenant acme")
     tenant = tenants.CreateTenant(tenant_pb2.CreateTenantRequest(
@@ -225,6 +228,18 @@ def run(address, bootstrap_key):
     ), timeout=TIMEOUT, metadata=md)
     for r in response.revisions:
         print(f"{r.name}  \"{r.agreement.display_name}\"")
+
+    step("ListAuditEvents for the agreement (newest first)")
+    response = audit.ListAuditEvents(audit_pb2.ListAuditEventsRequest(
+        parent=tenant.name, resource=agreement.name,
+    ), timeout=TIMEOUT, metadata=md)
+    for e in response.audit_events:
+        method = e.method.rsplit("/", 1)[-1]
+        def shown(snapshot, present):
+            return repr(snapshot.fields["display_name"].string_value) if present else "-"
+        before = shown(e.before, e.HasField("before"))
+        after = shown(e.after, e.HasField("after"))
+        print(f"{method:<18} by {e.actor}  display_name: {before} -> {after}")
     channel.close()
 
 
