@@ -7,6 +7,7 @@ mod agreements;
 mod audit;
 mod auth;
 mod idempotency;
+mod isolation;
 mod not_found_and_stale;
 mod overrides;
 mod pagination;
