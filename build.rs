@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "proto/accord/v1/agreement.proto",
     "proto/accord/v1/api_key.proto",
     "proto/accord/v1/audit.proto",
+    "proto/accord/v1/entitlement.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,6 +24,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // BTreeMap keeps map fields in a stable order, so the encoding of a request is
     // deterministic and can be hashed for request_id idempotency.
     config.btree_map(["."]);
+    // google.rpc.Status (vendored under proto/google/rpc) is tonic-types' own
+    // type, so a batch item's error converts with tonic's richer-error helpers.
+    config.extern_path(".google.rpc", "::tonic_types::pb");
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("accord_descriptor.bin"))
         .compile_with_config(config, PROTOS, &["proto"])?;

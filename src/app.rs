@@ -19,15 +19,19 @@ use tracing::{info, warn};
 use crate::api::agreement::AgreementApi;
 use crate::api::api_key::ApiKeyApi;
 use crate::api::audit::AuditApi;
+use crate::api::entitlement::{EntitlementApi, Entitlements};
 use crate::api::party::PartyApi;
 use crate::api::service::ServiceCatalogApi;
 use crate::api::tenant::TenantApi;
 use crate::auth::{AuthenticateLayer, Authenticator};
 use crate::config::{Config, TlsFiles, redact_url};
 use crate::domain::Registry;
+use crate::domain::changes::Change;
+use crate::domain::resolver::Resolver;
 use crate::proto::v1::agreement_service_server::AgreementServiceServer;
 use crate::proto::v1::api_key_service_server::ApiKeyServiceServer;
 use crate::proto::v1::audit_service_server::AuditServiceServer;
+use crate::proto::v1::entitlement_service_server::EntitlementServiceServer;
 use crate::proto::v1::party_service_server::PartyServiceServer;
 use crate::proto::v1::service_catalog_service_server::ServiceCatalogServiceServer;
 use crate::proto::v1::tenant_service_server::TenantServiceServer;
@@ -42,6 +46,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     "accord.v1.ServiceCatalogService",
     "accord.v1.AgreementService",
     "accord.v1.AuditService",
+    "accord.v1.EntitlementService",
 ];
 
 pub struct Application {
@@ -51,6 +56,8 @@ pub struct Application {
     port: u16,
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
+    resolver: Arc<Resolver>,
+    entitlements: Entitlements,
     authenticator: Arc<Authenticator>,
 }
 
@@ -78,6 +85,11 @@ impl Application {
         store::migrate(config.migration_url(), &config.database_url).await?;
         let store = store::connect(&config.database_url, config.max_connections).await?;
         let registry = Arc::new(Registry::new(store.clone()).await?);
+        let resolver = Arc::new(Resolver::new(
+            store.clone(),
+            registry.changes().clone(),
+            config.entitlement_cache_size,
+        ));
         if config.bootstrap_key.is_none() {
             warn!(
                 "no bootstrap key: tenants cannot be managed; set ACCORD_BOOTSTRAP_KEY_FILE \
@@ -87,7 +99,9 @@ impl Application {
         let authenticator = Arc::new(Authenticator::new(
             store.clone(),
             config.bootstrap_key.as_ref(),
+            registry.changes().clone(),
         ));
+        authenticator.follow();
         Ok(Self {
             authenticator,
             config,
@@ -96,7 +110,24 @@ impl Application {
             port,
             store,
             registry,
+            entitlements: Entitlements::new(EntitlementApi::new(resolver.clone())),
+            resolver,
         })
+    }
+
+    /// Serves `service` as `accord.v1.EntitlementService` instead of the real
+    /// one, behind the same builder, layers and limits: the benchmark's
+    /// ceiling.
+    pub fn replace_entitlements(&mut self, service: Entitlements) {
+        self.entitlements = service;
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub fn resolver(&self) -> &Arc<Resolver> {
+        &self.resolver
     }
 
     pub fn port(&self) -> u16 {
@@ -116,6 +147,8 @@ impl Application {
             port: _,
             store,
             registry,
+            resolver,
+            entitlements,
             authenticator,
         } = self;
         let local = listener.local_addr()?;
@@ -171,7 +204,46 @@ impl Application {
             .add_service(limited!(
                 AuditServiceServer,
                 AuditApi::new(registry.clone())
-            ));
+            ))
+            .add_service(limited!(EntitlementServiceServer, entitlements));
+
+        // Other replicas' writes reach this one through PostgreSQL NOTIFY.
+        let follower = (store.backend() == "postgres").then(|| {
+            let changes = resolver.changes().clone();
+            changes.set_live(false);
+            let resolver = resolver.clone();
+            tokio::spawn(store::follow_changes(
+                config.database_url.clone(),
+                move |change| match change {
+                    Some(change) => {
+                        if change == Change::Everything {
+                            resolver.clear();
+                        }
+                        changes.set_live(true);
+                        changes.apply(change);
+                    }
+                    None => {
+                        changes.set_live(false);
+                        resolver.clear();
+                    }
+                },
+            ))
+        });
+
+        let metrics = match &config.otlp_endpoint {
+            Some(endpoint) => Some(
+                crate::telemetry::export_metrics(
+                    endpoint,
+                    config.metric_export_interval,
+                    resolver.clone(),
+                )
+                .context("setting up the OTLP metrics exporter")?,
+            ),
+            None => None,
+        };
+        if let Some(endpoint) = &config.otlp_endpoint {
+            info!(endpoint = %redact_url(endpoint), "pushing metrics over OTLP");
+        }
 
         set_serving(&health, true).await;
         let security = match &config.tls {
@@ -188,10 +260,12 @@ impl Application {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
         let health_on_stop = health.clone();
+        let resolver_on_stop = resolver.clone();
         tokio::spawn(async move {
             shutdown.await;
             info!("shutdown started: reporting NOT_SERVING and draining in-flight calls");
             set_serving(&health_on_stop, false).await;
+            resolver_on_stop.shutdown();
             let _ = started_tx.send(());
             let _ = stop_tx.send(());
         });
@@ -214,6 +288,14 @@ impl Application {
         tokio::select! {
             result = server => result?,
             () = deadline => warn!(grace_seconds = grace.as_secs(), "grace period over: cancelling calls still in flight"),
+        }
+        if let Some(follower) = follower {
+            follower.abort();
+        }
+        if let Some(metrics) = metrics
+            && let Err(error) = metrics.shutdown()
+        {
+            warn!(%error, "could not push the last metrics");
         }
         store.close().await;
         info!("stopped");

@@ -58,6 +58,20 @@ pub struct ConfigArgs {
     #[arg(long, env = "ACCORD_MAX_CONCURRENT_REQUESTS", value_name = "N")]
     pub max_concurrent_requests: Option<usize>,
 
+    /// Entitlements cached in memory, at most; 0 turns the cache off
+    /// [default: 100000].
+    #[arg(long, env = "ACCORD_ENTITLEMENT_CACHE_SIZE", value_name = "N")]
+    pub entitlement_cache_size: Option<u64>,
+
+    /// OpenTelemetry collector to push metrics to over OTLP/gRPC, e.g.
+    /// http://otel-collector:4317 [default: none, no metrics are exported].
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
+    /// How often metrics are pushed, in milliseconds [default: 60000].
+    #[arg(long, env = "OTEL_METRIC_EXPORT_INTERVAL", value_name = "MS")]
+    pub metric_export_interval_ms: Option<u64>,
+
     /// Largest request or response message, in bytes [default: 4194304].
     #[arg(long, env = "ACCORD_MAX_MESSAGE_BYTES", value_name = "BYTES")]
     pub max_message_bytes: Option<usize>,
@@ -119,6 +133,9 @@ struct FileConfig {
     migration_database_url: Option<String>,
     max_connections: Option<u32>,
     max_concurrent_requests: Option<usize>,
+    entitlement_cache_size: Option<u64>,
+    otlp_endpoint: Option<String>,
+    metric_export_interval_ms: Option<u64>,
     max_message_bytes: Option<usize>,
     request_timeout_seconds: Option<u64>,
     shutdown_grace_seconds: Option<u64>,
@@ -154,6 +171,10 @@ pub struct Config {
     pub migration_database_url: Option<String>,
     pub max_connections: u32,
     pub max_concurrent_requests: usize,
+    pub entitlement_cache_size: u64,
+    /// Where metrics go (OTLP/gRPC); `None`: nowhere.
+    pub otlp_endpoint: Option<String>,
+    pub metric_export_interval: Duration,
     pub max_message_bytes: usize,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
@@ -173,6 +194,9 @@ impl Default for Config {
             migration_database_url: None,
             max_connections: 10,
             max_concurrent_requests: 256,
+            entitlement_cache_size: 100_000,
+            otlp_endpoint: None,
+            metric_export_interval: Duration::from_secs(60),
             max_message_bytes: 4 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(20),
@@ -195,6 +219,12 @@ impl fmt::Debug for Config {
             )
             .field("max_connections", &self.max_connections)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("entitlement_cache_size", &self.entitlement_cache_size)
+            .field(
+                "otlp_endpoint",
+                &self.otlp_endpoint.as_deref().map(redact_url),
+            )
+            .field("metric_export_interval", &self.metric_export_interval)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("request_timeout", &self.request_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
@@ -304,6 +334,16 @@ impl Config {
                 .max_concurrent_requests
                 .or(file.max_concurrent_requests)
                 .unwrap_or(d.max_concurrent_requests),
+            entitlement_cache_size: args
+                .entitlement_cache_size
+                .or(file.entitlement_cache_size)
+                .unwrap_or(d.entitlement_cache_size),
+            otlp_endpoint: args.otlp_endpoint.clone().or(file.otlp_endpoint),
+            metric_export_interval: args
+                .metric_export_interval_ms
+                .or(file.metric_export_interval_ms)
+                .map(Duration::from_millis)
+                .unwrap_or(d.metric_export_interval),
             max_message_bytes: args
                 .max_message_bytes
                 .or(file.max_message_bytes)
@@ -359,6 +399,10 @@ impl Config {
         anyhow::ensure!(
             self.max_message_bytes > 0,
             "max_message_bytes must be positive"
+        );
+        anyhow::ensure!(
+            self.metric_export_interval >= Duration::from_millis(100),
+            "metric_export_interval_ms must be at least 100"
         );
         Ok(())
     }

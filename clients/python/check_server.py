@@ -28,6 +28,7 @@ ACCORD_SERVICES = (
     "accord.v1.PartyService",
     "accord.v1.ServiceCatalogService",
     "accord.v1.AgreementService",
+    "accord.v1.EntitlementService",
 )
 RPC_TIMEOUT = 5.0  # seconds, for each call
 

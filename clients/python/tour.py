@@ -29,6 +29,7 @@ from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2  # noqa:
 from accord.v1 import agreement_pb2, agreement_pb2_grpc  # noqa: E402
 from accord.v1 import api_key_pb2, api_key_pb2_grpc  # noqa: E402
 from accord.v1 import audit_pb2, audit_pb2_grpc  # noqa: E402
+from accord.v1 import entitlement_pb2, entitlement_pb2_grpc  # noqa: E402
 from accord.v1 import party_pb2, party_pb2_grpc  # noqa: E402
 from accord.v1 import service_pb2, service_pb2_grpc  # noqa: E402
 from accord.v1 import tenant_pb2, tenant_pb2_grpc  # noqa: E402
@@ -240,6 +241,30 @@ def run(address, bootstrap_key):
         before = shown(e.before, e.HasField("before"))
         after = shown(e.after, e.HasField("after"))
         print(f"{method:<18} by {e.actor}  display_name: {before} -> {after}")
+
+    entitlements = entitlement_pb2_grpc.EntitlementServiceStub(channel)
+    step("ResolveEntitlement bank on payments")
+    entitlement = entitlements.ResolveEntitlement(entitlement_pb2.ResolveEntitlementRequest(
+        parent=tenant.name, consumer=bank.name, service=service.name,
+    ), timeout=TIMEOUT, metadata=md)
+    print(f"version {entitlement.version}")
+    for o in entitlement.objectives:
+        p = o.provenance
+        print(f"  {o.objective.key}: target {percent(o.objective.target)}"
+              f"  from {p.agreement} revision {p.revision_id}")
+        for f in o.patched_fields:
+            print(f"    {f.field} set by {f.provenance.override}")
+
+    step("ExplainEntitlement bank on payments")
+    explanation = entitlements.ExplainEntitlement(entitlement_pb2.ExplainEntitlementRequest(
+        parent=tenant.name, consumer=bank.name, service=service.name,
+    ), timeout=TIMEOUT, metadata=md)
+    print("ancestry: " + " -> ".join(explanation.ancestry))
+    for layer in explanation.layers:
+        kind = enum_name(entitlement_pb2.LayerKind, layer.kind, "LAYER_KIND_")
+        outcome = enum_name(entitlement_pb2.LayerOutcome, layer.outcome, "LAYER_OUTCOME_")
+        source = layer.source.override or layer.source.agreement
+        print(f"  {kind:<8} {source}: {outcome} ({layer.reason})")
     channel.close()
 
 

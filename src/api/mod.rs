@@ -5,6 +5,7 @@ pub mod agreement;
 pub mod api_key;
 pub mod audit;
 pub mod convert;
+pub mod entitlement;
 pub mod party;
 pub mod service;
 pub mod tenant;

@@ -50,6 +50,13 @@ pub const METHOD_ROLES: &[(&str, &[Role])] = &[
     ("/accord.v1.AgreementService/UpdateOverride", WRITERS),
     ("/accord.v1.AgreementService/DeleteOverride", WRITERS),
     ("/accord.v1.AuditService/ListAuditEvents", ADMINS),
+    ("/accord.v1.EntitlementService/ResolveEntitlement", READERS),
+    (
+        "/accord.v1.EntitlementService/BatchResolveEntitlements",
+        READERS,
+    ),
+    ("/accord.v1.EntitlementService/WatchEntitlements", READERS),
+    ("/accord.v1.EntitlementService/ExplainEntitlement", READERS),
 ];
 
 /// The table's entry for `path`, or `None` for a method not in the table.

@@ -14,8 +14,9 @@ use std::task::{Context, Poll};
 use chrono::{Duration as ChronoDuration, Utc};
 use tracing::warn;
 
-use crate::domain::api_key::{Role, Secret, hash_secret};
+use crate::domain::api_key::{ApiKey, Role, Secret, hash_secret};
 use crate::domain::audit::Caller;
+use crate::domain::changes::{Change, Changes};
 use crate::domain::names::Id;
 use crate::error::Error;
 use crate::store::{Access, Store};
@@ -70,23 +71,63 @@ pub const BOOTSTRAP_ACTOR: &str = "bootstrap";
 pub struct Authenticator {
     store: Arc<dyn Store>,
     bootstrap_hash: Option<String>,
+    /// Keys found recently, by the hash of their secret. Dropped when any key
+    /// of a tenant is revoked (on every replica, through the change feed) and
+    /// after `KEY_CACHE_TTL` in any case. Unknown secrets are never cached.
+    keys: moka::sync::Cache<String, ApiKey>,
+    /// Whether revocations elsewhere reach this replica; the key cache is
+    /// bypassed while they may not.
+    changes: Arc<Changes>,
 }
+
+/// How long a key found in the store is trusted without reading it again.
+const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+/// How many keys are cached at most.
+const KEY_CACHE_SIZE: u64 = 10_000;
 
 /// How stale `last_use_time` may get before a use writes it again.
 const LAST_USE_RESOLUTION_SECONDS: i64 = 60;
 
 impl Authenticator {
-    pub fn new(store: Arc<dyn Store>, bootstrap: Option<&Secret>) -> Self {
+    pub fn new(store: Arc<dyn Store>, bootstrap: Option<&Secret>, changes: Arc<Changes>) -> Self {
         Self {
+            changes,
             store,
             bootstrap_hash: bootstrap.map(Secret::hash),
+            keys: moka::sync::Cache::builder()
+                .max_capacity(KEY_CACHE_SIZE)
+                .time_to_live(KEY_CACHE_TTL)
+                .build(),
         }
+    }
+
+    /// Drops cached keys when a change may have revoked or removed some,
+    /// for as long as the feed runs.
+    pub fn follow(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let mut feed = self.changes.subscribe();
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let change = feed.recv().await;
+                let Some(me) = me.upgrade() else { return };
+                match change {
+                    Ok(Change::Keys { .. } | Change::Tenant { .. } | Change::Everything)
+                    | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        me.keys.invalidate_all()
+                    }
+                    Ok(Change::Services { .. }) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        })
     }
 
     /// Checks the `authorization` header. The principal's `method` is left
     /// empty for the layer to fill in. Every bearer token costs one hash
-    /// and one indexed lookup by that hash, whether or not a key has it, so
-    /// the answer's timing does not tell whether a key exists.
+    /// and, unless it is a key used in the last `KEY_CACHE_TTL`, one indexed
+    /// lookup by that hash, whether or not a key has it: only the holder of
+    /// a valid secret can hit the cache, so the timing of an answer to a
+    /// guessed secret does not tell whether some key exists.
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, Error> {
         let Some(header) = header else {
             return Err(Error::Unauthenticated(
@@ -109,9 +150,23 @@ impl Authenticator {
                 method: "",
             });
         }
-        let mut tx = self.store.begin(None, Access::Read).await?;
-        let found = tx.find_api_key(&hash).await?;
-        drop(tx);
+        let cached = self
+            .changes
+            .is_live()
+            .then(|| self.keys.get(&hash))
+            .flatten();
+        let found = match cached {
+            Some(key) => Some(key),
+            None => {
+                let mut tx = self.store.begin(None, Access::Read).await?;
+                let found = tx.find_api_key(&hash).await?;
+                drop(tx);
+                if let Some(key) = &found {
+                    self.keys.insert(hash.clone(), key.clone());
+                }
+                found
+            }
+        };
         let now = Utc::now();
         let key = match found {
             Some(key) if Secret::is_well_formed(token.trim()) && key.is_usable(now) => key,
@@ -125,6 +180,9 @@ impl Authenticator {
             .last_use_time
             .is_none_or(|t| now - t > ChronoDuration::seconds(LAST_USE_RESOLUTION_SECONDS));
         if stale {
+            let mut used = key.clone();
+            used.last_use_time = Some(now);
+            self.keys.insert(hash, used);
             self.record_use(&key.tenant, &key.id, now);
         }
         Ok(Principal {

@@ -5,6 +5,8 @@
 pub mod agreement;
 pub mod api_key;
 pub mod audit;
+pub mod changes;
+pub mod entitlement;
 pub mod fields;
 pub mod filter;
 pub mod names;
@@ -12,6 +14,7 @@ pub mod overrides;
 pub mod page;
 pub mod party;
 pub mod registry;
+pub mod resolver;
 pub mod service;
 pub mod tenant;
 pub mod terms;

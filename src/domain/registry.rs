@@ -13,6 +13,8 @@ use crate::domain::agreement::{
 };
 use crate::domain::api_key::{ApiKey, ApiKeyFields, Secret};
 use crate::domain::audit::{AuditCursor, AuditEvent, AuditFilter, Audited, Caller};
+use crate::domain::changes::Change;
+use crate::domain::changes::Changes;
 use crate::domain::filter::AgreementFilter;
 use crate::domain::names::{Id, agreement_name, api_key_name, party_name, service_name};
 use crate::domain::overrides::{Override, OverrideFields};
@@ -40,17 +42,27 @@ pub struct Page<T> {
 /// How many referring resources an in-use error names.
 const USERS_SHOWN: i64 = 5;
 /// Party trees deeper than this are refused, which also bounds the cycle walk.
-const MAX_PARTY_DEPTH: usize = 64;
+const MAX_PARTY_DEPTH: usize = crate::store::MAX_ANCESTRY;
 
 pub struct Registry {
     store: Arc<dyn Store>,
     page_key: PageTokenKey,
+    changes: Arc<Changes>,
 }
 
 impl Registry {
     pub async fn new(store: Arc<dyn Store>) -> Result<Self> {
         let page_key = PageTokenKey::new(store.page_token_secret().await?);
-        Ok(Self { store, page_key })
+        Ok(Self {
+            store,
+            page_key,
+            changes: Arc::default(),
+        })
+    }
+
+    /// The feed this registry announces its changes on.
+    pub fn changes(&self) -> &Arc<Changes> {
+        &self.changes
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -114,13 +126,16 @@ impl Registry {
     }
 
     /// Audits a create, records its response under its request_id and commits.
+    #[allow(clippy::too_many_arguments)]
     async fn commit_create<T: Audited>(
+        &self,
         mut tx: Box<dyn Tx>,
         caller: &Caller,
         scope: &str,
         request: Option<&RequestKey>,
         created: &T,
         now: DateTime<Utc>,
+        change: Option<Change>,
     ) -> Result<()> {
         Self::audit(&mut *tx, caller, None, Some(created), now).await?;
         if let Some(request) = request {
@@ -129,7 +144,20 @@ impl Registry {
             tx.complete_request(scope, &request.request_id, &response)
                 .await?;
         }
-        tx.commit().await
+        match change {
+            Some(change) => self.commit_changing(tx, change).await,
+            None => tx.commit().await,
+        }
+    }
+
+    /// Commits a write that may change entitlements: announces the change to
+    /// other replicas in the transaction (NOTIFY is delivered on commit), and
+    /// to this one once committed, before the call returns.
+    async fn commit_changing(&self, mut tx: Box<dyn Tx>, change: Change) -> Result<()> {
+        tx.notify(&change).await?;
+        tx.commit().await?;
+        self.changes.apply(change);
+        Ok(())
     }
 
     /// Writes the audit event of a change, in the transaction that makes it.
@@ -169,7 +197,8 @@ impl Registry {
             return Ok(replayed);
         }
         tx.insert_tenant(&tenant).await?;
-        Self::commit_create(tx, caller, "", request.as_ref(), &tenant, now).await?;
+        self.commit_create(tx, caller, "", request.as_ref(), &tenant, now, None)
+            .await?;
         Ok(tenant)
     }
 
@@ -209,7 +238,8 @@ impl Registry {
         tenant.meta.touch(now);
         tx.update_tenant(&tenant).await?;
         Self::audit(&mut *tx, caller, Some(&before), Some(&tenant), now).await?;
-        tx.commit().await?;
+        self.commit_changing(tx, Change::Tenant { tenant: id.clone() })
+            .await?;
         Ok(tenant)
     }
 
@@ -240,7 +270,8 @@ impl Registry {
         }
         tx.delete_tenant(id).await?;
         Self::audit(&mut *tx, caller, Some(&tenant), None, Utc::now()).await?;
-        tx.commit().await
+        self.commit_changing(tx, Change::Tenant { tenant: id.clone() })
+            .await
     }
 
     // --- parties ---------------------------------------------------------
@@ -273,7 +304,18 @@ impl Registry {
             Self::check_parent(&mut *tx, &party).await?;
         }
         tx.insert_party(&party).await?;
-        Self::commit_create(tx, caller, tenant.as_str(), request.as_ref(), &party, now).await?;
+        self.commit_create(
+            tx,
+            caller,
+            tenant.as_str(),
+            request.as_ref(),
+            &party,
+            now,
+            Some(Change::Tenant {
+                tenant: tenant.clone(),
+            }),
+        )
+        .await?;
         Ok(party)
     }
 
@@ -361,7 +403,13 @@ impl Registry {
         party.meta.touch(now);
         tx.update_party(&party).await?;
         Self::audit(&mut *tx, caller, Some(&before), Some(&party), now).await?;
-        tx.commit().await?;
+        self.commit_changing(
+            tx,
+            Change::Tenant {
+                tenant: tenant.clone(),
+            },
+        )
+        .await?;
         Ok(party)
     }
 
@@ -385,9 +433,16 @@ impl Registry {
                 format!("{} is still used by {}", party.name(), users.join(", ")),
             ));
         }
-        tx.delete_party(tenant, id).await?;
-        Self::audit(&mut *tx, caller, Some(&party), None, Utc::now()).await?;
-        tx.commit().await
+        let now = Utc::now();
+        tx.delete_party(tenant, id, now).await?;
+        Self::audit(&mut *tx, caller, Some(&party), None, now).await?;
+        self.commit_changing(
+            tx,
+            Change::Tenant {
+                tenant: tenant.clone(),
+            },
+        )
+        .await
     }
 
     // --- services --------------------------------------------------------
@@ -417,7 +472,19 @@ impl Registry {
         Self::require_tenant(&mut *tx, tenant).await?;
         Self::require_party(&mut *tx, tenant, &service.owner, "service.owner").await?;
         tx.insert_service(&service).await?;
-        Self::commit_create(tx, caller, tenant.as_str(), request.as_ref(), &service, now).await?;
+        self.commit_create(
+            tx,
+            caller,
+            tenant.as_str(),
+            request.as_ref(),
+            &service,
+            now,
+            Some(Change::Services {
+                tenant: tenant.clone(),
+                services: vec![service.id.clone()],
+            }),
+        )
+        .await?;
         Ok(service)
     }
 
@@ -477,7 +544,14 @@ impl Registry {
         service.meta.touch(now);
         tx.update_service(&service).await?;
         Self::audit(&mut *tx, caller, Some(&before), Some(&service), now).await?;
-        tx.commit().await?;
+        self.commit_changing(
+            tx,
+            Change::Services {
+                tenant: tenant.clone(),
+                services: vec![service.id.clone()],
+            },
+        )
+        .await?;
         Ok(service)
     }
 
@@ -507,7 +581,14 @@ impl Registry {
         }
         tx.delete_service(tenant, id).await?;
         Self::audit(&mut *tx, caller, Some(&service), None, Utc::now()).await?;
-        tx.commit().await
+        self.commit_changing(
+            tx,
+            Change::Services {
+                tenant: tenant.clone(),
+                services: vec![id.clone()],
+            },
+        )
+        .await
     }
 
     // --- agreements ------------------------------------------------------
@@ -537,13 +618,14 @@ impl Registry {
         Self::require_tenant(&mut *tx, tenant).await?;
         Self::check_agreement_references(&mut *tx, &agreement).await?;
         tx.insert_agreement(&agreement).await?;
-        Self::commit_create(
+        self.commit_create(
             tx,
             caller,
             tenant.as_str(),
             request.as_ref(),
             &agreement,
             now,
+            None,
         )
         .await?;
         Ok(agreement)
@@ -751,7 +833,26 @@ impl Registry {
         }
         tx.update_agreement(&a).await?;
         Self::audit(&mut *tx, caller, Some(&before), Some(&a), now).await?;
-        tx.commit().await?;
+        if published {
+            let mut services = before.services.clone();
+            services.extend(
+                a.services
+                    .iter()
+                    .filter(|s| !before.services.contains(s))
+                    .cloned(),
+            );
+            self.commit_changing(
+                tx,
+                Change::Services {
+                    tenant: tenant.clone(),
+                    services,
+                },
+            )
+            .await?;
+        } else {
+            // A draft resolves nothing.
+            tx.commit().await?;
+        }
         Ok(a)
     }
 
@@ -819,7 +920,14 @@ impl Registry {
         Self::write_revision(&mut *tx, &mut a, now).await?;
         tx.update_agreement(&a).await?;
         Self::audit(&mut *tx, caller, Some(&before), Some(&a), now).await?;
-        tx.commit().await?;
+        self.commit_changing(
+            tx,
+            Change::Services {
+                tenant: tenant.clone(),
+                services: a.services.clone(),
+            },
+        )
+        .await?;
         Ok(a)
     }
 
@@ -850,7 +958,14 @@ impl Registry {
         Self::write_revision(&mut *tx, &mut a, now).await?;
         tx.update_agreement(&a).await?;
         Self::audit(&mut *tx, caller, Some(&before), Some(&a), now).await?;
-        tx.commit().await?;
+        self.commit_changing(
+            tx,
+            Change::Services {
+                tenant: tenant.clone(),
+                services: a.services.clone(),
+            },
+        )
+        .await?;
         Ok(a)
     }
 
@@ -939,7 +1054,19 @@ impl Registry {
         Self::check_overridable(&a, now)?;
         Self::require_party(&mut *tx, tenant, &o.consumer, "override.consumer").await?;
         tx.insert_override(&o).await?;
-        Self::commit_create(tx, caller, tenant.as_str(), request.as_ref(), &o, now).await?;
+        self.commit_create(
+            tx,
+            caller,
+            tenant.as_str(),
+            request.as_ref(),
+            &o,
+            now,
+            Some(Change::Services {
+                tenant: tenant.clone(),
+                services: a.services.clone(),
+            }),
+        )
+        .await?;
         Ok(o)
     }
 
@@ -1004,7 +1131,14 @@ impl Registry {
         o.meta.touch(now);
         tx.update_override(&o).await?;
         Self::audit(&mut *tx, caller, Some(&before), Some(&o), now).await?;
-        tx.commit().await?;
+        self.commit_changing(
+            tx,
+            Change::Services {
+                tenant: tenant.clone(),
+                services: a.services.clone(),
+            },
+        )
+        .await?;
         Ok(o)
     }
 
@@ -1024,9 +1158,21 @@ impl Registry {
                 Error::NotFound(crate::domain::names::override_name(tenant, agreement, id))
             })?;
         o.meta.check_etag(etag, &o.name())?;
-        tx.delete_override(tenant, agreement, id).await?;
-        Self::audit(&mut *tx, caller, Some(&o), None, Utc::now()).await?;
-        tx.commit().await
+        let now = Utc::now();
+        tx.delete_override(tenant, agreement, id, now).await?;
+        Self::audit(&mut *tx, caller, Some(&o), None, now).await?;
+        let services = match tx.get_agreement(tenant, agreement).await? {
+            Some(a) => a.services,
+            None => Vec::new(),
+        };
+        self.commit_changing(
+            tx,
+            Change::Services {
+                tenant: tenant.clone(),
+                services,
+            },
+        )
+        .await
     }
 }
 
@@ -1056,7 +1202,16 @@ impl Registry {
         }
         Self::require_tenant(&mut *tx, tenant).await?;
         tx.insert_api_key(&key).await?;
-        Self::commit_create(tx, caller, tenant.as_str(), request.as_ref(), &key, now).await?;
+        self.commit_create(
+            tx,
+            caller,
+            tenant.as_str(),
+            request.as_ref(),
+            &key,
+            now,
+            None,
+        )
+        .await?;
         Ok((key, Some(secret)))
     }
 
@@ -1103,7 +1258,15 @@ impl Registry {
             key.meta.touch(now);
             tx.update_api_key(&key).await?;
             Self::audit(&mut *tx, caller, Some(&before), Some(&key), now).await?;
-            tx.commit().await?;
+            // Every replica drops the keys it cached, so the revocation
+            // binds at once.
+            self.commit_changing(
+                tx,
+                Change::Keys {
+                    tenant: tenant.clone(),
+                },
+            )
+            .await?;
         }
         Ok(key)
     }

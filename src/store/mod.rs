@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::agreement::{Agreement, AgreementKind, Revision};
 use crate::domain::api_key::ApiKey;
 use crate::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
+use crate::domain::changes::Change;
 use crate::domain::filter::AgreementFilter;
 use crate::domain::names::Id;
 use crate::domain::overrides::Override;
@@ -25,7 +26,7 @@ use crate::domain::service::Service;
 use crate::domain::tenant::Tenant;
 use crate::error::{Error, Result};
 
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, follow_changes};
 pub use sqlite::SqliteStore;
 
 /// Whether a transaction writes. SQLite takes its write lock up front for a
@@ -72,6 +73,11 @@ pub trait Tx: Send {
     /// cycles, overlapping agreements).
     async fn lock_tenant(&mut self, tenant: &Id) -> Result<()>;
 
+    /// Tells other replicas of `change` once the transaction commits
+    /// (PostgreSQL NOTIFY on `CHANGES_CHANNEL`; nothing on SQLite, which has
+    /// one server).
+    async fn notify(&mut self, change: &Change) -> Result<()>;
+
     /// Records `request_id` for this tenant (`""` for platform requests), or
     /// returns what an earlier request with the same id recorded. Concurrent
     /// claims of one id wait for the first to commit or roll back.
@@ -111,7 +117,7 @@ pub trait Tx: Send {
         limit: i64,
     ) -> Result<Vec<Party>>;
     async fn update_party(&mut self, party: &Party) -> Result<()>;
-    async fn delete_party(&mut self, tenant: &Id, id: &Id) -> Result<()>;
+    async fn delete_party(&mut self, tenant: &Id, id: &Id, now: DateTime<Utc>) -> Result<()>;
     /// Names of the resources that refer to the party (at most `limit`).
     async fn party_users(&mut self, tenant: &Id, id: &Id, limit: i64) -> Result<Vec<String>>;
 
@@ -223,8 +229,58 @@ pub trait Tx: Send {
         limit: i64,
     ) -> Result<Vec<Override>>;
     async fn update_override(&mut self, o: &Override) -> Result<()>;
-    async fn delete_override(&mut self, tenant: &Id, agreement: &Id, id: &Id) -> Result<()>;
+    async fn delete_override(
+        &mut self,
+        tenant: &Id,
+        agreement: &Id,
+        id: &Id,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// The party first, then its parent and so on up, as recorded at
+    /// `known_at`; empty when the party did not exist then.
+    async fn party_ancestry(
+        &mut self,
+        tenant: &Id,
+        party: &Id,
+        known_at: DateTime<Utc>,
+    ) -> Result<Vec<Id>>;
+    /// Every revision of the SERVICE_LEVEL, CUSTOMER and INTERNAL agreements
+    /// one of whose revisions covers `service` (for consumer agreements, with
+    /// one of `consumers` as consumer, when given), recorded by `recorded_by`
+    /// when given; by agreement, then sequence.
+    async fn entitlement_revisions(
+        &mut self,
+        tenant: &Id,
+        service: &Id,
+        consumers: Option<&[Id]>,
+        recorded_by: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Revision>>;
+    /// The overrides of `agreements` as recorded at `known_at` (for one of
+    /// `consumers`, when given).
+    async fn entitlement_overrides(
+        &mut self,
+        tenant: &Id,
+        agreements: &[Id],
+        consumers: Option<&[Id]>,
+        known_at: DateTime<Utc>,
+    ) -> Result<Vec<Override>>;
+    /// The overrides of `agreements` first recorded after `known_at`, each as
+    /// first recorded.
+    async fn overrides_recorded_after(
+        &mut self,
+        tenant: &Id,
+        agreements: &[Id],
+        known_at: DateTime<Utc>,
+    ) -> Result<Vec<Override>>;
 }
+
+/// The PostgreSQL channel changes are announced on.
+pub const CHANGES_CHANNEL: &str = "accord_changes";
+
+/// How far up a party tree ancestry is followed; party trees are refused
+/// deeper than this.
+pub const MAX_ANCESTRY: usize = 64;
 
 /// Opens the store the URL names: `sqlite:` or `postgres:`/`postgresql:`.
 pub async fn connect(url: &str, max_connections: u32) -> Result<std::sync::Arc<dyn Store>> {

@@ -13,10 +13,11 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Postgres};
 
 use super::sql::impl_tx;
-use super::{Access, Store, StoredRequest, Tx, internal, translate};
+use super::{Access, CHANGES_CHANNEL, MAX_ANCESTRY, Store, StoredRequest, Tx, internal, translate};
 use crate::domain::agreement::{Agreement, AgreementKind, AgreementState, Revision};
 use crate::domain::api_key::ApiKey;
 use crate::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
+use crate::domain::changes::Change;
 use crate::domain::filter::{AgreementFilter, FilterTerm};
 use crate::domain::names::{Id, agreement_name, party_name, service_name};
 use crate::domain::overrides::Override;
@@ -34,6 +35,18 @@ pub struct PostgresStore {
 
 fn db_time(t: DateTime<Utc>) -> DateTime<Utc> {
     t
+}
+
+async fn notify(conn: &mut sqlx::PgConnection, change: &Change) -> Result<()> {
+    let payload = serde_json::to_string(change)
+        .map_err(|e| Error::Internal(anyhow::Error::new(e).context("encode change")))?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANGES_CHANNEL)
+        .bind(payload)
+        .execute(conn)
+        .await
+        .map_err(internal("notify change"))?;
+    Ok(())
 }
 
 async fn lock_tenant(conn: &mut sqlx::PgConnection, tenant: &Id) -> Result<()> {
@@ -191,3 +204,53 @@ impl Store for PostgresStore {
 }
 
 impl_tx!(PostgresTx, Postgres, " FOR UPDATE");
+
+/// Follows the changes other replicas announce (`CHANGES_CHANNEL`) until the
+/// task is dropped, calling `on_change` with each, `Some(Change::Everything)`
+/// for one it cannot read, and `None` when the connection is lost (changes
+/// may be missed until it is back). Reconnects every second until it is.
+pub async fn follow_changes(url: String, on_change: impl Fn(Option<Change>) + Send + 'static) {
+    use sqlx::postgres::PgListener;
+    const RETRY: Duration = Duration::from_secs(1);
+    let mut connected = false;
+    loop {
+        let mut listener = match PgListener::connect(&url).await {
+            Ok(l) => l,
+            Err(e) => {
+                if connected {
+                    warn!(error = %e, "cannot reconnect to follow changes; retrying");
+                }
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
+            warn!(error = %e, "cannot LISTEN for changes; retrying");
+            tokio::time::sleep(RETRY).await;
+            continue;
+        }
+        connected = true;
+        // Back (or there for the first time): whatever happened meanwhile is
+        // unknown, so everything cached goes.
+        on_change(Some(Change::Everything));
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) => on_change(Some(
+                    serde_json::from_str(n.payload()).unwrap_or(Change::Everything),
+                )),
+                Ok(None) => {
+                    warn!(
+                        "lost the connection that follows changes: dropping the entitlement cache and reconnecting"
+                    );
+                    break;
+                }
+                Err(e) => {
+                    warn!(error = %e, "error following changes: dropping the entitlement cache and reconnecting");
+                    break;
+                }
+            }
+        }
+        on_change(None);
+        tokio::time::sleep(RETRY).await;
+    }
+}

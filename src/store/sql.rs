@@ -10,6 +10,57 @@ macro_rules! impl_tx {
                 &mut *self.tx
             }
 
+            /// Records the override's current version in its history, closing
+            /// the one before.
+            async fn record_override(&mut self, o: &Override) -> Result<()> {
+                let at = o.meta.update_time;
+                self.close_override(&o.tenant, &o.agreement, &o.id, at).await?;
+                sqlx::query(
+                    "INSERT INTO override_history \
+                     (tenant, agreement_id, override_id, consumer, recorded_from, body) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(o.tenant.as_str())
+                .bind(o.agreement.as_str())
+                .bind(o.id.as_str())
+                .bind(o.consumer.as_str())
+                .bind(db_time(at))
+                .bind(Json(o))
+                .execute(self.conn())
+                .await
+                .map_err(internal("record override history"))?;
+                Ok(())
+            }
+
+            async fn close_override(
+                &mut self,
+                tenant: &Id,
+                agreement: &Id,
+                id: &Id,
+                at: DateTime<Utc>,
+            ) -> Result<()> {
+                sqlx::query(
+                    "UPDATE override_history SET recorded_until = $4 WHERE tenant = $1 \
+                     AND agreement_id = $2 AND override_id = $3 AND recorded_until IS NULL",
+                )
+                .bind(tenant.as_str())
+                .bind(agreement.as_str())
+                .bind(id.as_str())
+                .bind(db_time(at))
+                .execute(self.conn())
+                .await
+                .map_err(internal("close override history"))?;
+                Ok(())
+            }
+
+            /// Appends `ids` as a comma-separated list of bound parameters.
+            fn push_ids(q: &mut sqlx::QueryBuilder<$db>, ids: &[Id]) {
+                let mut list = q.separated(", ");
+                for id in ids {
+                    list.push_bind(id.as_str());
+                }
+            }
+
             /// The locking variant of a read, for the rows an operation changes.
             fn locking(for_update: bool, sql: &'static str, locked: &'static str) -> &'static str {
                 if for_update { locked } else { sql }
@@ -24,6 +75,10 @@ macro_rules! impl_tx {
 
             async fn lock_tenant(&mut self, tenant: &Id) -> Result<()> {
                 lock_tenant(&mut *self.tx, tenant).await
+            }
+
+            async fn notify(&mut self, change: &$crate::domain::changes::Change) -> Result<()> {
+                notify(&mut *self.tx, change).await
             }
 
             async fn claim_request(
@@ -144,7 +199,10 @@ macro_rules! impl_tx {
             async fn delete_tenant(&mut self, id: &Id) -> Result<()> {
                 // Children before parents, so no foreign key is ever dangling.
                 for sql in [
+                    "DELETE FROM override_history WHERE tenant = $1",
+                    "DELETE FROM party_history WHERE tenant = $1",
                     "DELETE FROM overrides WHERE tenant = $1",
+                    "DELETE FROM revision_services WHERE tenant = $1",
                     "DELETE FROM agreement_revisions WHERE tenant = $1",
                     "DELETE FROM agreement_supports WHERE tenant = $1",
                     "DELETE FROM agreement_labels WHERE tenant = $1",
@@ -179,6 +237,17 @@ macro_rules! impl_tx {
                 .execute(self.conn())
                 .await
                 .map_err(|e| translate(e, &p.name()))?;
+                sqlx::query(
+                    "INSERT INTO party_history (tenant, party_id, parent, recorded_from) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(p.tenant.as_str())
+                .bind(p.id.as_str())
+                .bind(p.parent.as_ref().map(Id::as_str))
+                .bind(db_time(p.meta.create_time))
+                .execute(self.conn())
+                .await
+                .map_err(internal("record party history"))?;
                 Ok(())
             }
 
@@ -219,16 +288,53 @@ macro_rules! impl_tx {
                 .execute(self.conn())
                 .await
                 .map_err(|e| translate(e, &p.name()))?;
+                // A new version of the party's history only when its parent moves.
+                let closed = sqlx::query(
+                    "UPDATE party_history SET recorded_until = $3 \
+                     WHERE tenant = $1 AND party_id = $2 AND recorded_until IS NULL \
+                     AND parent IS DISTINCT FROM $4",
+                )
+                .bind(p.tenant.as_str())
+                .bind(p.id.as_str())
+                .bind(db_time(p.meta.update_time))
+                .bind(p.parent.as_ref().map(Id::as_str))
+                .execute(self.conn())
+                .await
+                .map_err(internal("close party history"))?
+                .rows_affected();
+                if closed > 0 {
+                    sqlx::query(
+                        "INSERT INTO party_history (tenant, party_id, parent, recorded_from) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(p.tenant.as_str())
+                    .bind(p.id.as_str())
+                    .bind(p.parent.as_ref().map(Id::as_str))
+                    .bind(db_time(p.meta.update_time))
+                    .execute(self.conn())
+                    .await
+                    .map_err(internal("record party history"))?;
+                }
                 Ok(())
             }
 
-            async fn delete_party(&mut self, tenant: &Id, id: &Id) -> Result<()> {
+            async fn delete_party(&mut self, tenant: &Id, id: &Id, now: DateTime<Utc>) -> Result<()> {
                 sqlx::query("DELETE FROM parties WHERE tenant = $1 AND id = $2")
                     .bind(tenant.as_str())
                     .bind(id.as_str())
                     .execute(self.conn())
                     .await
                     .map_err(|e| translate(e, &party_name(tenant, id)))?;
+                sqlx::query(
+                    "UPDATE party_history SET recorded_until = $3 \
+                     WHERE tenant = $1 AND party_id = $2 AND recorded_until IS NULL",
+                )
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .bind(db_time(now))
+                .execute(self.conn())
+                .await
+                .map_err(internal("close party history"))?;
                 Ok(())
             }
 
@@ -491,10 +597,7 @@ macro_rules! impl_tx {
                         " AND EXISTS (SELECT 1 FROM agreement_services s \
                          WHERE s.tenant = a.tenant AND s.agreement_id = a.id AND s.service_id IN (",
                     );
-                let mut list = q.separated(", ");
-                for service in services {
-                    list.push_bind(service.as_str());
-                }
+                Self::push_ids(&mut q, services);
                 q.push(")) ORDER BY a.id");
                 let rows: Vec<Json<Agreement>> = q
                     .build_query_scalar()
@@ -539,6 +642,22 @@ macro_rules! impl_tx {
                 .execute(self.conn())
                 .await
                 .map_err(|e| translate(e, &r.name()))?;
+                for service in &r.snapshot.services {
+                    sqlx::query(
+                        "INSERT INTO revision_services \
+                         (tenant, agreement_id, seq, service_id, kind, consumer) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(r.tenant.as_str())
+                    .bind(r.agreement.as_str())
+                    .bind(r.seq)
+                    .bind(service.as_str())
+                    .bind(r.snapshot.kind.as_str())
+                    .bind(r.snapshot.consumer.as_ref().map(Id::as_str))
+                    .execute(self.conn())
+                    .await
+                    .map_err(|e| translate(e, &r.name()))?;
+                }
                 Ok(())
             }
 
@@ -715,7 +834,7 @@ macro_rules! impl_tx {
                 .execute(self.conn())
                 .await
                 .map_err(|e| translate(e, &o.name()))?;
-                Ok(())
+                self.record_override(o).await
             }
 
             async fn get_override(
@@ -762,10 +881,16 @@ macro_rules! impl_tx {
                 .execute(self.conn())
                 .await
                 .map_err(|e| translate(e, &o.name()))?;
-                Ok(())
+                self.record_override(o).await
             }
 
-            async fn delete_override(&mut self, tenant: &Id, agreement: &Id, id: &Id) -> Result<()> {
+            async fn delete_override(
+                &mut self,
+                tenant: &Id,
+                agreement: &Id,
+                id: &Id,
+                now: DateTime<Utc>,
+            ) -> Result<()> {
                 sqlx::query("DELETE FROM overrides WHERE tenant = $1 AND agreement_id = $2 AND id = $3")
                     .bind(tenant.as_str())
                     .bind(agreement.as_str())
@@ -773,7 +898,137 @@ macro_rules! impl_tx {
                     .execute(self.conn())
                     .await
                     .map_err(internal("delete override"))?;
-                Ok(())
+                self.close_override(tenant, agreement, id, now).await
+            }
+
+            // --- entitlements --------------------------------------------
+
+            async fn party_ancestry(
+                &mut self,
+                tenant: &Id,
+                party: &Id,
+                known_at: DateTime<Utc>,
+            ) -> Result<Vec<Id>> {
+                let rows: Vec<String> = sqlx::query_scalar(
+                    "WITH RECURSIVE chain (id, parent, depth) AS ( \
+                       SELECT party_id, parent, 0 FROM party_history \
+                         WHERE tenant = $1 AND party_id = $2 AND recorded_from <= $3 \
+                         AND (recorded_until IS NULL OR recorded_until > $3) \
+                       UNION ALL \
+                       SELECT h.party_id, h.parent, c.depth + 1 FROM party_history h \
+                         JOIN chain c ON h.party_id = c.parent \
+                         WHERE h.tenant = $1 AND h.recorded_from <= $3 \
+                         AND (h.recorded_until IS NULL OR h.recorded_until > $3) AND c.depth < $4 \
+                     ) SELECT id FROM chain ORDER BY depth",
+                )
+                .bind(tenant.as_str())
+                .bind(party.as_str())
+                .bind(db_time(known_at))
+                .bind(MAX_ANCESTRY as i64)
+                .fetch_all(self.conn())
+                .await
+                .map_err(internal("party ancestry"))?;
+                Ok(rows.into_iter().map(Id::generated).collect())
+            }
+
+            async fn entitlement_revisions(
+                &mut self,
+                tenant: &Id,
+                service: &Id,
+                consumers: Option<&[Id]>,
+                recorded_by: Option<DateTime<Utc>>,
+            ) -> Result<Vec<Revision>> {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT r.body FROM agreement_revisions r WHERE r.tenant = ",
+                );
+                q.push_bind(tenant.as_str());
+                if let Some(k) = recorded_by {
+                    q.push(" AND r.create_time <= ").push_bind(db_time(k));
+                }
+                q.push(
+                    " AND r.agreement_id IN (SELECT s.agreement_id FROM revision_services s \
+                     WHERE s.tenant = ",
+                )
+                .push_bind(tenant.as_str())
+                .push(" AND s.service_id = ")
+                .push_bind(service.as_str())
+                .push(" AND s.kind IN ('SERVICE_LEVEL', 'CUSTOMER', 'INTERNAL')");
+                if let Some(consumers) = consumers {
+                    q.push(" AND (s.consumer IS NULL OR s.consumer IN (");
+                    Self::push_ids(&mut q, consumers);
+                    q.push("))");
+                }
+                q.push(") ORDER BY r.agreement_id, r.seq");
+                let rows: Vec<Json<Revision>> = q
+                    .build_query_scalar()
+                    .fetch_all(self.conn())
+                    .await
+                    .map_err(internal("entitlement revisions"))?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
+            async fn overrides_recorded_after(
+                &mut self,
+                tenant: &Id,
+                agreements: &[Id],
+                known_at: DateTime<Utc>,
+            ) -> Result<Vec<Override>> {
+                if agreements.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT h.body FROM override_history h WHERE h.tenant = ",
+                );
+                q.push_bind(tenant.as_str()).push(" AND h.agreement_id IN (");
+                Self::push_ids(&mut q, agreements);
+                q.push(
+                    ") AND h.recorded_from = (SELECT MIN(f.recorded_from) FROM override_history f \
+                     WHERE f.tenant = h.tenant AND f.agreement_id = h.agreement_id \
+                     AND f.override_id = h.override_id) AND h.recorded_from > ",
+                )
+                .push_bind(db_time(known_at))
+                .push(" ORDER BY h.agreement_id, h.override_id");
+                let rows: Vec<Json<Override>> = q
+                    .build_query_scalar()
+                    .fetch_all(self.conn())
+                    .await
+                    .map_err(internal("overrides recorded after"))?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
+            }
+
+            async fn entitlement_overrides(
+                &mut self,
+                tenant: &Id,
+                agreements: &[Id],
+                consumers: Option<&[Id]>,
+                known_at: DateTime<Utc>,
+            ) -> Result<Vec<Override>> {
+                if agreements.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT body FROM override_history WHERE tenant = ",
+                );
+                q.push_bind(tenant.as_str())
+                    .push(" AND recorded_from <= ")
+                    .push_bind(db_time(known_at))
+                    .push(" AND (recorded_until IS NULL OR recorded_until > ")
+                    .push_bind(db_time(known_at))
+                    .push(") AND agreement_id IN (");
+                Self::push_ids(&mut q, agreements);
+                q.push(")");
+                if let Some(consumers) = consumers {
+                    q.push(" AND consumer IN (");
+                    Self::push_ids(&mut q, consumers);
+                    q.push(")");
+                }
+                q.push(" ORDER BY agreement_id, override_id");
+                let rows: Vec<Json<Override>> = q
+                    .build_query_scalar()
+                    .fetch_all(self.conn())
+                    .await
+                    .map_err(internal("entitlement overrides"))?;
+                Ok(rows.into_iter().map(|j| j.0).collect())
             }
         }
 

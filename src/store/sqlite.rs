@@ -12,7 +12,7 @@ use sqlx::types::Json;
 use sqlx::{Sqlite, SqlitePool};
 
 use super::sql::impl_tx;
-use super::{Access, Store, StoredRequest, Tx, internal, translate};
+use super::{Access, MAX_ANCESTRY, Store, StoredRequest, Tx, internal, translate};
 use crate::domain::agreement::{Agreement, AgreementKind, AgreementState, Revision};
 use crate::domain::api_key::ApiKey;
 use crate::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
@@ -32,6 +32,14 @@ pub struct SqliteStore {
 
 fn db_time(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
+}
+
+async fn notify(
+    _conn: &mut sqlx::SqliteConnection,
+    _change: &crate::domain::changes::Change,
+) -> Result<()> {
+    // One server per SQLite file: the registry applies its changes itself.
+    Ok(())
 }
 
 async fn lock_tenant(_conn: &mut sqlx::SqliteConnection, _tenant: &Id) -> Result<()> {

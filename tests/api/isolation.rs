@@ -18,6 +18,10 @@
 //!   a body, a filter or through a page token is INVALID_ARGUMENT on exactly
 //!   those fields; one naming a ghost fails; one that the key's role may not
 //!   make is PERMISSION_DENIED (`accord::auth::methods` is the oracle);
+//! - an entitlement question about a consumer or service of B's is answered
+//!   as one about a missing resource: NOT_FOUND naming it, for the call or,
+//!   in a batch or a watch, for that pair alone in an OK answer, which may
+//!   repeat the pair's own names and nothing else of B's;
 //! - A's own calls may fail as the domain says (NOT_FOUND, ABORTED, ...), but
 //!   never with INTERNAL, UNKNOWN or any other non-domain code;
 //! - B, as B's TENANT_ADMIN lists it through the API, is byte for byte the same
@@ -38,6 +42,7 @@ use futures::{FutureExt, StreamExt};
 use pb::agreement_service_client::AgreementServiceClient;
 use pb::api_key_service_client::ApiKeyServiceClient;
 use pb::audit_service_client::AuditServiceClient;
+use pb::entitlement_service_client::EntitlementServiceClient;
 use pb::party_service_client::PartyServiceClient;
 use pb::service_catalog_service_client::ServiceCatalogServiceClient;
 use pb::tenant_service_client::TenantServiceClient;
@@ -63,6 +68,8 @@ const A_NOTE: &str = "public";
 const CALLS: usize = 10_000;
 const CONCURRENCY: usize = 16;
 const SEED_VAR: &str = "ACCORD_ISOLATION_SEED";
+/// How long a watch may take to send the initial result of every pair.
+const WATCH_INITIAL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Codes that the domain answers with; anything else from A's own traffic is
 /// a fault.
@@ -85,6 +92,7 @@ struct Clients {
     services: ServiceCatalogServiceClient<Authed>,
     agreements: AgreementServiceClient<Authed>,
     audit: AuditServiceClient<Authed>,
+    entitlements: EntitlementServiceClient<Authed>,
 }
 
 impl Clients {
@@ -96,7 +104,8 @@ impl Clients {
             parties: PartyServiceClient::new(authed.clone()),
             services: ServiceCatalogServiceClient::new(authed.clone()),
             agreements: AgreementServiceClient::new(authed.clone()),
-            audit: AuditServiceClient::new(authed),
+            audit: AuditServiceClient::new(authed.clone()),
+            entitlements: EntitlementServiceClient::new(authed),
         }
     }
 }
@@ -805,6 +814,31 @@ enum Expect {
     Failure,
     /// OK, listing no agreement (a filter naming a ghost).
     NoAgreements,
+    /// A's own entitlement question: OK answering for exactly that consumer
+    /// and service, or NOT_FOUND (A's random traffic decides which).
+    Entitled {
+        explain: bool,
+        consumer: String,
+        service: String,
+    },
+    /// NOT_FOUND naming one of these names as a missing resource is named: a
+    /// name of B's is answered as if it did not exist.
+    NotFound(Vec<String>),
+    /// OK, with one result per pair, in order, each answering for its pair as
+    /// expected (a watch: the initial results).
+    Results {
+        watch: bool,
+        pairs: Vec<(pb::EntitlementPair, PairExpect)>,
+    },
+}
+
+/// What one pair of a batch or a watch must answer.
+#[derive(Debug, Clone)]
+enum PairExpect {
+    /// A's names: its entitlement, or NOT_FOUND.
+    Own,
+    /// A name of B's or a ghost: NOT_FOUND naming one of these (the pair's).
+    NotFound(Vec<String>),
 }
 
 /// One planned call, before it is sent.
@@ -839,6 +873,40 @@ macro_rules! rpc {
     }};
 }
 
+/// Opens a WatchEntitlements stream, reads its first message for each pair
+/// (the initial results, sent before any change or heartbeat) and drops it,
+/// which ends the call; answers those messages, length-delimited, in order.
+fn watch_initial(
+    c: &Clients,
+    request: pb::WatchEntitlementsRequest,
+) -> (String, LocalBoxFuture<'static, Answer>) {
+    let shown = format!("{request:?}");
+    let wanted = request.pairs.len();
+    let mut client = c.entitlements.clone();
+    let send: LocalBoxFuture<'static, Answer> = async move {
+        let initial = async {
+            let mut stream = client.watch_entitlements(request).await?.into_inner();
+            let mut bytes = Vec::new();
+            for _ in 0..wanted {
+                match stream.message().await? {
+                    Some(message) => bytes.extend(message.encode_length_delimited_to_vec()),
+                    None => break,
+                }
+            }
+            Ok(bytes)
+        };
+        tokio::time::timeout(WATCH_INITIAL, initial)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Status::deadline_exceeded(
+                    "the watch sent no initial result for every pair in time",
+                ))
+            })
+    }
+    .boxed_local();
+    (shown, send)
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Who {
     A,
@@ -856,6 +924,8 @@ struct Plan<'a> {
     b_tokens: &'a [Token],
     methods: Vec<String>,
     keys: Vec<(Role, Clients)>,
+    /// When the random phase began (seconds): a `known_at` after setup.
+    began: i64,
 }
 
 impl Plan<'_> {
@@ -1204,6 +1274,106 @@ impl Plan<'_> {
             labels: self.labels(),
             ..Default::default()
         }
+    }
+
+    /// One side of an entitlement pair: a party or service name of A's, of
+    /// B's (now and then one B does not have either: the answer is the same)
+    /// or a ghost.
+    fn side(&mut self, who: Who, kind: Kind) -> String {
+        if who == Who::B && self.chance(0.3) {
+            let collection = match kind {
+                Kind::Party => "parties",
+                _ => "services",
+            };
+            let n = self.rng.random_range(0..5);
+            return format!("tenants/{B}/{collection}/absent-{n}");
+        }
+        self.pick(who, kind)
+    }
+
+    /// Whose names a pair's consumer and service are: A's for Own, B's only
+    /// for ForeignName, at least one B's for ForeignRef, at least one ghost
+    /// (and none of B's) for Ghost.
+    fn sides(&mut self, twist: Twist) -> (Who, Who) {
+        let other = match twist {
+            Twist::Own => return (Who::A, Who::A),
+            Twist::ForeignName => return (Who::B, Who::B),
+            Twist::ForeignRef => Who::B,
+            Twist::Ghost => Who::Ghost,
+        };
+        match self.rng.random_range(0..3) {
+            0 => (other, Who::A),
+            1 => (Who::A, other),
+            _ => (other, other),
+        }
+    }
+
+    /// A pair of the twist's names, and what it must answer: a pair naming
+    /// anything but A's is NOT_FOUND, named as a missing resource is.
+    fn pair(&mut self, twist: Twist) -> (pb::EntitlementPair, PairExpect) {
+        let (consumer, service) = self.sides(twist);
+        let pair = pb::EntitlementPair {
+            consumer: self.side(consumer, Kind::Party),
+            service: self.side(service, Kind::Service),
+        };
+        let expect = if twist == Twist::Own {
+            PairExpect::Own
+        } else {
+            PairExpect::NotFound(vec![pair.consumer.clone(), pair.service.clone()])
+        };
+        (pair, expect)
+    }
+
+    /// 1 to 4 pairs, one of them (or, for ForeignName, all) of the twist's
+    /// names; the others A's own, or for ForeignRef B's or ghosts too.
+    fn pairs(&mut self, twist: Twist) -> Vec<(pb::EntitlementPair, PairExpect)> {
+        let n = self.rng.random_range(1..=4);
+        let key = self.rng.random_range(0..n);
+        (0..n)
+            .map(|i| {
+                let t = match twist {
+                    Twist::ForeignName => twist,
+                    _ if i == key => twist,
+                    _ if self.chance(0.5) => Twist::Own,
+                    Twist::ForeignRef => self.one(&[Twist::ForeignRef, Twist::Ghost]),
+                    t => t,
+                };
+                self.pair(t)
+            })
+            .collect()
+    }
+
+    /// The parent of an entitlement call: B's for ForeignName (refused before
+    /// any pair is looked at), A's otherwise.
+    fn entitlement_parent(&mut self, twist: Twist) -> (String, Option<Expect>) {
+        match twist {
+            Twist::ForeignName => {
+                let (parent, expect) = self.foreign(Kind::Tenant);
+                (parent, Some(expect))
+            }
+            _ => (format!("tenants/{A}"), None),
+        }
+    }
+
+    /// Valid time: now (unset) or a day around the agreements' validity.
+    fn as_of(&mut self) -> Option<prost_types::Timestamp> {
+        self.chance(0.3)
+            .then(|| ts(JAN_2026 + self.rng.random_range(-30..400) * DAY))
+    }
+
+    /// Transaction time: now (unset), after setup, or before anything was
+    /// recorded; for A's own calls now and then in the future, which is
+    /// INVALID_ARGUMENT on `known_at`.
+    fn known_at(&mut self, twist: Twist) -> (Option<prost_types::Timestamp>, bool) {
+        if twist == Twist::Own && self.chance(0.05) {
+            return (Some(ts(chrono::Utc::now().timestamp() + DAY)), true);
+        }
+        let known_at = match self.rng.random_range(0..10) {
+            0 => Some(ts(JAN_2026)),
+            1 => Some(ts(self.began)),
+            _ => None,
+        };
+        (known_at, false)
     }
 
     /// The next call: a random key of A's, a random RPC, random arguments.
@@ -1777,6 +1947,111 @@ impl Plan<'_> {
                 };
                 (t, expect, rpc!(c.agreements, delete_override, request))
             }
+            // --- entitlements: B's consumers and services are NOT_FOUND, as
+            // missing ones are; only a parent of B's is PERMISSION_DENIED.
+            "ResolveEntitlement" | "ExplainEntitlement" => {
+                let explain = rpc == "ExplainEntitlement";
+                let (parent, refused) = self.entitlement_parent(twist);
+                let (pair, pair_expect) = self.pair(twist);
+                let as_of = self.as_of();
+                let (known_at, future) = self.known_at(twist);
+                let expect = match (refused, pair_expect) {
+                    (Some(refused), _) => refused,
+                    _ if future => Expect::Invalid(vec!["known_at".into()]),
+                    (None, PairExpect::Own) => Expect::Entitled {
+                        explain,
+                        consumer: pair.consumer.clone(),
+                        service: pair.service.clone(),
+                    },
+                    (None, PairExpect::NotFound(names)) => Expect::NotFound(names),
+                };
+                let pb::EntitlementPair { consumer, service } = pair;
+                if explain {
+                    let request = pb::ExplainEntitlementRequest {
+                        parent,
+                        consumer,
+                        service,
+                        as_of,
+                        known_at,
+                    };
+                    (
+                        twist,
+                        expect,
+                        rpc!(c.entitlements, explain_entitlement, request),
+                    )
+                } else {
+                    let request = pb::ResolveEntitlementRequest {
+                        parent,
+                        consumer,
+                        service,
+                        as_of,
+                        known_at,
+                    };
+                    (
+                        twist,
+                        expect,
+                        rpc!(c.entitlements, resolve_entitlement, request),
+                    )
+                }
+            }
+            "BatchResolveEntitlements" => {
+                let (parent, refused) = self.entitlement_parent(twist);
+                let pairs = self.pairs(twist);
+                let none = twist == Twist::Own && self.chance(0.03);
+                let as_of = self.as_of();
+                let (known_at, future) = self.known_at(twist);
+                let request = pb::BatchResolveEntitlementsRequest {
+                    parent,
+                    pairs: if none {
+                        Vec::new()
+                    } else {
+                        pairs.iter().map(|(p, _)| p.clone()).collect()
+                    },
+                    as_of,
+                    known_at,
+                };
+                let expect = match refused {
+                    Some(refused) => refused,
+                    None if none => Expect::Invalid(vec!["pairs".into()]),
+                    None if future => Expect::Invalid(vec!["known_at".into()]),
+                    None => Expect::Results {
+                        watch: false,
+                        pairs,
+                    },
+                };
+                (
+                    twist,
+                    expect,
+                    rpc!(c.entitlements, batch_resolve_entitlements, request),
+                )
+            }
+            "WatchEntitlements" => {
+                let (parent, refused) = self.entitlement_parent(twist);
+                let pairs = self.pairs(twist);
+                let none = twist == Twist::Own && self.chance(0.03);
+                let (heartbeat, bad_heartbeat) = match self.rng.random_range(0..20) {
+                    0 if twist == Twist::Own => (Some(self.one(&[0, 301])), true),
+                    0..6 => (Some(self.rng.random_range(1..=300)), false),
+                    _ => (None, false),
+                };
+                let request = pb::WatchEntitlementsRequest {
+                    parent,
+                    pairs: if none {
+                        Vec::new()
+                    } else {
+                        pairs.iter().map(|(p, _)| p.clone()).collect()
+                    },
+                    heartbeat_interval: heartbeat
+                        .map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
+                };
+                let expect = match refused {
+                    Some(refused) => refused,
+                    None if none => Expect::Invalid(vec!["pairs".into()]),
+                    None if bad_heartbeat => Expect::Invalid(vec!["heartbeat_interval".into()]),
+                    None => Expect::Results { watch: true, pairs },
+                };
+                (twist, expect, watch_initial(c, request))
+            }
             other => panic!("no random request for {other}: add one here"),
         }
     }
@@ -1790,6 +2065,143 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
+/// `haystack` without the whole-name occurrences of `needles` (not followed
+/// by a byte that would continue the name: removing `.../retail` must not
+/// hide a `.../retail-emea`).
+fn without(haystack: &[u8], needles: &[&str]) -> Vec<u8> {
+    let continues = |b: &u8| b.is_ascii_alphanumeric() || b"-_./".contains(b);
+    let mut out = haystack.to_vec();
+    for needle in needles {
+        let (mut kept, mut i) = (Vec::with_capacity(out.len()), 0);
+        while i < out.len() {
+            let end = i + needle.len();
+            if out[i..].starts_with(needle.as_bytes()) && !out.get(end).is_some_and(continues) {
+                i = end;
+            } else {
+                kept.push(out[i]);
+                i += 1;
+            }
+        }
+        out = kept;
+    }
+    out
+}
+
+/// The results of a batch's or a watch's OK answer (a watch's: its initial
+/// messages, each a result).
+fn results_of(watch: bool, bytes: &[u8]) -> Result<Vec<pb::EntitlementResult>, String> {
+    if !watch {
+        return pb::BatchResolveEntitlementsResponse::decode(bytes)
+            .map(|r| r.results)
+            .map_err(|e| format!("undecodable batch response: {e}"));
+    }
+    let mut buf = bytes;
+    let mut results = Vec::new();
+    while !buf.is_empty() {
+        let message = pb::WatchEntitlementsResponse::decode_length_delimited(&mut buf)
+            .map_err(|e| format!("undecodable watch message: {e}"))?;
+        match message.event {
+            Some(pb::watch_entitlements_response::Event::Result(r)) => results.push(r),
+            other => return Err(format!("{other:?} before the initial result of every pair")),
+        }
+    }
+    Ok(results)
+}
+
+/// A pair's error as the Status a single resolve would have failed with.
+fn status_of(s: &tonic_types::Status) -> Status {
+    Status::with_details(
+        Code::from_i32(s.code),
+        s.message.clone(),
+        s.encode_to_vec().into(),
+    )
+}
+
+/// Why `status` is not NOT_FOUND naming one of `names` exactly as a missing
+/// resource is named (message and ResourceInfo), if it is not.
+fn not_found_naming(status: &Status, names: &[String]) -> Option<String> {
+    let named = status.get_details_resource_info().map(|r| r.resource_name);
+    let right = status.code() == Code::NotFound
+        && names
+            .iter()
+            .any(|n| named.as_ref() == Some(n) && status.message() == format!("{n} not found"));
+    (!right).then(|| {
+        format!(
+            "expected NOT_FOUND naming one of {names:?} as a missing resource, got {:?}: {} (resource {named:?})",
+            status.code(),
+            status.message()
+        )
+    })
+}
+
+/// Why `e` is not the entitlement of `consumer` on `service`, if it is not.
+fn entitled_to(e: &pb::Entitlement, consumer: &str, service: &str) -> Option<String> {
+    (e.consumer != consumer || e.service != service).then(|| {
+        format!(
+            "asked about {consumer} on {service}, answered for {} on {}",
+            e.consumer, e.service
+        )
+    })
+}
+
+/// Why the result of one pair is wrong, if it is.
+fn pair_verdict(
+    result: &pb::EntitlementResult,
+    pair: &pb::EntitlementPair,
+    expect: &PairExpect,
+) -> Option<String> {
+    use pb::entitlement_result::Result as R;
+    if result.pair.as_ref() != Some(pair) {
+        return Some(format!("answers for another pair: {:?}", result.pair));
+    }
+    match (expect, &result.result) {
+        (PairExpect::Own, Some(R::Entitlement(e))) => entitled_to(e, &pair.consumer, &pair.service),
+        (PairExpect::Own, Some(R::Error(s))) => (s.code != Code::NotFound as i32).then(|| {
+            format!(
+                "expected its entitlement or NOT_FOUND, got {:?}: {}",
+                Code::from_i32(s.code),
+                s.message
+            )
+        }),
+        (PairExpect::NotFound(names), Some(R::Error(s))) => not_found_naming(&status_of(s), names),
+        (PairExpect::NotFound(names), Some(R::Entitlement(e))) => Some(format!(
+            "expected NOT_FOUND naming one of {names:?}, got an entitlement of {} on {}",
+            e.consumer, e.service
+        )),
+        (_, None) => Some("neither an entitlement nor an error".into()),
+    }
+}
+
+/// How many entitlements an OK answer of an entitlement call carries.
+fn entitlements_in(expect: &Expect, bytes: &[u8]) -> usize {
+    use pb::entitlement_result::Result as R;
+    match expect {
+        Expect::Entitled { explain: false, .. } => 1,
+        Expect::Entitled { explain: true, .. } => pb::EntitlementExplanation::decode(bytes)
+            .map_or(0, |x| usize::from(x.entitlement.is_some())),
+        Expect::Results { watch, .. } => results_of(*watch, bytes).map_or(0, |results| {
+            results
+                .iter()
+                .filter(|r| matches!(r.result, Some(R::Entitlement(_))))
+                .count()
+        }),
+        _ => 0,
+    }
+}
+
+/// The pairs of a batch or watch that name B.
+fn pairs_naming_b(expect: &Expect) -> usize {
+    match expect {
+        Expect::Results { pairs, .. } => pairs
+            .iter()
+            .filter(|(p, _)| {
+                contains(p.consumer.as_bytes(), B) || contains(p.service.as_bytes(), B)
+            })
+            .count(),
+        _ => 0,
+    }
+}
+
 fn code_of(answer: &Answer) -> Code {
     match answer {
         Ok(_) => Code::Ok,
@@ -1799,9 +2211,19 @@ fn code_of(answer: &Answer) -> Code {
 
 /// Why `answer` is wrong for `call`, if it is.
 fn verdict(call: &Meta, answer: &Answer) -> Option<String> {
-    // Nothing of B's comes back, whatever the call.
+    // Nothing of B's comes back, whatever the call. A batch's or a watch's
+    // result repeats its pair, and a pair's NOT_FOUND names it: those names
+    // are the request's own, and nothing else of B's may come with them.
+    let echoed: Vec<&str> = match &call.expect {
+        Expect::Results { pairs, .. } => pairs
+            .iter()
+            .flat_map(|(p, _)| [p.consumer.as_str(), p.service.as_str()])
+            .filter(|n| contains(n.as_bytes(), B))
+            .collect(),
+        _ => Vec::new(),
+    };
     match answer {
-        Ok(bytes) if contains(bytes, B) || contains(bytes, B_NOTE) => {
+        Ok(bytes) if contains(&without(bytes, &echoed), B) || contains(bytes, B_NOTE) => {
             return Some("LEAK: the response carries tenant B's data".into());
         }
         Err(status) => {
@@ -1860,6 +2282,63 @@ fn verdict(call: &Meta, answer: &Answer) -> Option<String> {
             }
             Err(_) => wrong("OK with no agreements"),
         },
+        Expect::Entitled {
+            explain,
+            consumer,
+            service,
+        } => match answer {
+            Ok(bytes) if !explain => {
+                let e = pb::Entitlement::decode(&bytes[..]).expect("decode");
+                entitled_to(&e, consumer, service)
+            }
+            Ok(bytes) => {
+                let x = pb::EntitlementExplanation::decode(&bytes[..]).expect("decode");
+                if (&x.consumer, &x.service) != (consumer, service) {
+                    Some(format!(
+                        "asked about {consumer} on {service}, explained {} on {}",
+                        x.consumer, x.service
+                    ))
+                } else if x.ancestry.first() != Some(consumer) {
+                    Some(format!(
+                        "an ancestry not from the consumer: {:?}",
+                        x.ancestry
+                    ))
+                } else {
+                    x.entitlement
+                        .as_ref()
+                        .and_then(|e| entitled_to(e, consumer, service))
+                }
+            }
+            Err(_) if code == Code::NotFound => None,
+            Err(_) => wrong("OK or NOT_FOUND"),
+        },
+        Expect::NotFound(names) => match answer {
+            Ok(_) => wrong(&format!("NOT_FOUND naming one of {names:?}")),
+            Err(status) => not_found_naming(status, names),
+        },
+        Expect::Results { watch, pairs } => {
+            let Ok(bytes) = answer else {
+                return wrong("OK with one result per pair");
+            };
+            let results = match results_of(*watch, bytes) {
+                Ok(results) => results,
+                Err(problem) => return Some(problem),
+            };
+            if results.len() != pairs.len() {
+                return Some(format!(
+                    "{} results for {} pairs",
+                    results.len(),
+                    pairs.len()
+                ));
+            }
+            results
+                .iter()
+                .zip(pairs)
+                .enumerate()
+                .find_map(|(i, (result, (pair, expect)))| {
+                    pair_verdict(result, pair, expect).map(|p| format!("pairs[{i}]: {p}"))
+                })
+        }
         _ => None,
     }
 }
@@ -1906,6 +2385,7 @@ async fn tenant_a_can_neither_see_nor_change_tenant_b(s: TestServer) {
         a_tokens: &a_tokens,
         b_tokens: &b_tokens,
         methods: accord_methods(),
+        began: chrono::Utc::now().timestamp(),
         keys: a
             .keys
             .iter()
@@ -1930,6 +2410,10 @@ async fn tenant_a_can_neither_see_nor_change_tenant_b(s: TestServer) {
     let mut outcomes: BTreeMap<(Twist, bool), BTreeMap<String, usize>> = BTreeMap::new();
     let mut reached: BTreeMap<&str, BTreeMap<Twist, usize>> = BTreeMap::new();
     let mut b_tokens_reached: BTreeMap<&str, usize> = BTreeMap::new();
+    // Entitlement calls: pairs naming B answered inside an OK batch or watch,
+    // and entitlements resolved for A's own questions, by method.
+    let mut b_pairs_answered: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut entitled: BTreeMap<&str, usize> = BTreeMap::new();
     for (call, answer) in &answers {
         if let Some(problem) = verdict(call, answer) {
             let shown: String = call.request.chars().take(400).collect();
@@ -1955,6 +2439,17 @@ async fn tenant_a_can_neither_see_nor_change_tenant_b(s: TestServer) {
             if matches!(&call.expect, Expect::Invalid(f) if f.iter().any(|f| f == "page_token")) {
                 *b_tokens_reached.entry(call.method.as_str()).or_default() += 1;
             }
+            if let Ok(bytes) = answer {
+                let method = call.method.as_str();
+                let b_pairs = pairs_naming_b(&call.expect);
+                if b_pairs > 0 {
+                    *b_pairs_answered.entry(method).or_default() += b_pairs;
+                }
+                let resolved = entitlements_in(&call.expect, bytes);
+                if call.twist == Twist::Own && resolved > 0 {
+                    *entitled.entry(method).or_default() += resolved;
+                }
+            }
         }
     }
 
@@ -1977,6 +2472,10 @@ async fn tenant_a_can_neither_see_nor_change_tenant_b(s: TestServer) {
             codes.join(", ")
         );
     }
+    println!(
+        "isolation: entitlements resolved for A's own questions {entitled:?}; \
+         pairs naming B answered NOT_FOUND in OK batches and watches {b_pairs_answered:?}"
+    );
     println!("isolation: B's checksum {checksum_before} before, {checksum_after} after");
 
     // B is untouched.
@@ -2032,7 +2531,22 @@ async fn tenant_a_can_neither_see_nor_change_tenant_b(s: TestServer) {
                 "{method} was never called with a page token of B's"
             );
         }
+        // B's names reached the pairs of an OK batch and of an OK watch.
+        if method.ends_with("/BatchResolveEntitlements") || method.ends_with("/WatchEntitlements") {
+            assert!(
+                b_pairs_answered.get(method.as_str()).copied().unwrap_or(0) > 0,
+                "{method} never answered a pair naming B in an OK response"
+            );
+        }
     }
+    // A's published agreements answered some of A's own questions. (Not each
+    // RPC: A's random traffic may terminate them early, and a watch resolves
+    // as of now only.)
+    let resolved: usize = entitled.values().sum();
+    assert!(
+        resolved > 0,
+        "no entitlement call resolved an entitlement of A's"
+    );
 }
 
 on_both_backends!(tenant_a_can_neither_see_nor_change_tenant_b);

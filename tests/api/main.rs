@@ -6,6 +6,8 @@ mod support;
 mod agreements;
 mod audit;
 mod auth;
+mod entitlement_cache;
+mod entitlements;
 mod idempotency;
 mod isolation;
 mod not_found_and_stale;
@@ -20,3 +22,7 @@ mod startup;
 mod store_contract;
 mod tenants;
 mod tls;
+
+// Entitlement resolution: the table of cases is in `entitlements`.
+mod entitlement_errors;
+mod entitlement_model;

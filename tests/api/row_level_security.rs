@@ -27,9 +27,12 @@ const TENANT_TABLES: &[&str] = &[
     "agreements",
     "api_keys",
     "audit_events",
+    "override_history",
     "overrides",
     "parties",
+    "party_history",
     "request_ids",
+    "revision_services",
     "services",
     "tenants",
 ];

@@ -12,6 +12,7 @@ use accord::proto::v1 as pb;
 use pb::agreement_service_client::AgreementServiceClient;
 use pb::api_key_service_client::ApiKeyServiceClient;
 use pb::audit_service_client::AuditServiceClient;
+use pb::entitlement_service_client::EntitlementServiceClient;
 use pb::party_service_client::PartyServiceClient;
 use pb::service_catalog_service_client::ServiceCatalogServiceClient;
 use pb::tenant_service_client::TenantServiceClient;
@@ -321,6 +322,10 @@ impl TestServer {
 
     pub fn audit(&self) -> AuditServiceClient<Authed> {
         AuditServiceClient::new(self.authed(self.tenant_bearer()))
+    }
+
+    pub fn entitlements(&self) -> EntitlementServiceClient<Authed> {
+        EntitlementServiceClient::new(self.authed(self.tenant_bearer()))
     }
 
     /// Every audit event of `tenant` about `resource`, newest first.

@@ -1,0 +1,181 @@
+//! The change feed: what a committed write may have changed for entitlement
+//! resolution. The registry publishes a change after each commit; on
+//! PostgreSQL the same change also goes out by NOTIFY, in the writing
+//! transaction, so that other replicas apply it too. Applying a change bumps
+//! the generations the entitlement cache checks entries against, and wakes
+//! the watchers.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::domain::names::Id;
+
+/// What a write may have changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// Entitlements of these services (agreements, overrides, the services
+    /// themselves).
+    Services { tenant: Id, services: Vec<Id> },
+    /// Any entitlement of the tenant (parties and their ancestry, the tenant).
+    Tenant { tenant: Id },
+    /// The tenant's API keys (a revocation): no entitlement, but cached keys.
+    Keys { tenant: Id },
+    /// Anything: changes may have been missed (a lost LISTEN connection).
+    Everything,
+}
+
+/// Generations of what cached entitlements depend on. An entry is good only
+/// while the generations it was read under are current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    everything: u64,
+    tenant: u64,
+    service: u64,
+}
+
+/// How many changes a slow watcher may fall behind before it re-reads all.
+const FEED_CAPACITY: usize = 4096;
+
+pub struct Changes {
+    /// Whether changes made elsewhere reach this replica now (always on
+    /// SQLite; on PostgreSQL while the LISTEN connection is up). While not,
+    /// the cache is bypassed.
+    live: AtomicBool,
+    everything: AtomicU64,
+    tenants: RwLock<HashMap<Id, u64>>,
+    services: RwLock<HashMap<(Id, Id), u64>>,
+    feed: broadcast::Sender<Change>,
+}
+
+impl Default for Changes {
+    fn default() -> Self {
+        Self {
+            live: AtomicBool::new(true),
+            everything: AtomicU64::new(0),
+            tenants: RwLock::default(),
+            services: RwLock::default(),
+            feed: broadcast::channel(FEED_CAPACITY).0,
+        }
+    }
+}
+
+impl std::fmt::Debug for Changes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Changes").finish_non_exhaustive()
+    }
+}
+
+impl Changes {
+    /// The generations an entitlement of (tenant, service) read now depends on.
+    /// Taken before reading the store, so a write that commits meanwhile makes
+    /// the entry stale rather than letting an old answer pass for new.
+    pub fn stamp(&self, tenant: &Id, service: &Id) -> Stamp {
+        let everything = self.everything.load(Ordering::Acquire);
+        let tenant_gen = read(&self.tenants).get(tenant).copied().unwrap_or(0);
+        let service_gen = read(&self.services)
+            .get(&(tenant.clone(), service.clone()))
+            .copied()
+            .unwrap_or(0);
+        Stamp {
+            everything,
+            tenant: tenant_gen,
+            service: service_gen,
+        }
+    }
+
+    /// Applies a change: entries read before it are stale from now on, and
+    /// watchers hear of it.
+    pub fn apply(&self, change: Change) {
+        match &change {
+            Change::Everything => {
+                self.everything.fetch_add(1, Ordering::AcqRel);
+            }
+            Change::Tenant { tenant } => {
+                *write(&self.tenants).entry(tenant.clone()).or_default() += 1;
+            }
+            Change::Services { tenant, services } => {
+                let mut gens = write(&self.services);
+                for s in services {
+                    *gens.entry((tenant.clone(), s.clone())).or_default() += 1;
+                }
+            }
+            Change::Keys { .. } => {}
+        }
+        // No receiver is not an error: nobody is watching.
+        let _ = self.feed.send(change);
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Marks whether other replicas' changes reach this one. Going live
+    /// again applies `Everything`: what happened meanwhile is unknown.
+    pub fn set_live(&self, live: bool) {
+        let was = self.live.swap(live, Ordering::AcqRel);
+        if live && !was {
+            self.apply(Change::Everything);
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.feed.subscribe()
+    }
+}
+
+impl Change {
+    /// Whether the change may affect the entitlement of (tenant, service).
+    pub fn affects(&self, tenant: &Id, service: &Id) -> bool {
+        match self {
+            Change::Everything => true,
+            Change::Tenant { tenant: t } => t == tenant,
+            Change::Services {
+                tenant: t,
+                services,
+            } => t == tenant && services.contains(service),
+            Change::Keys { .. } => false,
+        }
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> Id {
+        Id::parse("id", s).unwrap()
+    }
+
+    #[test]
+    fn a_change_stales_the_stamps_it_affects_and_only_those() {
+        let changes = Changes::default();
+        let (t, a, b) = (id("t"), id("a"), id("b"));
+        let before_a = changes.stamp(&t, &a);
+        let before_b = changes.stamp(&t, &b);
+        changes.apply(Change::Services {
+            tenant: t.clone(),
+            services: vec![a.clone()],
+        });
+        assert_ne!(changes.stamp(&t, &a), before_a);
+        assert_eq!(changes.stamp(&t, &b), before_b);
+        changes.apply(Change::Tenant { tenant: t.clone() });
+        assert_ne!(changes.stamp(&t, &b), before_b);
+        let now = changes.stamp(&id("other"), &a);
+        changes.apply(Change::Everything);
+        assert_ne!(changes.stamp(&id("other"), &a), now);
+    }
+}

@@ -1,0 +1,345 @@
+//! Serving entitlements: reads what resolution needs in one read transaction,
+//! resolves (`entitlement.rs`), and answers "now" questions from a bounded
+//! cache. An entry is good while the change generations it was read under are
+//! current (`changes.rs`: the registry bumps them after each commit, other
+//! replicas through NOTIFY) and until its `stable_until`, when a validity
+//! window opens or closes. Questions about another instant (`as_of`,
+//! `known_at`) always read the store.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::changes::{Changes, Stamp};
+use crate::domain::entitlement::{self, Entitlement, Explanation, Inputs, Query};
+use crate::domain::names::{Id, party_name, service_name};
+use crate::error::{Error, Result};
+use crate::store::{Access, Store, Tx};
+
+/// The most pairs one batch may hold.
+pub const MAX_BATCH: usize = 1000;
+
+/// An entitlement and the instants it answers for.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub entitlement: Arc<Entitlement>,
+    pub as_of: DateTime<Utc>,
+    pub known_at: DateTime<Utc>,
+}
+
+/// One pair's outcome, and the first instant at which it may change by
+/// itself (a validity window opening or closing).
+#[derive(Debug)]
+pub struct Answer {
+    pub result: Result<Resolved>,
+    pub stable_until: Option<DateTime<Utc>>,
+}
+
+/// One pair of a question: consumer and service ids in the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Pair {
+    pub consumer: Id,
+    pub service: Id,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    tenant: Id,
+    pair: Pair,
+}
+
+/// What the cache holds: the answer, found or NOT_FOUND, and what it depends on.
+#[derive(Debug, Clone)]
+struct Cached {
+    answer: std::result::Result<Arc<Entitlement>, String>,
+    stamp: Stamp,
+    stable_until: Option<DateTime<Utc>>,
+}
+
+/// Cache figures since start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub entries: u64,
+}
+
+impl CacheStats {
+    /// Hits over lookups; 0 before the first lookup.
+    pub fn hit_ratio(&self) -> f64 {
+        let lookups = self.hits + self.misses;
+        if lookups == 0 {
+            0.0
+        } else {
+            self.hits as f64 / lookups as f64
+        }
+    }
+}
+
+pub struct Resolver {
+    store: Arc<dyn Store>,
+    changes: Arc<Changes>,
+    cache: moka::sync::Cache<Key, Cached>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    stopping: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Resolver {
+    /// `capacity`: how many entitlements the cache holds at most (0: none).
+    pub fn new(store: Arc<dyn Store>, changes: Arc<Changes>, capacity: u64) -> Self {
+        Self {
+            store,
+            changes,
+            cache: moka::sync::Cache::new(capacity),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            stopping: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// Tells long-lived calls (watches) that the server is shutting down.
+    pub fn shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Changes to `true` when the server starts shutting down.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    pub fn changes(&self) -> &Arc<Changes> {
+        &self.changes
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        self.cache.run_pending_tasks();
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            entries: self.cache.entry_count(),
+        }
+    }
+
+    /// Empties the cache (the generations make entries stale anyway; this
+    /// frees their memory).
+    pub fn clear(&self) {
+        self.cache.invalidate_all();
+    }
+
+    /// The entitlement of one pair; `None` instants mean now.
+    pub async fn resolve(
+        &self,
+        tenant: &Id,
+        pair: &Pair,
+        as_of: Option<DateTime<Utc>>,
+        known_at: Option<DateTime<Utc>>,
+    ) -> Result<Resolved> {
+        let mut results = self
+            .resolve_batch(tenant, std::slice::from_ref(pair), as_of, known_at)
+            .await?;
+        results.pop().expect("one result per pair")
+    }
+
+    /// The entitlements of many pairs, each with its own outcome; the outer
+    /// error is for the whole call (bad instants, the store unavailable).
+    pub async fn resolve_batch(
+        &self,
+        tenant: &Id,
+        pairs: &[Pair],
+        as_of: Option<DateTime<Utc>>,
+        known_at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Result<Resolved>>> {
+        let answers = self
+            .resolve_batch_until(tenant, pairs, as_of, known_at)
+            .await?;
+        Ok(answers.into_iter().map(|a| a.result).collect())
+    }
+
+    /// `resolve_batch`, with when each answer may next change by itself.
+    pub async fn resolve_batch_until(
+        &self,
+        tenant: &Id,
+        pairs: &[Pair],
+        as_of: Option<DateTime<Utc>>,
+        known_at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Answer>> {
+        let now = Utc::now();
+        let known_at = check_known_at(known_at, now)?;
+        let cacheable = as_of.is_none() && known_at.is_none() && self.changes.is_live();
+        let (as_of, known_at) = (as_of.unwrap_or(now), known_at.unwrap_or(now));
+        let answer = |cached: &std::result::Result<Arc<Entitlement>, String>,
+                      stable_until: Option<DateTime<Utc>>| Answer {
+            result: match cached {
+                Ok(e) => Ok(Resolved {
+                    entitlement: e.clone(),
+                    as_of,
+                    known_at,
+                }),
+                Err(name) => Err(Error::NotFound(name.clone())),
+            },
+            stable_until,
+        };
+        let mut results: Vec<Option<Answer>> = Vec::with_capacity(pairs.len());
+        results.resize_with(pairs.len(), || None);
+        let mut misses = Vec::new();
+        for (i, pair) in pairs.iter().enumerate() {
+            let key = Key {
+                tenant: tenant.clone(),
+                pair: pair.clone(),
+            };
+            let stamp = self.changes.stamp(tenant, &pair.service);
+            if cacheable {
+                if let Some(c) = self.cache.get(&key)
+                    && c.stamp == stamp
+                    && c.stable_until.is_none_or(|until| now < until)
+                {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    results[i] = Some(answer(&c.answer, c.stable_until));
+                    continue;
+                }
+                self.misses.fetch_add(1, Ordering::Relaxed);
+            }
+            misses.push((i, key, stamp));
+        }
+        if !misses.is_empty() {
+            let mut tx = self.store.begin(Some(tenant), Access::Read).await?;
+            for (i, key, stamp) in misses {
+                let query = Query {
+                    consumer: key.pair.consumer.clone(),
+                    service: key.pair.service.clone(),
+                    as_of,
+                    known_at,
+                };
+                let (computed, stable_until) =
+                    match read_inputs(&mut *tx, tenant, &query, false).await {
+                        Ok(inputs) => {
+                            let x = entitlement::explain(tenant, &query, &inputs);
+                            let found = x.entitlement.map(Arc::new).ok_or_else(|| {
+                                format!(
+                                    "entitlement of {} on {}",
+                                    party_name(tenant, &query.consumer),
+                                    service_name(tenant, &query.service)
+                                )
+                            });
+                            (found, x.stable_until)
+                        }
+                        Err(Error::NotFound(name)) => (Err(name), None),
+                        Err(e) => {
+                            results[i] = Some(Answer {
+                                result: Err(e),
+                                stable_until: None,
+                            });
+                            continue;
+                        }
+                    };
+                if cacheable {
+                    self.cache.insert(
+                        key,
+                        Cached {
+                            answer: computed.clone(),
+                            stamp,
+                            stable_until,
+                        },
+                    );
+                }
+                results[i] = Some(answer(&computed, stable_until));
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.expect("every pair answered"))
+            .collect())
+    }
+
+    /// The layers considered for one pair and why each applied or not.
+    pub async fn explain(
+        &self,
+        tenant: &Id,
+        pair: &Pair,
+        as_of: Option<DateTime<Utc>>,
+        known_at: Option<DateTime<Utc>>,
+    ) -> Result<Explanation> {
+        let now = Utc::now();
+        let known_at = check_known_at(known_at, now)?.unwrap_or(now);
+        let query = Query {
+            consumer: pair.consumer.clone(),
+            service: pair.service.clone(),
+            as_of: as_of.unwrap_or(now),
+            known_at,
+        };
+        let mut tx = self.store.begin(Some(tenant), Access::Read).await?;
+        let inputs = read_inputs(&mut *tx, tenant, &query, true).await?;
+        Ok(entitlement::explain(tenant, &query, &inputs))
+    }
+}
+
+/// `known_at` is a moment the registry has seen: not in the future.
+fn check_known_at(
+    known_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>> {
+    match known_at {
+        Some(k) if k > now => Err(Error::invalid(
+            "known_at",
+            "must not be in the future: the registry cannot know what it has not recorded",
+        )),
+        k => Ok(k),
+    }
+}
+
+/// What resolution of `query` reads. `all`: every layer that could be
+/// considered (for explanations), not only those that can apply.
+async fn read_inputs(tx: &mut dyn Tx, tenant: &Id, query: &Query, all: bool) -> Result<Inputs> {
+    let ancestry = tx
+        .party_ancestry(tenant, &query.consumer, query.known_at)
+        .await?;
+    if ancestry.is_empty() {
+        return Err(Error::NotFound(party_name(tenant, &query.consumer)));
+    }
+    // Services keep no history: one that exists now counts from its
+    // creation; one deleted since is unknown.
+    match tx.get_service(tenant, &query.service).await? {
+        Some(s) if s.meta.create_time <= query.known_at => {}
+        _ => return Err(Error::NotFound(service_name(tenant, &query.service))),
+    }
+    let consumers = (!all).then_some(ancestry.as_slice());
+    let revisions = tx
+        .entitlement_revisions(
+            tenant,
+            &query.service,
+            consumers,
+            (!all).then_some(query.known_at),
+        )
+        .await?;
+    let mut bases: Vec<Id> = revisions
+        .iter()
+        .filter(|r| r.snapshot.kind == crate::domain::agreement::AgreementKind::ServiceLevel)
+        .map(|r| r.agreement.clone())
+        .collect();
+    bases.dedup();
+    let overrides = tx
+        .entitlement_overrides(tenant, &bases, consumers, query.known_at)
+        .await?;
+    let unrecorded = if all {
+        tx.overrides_recorded_after(tenant, &bases, query.known_at)
+            .await?
+    } else {
+        Vec::new()
+    };
+    Ok(Inputs {
+        ancestry,
+        revisions,
+        overrides,
+        unrecorded,
+    })
+}
