@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::agreement::AgreementKind;
 use crate::domain::changes::{Changes, Stamp};
 use crate::domain::entitlement::{self, Entitlement, Explanation, Inputs, Query};
 use crate::domain::names::{Id, party_name, service_name};
@@ -297,49 +298,69 @@ fn check_known_at(
     }
 }
 
-/// What resolution of `query` reads. `all`: every layer that could be
-/// considered (for explanations), not only those that can apply.
+/// What resolving `query` reads: one round trip, only the layers that can
+/// apply. `all`: every layer that could be considered, for explanations.
 async fn read_inputs(tx: &mut dyn Tx, tenant: &Id, query: &Query, all: bool) -> Result<Inputs> {
+    if all {
+        return read_all_inputs(tx, tenant, query).await;
+    }
+    let rows = tx
+        .entitlement_rows(tenant, &query.consumer, &query.service, query.known_at)
+        .await?;
+    check_pair(tenant, query, &rows.ancestry, rows.service.as_ref())?;
+    Ok(Inputs {
+        ancestry: rows.ancestry,
+        revisions: rows.revisions,
+        overrides: rows.overrides,
+        unrecorded: Vec::new(),
+    })
+}
+
+/// Every layer that could be considered: the revisions of every agreement
+/// that ever covered the service (recorded by `known_at` or not), the
+/// overrides of its SERVICE_LEVEL agreements for any consumer, and those
+/// recorded after `known_at`.
+async fn read_all_inputs(tx: &mut dyn Tx, tenant: &Id, query: &Query) -> Result<Inputs> {
     let ancestry = tx
         .party_ancestry(tenant, &query.consumer, query.known_at)
         .await?;
-    if ancestry.is_empty() {
-        return Err(Error::NotFound(party_name(tenant, &query.consumer)));
-    }
-    // Services keep no history: one that exists now counts from its
-    // creation; one deleted since is unknown.
-    match tx.get_service(tenant, &query.service).await? {
-        Some(s) if s.meta.create_time <= query.known_at => {}
-        _ => return Err(Error::NotFound(service_name(tenant, &query.service))),
-    }
-    let consumers = (!all).then_some(ancestry.as_slice());
-    let revisions = tx
-        .entitlement_revisions(
-            tenant,
-            &query.service,
-            consumers,
-            (!all).then_some(query.known_at),
-        )
-        .await?;
+    let service = tx.get_service(tenant, &query.service).await?;
+    check_pair(tenant, query, &ancestry, service.as_ref())?;
+    let revisions = tx.entitlement_revisions(tenant, &query.service).await?;
     let mut bases: Vec<Id> = revisions
         .iter()
-        .filter(|r| r.snapshot.kind == crate::domain::agreement::AgreementKind::ServiceLevel)
+        .filter(|r| r.snapshot.kind == AgreementKind::ServiceLevel)
         .map(|r| r.agreement.clone())
         .collect();
     bases.dedup();
     let overrides = tx
-        .entitlement_overrides(tenant, &bases, consumers, query.known_at)
+        .entitlement_overrides(tenant, &bases, query.known_at)
         .await?;
-    let unrecorded = if all {
-        tx.overrides_recorded_after(tenant, &bases, query.known_at)
-            .await?
-    } else {
-        Vec::new()
-    };
+    let unrecorded = tx
+        .overrides_recorded_after(tenant, &bases, query.known_at)
+        .await?;
     Ok(Inputs {
         ancestry,
         revisions,
         overrides,
         unrecorded,
     })
+}
+
+/// The consumer must have existed at `known_at` (an empty ancestry: it did
+/// not), and so must the service. Services keep no history: one that exists
+/// now counts from its creation; one deleted since is unknown.
+fn check_pair(
+    tenant: &Id,
+    query: &Query,
+    ancestry: &[Id],
+    service: Option<&crate::domain::service::Service>,
+) -> Result<()> {
+    if ancestry.is_empty() {
+        return Err(Error::NotFound(party_name(tenant, &query.consumer)));
+    }
+    if service.is_none_or(|s| s.meta.create_time > query.known_at) {
+        return Err(Error::NotFound(service_name(tenant, &query.service)));
+    }
+    Ok(())
 }

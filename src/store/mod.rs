@@ -237,6 +237,17 @@ pub trait Tx: Send {
         now: DateTime<Utc>,
     ) -> Result<()>;
 
+    /// In one round trip, what resolving (consumer, service) as known at
+    /// `known_at` reads: as `party_ancestry`, the service (as it is now),
+    /// `entitlement_revisions` for the ancestry, and `entitlement_overrides`
+    /// of the service's SERVICE_LEVEL agreements for the ancestry.
+    async fn entitlement_rows(
+        &mut self,
+        tenant: &Id,
+        consumer: &Id,
+        service: &Id,
+        known_at: DateTime<Utc>,
+    ) -> Result<EntitlementRows>;
     /// The party first, then its parent and so on up, as recorded at
     /// `known_at`; empty when the party did not exist then.
     async fn party_ancestry(
@@ -246,23 +257,13 @@ pub trait Tx: Send {
         known_at: DateTime<Utc>,
     ) -> Result<Vec<Id>>;
     /// Every revision of the SERVICE_LEVEL, CUSTOMER and INTERNAL agreements
-    /// one of whose revisions covers `service` (for consumer agreements, with
-    /// one of `consumers` as consumer, when given), recorded by `recorded_by`
-    /// when given; by agreement, then sequence.
-    async fn entitlement_revisions(
-        &mut self,
-        tenant: &Id,
-        service: &Id,
-        consumers: Option<&[Id]>,
-        recorded_by: Option<DateTime<Utc>>,
-    ) -> Result<Vec<Revision>>;
-    /// The overrides of `agreements` as recorded at `known_at` (for one of
-    /// `consumers`, when given).
+    /// one of whose revisions covers `service`; by agreement, then sequence.
+    async fn entitlement_revisions(&mut self, tenant: &Id, service: &Id) -> Result<Vec<Revision>>;
+    /// The overrides of `agreements`, each as recorded at `known_at`.
     async fn entitlement_overrides(
         &mut self,
         tenant: &Id,
         agreements: &[Id],
-        consumers: Option<&[Id]>,
         known_at: DateTime<Utc>,
     ) -> Result<Vec<Override>>;
     /// The overrides of `agreements` first recorded after `known_at`, each as
@@ -273,6 +274,21 @@ pub trait Tx: Send {
         agreements: &[Id],
         known_at: DateTime<Utc>,
     ) -> Result<Vec<Override>>;
+}
+
+/// What `Tx::entitlement_rows` finds.
+#[derive(Debug, Default)]
+pub struct EntitlementRows {
+    pub ancestry: Vec<Id>,
+    pub service: Option<Service>,
+    pub revisions: Vec<Revision>,
+    pub overrides: Vec<Override>,
+}
+
+/// Decodes a stored JSON body.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T> {
+    serde_json::from_value(value)
+        .map_err(|e| Error::Internal(anyhow::Error::new(e).context("decode a stored body")))
 }
 
 /// The PostgreSQL channel changes are announced on.

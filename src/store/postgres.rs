@@ -13,7 +13,10 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Postgres};
 
 use super::sql::impl_tx;
-use super::{Access, CHANGES_CHANNEL, MAX_ANCESTRY, Store, StoredRequest, Tx, internal, translate};
+use super::{
+    Access, CHANGES_CHANNEL, EntitlementRows, MAX_ANCESTRY, Store, StoredRequest, Tx, from_json,
+    internal, translate,
+};
 use crate::domain::agreement::{Agreement, AgreementKind, AgreementState, Revision};
 use crate::domain::api_key::ApiKey;
 use crate::domain::audit::{AuditCursor, AuditEvent, AuditFilter};

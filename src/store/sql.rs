@@ -903,6 +903,77 @@ macro_rules! impl_tx {
 
             // --- entitlements --------------------------------------------
 
+            async fn entitlement_rows(
+                &mut self,
+                tenant: &Id,
+                consumer: &Id,
+                service: &Id,
+                known_at: DateTime<Utc>,
+            ) -> Result<EntitlementRows> {
+                // One round trip: the ancestry, the service, the revisions of
+                // the agreements covering the service for the ancestry, and
+                // the overrides of its SERVICE_LEVEL agreements for the
+                // ancestry, told apart by `part`.
+                #[allow(clippy::type_complexity)]
+                let rows: Vec<(i64, i64, Option<String>, Option<Json<serde_json::Value>>)> =
+                    sqlx::query_as(
+                        "WITH RECURSIVE chain (id, parent, depth) AS ( \
+                           SELECT party_id, parent, 0 FROM party_history \
+                             WHERE tenant = $1 AND party_id = $2 AND recorded_from <= $4 \
+                             AND (recorded_until IS NULL OR recorded_until > $4) \
+                           UNION ALL \
+                           SELECT h.party_id, h.parent, c.depth + 1 FROM party_history h \
+                             JOIN chain c ON h.party_id = c.parent \
+                             WHERE h.tenant = $1 AND h.recorded_from <= $4 \
+                             AND (h.recorded_until IS NULL OR h.recorded_until > $4) \
+                             AND c.depth < $5 \
+                         ) \
+                         SELECT * FROM ( \
+                         SELECT CAST(0 AS BIGINT) AS part, CAST(depth AS BIGINT) AS n, \
+                                id AS party, NULL AS body FROM chain \
+                         UNION ALL \
+                         SELECT 1, 0, NULL, body FROM services WHERE tenant = $1 AND id = $3 \
+                         UNION ALL \
+                         SELECT 2, r.seq, NULL, r.body FROM agreement_revisions r \
+                           WHERE r.tenant = $1 AND r.create_time <= $4 \
+                           AND r.agreement_id IN (SELECT s.agreement_id FROM revision_services s \
+                             WHERE s.tenant = $1 AND s.service_id = $3 \
+                             AND s.kind IN ('SERVICE_LEVEL', 'CUSTOMER', 'INTERNAL') \
+                             AND (s.consumer IS NULL OR s.consumer IN (SELECT id FROM chain))) \
+                         UNION ALL \
+                         SELECT 3, 0, NULL, o.body FROM override_history o \
+                           WHERE o.tenant = $1 AND o.recorded_from <= $4 \
+                           AND (o.recorded_until IS NULL OR o.recorded_until > $4) \
+                           AND o.consumer IN (SELECT id FROM chain) \
+                           AND o.agreement_id IN (SELECT s.agreement_id FROM revision_services s \
+                             WHERE s.tenant = $1 AND s.service_id = $3 AND s.kind = 'SERVICE_LEVEL') \
+                         ) AS parts ORDER BY part, n",
+                    )
+                    .bind(tenant.as_str())
+                    .bind(consumer.as_str())
+                    .bind(service.as_str())
+                    .bind(db_time(known_at))
+                    .bind(MAX_ANCESTRY as i64)
+                    .fetch_all(self.conn())
+                    .await
+                    .map_err(internal("entitlement rows"))?;
+                let mut out = EntitlementRows::default();
+                let decode = |body: Option<Json<serde_json::Value>>| {
+                    body.ok_or_else(|| Error::internal("an entitlement row without its body"))
+                };
+                for (part, _, party, body) in rows {
+                    match part {
+                        0 => out.ancestry.push(Id::generated(
+                            party.ok_or_else(|| Error::internal("an ancestry row without its party"))?,
+                        )),
+                        1 => out.service = Some(from_json(decode(body)?.0)?),
+                        2 => out.revisions.push(from_json(decode(body)?.0)?),
+                        _ => out.overrides.push(from_json(decode(body)?.0)?),
+                    }
+                }
+                Ok(out)
+            }
+
             async fn party_ancestry(
                 &mut self,
                 tenant: &Id,
@@ -935,35 +1006,19 @@ macro_rules! impl_tx {
                 &mut self,
                 tenant: &Id,
                 service: &Id,
-                consumers: Option<&[Id]>,
-                recorded_by: Option<DateTime<Utc>>,
             ) -> Result<Vec<Revision>> {
-                let mut q = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT r.body FROM agreement_revisions r WHERE r.tenant = ",
-                );
-                q.push_bind(tenant.as_str());
-                if let Some(k) = recorded_by {
-                    q.push(" AND r.create_time <= ").push_bind(db_time(k));
-                }
-                q.push(
-                    " AND r.agreement_id IN (SELECT s.agreement_id FROM revision_services s \
-                     WHERE s.tenant = ",
+                let rows: Vec<Json<Revision>> = sqlx::query_scalar(
+                    "SELECT r.body FROM agreement_revisions r WHERE r.tenant = $1 \
+                     AND r.agreement_id IN (SELECT s.agreement_id FROM revision_services s \
+                       WHERE s.tenant = $1 AND s.service_id = $2 \
+                       AND s.kind IN ('SERVICE_LEVEL', 'CUSTOMER', 'INTERNAL')) \
+                     ORDER BY r.agreement_id, r.seq",
                 )
-                .push_bind(tenant.as_str())
-                .push(" AND s.service_id = ")
-                .push_bind(service.as_str())
-                .push(" AND s.kind IN ('SERVICE_LEVEL', 'CUSTOMER', 'INTERNAL')");
-                if let Some(consumers) = consumers {
-                    q.push(" AND (s.consumer IS NULL OR s.consumer IN (");
-                    Self::push_ids(&mut q, consumers);
-                    q.push("))");
-                }
-                q.push(") ORDER BY r.agreement_id, r.seq");
-                let rows: Vec<Json<Revision>> = q
-                    .build_query_scalar()
-                    .fetch_all(self.conn())
-                    .await
-                    .map_err(internal("entitlement revisions"))?;
+                .bind(tenant.as_str())
+                .bind(service.as_str())
+                .fetch_all(self.conn())
+                .await
+                .map_err(internal("entitlement revisions"))?;
                 Ok(rows.into_iter().map(|j| j.0).collect())
             }
 
@@ -1000,7 +1055,6 @@ macro_rules! impl_tx {
                 &mut self,
                 tenant: &Id,
                 agreements: &[Id],
-                consumers: Option<&[Id]>,
                 known_at: DateTime<Utc>,
             ) -> Result<Vec<Override>> {
                 if agreements.is_empty() {
@@ -1016,13 +1070,7 @@ macro_rules! impl_tx {
                     .push_bind(db_time(known_at))
                     .push(") AND agreement_id IN (");
                 Self::push_ids(&mut q, agreements);
-                q.push(")");
-                if let Some(consumers) = consumers {
-                    q.push(" AND consumer IN (");
-                    Self::push_ids(&mut q, consumers);
-                    q.push(")");
-                }
-                q.push(" ORDER BY agreement_id, override_id");
+                q.push(") ORDER BY agreement_id, override_id");
                 let rows: Vec<Json<Override>> = q
                     .build_query_scalar()
                     .fetch_all(self.conn())

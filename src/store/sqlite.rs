@@ -12,7 +12,9 @@ use sqlx::types::Json;
 use sqlx::{Sqlite, SqlitePool};
 
 use super::sql::impl_tx;
-use super::{Access, MAX_ANCESTRY, Store, StoredRequest, Tx, internal, translate};
+use super::{
+    Access, EntitlementRows, MAX_ANCESTRY, Store, StoredRequest, Tx, from_json, internal, translate,
+};
 use crate::domain::agreement::{Agreement, AgreementKind, AgreementState, Revision};
 use crate::domain::api_key::ApiKey;
 use crate::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
