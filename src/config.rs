@@ -58,8 +58,8 @@ pub struct ConfigArgs {
     #[arg(long, env = "ACCORD_MAX_CONCURRENT_REQUESTS", value_name = "N")]
     pub max_concurrent_requests: Option<usize>,
 
-    /// Entitlements cached in memory, at most; 0 turns the cache off
-    /// [default: 100000].
+    /// Entitlements cached in memory per tenant, at most; 0 turns the
+    /// cache off [default: 100000].
     #[arg(long, env = "ACCORD_ENTITLEMENT_CACHE_SIZE", value_name = "N")]
     pub entitlement_cache_size: Option<u64>,
 

@@ -457,6 +457,11 @@ pub fn explain(tenant: &Id, query: &Query, inputs: &Inputs) -> Explanation {
     });
     layers.extend(rejected);
 
+    // One order whatever the layers: objectives by key, so that equal terms
+    // reached through different layers read (and version) the same.
+    terms
+        .objectives
+        .sort_by(|a, b| a.objective.key.cmp(&b.objective.key));
     let entitlement = applied_any.then(|| {
         let version = version(&terms);
         Entitlement {

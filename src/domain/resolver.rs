@@ -44,11 +44,7 @@ pub struct Pair {
     pub service: Id,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Key {
-    tenant: Id,
-    pair: Pair,
-}
+type TenantCache = moka::sync::Cache<Pair, Cached>;
 
 /// What the cache holds: the answer, found or NOT_FOUND, and what it depends on.
 #[derive(Debug, Clone)]
@@ -81,7 +77,10 @@ impl CacheStats {
 pub struct Resolver {
     store: Arc<dyn Store>,
     changes: Arc<Changes>,
-    cache: moka::sync::Cache<Key, Cached>,
+    /// One cache per tenant, each bounded by `capacity`, so that one
+    /// tenant's traffic cannot evict another's entries.
+    caches: std::sync::RwLock<std::collections::HashMap<Id, TenantCache>>,
+    capacity: u64,
     hits: AtomicU64,
     misses: AtomicU64,
     stopping: tokio::sync::watch::Sender<bool>,
@@ -96,12 +95,14 @@ impl std::fmt::Debug for Resolver {
 }
 
 impl Resolver {
-    /// `capacity`: how many entitlements the cache holds at most (0: none).
+    /// `capacity`: how many entitlements of one tenant the cache holds at
+    /// most (0: none).
     pub fn new(store: Arc<dyn Store>, changes: Arc<Changes>, capacity: u64) -> Self {
         Self {
             store,
             changes,
-            cache: moka::sync::Cache::new(capacity),
+            caches: Default::default(),
+            capacity,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             stopping: tokio::sync::watch::Sender::new(false),
@@ -123,18 +124,48 @@ impl Resolver {
     }
 
     pub fn stats(&self) -> CacheStats {
-        self.cache.run_pending_tasks();
+        let entries = self
+            .caches
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|c| {
+                c.run_pending_tasks();
+                c.entry_count()
+            })
+            .sum();
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
-            entries: self.cache.entry_count(),
+            entries,
         }
     }
 
     /// Empties the cache (the generations make entries stale anyway; this
     /// frees their memory).
     pub fn clear(&self) {
-        self.cache.invalidate_all();
+        self.caches
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// The tenant's cache, made on first use.
+    fn tenant_cache(&self, tenant: &Id) -> TenantCache {
+        if let Some(c) = self
+            .caches
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+        {
+            return c.clone();
+        }
+        self.caches
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(tenant.clone())
+            .or_insert_with(|| moka::sync::Cache::new(self.capacity))
+            .clone()
     }
 
     /// The entitlement of one pair; `None` instants mean now.
@@ -176,7 +207,8 @@ impl Resolver {
     ) -> Result<Vec<Answer>> {
         let now = Utc::now();
         let known_at = check_known_at(known_at, now)?;
-        let cacheable = as_of.is_none() && known_at.is_none() && self.changes.is_live();
+        let cache = (as_of.is_none() && known_at.is_none() && self.changes.is_live())
+            .then(|| self.tenant_cache(tenant));
         let (as_of, known_at) = (as_of.unwrap_or(now), known_at.unwrap_or(now));
         let answer = |cached: &std::result::Result<Arc<Entitlement>, String>,
                       stable_until: Option<DateTime<Utc>>| Answer {
@@ -194,13 +226,9 @@ impl Resolver {
         results.resize_with(pairs.len(), || None);
         let mut misses = Vec::new();
         for (i, pair) in pairs.iter().enumerate() {
-            let key = Key {
-                tenant: tenant.clone(),
-                pair: pair.clone(),
-            };
             let stamp = self.changes.stamp(tenant, &pair.service);
-            if cacheable {
-                if let Some(c) = self.cache.get(&key)
+            if let Some(cache) = &cache {
+                if let Some(c) = cache.get(pair)
                     && c.stamp == stamp
                     && c.stable_until.is_none_or(|until| now < until)
                 {
@@ -210,14 +238,14 @@ impl Resolver {
                 }
                 self.misses.fetch_add(1, Ordering::Relaxed);
             }
-            misses.push((i, key, stamp));
+            misses.push((i, pair, stamp));
         }
         if !misses.is_empty() {
             let mut tx = self.store.begin(Some(tenant), Access::Read).await?;
-            for (i, key, stamp) in misses {
+            for (i, pair, stamp) in misses {
                 let query = Query {
-                    consumer: key.pair.consumer.clone(),
-                    service: key.pair.service.clone(),
+                    consumer: pair.consumer.clone(),
+                    service: pair.service.clone(),
                     as_of,
                     known_at,
                 };
@@ -243,9 +271,9 @@ impl Resolver {
                             continue;
                         }
                     };
-                if cacheable {
-                    self.cache.insert(
-                        key,
+                if let Some(cache) = &cache {
+                    cache.insert(
+                        pair.clone(),
                         Cached {
                             answer: computed.clone(),
                             stamp,
