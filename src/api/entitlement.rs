@@ -383,6 +383,7 @@ impl EntitlementService for EntitlementApi {
             pairs: req.pairs.into_iter().zip(parsed).collect(),
             last: HashMap::new(),
             heartbeat,
+            last_sent: tokio::time::Instant::now(),
         };
         tokio::spawn(watch.run(feed, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -459,6 +460,9 @@ struct Watch {
     /// and message of the error.
     last: HashMap<usize, String>,
     heartbeat: Duration,
+    /// When the stream last carried a message: a heartbeat is due
+    /// `heartbeat` after it, however busy the change feed is meanwhile.
+    last_sent: tokio::time::Instant,
 }
 
 type Sink = mpsc::Sender<Result<pb::WatchEntitlementsResponse, Status>>;
@@ -496,7 +500,7 @@ impl Watch {
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 _ = tokio::time::sleep(boundary_sleep) => all.clone(),
-                _ = tokio::time::sleep(self.heartbeat) => {
+                _ = tokio::time::sleep_until(self.last_sent + self.heartbeat) => {
                     let beat = pb::WatchEntitlementsResponse {
                         event: Some(pb::watch_entitlements_response::Event::Heartbeat(pb::Heartbeat {
                             time: Some(time_out(Utc::now())),
@@ -505,6 +509,7 @@ impl Watch {
                     if tx.send(Ok(beat)).await.is_err() {
                         return;
                     }
+                    self.last_sent = tokio::time::Instant::now();
                     continue;
                 }
                 _ = tx.closed() => return,
@@ -576,6 +581,7 @@ impl Watch {
             if tx.send(Ok(message)).await.is_err() {
                 return None;
             }
+            self.last_sent = tokio::time::Instant::now();
         }
         Some(boundary)
     }

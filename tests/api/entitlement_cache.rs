@@ -232,7 +232,97 @@ async fn watch_requests_are_validated(s: TestServer) {
     );
 }
 
+/// Changes to services nobody watches must not starve a watch of its
+/// heartbeats.
+async fn heartbeats_come_however_busy_other_services_are(s: TestServer) {
+    let seed = seed(&s, "t").await;
+    published_sla(&s, &seed, 0.99).await;
+    let ledger = s
+        .services()
+        .create_service(pb::CreateServiceRequest {
+            parent: seed.tenant.clone(),
+            service_id: "ledger".into(),
+            service: Some(pb::Service {
+                owner: seed.provider.clone(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .expect("create service")
+        .into_inner();
+    let other = seed
+        .create_agreement(
+            &s,
+            "ledger-sla",
+            pb::Agreement {
+                services: vec![ledger.name.clone()],
+                ..seed.service_level()
+            },
+        )
+        .await;
+    let other = s
+        .agreements()
+        .publish_agreement(pb::PublishAgreementRequest {
+            name: other.name.clone(),
+            etag: other.etag.clone(),
+        })
+        .await
+        .expect("publish")
+        .into_inner();
+    let mut stream = s
+        .entitlements()
+        .watch_entitlements(pb::WatchEntitlementsRequest {
+            parent: seed.tenant.clone(),
+            pairs: vec![pb::EntitlementPair {
+                consumer: seed.customer.clone(),
+                service: seed.service.clone(),
+            }],
+            heartbeat_interval: Some(prost_types::Duration {
+                seconds: 1,
+                nanos: 0,
+            }),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    assert_eq!(
+        result_target(&next_event(&mut stream, Duration::from_secs(5)).await),
+        Ok(0.99)
+    );
+    // Change the other service every 100 ms while waiting for a heartbeat.
+    let busy = {
+        let agreements = s.agreements();
+        let name = other.name.clone();
+        tokio::spawn(async move {
+            let mut agreements = agreements;
+            for i in 0..30 {
+                let _ = agreements
+                    .update_agreement(pb::UpdateAgreementRequest {
+                        agreement: Some(pb::Agreement {
+                            name: name.clone(),
+                            display_name: format!("busy {i}"),
+                            ..Default::default()
+                        }),
+                        update_mask: Some(prost_types::FieldMask {
+                            paths: vec!["display_name".into()],
+                        }),
+                    })
+                    .await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let beat = next_event(&mut stream, Duration::from_millis(2500)).await;
+    assert!(
+        matches!(beat, pb::watch_entitlements_response::Event::Heartbeat(_)),
+        "{beat:?}"
+    );
+    busy.abort();
+}
+
 on_both_backends!(
+    heartbeats_come_however_busy_other_services_are,
     a_write_is_seen_by_the_next_resolve,
     watchers_get_the_current_value_then_each_change,
     watch_requests_are_validated,
