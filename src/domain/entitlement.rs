@@ -337,8 +337,7 @@ pub fn explain(tenant: &Id, query: &Query, inputs: &Inputs) -> Explanation {
             outcome,
             reason,
         };
-        let Some((base_id, base_revision)) = base.as_ref().filter(|(id, _)| *id == o.agreement)
-        else {
+        let Some((_, base_revision)) = base.as_ref().filter(|(id, _)| *id == o.agreement) else {
             rejected.push(layer(
                 Outcome::BaseNotApplied,
                 format!("it overrides {}, which is not the base", o.agreement),
@@ -359,7 +358,7 @@ pub fn explain(tenant: &Id, query: &Query, inputs: &Inputs) -> Explanation {
             rejected.push(layer(outcome, reason));
             continue;
         }
-        applicable.push((d, o, base_id, *base_revision));
+        applicable.push((d, o, *base_revision));
     }
     for o in &inputs.unrecorded {
         rejected.push(Layer {
@@ -380,17 +379,10 @@ pub fn explain(tenant: &Id, query: &Query, inputs: &Inputs) -> Explanation {
             .then_with(|| a.1.effective_from.cmp(&b.1.effective_from))
             .then_with(|| a.1.id.cmp(&b.1.id))
     });
-    for (d, o, _, base_revision) in &applicable {
+    for (d, o, base_revision) in &applicable {
         let source = provenance(base_revision, Some(&o.id));
         let skipped = apply_override(&mut terms, o, &source);
-        let mut reason = format!(
-            "for {}, valid at as_of",
-            if *d == 0 {
-                "the party".to_string()
-            } else {
-                format!("ancestor {}", o.consumer)
-            }
-        );
+        let mut reason = format!("for {}, valid at as_of", whose(*d, &o.consumer));
         if !skipped.is_empty() {
             reason.push_str(&format!(
                 "; patches of {} skipped: revision {} has no such objective",
@@ -429,19 +421,14 @@ pub fn explain(tenant: &Id, query: &Query, inputs: &Inputs) -> Explanation {
             outcome: Outcome::Applied,
             reason: format!(
                 "for {}, in force at as_of: revision {}",
-                if c.distance == 0 {
-                    "the party".to_string()
-                } else {
-                    format!(
-                        "ancestor {}",
-                        c.terms
-                            .snapshot
-                            .consumer
-                            .as_ref()
-                            .map(Id::as_str)
-                            .unwrap_or("")
-                    )
-                },
+                whose(
+                    c.distance,
+                    c.terms
+                        .snapshot
+                        .consumer
+                        .as_ref()
+                        .unwrap_or(&query.consumer)
+                ),
                 c.terms.id
             ),
         });
@@ -478,6 +465,15 @@ pub fn explain(tenant: &Id, query: &Query, inputs: &Inputs) -> Explanation {
         layers,
         entitlement,
         stable_until: stable_until.first,
+    }
+}
+
+/// Who a layer is for, `distance` steps up the party's ancestry.
+fn whose(distance: usize, party: &Id) -> String {
+    if distance == 0 {
+        "the party".to_string()
+    } else {
+        format!("ancestor {party}")
     }
 }
 
@@ -669,5 +665,168 @@ impl Boundaries {
         if at > self.t && self.first.is_none_or(|f| at < f) {
             self.first = Some(at);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::agreement::AgreementState;
+    use crate::domain::fields::{Labels, Meta};
+    use crate::domain::overrides::ObjectivePatch;
+    use crate::domain::terms::{ObjectiveKind, Window};
+    use chrono::TimeZone;
+
+    fn id(s: &str) -> Id {
+        Id::parse("id", s).unwrap()
+    }
+
+    fn day(d: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_767_225_600 + d * 86_400, 0).unwrap()
+    }
+
+    fn objective(target: f64) -> Objective {
+        Objective {
+            key: "availability".into(),
+            display_name: "Availability".into(),
+            indicator: "http_success".into(),
+            kind: ObjectiveKind::Ratio,
+            target,
+            threshold: None,
+            comparison: None,
+            window: Some(Window::Rolling {
+                seconds: 30 * 86_400,
+            }),
+            slice_seconds: None,
+        }
+    }
+
+    /// A published SERVICE_LEVEL agreement on `svc`, valid from day 0 to
+    /// `until`, recorded on day `recorded`.
+    fn sla(until: Option<i64>, recorded: i64) -> Revision {
+        let snapshot = Agreement {
+            tenant: id("t"),
+            id: id("sla"),
+            display_name: String::new(),
+            description: String::new(),
+            kind: AgreementKind::ServiceLevel,
+            provider: id("provider"),
+            consumer: None,
+            services: vec![id("svc")],
+            state: AgreementState::Active,
+            effective_from: day(0),
+            effective_until: until.map(day),
+            terminate_time: None,
+            objectives: vec![objective(0.999)],
+            support: None,
+            credits: None,
+            exclusions: Vec::new(),
+            clauses: Vec::new(),
+            supports: Vec::new(),
+            labels: Labels::new(),
+            annotations: Labels::new(),
+            revision: None,
+            meta: Meta::new(day(recorded)),
+        };
+        Revision {
+            tenant: id("t"),
+            agreement: id("sla"),
+            id: id("rev1"),
+            seq: 1,
+            create_time: day(recorded),
+            snapshot,
+        }
+    }
+
+    fn patch(name: &str, consumer: &str, target: f64, from: i64, until: Option<i64>) -> Override {
+        Override {
+            tenant: id("t"),
+            agreement: id("sla"),
+            id: id(name),
+            display_name: String::new(),
+            consumer: id(consumer),
+            effective_from: day(from),
+            effective_until: until.map(day),
+            objective_patches: vec![ObjectivePatch {
+                key: "availability".into(),
+                target: Some(target),
+                threshold: None,
+                window: None,
+            }],
+            added_objectives: Vec::new(),
+            support: None,
+            credits: None,
+            labels: Labels::new(),
+            meta: Meta::new(day(0)),
+        }
+    }
+
+    fn query(as_of: i64) -> Query {
+        Query {
+            consumer: id("dept"),
+            service: id("svc"),
+            as_of: day(as_of),
+            known_at: day(100),
+        }
+    }
+
+    fn inputs(overrides: Vec<Override>) -> Inputs {
+        Inputs {
+            ancestry: vec![id("dept"), id("bank")],
+            revisions: vec![sla(Some(50), 0)],
+            overrides,
+            unrecorded: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_nearest_override_wins_and_names_itself() {
+        let i = inputs(vec![
+            patch("for-dept", "dept", 0.9999, 0, None),
+            patch("for-bank", "bank", 0.9995, 0, None),
+        ]);
+        let e = resolve(&id("t"), &query(10), &i).unwrap();
+        let o = &e.terms.objectives[0];
+        assert_eq!(o.objective.target, 0.9999);
+        assert_eq!(o.source.override_id, None);
+        assert_eq!(o.patched.len(), 1);
+        assert_eq!(o.patched[0].1.override_id, Some(id("for-dept")));
+    }
+
+    #[test]
+    fn nothing_in_force_is_no_entitlement() {
+        assert!(resolve(&id("t"), &query(60), &inputs(Vec::new())).is_none());
+        assert!(resolve(&id("t"), &query(-1), &inputs(Vec::new())).is_none());
+    }
+
+    #[test]
+    fn a_result_holds_until_the_next_window_boundary() {
+        let i = inputs(vec![patch("later", "dept", 0.9999, 20, Some(30))]);
+        let x = explain(&id("t"), &query(10), &i);
+        assert_eq!(x.stable_until, Some(day(20)));
+        let x = explain(&id("t"), &query(25), &i);
+        assert_eq!(x.stable_until, Some(day(30)));
+        assert_eq!(
+            explain(&id("t"), &query(40), &i).stable_until,
+            Some(day(50))
+        );
+    }
+
+    #[test]
+    fn equal_terms_have_equal_versions_whatever_the_instant() {
+        let i = inputs(vec![patch("later", "dept", 0.9999, 20, None)]);
+        let v = |d| resolve(&id("t"), &query(d), &i).unwrap().version;
+        assert_eq!(v(5), v(15));
+        assert_ne!(v(15), v(25));
+        assert_eq!(v(25), v(35));
+    }
+
+    #[test]
+    fn revisions_recorded_after_known_at_do_not_count() {
+        let mut i = inputs(Vec::new());
+        i.revisions = vec![sla(None, 200)];
+        let x = explain(&id("t"), &query(10), &i);
+        assert!(x.entitlement.is_none());
+        assert_eq!(x.layers[0].outcome, Outcome::NotRecorded);
     }
 }
