@@ -98,13 +98,26 @@ fn instants_in(
 }
 
 fn provenance_out(tenant: &Id, p: &Provenance) -> pb::Provenance {
+    source_out(
+        tenant,
+        &p.agreement,
+        Some(&p.revision),
+        p.override_id.as_ref(),
+    )
+}
+
+/// An agreement, its revision (when one was recorded) and override, as names.
+fn source_out(
+    tenant: &Id,
+    agreement: &Id,
+    revision: Option<&Id>,
+    override_id: Option<&Id>,
+) -> pb::Provenance {
     pb::Provenance {
-        agreement: agreement_name(tenant, &p.agreement),
-        revision_id: p.revision.to_string(),
-        r#override: p
-            .override_id
-            .as_ref()
-            .map(|o| override_name(tenant, &p.agreement, o))
+        agreement: agreement_name(tenant, agreement),
+        revision_id: revision.map(Id::to_string).unwrap_or_default(),
+        r#override: override_id
+            .map(|o| override_name(tenant, agreement, o))
             .unwrap_or_default(),
     }
 }
@@ -420,15 +433,12 @@ impl EntitlementService for EntitlementApi {
                 .iter()
                 .map(|l| pb::EntitlementLayer {
                     kind: layer_kind_out(l.kind).into(),
-                    source: Some(pb::Provenance {
-                        agreement: agreement_name(t, &l.agreement),
-                        revision_id: l.revision.as_ref().map(Id::to_string).unwrap_or_default(),
-                        r#override: l
-                            .override_id
-                            .as_ref()
-                            .map(|o| override_name(t, &l.agreement, o))
-                            .unwrap_or_default(),
-                    }),
+                    source: Some(source_out(
+                        t,
+                        &l.agreement,
+                        l.revision.as_ref(),
+                        l.override_id.as_ref(),
+                    )),
                     party: l
                         .party
                         .as_ref()

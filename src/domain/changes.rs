@@ -48,7 +48,8 @@ pub struct Changes {
     live: AtomicBool,
     everything: AtomicU64,
     tenants: RwLock<HashMap<Id, u64>>,
-    services: RwLock<HashMap<(Id, Id), u64>>,
+    /// By tenant, then service, so a lookup needs no owned key.
+    services: RwLock<HashMap<Id, HashMap<Id, u64>>>,
     feed: broadcast::Sender<Change>,
 }
 
@@ -78,7 +79,8 @@ impl Changes {
         let everything = self.everything.load(Ordering::Acquire);
         let tenant_gen = read(&self.tenants).get(tenant).copied().unwrap_or(0);
         let service_gen = read(&self.services)
-            .get(&(tenant.clone(), service.clone()))
+            .get(tenant)
+            .and_then(|services| services.get(service))
             .copied()
             .unwrap_or(0);
         Stamp {
@@ -100,8 +102,9 @@ impl Changes {
             }
             Change::Services { tenant, services } => {
                 let mut gens = write(&self.services);
+                let gens = gens.entry(tenant.clone()).or_default();
                 for s in services {
-                    *gens.entry((tenant.clone(), s.clone())).or_default() += 1;
+                    *gens.entry(s.clone()).or_default() += 1;
                 }
             }
             Change::Keys { .. } => {}

@@ -186,6 +186,8 @@ pub fn explain(tenant: &Id, query: &Query, inputs: &Inputs) -> Explanation {
     let mut base_candidates: Vec<Candidate> = Vec::new();
     let mut consumer_candidates: Vec<Candidate> = Vec::new();
     let mut rejected = Vec::new();
+    // Each agreement's revision in force at `as_of`, for its overrides' layers.
+    let mut in_force: BTreeMap<&Id, &Revision> = BTreeMap::new();
 
     for (agreement, mut revisions) in by_agreement {
         revisions.sort_by_key(|r| r.seq);
@@ -228,6 +230,7 @@ pub fn explain(tenant: &Id, query: &Query, inputs: &Inputs) -> Explanation {
             .find(|r| r.create_time <= t)
             .copied()
             .unwrap_or(known[0]);
+        in_force.insert(agreement, terms);
         for r in &known {
             stable_until.add(r.create_time);
         }
@@ -327,7 +330,7 @@ pub fn explain(tenant: &Id, query: &Query, inputs: &Inputs) -> Explanation {
         if let Some(until) = o.effective_until {
             stable_until.add(until);
         }
-        let revision = by_revision(inputs, &o.agreement, t, k);
+        let revision = in_force.get(&o.agreement).copied();
         let layer = |outcome, reason| Layer {
             kind: LayerKind::Override,
             agreement: o.agreement.clone(),
@@ -364,7 +367,7 @@ pub fn explain(tenant: &Id, query: &Query, inputs: &Inputs) -> Explanation {
         rejected.push(Layer {
             kind: LayerKind::Override,
             agreement: o.agreement.clone(),
-            revision: by_revision(inputs, &o.agreement, t, k).map(|r| r.id.clone()),
+            revision: in_force.get(&o.agreement).map(|r| r.id.clone()),
             override_id: Some(o.id.clone()),
             party: Some(o.consumer.clone()),
             outcome: Outcome::NotRecorded,
@@ -475,27 +478,6 @@ fn whose(distance: usize, party: &Id) -> String {
     } else {
         format!("ancestor {party}")
     }
-}
-
-/// The revision of `agreement` in force at `t`, among those recorded by `k`.
-fn by_revision<'a>(
-    inputs: &'a Inputs,
-    agreement: &Id,
-    t: DateTime<Utc>,
-    k: DateTime<Utc>,
-) -> Option<&'a Revision> {
-    let mut known: Vec<&Revision> = inputs
-        .revisions
-        .iter()
-        .filter(|r| &r.agreement == agreement && r.create_time <= k)
-        .collect();
-    known.sort_by_key(|r| r.seq);
-    known
-        .iter()
-        .rev()
-        .find(|r| r.create_time <= t)
-        .or(known.first())
-        .copied()
 }
 
 fn provenance(revision: &Revision, override_id: Option<&Id>) -> Provenance {

@@ -3,6 +3,24 @@
 //! timestamp encoding (`db_time`), the row-locking suffix and the tenant lock.
 //! Placeholders are `$N`, which both PostgreSQL and SQLite accept.
 
+/// `chain (id, parent, depth)`: party `$2` of tenant `$1` and its ancestors
+/// up to depth `$4`, as recorded at `$3` (party_history), for the queries of
+/// entitlement resolution to start with.
+macro_rules! ancestry_cte {
+    () => {
+        "WITH RECURSIVE chain (id, parent, depth) AS ( \
+           SELECT party_id, parent, 0 FROM party_history \
+             WHERE tenant = $1 AND party_id = $2 AND recorded_from <= $3 \
+             AND (recorded_until IS NULL OR recorded_until > $3) \
+           UNION ALL \
+           SELECT h.party_id, h.parent, c.depth + 1 FROM party_history h \
+             JOIN chain c ON h.party_id = c.parent \
+             WHERE h.tenant = $1 AND h.recorded_from <= $3 \
+             AND (h.recorded_until IS NULL OR h.recorded_until > $3) AND c.depth < $4 \
+         ) "
+    };
+}
+
 macro_rules! impl_tx {
     ($tx:ident, $db:ty, $for_update:literal) => {
         impl $tx {
@@ -916,44 +934,34 @@ macro_rules! impl_tx {
                 // ancestry, told apart by `part`.
                 #[allow(clippy::type_complexity)]
                 let rows: Vec<(i64, i64, Option<String>, Option<Json<serde_json::Value>>)> =
-                    sqlx::query_as(
-                        "WITH RECURSIVE chain (id, parent, depth) AS ( \
-                           SELECT party_id, parent, 0 FROM party_history \
-                             WHERE tenant = $1 AND party_id = $2 AND recorded_from <= $4 \
-                             AND (recorded_until IS NULL OR recorded_until > $4) \
-                           UNION ALL \
-                           SELECT h.party_id, h.parent, c.depth + 1 FROM party_history h \
-                             JOIN chain c ON h.party_id = c.parent \
-                             WHERE h.tenant = $1 AND h.recorded_from <= $4 \
-                             AND (h.recorded_until IS NULL OR h.recorded_until > $4) \
-                             AND c.depth < $5 \
-                         ) \
-                         SELECT * FROM ( \
+                    sqlx::query_as(concat!(
+                        $crate::store::sql::ancestry_cte!(),
+                        "SELECT * FROM ( \
                          SELECT CAST(0 AS BIGINT) AS part, CAST(depth AS BIGINT) AS n, \
                                 id AS party, NULL AS body FROM chain \
                          UNION ALL \
-                         SELECT 1, 0, NULL, body FROM services WHERE tenant = $1 AND id = $3 \
+                         SELECT 1, 0, NULL, body FROM services WHERE tenant = $1 AND id = $5 \
                          UNION ALL \
                          SELECT 2, r.seq, NULL, r.body FROM agreement_revisions r \
-                           WHERE r.tenant = $1 AND r.create_time <= $4 \
+                           WHERE r.tenant = $1 AND r.create_time <= $3 \
                            AND r.agreement_id IN (SELECT s.agreement_id FROM revision_services s \
-                             WHERE s.tenant = $1 AND s.service_id = $3 \
+                             WHERE s.tenant = $1 AND s.service_id = $5 \
                              AND s.kind IN ('SERVICE_LEVEL', 'CUSTOMER', 'INTERNAL') \
                              AND (s.consumer IS NULL OR s.consumer IN (SELECT id FROM chain))) \
                          UNION ALL \
                          SELECT 3, 0, NULL, o.body FROM override_history o \
-                           WHERE o.tenant = $1 AND o.recorded_from <= $4 \
-                           AND (o.recorded_until IS NULL OR o.recorded_until > $4) \
+                           WHERE o.tenant = $1 AND o.recorded_from <= $3 \
+                           AND (o.recorded_until IS NULL OR o.recorded_until > $3) \
                            AND o.consumer IN (SELECT id FROM chain) \
                            AND o.agreement_id IN (SELECT s.agreement_id FROM revision_services s \
-                             WHERE s.tenant = $1 AND s.service_id = $3 AND s.kind = 'SERVICE_LEVEL') \
+                             WHERE s.tenant = $1 AND s.service_id = $5 AND s.kind = 'SERVICE_LEVEL') \
                          ) AS parts ORDER BY part, n",
-                    )
+                    ))
                     .bind(tenant.as_str())
                     .bind(consumer.as_str())
-                    .bind(service.as_str())
                     .bind(db_time(known_at))
                     .bind(MAX_ANCESTRY as i64)
+                    .bind(service.as_str())
                     .fetch_all(self.conn())
                     .await
                     .map_err(internal("entitlement rows"))?;
@@ -981,16 +989,10 @@ macro_rules! impl_tx {
                 known_at: DateTime<Utc>,
             ) -> Result<Vec<Id>> {
                 let rows: Vec<String> = sqlx::query_scalar(
-                    "WITH RECURSIVE chain (id, parent, depth) AS ( \
-                       SELECT party_id, parent, 0 FROM party_history \
-                         WHERE tenant = $1 AND party_id = $2 AND recorded_from <= $3 \
-                         AND (recorded_until IS NULL OR recorded_until > $3) \
-                       UNION ALL \
-                       SELECT h.party_id, h.parent, c.depth + 1 FROM party_history h \
-                         JOIN chain c ON h.party_id = c.parent \
-                         WHERE h.tenant = $1 AND h.recorded_from <= $3 \
-                         AND (h.recorded_until IS NULL OR h.recorded_until > $3) AND c.depth < $4 \
-                     ) SELECT id FROM chain ORDER BY depth",
+                    concat!(
+                        $crate::store::sql::ancestry_cte!(),
+                        "SELECT id FROM chain ORDER BY depth"
+                    ),
                 )
                 .bind(tenant.as_str())
                 .bind(party.as_str())
@@ -1245,4 +1247,5 @@ macro_rules! impl_tx {
     };
 }
 
+pub(crate) use ancestry_cte;
 pub(crate) use impl_tx;
