@@ -54,6 +54,19 @@ async fn set_target(s: &TestServer, agreement: &pb::Agreement, target: f64) -> p
         .into_inner()
 }
 
+/// A watch of the seed's customer on its service.
+fn watch_request(seed: &Seed, heartbeat_seconds: Option<i64>) -> pb::WatchEntitlementsRequest {
+    pb::WatchEntitlementsRequest {
+        parent: seed.tenant.clone(),
+        pairs: vec![pb::EntitlementPair {
+            consumer: seed.customer.clone(),
+            service: seed.service.clone(),
+        }],
+        heartbeat_interval: heartbeat_seconds
+            .map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
+    }
+}
+
 fn request(seed: &Seed) -> pb::ResolveEntitlementRequest {
     pb::ResolveEntitlementRequest {
         parent: seed.tenant.clone(),
@@ -135,6 +148,19 @@ async fn next_event(
         .expect("an event")
 }
 
+/// The next message of a watch that is not a heartbeat, each within `within`.
+async fn next_result(
+    stream: &mut tonic::Streaming<pb::WatchEntitlementsResponse>,
+    within: Duration,
+) -> pb::watch_entitlements_response::Event {
+    loop {
+        let e = next_event(stream, within).await;
+        if !matches!(e, pb::watch_entitlements_response::Event::Heartbeat(_)) {
+            return e;
+        }
+    }
+}
+
 fn result_target(event: &pb::watch_entitlements_response::Event) -> Result<f64, i32> {
     match event {
         pb::watch_entitlements_response::Event::Result(r) => match r.result.as_ref().unwrap() {
@@ -152,17 +178,7 @@ async fn watchers_get_the_current_value_then_each_change(s: TestServer) {
     let a = published_sla(&s, &seed, 0.99).await;
     let mut stream = s
         .entitlements()
-        .watch_entitlements(pb::WatchEntitlementsRequest {
-            parent: seed.tenant.clone(),
-            pairs: vec![pb::EntitlementPair {
-                consumer: seed.customer.clone(),
-                service: seed.service.clone(),
-            }],
-            heartbeat_interval: Some(prost_types::Duration {
-                seconds: 1,
-                nanos: 0,
-            }),
-        })
+        .watch_entitlements(watch_request(&seed, Some(1)))
         .await
         .expect("watch")
         .into_inner();
@@ -175,12 +191,7 @@ async fn watchers_get_the_current_value_then_each_change(s: TestServer) {
         "{beat:?}"
     );
     let a = set_target(&s, &a, 0.995).await;
-    let changed = loop {
-        let e = next_event(&mut stream, Duration::from_secs(3)).await;
-        if !matches!(e, pb::watch_entitlements_response::Event::Heartbeat(_)) {
-            break e;
-        }
-    };
+    let changed = next_result(&mut stream, Duration::from_secs(3)).await;
     assert_eq!(result_target(&changed), Ok(0.995));
     s.agreements()
         .terminate_agreement(pb::TerminateAgreementRequest {
@@ -190,12 +201,7 @@ async fn watchers_get_the_current_value_then_each_change(s: TestServer) {
         })
         .await
         .expect("terminate");
-    let gone = loop {
-        let e = next_event(&mut stream, Duration::from_secs(3)).await;
-        if !matches!(e, pb::watch_entitlements_response::Event::Heartbeat(_)) {
-            break e;
-        }
-    };
+    let gone = next_result(&mut stream, Duration::from_secs(3)).await;
     assert_eq!(result_target(&gone), Err(Code::NotFound as i32));
 }
 
@@ -272,17 +278,7 @@ async fn heartbeats_come_however_busy_other_services_are(s: TestServer) {
         .into_inner();
     let mut stream = s
         .entitlements()
-        .watch_entitlements(pb::WatchEntitlementsRequest {
-            parent: seed.tenant.clone(),
-            pairs: vec![pb::EntitlementPair {
-                consumer: seed.customer.clone(),
-                service: seed.service.clone(),
-            }],
-            heartbeat_interval: Some(prost_types::Duration {
-                seconds: 1,
-                nanos: 0,
-            }),
-        })
+        .watch_entitlements(watch_request(&seed, Some(1)))
         .await
         .expect("watch")
         .into_inner();
@@ -388,14 +384,7 @@ async fn replicas_see_each_others_writes_within_a_second() {
     assert_eq!(target_of(&mut other, &seed).await, Ok(0.99));
     assert_eq!(target_of(&mut other, &seed).await, Ok(0.99));
     let mut stream = other
-        .watch_entitlements(pb::WatchEntitlementsRequest {
-            parent: seed.tenant.clone(),
-            pairs: vec![pb::EntitlementPair {
-                consumer: seed.customer.clone(),
-                service: seed.service.clone(),
-            }],
-            heartbeat_interval: None,
-        })
+        .watch_entitlements(watch_request(&seed, None))
         .await
         .expect("watch")
         .into_inner();
