@@ -307,21 +307,23 @@ where
                     Err(status) => return Ok(status.into_http()),
                 }
             };
-            let caller = Caller::of(request.extensions().get::<Principal>());
-            if shape.streams_response && !shape.streams_request {
-                // A watch: counted for as long as its response streams.
-                let slot = match shared.watches.take(caller) {
-                    Ok(slot) => slot,
-                    Err(error) => return Ok(tonic::Status::from(error).into_http()),
-                };
-                let response = inner.call(request).await?;
-                Ok(response.map(|body| Body::new(Counted { body, _slot: slot })))
+            // A watch (one request, a stream of answers) is counted apart
+            // from calls, for as long as its response streams.
+            let watch = shape.streams_response && !shape.streams_request;
+            let shares = if watch {
+                &shared.watches
             } else {
-                let slot = match shared.calls.take(caller) {
-                    Ok(slot) => slot,
-                    Err(error) => return Ok(tonic::Status::from(error).into_http()),
-                };
-                let response = inner.call(request).await;
+                &shared.calls
+            };
+            let caller = Caller::of(request.extensions().get::<Principal>());
+            let slot = match shares.take(caller) {
+                Ok(slot) => slot,
+                Err(error) => return Ok(tonic::Status::from(error).into_http()),
+            };
+            let response = inner.call(request).await;
+            if watch {
+                response.map(|r| r.map(|body| Body::new(Counted { body, _slot: slot })))
+            } else {
                 drop(slot);
                 response
             }
