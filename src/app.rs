@@ -4,18 +4,16 @@
 //! at most the grace period.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
+use crate::admission::{AdmissionLayer, Limits};
 use crate::api::agreement::AgreementApi;
 use crate::api::api_key::ApiKeyApi;
 use crate::api::audit::AuditApi;
@@ -176,8 +174,8 @@ impl Application {
         }
         let router = builder
             .timeout(config.request_timeout)
-            .layer(ShedLoadLayer::new(config.max_concurrent_requests))
             .layer(AuthenticateLayer::new(authenticator))
+            .layer(AdmissionLayer::new(Limits::from_config(&config)))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -353,93 +351,5 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
-    }
-}
-
-/// A global limit on calls in flight. A call over the limit is answered at once
-/// with RESOURCE_EXHAUSTED instead of waiting in an unbounded queue. Health
-/// checks are never shed, so an overloaded replica is not restarted for it.
-#[derive(Clone)]
-pub struct ShedLoadLayer {
-    permits: Arc<Semaphore>,
-    limit: usize,
-}
-
-impl ShedLoadLayer {
-    pub fn new(limit: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(limit)),
-            limit,
-        }
-    }
-}
-
-impl<S> tower::Layer<S> for ShedLoadLayer {
-    type Service = ShedLoad<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        ShedLoad {
-            inner,
-            permits: self.permits.clone(),
-            limit: self.limit,
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct ShedLoad<S> {
-    inner: S,
-    permits: Arc<Semaphore>,
-    limit: usize,
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-impl<S, B> tower::Service<http::Request<B>> for ShedLoad<S>
-where
-    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if request.uri().path().starts_with("/grpc.health.v1.") {
-            return Box::pin(self.inner.call(request));
-        }
-        match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let call = self.inner.call(request);
-                Box::pin(async move {
-                    let response = call.await;
-                    drop(permit);
-                    response
-                })
-            }
-            Err(_) => {
-                let limit = self.limit;
-                Box::pin(async move {
-                    use tonic_types::{ErrorDetails, StatusExt};
-                    let status = tonic::Status::with_error_details(
-                        tonic::Code::ResourceExhausted,
-                        format!(
-                            "the server is handling its limit of {limit} calls; retry with backoff"
-                        ),
-                        ErrorDetails::with_error_info(
-                            "OVERLOADED",
-                            crate::error::ERROR_DOMAIN,
-                            std::collections::HashMap::new(),
-                        ),
-                    );
-                    Ok(status.into_http())
-                })
-            }
-        }
     }
 }

@@ -58,6 +58,35 @@ pub struct ConfigArgs {
     #[arg(long, env = "ACCORD_MAX_CONCURRENT_REQUESTS", value_name = "N")]
     pub max_concurrent_requests: Option<usize>,
 
+    /// Requests of one tenant handled at once (the bootstrap key counts as
+    /// one more tenant); more are refused with RESOURCE_EXHAUSTED
+    /// [default: a quarter of --max-concurrent-requests].
+    #[arg(
+        long,
+        env = "ACCORD_MAX_CONCURRENT_REQUESTS_PER_TENANT",
+        value_name = "N"
+    )]
+    pub max_concurrent_requests_per_tenant: Option<usize>,
+
+    /// Watch streams open at once; more are refused with RESOURCE_EXHAUSTED
+    /// [default: 1024].
+    #[arg(long, env = "ACCORD_MAX_WATCH_STREAMS", value_name = "N")]
+    pub max_watch_streams: Option<usize>,
+
+    /// Watch streams of one tenant open at once
+    /// [default: a quarter of --max-watch-streams].
+    #[arg(long, env = "ACCORD_MAX_WATCH_STREAMS_PER_TENANT", value_name = "N")]
+    pub max_watch_streams_per_tenant: Option<usize>,
+
+    /// How long a request message may take to arrive, in seconds; a call
+    /// still waiting for it then fails with DEADLINE_EXCEEDED [default: 5].
+    #[arg(
+        long,
+        env = "ACCORD_REQUEST_BODY_TIMEOUT_SECONDS",
+        value_name = "SECONDS"
+    )]
+    pub request_body_timeout_seconds: Option<u64>,
+
     /// Entitlements cached in memory per tenant, at most; 0 turns the
     /// cache off [default: 100000].
     #[arg(long, env = "ACCORD_ENTITLEMENT_CACHE_SIZE", value_name = "N")]
@@ -133,6 +162,10 @@ struct FileConfig {
     migration_database_url: Option<String>,
     max_connections: Option<u32>,
     max_concurrent_requests: Option<usize>,
+    max_concurrent_requests_per_tenant: Option<usize>,
+    max_watch_streams: Option<usize>,
+    max_watch_streams_per_tenant: Option<usize>,
+    request_body_timeout_seconds: Option<u64>,
     entitlement_cache_size: Option<u64>,
     otlp_endpoint: Option<String>,
     metric_export_interval_ms: Option<u64>,
@@ -171,6 +204,12 @@ pub struct Config {
     pub migration_database_url: Option<String>,
     pub max_connections: u32,
     pub max_concurrent_requests: usize,
+    /// `None`: a quarter of `max_concurrent_requests`.
+    pub max_concurrent_requests_per_tenant: Option<usize>,
+    pub max_watch_streams: usize,
+    /// `None`: a quarter of `max_watch_streams`.
+    pub max_watch_streams_per_tenant: Option<usize>,
+    pub request_body_timeout: Duration,
     pub entitlement_cache_size: u64,
     /// Where metrics go (OTLP/gRPC); `None`: nowhere.
     pub otlp_endpoint: Option<String>,
@@ -194,6 +233,10 @@ impl Default for Config {
             migration_database_url: None,
             max_connections: 10,
             max_concurrent_requests: 256,
+            max_concurrent_requests_per_tenant: None,
+            max_watch_streams: 1024,
+            max_watch_streams_per_tenant: None,
+            request_body_timeout: Duration::from_secs(5),
             entitlement_cache_size: 100_000,
             otlp_endpoint: None,
             metric_export_interval: Duration::from_secs(60),
@@ -219,6 +262,16 @@ impl fmt::Debug for Config {
             )
             .field("max_connections", &self.max_connections)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field(
+                "max_concurrent_requests_per_tenant",
+                &self.max_concurrent_requests_per_tenant,
+            )
+            .field("max_watch_streams", &self.max_watch_streams)
+            .field(
+                "max_watch_streams_per_tenant",
+                &self.max_watch_streams_per_tenant,
+            )
+            .field("request_body_timeout", &self.request_body_timeout)
             .field("entitlement_cache_size", &self.entitlement_cache_size)
             .field(
                 "otlp_endpoint",
@@ -334,6 +387,21 @@ impl Config {
                 .max_concurrent_requests
                 .or(file.max_concurrent_requests)
                 .unwrap_or(d.max_concurrent_requests),
+            max_concurrent_requests_per_tenant: args
+                .max_concurrent_requests_per_tenant
+                .or(file.max_concurrent_requests_per_tenant),
+            max_watch_streams: args
+                .max_watch_streams
+                .or(file.max_watch_streams)
+                .unwrap_or(d.max_watch_streams),
+            max_watch_streams_per_tenant: args
+                .max_watch_streams_per_tenant
+                .or(file.max_watch_streams_per_tenant),
+            request_body_timeout: args
+                .request_body_timeout_seconds
+                .or(file.request_body_timeout_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.request_body_timeout),
             entitlement_cache_size: args
                 .entitlement_cache_size
                 .or(file.entitlement_cache_size)
@@ -395,6 +463,31 @@ impl Config {
         anyhow::ensure!(
             self.max_concurrent_requests > 0,
             "max_concurrent_requests must be positive"
+        );
+        for (name, share, total) in [
+            (
+                "max_concurrent_requests_per_tenant",
+                self.max_concurrent_requests_per_tenant,
+                self.max_concurrent_requests,
+            ),
+            (
+                "max_watch_streams_per_tenant",
+                self.max_watch_streams_per_tenant,
+                self.max_watch_streams,
+            ),
+        ] {
+            anyhow::ensure!(
+                share.is_none_or(|n| n > 0 && n <= total),
+                "{name} must be between 1 and the server's limit ({total})"
+            );
+        }
+        anyhow::ensure!(
+            self.max_watch_streams > 0,
+            "max_watch_streams must be positive"
+        );
+        anyhow::ensure!(
+            !self.request_body_timeout.is_zero(),
+            "request_body_timeout_seconds must be positive"
         );
         anyhow::ensure!(
             self.max_message_bytes > 0,

@@ -3,6 +3,7 @@
 //! the client only as a bare INTERNAL.
 
 use std::fmt;
+use std::time::Duration;
 
 use tonic::Code;
 use tonic_types::{ErrorDetails, StatusExt};
@@ -50,6 +51,43 @@ impl Precondition {
     }
 }
 
+/// Which limit refused a call; sent as `ErrorInfo.reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The server's calls in flight.
+    Calls,
+    /// The share of them one tenant may hold.
+    TenantCalls,
+    /// The server's open watch streams.
+    Watches,
+    /// The share of them one tenant may hold.
+    TenantWatches,
+}
+
+impl Limit {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Limit::Calls => "OVERLOADED",
+            Limit::TenantCalls => "TENANT_OVERLOADED",
+            Limit::Watches => "TOO_MANY_WATCHES",
+            Limit::TenantWatches => "TENANT_TOO_MANY_WATCHES",
+        }
+    }
+
+    fn describe(self, of: usize) -> String {
+        match self {
+            Limit::Calls => format!("the server is handling its limit of {of} calls"),
+            Limit::TenantCalls => {
+                format!("the caller's tenant is using its share of {of} calls in flight")
+            }
+            Limit::Watches => format!("the server has its limit of {of} watch streams open"),
+            Limit::TenantWatches => {
+                format!("the caller's tenant has its share of {of} watch streams open")
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{}", describe_violations(.0))]
@@ -67,6 +105,21 @@ pub enum Error {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// Refused for lack of capacity; the same call may succeed after
+    /// `retry_after`.
+    #[error("{}; retry after {} s", .limit.describe(*.of), .retry_after.as_secs())]
+    Exhausted {
+        limit: Limit,
+        /// The limit's size.
+        of: usize,
+        retry_after: Duration,
+    },
+    /// The request message did not arrive in time.
+    #[error("the request message did not arrive within {} s", .0.as_secs())]
+    RequestBodyTimeout(Duration),
+    /// The request message is larger than the server accepts.
+    #[error("the request message is larger than the limit of {0} bytes")]
+    MessageTooLarge(usize),
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
@@ -110,6 +163,9 @@ impl Error {
             Error::EtagMismatch(_) => Code::Aborted,
             Error::FailedPrecondition { .. } => Code::FailedPrecondition,
             Error::Unavailable(_) => Code::Unavailable,
+            Error::Exhausted { .. } => Code::ResourceExhausted,
+            Error::RequestBodyTimeout(_) => Code::DeadlineExceeded,
+            Error::MessageTooLarge(_) => Code::OutOfRange,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Internal(_) => Code::Internal,
@@ -192,6 +248,28 @@ impl From<Error> for tonic::Status {
             }
             Error::Unavailable(_) => {
                 details.set_error_info("UNAVAILABLE", ERROR_DOMAIN, []);
+            }
+            Error::Exhausted {
+                limit,
+                of,
+                retry_after,
+            } => {
+                details.set_retry_info(Some(*retry_after));
+                details.set_error_info(
+                    limit.reason(),
+                    ERROR_DOMAIN,
+                    [("limit".to_string(), of.to_string())],
+                );
+            }
+            Error::RequestBodyTimeout(_) => {
+                details.set_error_info("REQUEST_BODY_TIMEOUT", ERROR_DOMAIN, []);
+            }
+            Error::MessageTooLarge(limit) => {
+                details.set_error_info(
+                    "MESSAGE_TOO_LARGE",
+                    ERROR_DOMAIN,
+                    [("limit".to_string(), limit.to_string())],
+                );
             }
             Error::Unauthenticated(_) => {
                 details.set_error_info("UNAUTHENTICATED", ERROR_DOMAIN, []);

@@ -1,5 +1,6 @@
 //! Accord: a multi-tenant SLA registry served over gRPC.
 
+pub mod admission; // fair shares of calls and watches, request-body deadline
 pub mod api; // gRPC services: decode, call the domain, encode
 pub mod app; // Application::build(config, listener), serve until shutdown
 pub mod auth; // API keys to principals, the RPC -> roles table

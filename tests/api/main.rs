@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod entitlement_cache;
 mod entitlements;
+mod fairness;
 mod idempotency;
 mod isolation;
 mod not_found_and_stale;

@@ -62,9 +62,13 @@ on_both_backends!(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn excess_load_is_shed_with_resource_exhausted() {
-    let server = TestServer::start_with(Backend::Sqlite, |c| c.max_concurrent_requests = 2)
-        .await
-        .unwrap();
+    // One tenant may use the whole limit here, so the server's limit refuses.
+    let server = TestServer::start_with(Backend::Sqlite, |c| {
+        c.max_concurrent_requests = 2;
+        c.max_concurrent_requests_per_tenant = Some(2);
+    })
+    .await
+    .unwrap();
     seed(&server, "acme").await;
     let calls = (0..64).map(|_| {
         let mut api = server.agreements();

@@ -240,6 +240,7 @@ pub type Authed = tonic::service::interceptor::InterceptedService<Channel, Beare
 /// (PLATFORM_ADMIN) key; the others use the TENANT_ADMIN key of the first
 /// tenant `seed` made, or whatever `use_key` set.
 pub struct TestServer {
+    pub port: u16,
     pub database_url: String,
     pub channel: Channel,
     pub platform_key: String,
@@ -261,6 +262,16 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Self> {
+        Self::start_prepared(backend, tweak, |_| {}).await
+    }
+
+    /// As `start_with`, and `prepare` may change the application before it
+    /// serves (replace a service behind the same layers, as the benchmark does).
+    pub async fn start_prepared(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Config),
+        prepare: impl FnOnce(&mut Application),
+    ) -> Option<Self> {
         init_logs();
         let (db, url) = TestDb::create(backend).await?;
         let platform_key = new_platform_key();
@@ -272,8 +283,9 @@ impl TestServer {
             ..Config::default()
         };
         tweak(&mut config);
-        let (_, channel, stop, task) = spawn_server(config).await;
+        let (port, channel, stop, task) = spawn_prepared(config, prepare).await;
         Some(Self {
+            port,
             database_url: url,
             channel,
             platform_key,
@@ -384,10 +396,24 @@ pub async fn spawn_server(
     oneshot::Sender<()>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
+    spawn_prepared(config, |_| {}).await
+}
+
+/// As `spawn_server`, with `prepare` called on the application before it serves.
+pub async fn spawn_prepared(
+    config: Config,
+    prepare: impl FnOnce(&mut Application),
+) -> (
+    u16,
+    Channel,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app = Application::build(config, listener)
+    let mut app = Application::build(config, listener)
         .await
         .expect("build application");
+    prepare(&mut app);
     let port = app.port();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.serve_until(async {
