@@ -101,7 +101,6 @@ impl Application {
             config.bootstrap_key.as_ref(),
             registry.changes().clone(),
         ));
-        authenticator.follow();
         Ok(Self {
             authenticator,
             config,

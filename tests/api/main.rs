@@ -10,6 +10,7 @@ mod entitlement_cache;
 mod entitlements;
 mod idempotency;
 mod isolation;
+mod key_lifetime;
 mod not_found_and_stale;
 mod overrides;
 mod pagination;
