@@ -101,6 +101,8 @@ impl Application {
             config.bootstrap_key.as_ref(),
             registry.changes().clone(),
         ));
+        let entitlements =
+            Entitlements::new(EntitlementApi::new(resolver.clone(), authenticator.clone()));
         Ok(Self {
             authenticator,
             config,
@@ -109,7 +111,7 @@ impl Application {
             port,
             store,
             registry,
-            entitlements: Entitlements::new(EntitlementApi::new(resolver.clone())),
+            entitlements,
             resolver,
         })
     }

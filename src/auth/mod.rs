@@ -30,6 +30,10 @@ pub struct Principal {
     pub role: Role,
     pub key: String,
     pub method: &'static str,
+    /// The hash of the key's secret, so that a call outliving its first
+    /// check (a watch) can check the key again (`Authenticator::recheck`);
+    /// none for the bootstrap key, which is neither stored nor revocable.
+    pub key_hash: Option<String>,
 }
 
 impl Principal {
@@ -119,6 +123,7 @@ impl Authenticator {
                 role: Role::PlatformAdmin,
                 key: BOOTSTRAP_ACTOR.into(),
                 method: "",
+                key_hash: None,
             });
         }
         let found = self.find(&hash).await?;
@@ -143,7 +148,50 @@ impl Authenticator {
             role: key.role,
             key: key.name(),
             method: "",
+            key_hash: Some(hash),
         })
+    }
+
+    /// Checks again that `principal`'s key authenticates and that `tenant`,
+    /// which it acts on, still exists, for calls that outlive their first
+    /// check (watches). Returns when the key expires. A revoked or expired
+    /// key is UNAUTHENTICATED; a deleted tenant (whose keys went with it) is
+    /// NOT_FOUND. Goes through the key cache, so it reads the store only
+    /// after a change that may affect keys. The bootstrap key is not stored
+    /// and cannot be revoked: only its tenant is checked.
+    pub async fn recheck(
+        &self,
+        principal: &Principal,
+        tenant: &Id,
+    ) -> Result<Option<DateTime<Utc>>, Error> {
+        if let Some(hash) = &principal.key_hash
+            && let Some(key) = self.find(hash).await?
+        {
+            let now = Utc::now();
+            return match (key.revoke_time, key.expire_time) {
+                (Some(_), _) => Err(Error::Unauthenticated(format!(
+                    "API key {} was revoked",
+                    key.name()
+                ))),
+                (None, Some(at)) if at <= now => Err(Error::Unauthenticated(format!(
+                    "API key {} expired at {}",
+                    key.name(),
+                    at.to_rfc3339()
+                ))),
+                (None, expire_time) => Ok(expire_time),
+            };
+        }
+        let mut tx = self.store.begin(Some(tenant), Access::Read).await?;
+        if tx.get_tenant(tenant).await?.is_none() {
+            return Err(Error::NotFound(format!("tenants/{tenant}")));
+        }
+        match principal.key_hash {
+            Some(_) => Err(Error::Unauthenticated(format!(
+                "API key {} no longer exists",
+                principal.key
+            ))),
+            None => Ok(None),
+        }
     }
 
     /// The key with this hash: from the cache, or read from the store (and

@@ -1,10 +1,13 @@
-//! An API key stops working when it is revoked or expires: within one
-//! second, on every replica, also while a replica has the key cached.
+//! An API key stops working when it is revoked or expires, and its tenant's
+//! deletion takes it along: within one second, on every replica, also while
+//! a replica has the key cached and also for a WatchEntitlements stream
+//! opened with it.
 
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use pb::entitlement_service_client::EntitlementServiceClient;
+use tokio_stream::StreamExt;
 use tonic::{Code, Status};
 
 use crate::entitlement_cache::second_replica;
@@ -108,6 +111,57 @@ fn assert_unauthenticated(status: &Status) {
     assert_reason(status, "UNAUTHENTICATED");
 }
 
+/// A watch of the seed's (customer, service) pair, past its first result.
+async fn watch(
+    client: &mut EntitlementServiceClient<Authed>,
+    seed: &Seed,
+) -> tonic::Streaming<pb::WatchEntitlementsResponse> {
+    let mut stream = client
+        .watch_entitlements(pb::WatchEntitlementsRequest {
+            parent: seed.tenant.clone(),
+            pairs: vec![pb::EntitlementPair {
+                consumer: seed.customer.clone(),
+                service: seed.service.clone(),
+            }],
+            heartbeat_interval: None,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("the first result in time")
+        .expect("the stream is open")
+        .expect("a result, not an error");
+    assert!(
+        matches!(
+            first.event,
+            Some(pb::watch_entitlements_response::Event::Result(_))
+        ),
+        "{first:?}"
+    );
+    stream
+}
+
+/// The status a watch ends with; fails unless it ends by `deadline`.
+async fn ended_by(
+    stream: &mut tonic::Streaming<pb::WatchEntitlementsResponse>,
+    deadline: Instant,
+) -> Status {
+    let within = deadline.saturating_duration_since(Instant::now());
+    let ended = tokio::time::timeout(within, async {
+        loop {
+            match stream.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(status)) => return status,
+                None => panic!("the watch ended without a status"),
+            }
+        }
+    })
+    .await;
+    ended.unwrap_or_else(|_| panic!("the watch still ran {WITHIN:?} after its key's end"))
+}
+
 // --- calls ---------------------------------------------------------------------
 
 async fn a_key_stops_working_within_a_second_of_its_expiry_even_while_cached(s: TestServer) {
@@ -133,7 +187,80 @@ async fn a_key_stops_working_within_a_second_of_its_expiry_even_while_cached(s: 
     );
 }
 
-on_both_backends!(a_key_stops_working_within_a_second_of_its_expiry_even_while_cached);
+// --- watches -------------------------------------------------------------------
+
+async fn revoking_a_key_ends_its_watch_within_a_second(s: TestServer) {
+    let seed = seed(&s, "t").await;
+    let key = reader_key(&s, "t", "reader", None).await;
+    let mut stream = watch(&mut entitlements_as(&s.channel, &key), &seed).await;
+
+    revoke(&s, "tenants/t/apiKeys/reader").await;
+    let status = ended_by(&mut stream, Instant::now() + WITHIN).await;
+
+    assert_unauthenticated(&status);
+    assert!(status.message().contains("revoked"), "{status:?}");
+}
+
+async fn a_key_expiring_ends_its_watch_within_a_second_of_expiry(s: TestServer) {
+    let seed = seed(&s, "t").await;
+    let expire_time = Utc::now() + chrono::Duration::seconds(2);
+    let key = reader_key(&s, "t", "short", Some(expire_time)).await;
+    let mut stream = watch(&mut entitlements_as(&s.channel, &key), &seed).await;
+
+    let expiry = Instant::now() + (expire_time - Utc::now()).to_std().unwrap_or_default();
+    let status = ended_by(&mut stream, expiry + WITHIN).await;
+
+    assert_unauthenticated(&status);
+    assert!(status.message().contains("expired"), "{status:?}");
+    assert!(
+        Instant::now() + Duration::from_millis(50) >= expiry,
+        "ended before the key expired: {status:?}"
+    );
+}
+
+async fn force_deleting_the_tenant_ends_its_watch_with_not_found_within_a_second(s: TestServer) {
+    let seed = seed(&s, "t").await;
+    let key = reader_key(&s, "t", "reader", None).await;
+    let mut stream = watch(&mut entitlements_as(&s.channel, &key), &seed).await;
+
+    s.tenants()
+        .delete_tenant(pb::DeleteTenantRequest {
+            name: "tenants/t".into(),
+            etag: String::new(),
+            force: true,
+        })
+        .await
+        .expect("delete tenant");
+    let status = ended_by(&mut stream, Instant::now() + WITHIN).await;
+
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert_reason(&status, "NOT_FOUND");
+    assert!(status.message().contains("tenants/t"), "{status:?}");
+}
+
+/// Revoking one key leaves a watch held with another key of the same tenant
+/// running.
+async fn revoking_a_key_leaves_watches_of_other_keys_running(s: TestServer) {
+    let seed = seed(&s, "t").await;
+    let revoked = reader_key(&s, "t", "revoked", None).await;
+    let kept = reader_key(&s, "t", "kept", None).await;
+    let mut ends = watch(&mut entitlements_as(&s.channel, &revoked), &seed).await;
+    let mut runs = watch(&mut entitlements_as(&s.channel, &kept), &seed).await;
+
+    revoke(&s, "tenants/t/apiKeys/revoked").await;
+    assert_unauthenticated(&ended_by(&mut ends, Instant::now() + WITHIN).await);
+
+    let next = tokio::time::timeout(WITHIN, runs.next()).await;
+    assert!(next.is_err(), "the other watch ended or moved: {next:?}");
+}
+
+on_both_backends!(
+    a_key_stops_working_within_a_second_of_its_expiry_even_while_cached,
+    revoking_a_key_ends_its_watch_within_a_second,
+    a_key_expiring_ends_its_watch_within_a_second_of_expiry,
+    force_deleting_the_tenant_ends_its_watch_with_not_found_within_a_second,
+    revoking_a_key_leaves_watches_of_other_keys_running,
+);
 
 // --- replicas (PostgreSQL) -----------------------------------------------------
 
@@ -182,4 +309,46 @@ async fn a_key_revoked_on_one_replica_is_refused_on_another_within_a_second_and_
         assert_unauthenticated(&status);
     }
     busy.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_key_on_one_replica_ends_its_watch_on_another_within_a_second() {
+    let Some(first) = TestServer::start(Backend::Postgres).await else {
+        return;
+    };
+    let seed = seed(&first, "t").await;
+    let key = reader_key(&first, "t", "reader", None).await;
+    let (channel, _replica) = second_replica(&first).await;
+    let mut stream = watch(&mut entitlements_as(&channel, &key), &seed).await;
+
+    revoke(&first, "tenants/t/apiKeys/reader").await;
+    let status = ended_by(&mut stream, Instant::now() + WITHIN).await;
+
+    assert_unauthenticated(&status);
+    assert!(status.message().contains("revoked"), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_tenant_on_one_replica_ends_its_watch_on_another_within_a_second() {
+    let Some(first) = TestServer::start(Backend::Postgres).await else {
+        return;
+    };
+    let seed = seed(&first, "t").await;
+    let key = reader_key(&first, "t", "reader", None).await;
+    let (channel, _replica) = second_replica(&first).await;
+    let mut stream = watch(&mut entitlements_as(&channel, &key), &seed).await;
+
+    first
+        .tenants()
+        .delete_tenant(pb::DeleteTenantRequest {
+            name: "tenants/t".into(),
+            etag: String::new(),
+            force: true,
+        })
+        .await
+        .expect("delete tenant");
+    let status = ended_by(&mut stream, Instant::now() + WITHIN).await;
+
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    assert_reason(&status, "NOT_FOUND");
 }
