@@ -99,7 +99,8 @@ impl Application {
             config.bootstrap_key.as_ref(),
             registry.changes().clone(),
         ));
-        authenticator.follow();
+        let entitlements =
+            Entitlements::new(EntitlementApi::new(resolver.clone(), authenticator.clone()));
         Ok(Self {
             authenticator,
             config,
@@ -108,7 +109,7 @@ impl Application {
             port,
             store,
             registry,
-            entitlements: Entitlements::new(EntitlementApi::new(resolver.clone())),
+            entitlements,
             resolver,
         })
     }
@@ -126,6 +127,10 @@ impl Application {
 
     pub fn resolver(&self) -> &Arc<Resolver> {
         &self.resolver
+    }
+
+    pub fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.authenticator
     }
 
     pub fn port(&self) -> u16 {

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{
     clause_out, credits_out, exclusion_out, objective_out, opt_time_in, support_out, time_out,
 };
-use crate::auth::principal;
+use crate::auth::{Authenticator, Principal, principal};
 use crate::domain::entitlement::{Entitlement, LayerKind, Outcome, Provenance};
 use crate::domain::names::{
     Collection, Id, ResourceName, TenantName, agreement_name, override_name, party_name,
@@ -28,11 +28,16 @@ use crate::proto::v1::entitlement_service_server::EntitlementService;
 
 pub struct EntitlementApi {
     resolver: Arc<Resolver>,
+    /// Watches check their key again while they run.
+    authenticator: Arc<Authenticator>,
 }
 
 impl EntitlementApi {
-    pub fn new(resolver: Arc<Resolver>) -> Self {
-        Self { resolver }
+    pub fn new(resolver: Arc<Resolver>, authenticator: Arc<Authenticator>) -> Self {
+        Self {
+            resolver,
+            authenticator,
+        }
     }
 }
 
@@ -392,6 +397,9 @@ impl EntitlementService for EntitlementApi {
         let (tx, rx) = mpsc::channel(64);
         let watch = Watch {
             resolver: self.resolver.clone(),
+            authenticator: self.authenticator.clone(),
+            principal,
+            key_check_at: tokio::time::Instant::now(),
             tenant,
             pairs: req.pairs.into_iter().zip(parsed).collect(),
             last: HashMap::new(),
@@ -459,11 +467,23 @@ impl EntitlementService for EntitlementApi {
     }
 }
 
+/// How often a watch checks its key again when nothing else made it: a
+/// safety net under the change feed, cheap through the key cache.
+const KEY_RECHECK_INTERVAL: Duration = Duration::from_secs(5);
+
 /// One WatchEntitlements stream: re-resolves its pairs when the change feed
 /// says they may have changed or a validity boundary passes, and sends those
-/// whose result differs from the last one sent.
+/// whose result differs from the last one sent. It ends when its key stops
+/// authenticating (revoked, expired) or its tenant is deleted: checked when
+/// the feed reports a change that may affect keys, when the key expires, and
+/// every `KEY_RECHECK_INTERVAL`.
 struct Watch {
     resolver: Arc<Resolver>,
+    authenticator: Arc<Authenticator>,
+    /// Who opened the watch.
+    principal: Principal,
+    /// When the key is checked next.
+    key_check_at: tokio::time::Instant,
     tenant: Id,
     pairs: Vec<(pb::EntitlementPair, Result<Pair, Error>)>,
     /// What was last sent for each pair (by index): the version, or the code
@@ -491,6 +511,9 @@ impl Watch {
                 .await;
             return;
         }
+        if !self.check_key(&tx).await {
+            return;
+        }
         let mut next_boundary = match self.send(&all, &tx).await {
             Some(b) => b,
             None => return,
@@ -499,17 +522,18 @@ impl Watch {
             let boundary_sleep = next_boundary
                 .map(|at| (at - Utc::now()).to_std().unwrap_or_default())
                 .unwrap_or(Duration::from_secs(24 * 3600));
-            let due: Vec<usize> = tokio::select! {
+            let (due, check_key): (Vec<usize>, bool) = tokio::select! {
                 change = feed.recv() => match change {
-                    Ok(change) => self.pairs.iter().enumerate()
+                    Ok(change) => (self.pairs.iter().enumerate()
                         .filter(|(_, (_, p))| p.as_ref().is_ok_and(|p| change.affects(&self.tenant, &p.service)))
                         .map(|(i, _)| i)
-                        .collect(),
+                        .collect(), change.affects_keys(&self.tenant)),
                     // Fell behind the feed: whatever changed, re-read everything.
-                    Err(broadcast::error::RecvError::Lagged(_)) => all.clone(),
+                    Err(broadcast::error::RecvError::Lagged(_)) => (all.clone(), true),
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
-                _ = tokio::time::sleep(boundary_sleep) => all.clone(),
+                _ = tokio::time::sleep(boundary_sleep) => (all.clone(), false),
+                _ = tokio::time::sleep_until(self.key_check_at) => (Vec::new(), true),
                 _ = tokio::time::sleep_until(self.last_sent + self.heartbeat) => {
                     let beat = pb::WatchEntitlementsResponse {
                         event: Some(pb::watch_entitlements_response::Event::Heartbeat(pb::Heartbeat {
@@ -528,12 +552,42 @@ impl Watch {
                     return;
                 }
             };
+            // The key first: a deleted tenant ends the watch rather than
+            // sending each pair's NOT_FOUND.
+            if check_key && !self.check_key(&tx).await {
+                return;
+            }
             if due.is_empty() {
                 continue;
             }
             match self.send(&due, &tx).await {
                 Some(b) => next_boundary = b,
                 None => return,
+            }
+        }
+    }
+
+    /// Checks that the watch's key still authenticates and its tenant still
+    /// exists, and when to check next; otherwise ends the stream with why
+    /// (UNAUTHENTICATED, NOT_FOUND) and returns false.
+    async fn check_key(&mut self, tx: &Sink) -> bool {
+        match self
+            .authenticator
+            .recheck(&self.principal, &self.tenant)
+            .await
+        {
+            Ok(expire_time) => {
+                let now = tokio::time::Instant::now();
+                let expiry =
+                    expire_time.map(|at| now + (at - Utc::now()).to_std().unwrap_or_default());
+                self.key_check_at = expiry.map_or(now + KEY_RECHECK_INTERVAL, |at| {
+                    at.min(now + KEY_RECHECK_INTERVAL)
+                });
+                true
+            }
+            Err(e) => {
+                let _ = tx.send(Err(Status::from(e))).await;
+                false
             }
         }
     }

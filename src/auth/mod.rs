@@ -10,13 +10,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use chrono::{Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use tracing::warn;
 
 use crate::domain::api_key::{ApiKey, Role, Secret, hash_secret};
 use crate::domain::audit::Caller;
-use crate::domain::changes::{Change, Changes};
+use crate::domain::changes::{Changes, KeyStamp, KeysSeen};
 use crate::domain::names::Id;
 use crate::error::Error;
 use crate::store::{Access, Store};
@@ -29,6 +30,10 @@ pub struct Principal {
     pub role: Role,
     pub key: String,
     pub method: &'static str,
+    /// The hash of the key's secret, so that a call outliving its first
+    /// check (a watch) can check the key again (`Authenticator::recheck`);
+    /// none for the bootstrap key, which is neither stored nor revocable.
+    pub key_hash: Option<String>,
 }
 
 impl Principal {
@@ -71,17 +76,11 @@ pub const BOOTSTRAP_ACTOR: &str = "bootstrap";
 pub struct Authenticator {
     store: Arc<dyn Store>,
     bootstrap_hash: Option<String>,
-    /// Keys found recently, by the hash of their secret. Dropped when any key
-    /// of a tenant is revoked (on every replica, through the change feed) and
-    /// after `KEY_CACHE_TTL` in any case. Unknown secrets are never cached.
-    keys: moka::sync::Cache<String, ApiKey>,
-    /// Whether revocations elsewhere reach this replica; the key cache is
-    /// bypassed while they may not.
-    changes: Arc<Changes>,
+    keys: KeyCache,
 }
 
-/// How long a key found in the store is trusted without reading it again.
-const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a key read from the store is trusted without reading it again.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
 /// How many keys are cached at most.
 const KEY_CACHE_SIZE: u64 = 10_000;
 
@@ -91,43 +90,19 @@ const LAST_USE_RESOLUTION_SECONDS: i64 = 60;
 impl Authenticator {
     pub fn new(store: Arc<dyn Store>, bootstrap: Option<&Secret>, changes: Arc<Changes>) -> Self {
         Self {
-            changes,
             store,
             bootstrap_hash: bootstrap.map(Secret::hash),
-            keys: moka::sync::Cache::builder()
-                .max_capacity(KEY_CACHE_SIZE)
-                .time_to_live(KEY_CACHE_TTL)
-                .build(),
+            keys: KeyCache::new(changes, KEY_CACHE_TTL),
         }
-    }
-
-    /// Drops cached keys when a change may have revoked or removed some,
-    /// for as long as the feed runs.
-    pub fn follow(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let mut feed = self.changes.subscribe();
-        let me = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                let change = feed.recv().await;
-                let Some(me) = me.upgrade() else { return };
-                match change {
-                    Ok(Change::Keys { .. } | Change::Tenant { .. } | Change::Everything)
-                    | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        me.keys.invalidate_all()
-                    }
-                    Ok(Change::Services { .. }) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        })
     }
 
     /// Checks the `authorization` header. The principal's `method` is left
     /// empty for the layer to fill in. Every bearer token costs one hash
-    /// and, unless it is a key used in the last `KEY_CACHE_TTL`, one indexed
-    /// lookup by that hash, whether or not a key has it: only the holder of
-    /// a valid secret can hit the cache, so the timing of an answer to a
-    /// guessed secret does not tell whether some key exists.
+    /// and, unless it is a key read in the last `KEY_CACHE_TTL` and not
+    /// changed since, one indexed lookup by that hash, whether or not a key
+    /// has it: only the holder of a valid secret can hit the cache, so the
+    /// timing of an answer to a guessed secret does not tell whether some
+    /// key exists.
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, Error> {
         let Some(header) = header else {
             return Err(Error::Unauthenticated(
@@ -148,25 +123,10 @@ impl Authenticator {
                 role: Role::PlatformAdmin,
                 key: BOOTSTRAP_ACTOR.into(),
                 method: "",
+                key_hash: None,
             });
         }
-        let cached = self
-            .changes
-            .is_live()
-            .then(|| self.keys.get(&hash))
-            .flatten();
-        let found = match cached {
-            Some(key) => Some(key),
-            None => {
-                let mut tx = self.store.begin(None, Access::Read).await?;
-                let found = tx.find_api_key(&hash).await?;
-                drop(tx);
-                if let Some(key) = &found {
-                    self.keys.insert(hash.clone(), key.clone());
-                }
-                found
-            }
-        };
+        let found = self.find(&hash).await?;
         let now = Utc::now();
         let key = match found {
             Some(key) if Secret::is_well_formed(token.trim()) && key.is_usable(now) => key,
@@ -180,9 +140,7 @@ impl Authenticator {
             .last_use_time
             .is_none_or(|t| now - t > ChronoDuration::seconds(LAST_USE_RESOLUTION_SECONDS));
         if stale {
-            let mut used = key.clone();
-            used.last_use_time = Some(now);
-            self.keys.insert(hash, used);
+            self.keys.record_use(&hash, now);
             self.record_use(&key.tenant, &key.id, now);
         }
         Ok(Principal {
@@ -190,7 +148,66 @@ impl Authenticator {
             role: key.role,
             key: key.name(),
             method: "",
+            key_hash: Some(hash),
         })
+    }
+
+    /// Checks again that `principal`'s key authenticates and that `tenant`,
+    /// which it acts on, still exists, for calls that outlive their first
+    /// check (watches). Returns when the key expires. A revoked or expired
+    /// key is UNAUTHENTICATED; a deleted tenant (whose keys went with it) is
+    /// NOT_FOUND. Goes through the key cache, so it reads the store only
+    /// after a change that may affect keys. The bootstrap key is not stored
+    /// and cannot be revoked: only its tenant is checked.
+    pub async fn recheck(
+        &self,
+        principal: &Principal,
+        tenant: &Id,
+    ) -> Result<Option<DateTime<Utc>>, Error> {
+        if let Some(hash) = &principal.key_hash
+            && let Some(key) = self.find(hash).await?
+        {
+            let now = Utc::now();
+            return match (key.revoke_time, key.expire_time) {
+                (Some(_), _) => Err(Error::Unauthenticated(format!(
+                    "API key {} was revoked",
+                    key.name()
+                ))),
+                (None, Some(at)) if at <= now => Err(Error::Unauthenticated(format!(
+                    "API key {} expired at {}",
+                    key.name(),
+                    at.to_rfc3339()
+                ))),
+                (None, expire_time) => Ok(expire_time),
+            };
+        }
+        let mut tx = self.store.begin(Some(tenant), Access::Read).await?;
+        if tx.get_tenant(tenant).await?.is_none() {
+            return Err(Error::NotFound(format!("tenants/{tenant}")));
+        }
+        match principal.key_hash {
+            Some(_) => Err(Error::Unauthenticated(format!(
+                "API key {} no longer exists",
+                principal.key
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// The key with this hash: from the cache, or read from the store (and
+    /// cached when found).
+    async fn find(&self, hash: &str) -> Result<Option<ApiKey>, Error> {
+        if let Some(key) = self.keys.get(hash) {
+            return Ok(Some(key));
+        }
+        let read = self.keys.read_started();
+        let mut tx = self.store.begin(None, Access::Read).await?;
+        let found = tx.find_api_key(hash).await?;
+        drop(tx);
+        if let Some(key) = &found {
+            self.keys.insert(hash, key.clone(), read);
+        }
+        Ok(found)
     }
 
     /// Updates `last_use_time` in the background; a failure only costs accuracy.
@@ -211,6 +228,88 @@ impl Authenticator {
                 warn!(%tenant, key = %id, %error, "could not record an API key's last use");
             }
         });
+    }
+}
+
+/// Keys found recently, by the hash of their secret. An entry is trusted
+/// while the key generations it was read under are current (a revocation or
+/// a tenant change on any replica bumps them, through the change feed) and
+/// for at most `ttl` from when it was read. Unknown secrets are never cached;
+/// while other replicas' changes may not reach this one, the cache is
+/// bypassed.
+struct KeyCache {
+    entries: moka::sync::Cache<String, CachedKey>,
+    changes: Arc<Changes>,
+    ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+struct CachedKey {
+    key: ApiKey,
+    stamp: KeyStamp,
+    /// When the read that found it began; recording a use keeps it.
+    read_at: Instant,
+}
+
+/// Taken before reading a key from the store.
+#[derive(Debug, Clone, Copy)]
+struct ReadStarted {
+    seen: KeysSeen,
+    at: Instant,
+}
+
+impl KeyCache {
+    fn new(changes: Arc<Changes>, ttl: Duration) -> Self {
+        Self {
+            // moka's time-to-live only frees memory; re-inserting restarts
+            // it, so trust is bounded by `read_at` instead.
+            entries: moka::sync::Cache::builder()
+                .max_capacity(KEY_CACHE_SIZE)
+                .time_to_live(ttl)
+                .build(),
+            changes,
+            ttl,
+        }
+    }
+
+    fn get(&self, hash: &str) -> Option<ApiKey> {
+        if !self.changes.is_live() {
+            return None;
+        }
+        let entry = self.entries.get(hash)?;
+        (entry.read_at.elapsed() < self.ttl
+            && self.changes.is_key_current(entry.stamp, &entry.key.tenant))
+        .then_some(entry.key)
+    }
+
+    /// To take before the store read whose result goes to `insert`, so that
+    /// a change applied meanwhile keeps it out.
+    fn read_started(&self) -> ReadStarted {
+        ReadStarted {
+            seen: self.changes.keys_seen(),
+            at: Instant::now(),
+        }
+    }
+
+    fn insert(&self, hash: &str, key: ApiKey, read: ReadStarted) {
+        if let Some(stamp) = self.changes.key_stamp(read.seen, &key.tenant) {
+            let entry = CachedKey {
+                key,
+                stamp,
+                read_at: read.at,
+            };
+            self.entries.insert(hash.to_string(), entry);
+        }
+    }
+
+    /// Notes a use in the cached copy, so the next use need not write it,
+    /// without extending how long the copy is trusted. Racing an insert can
+    /// only put back an older stamp, which is a miss.
+    fn record_use(&self, hash: &str, at: DateTime<Utc>) {
+        if let Some(mut entry) = self.entries.get(hash) {
+            entry.key.last_use_time = Some(at);
+            self.entries.insert(hash.to_string(), entry);
+        }
     }
 }
 
@@ -303,5 +402,105 @@ where
             request.extensions_mut().insert(principal);
             inner.call(request).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::api_key::ApiKeyFields;
+    use crate::domain::changes::Change;
+    use crate::error::Violations;
+
+    fn id(s: &str) -> Id {
+        Id::parse("id", s).unwrap()
+    }
+
+    fn key(tenant: &str) -> ApiKey {
+        let fields = ApiKeyFields {
+            role: Some(Role::Reader),
+            ..Default::default()
+        };
+        let mut v = Violations::new();
+        ApiKey::new(&id(tenant), id("reader"), fields, Utc::now(), &mut v)
+            .expect("a valid key")
+            .0
+    }
+
+    fn cache() -> (Arc<Changes>, KeyCache) {
+        let changes = Arc::new(Changes::default());
+        (changes.clone(), KeyCache::new(changes, KEY_CACHE_TTL))
+    }
+
+    #[test]
+    fn a_key_read_before_a_revocation_and_cached_after_it_is_a_miss() {
+        let (changes, cache) = cache();
+        let key = key("t");
+        // A lookup starts reading and finds the key still valid...
+        let read = cache.read_started();
+        // ...the revocation commits and is applied meanwhile...
+        changes.apply(Change::Keys { tenant: id("t") });
+        // ...and the lookup caches what it read.
+        cache.insert("h", key.clone(), read);
+        assert_eq!(cache.get("h"), None, "the next lookup must read the store");
+
+        let read = cache.read_started();
+        cache.insert("h", key.clone(), read);
+        assert_eq!(cache.get("h"), Some(key));
+    }
+
+    #[test]
+    fn a_key_cached_before_a_change_is_a_miss_after_it() {
+        for change in [
+            Change::Keys { tenant: id("t") },
+            Change::Tenant { tenant: id("t") },
+            Change::Everything,
+        ] {
+            let (changes, cache) = cache();
+            cache.insert("h", key("t"), cache.read_started());
+            assert!(cache.get("h").is_some());
+            changes.apply(change.clone());
+            assert_eq!(cache.get("h"), None, "after {change:?}");
+        }
+    }
+
+    #[test]
+    fn another_tenants_key_change_keeps_a_cached_key() {
+        let (changes, cache) = cache();
+        cache.insert("h", key("t"), cache.read_started());
+        changes.apply(Change::Keys {
+            tenant: id("other"),
+        });
+        assert!(cache.get("h").is_some());
+    }
+
+    #[test]
+    fn a_key_is_trusted_for_the_ttl_from_its_read_however_often_it_is_used() {
+        let (_, cache) = cache();
+        let long_ago = ReadStarted {
+            at: Instant::now() - KEY_CACHE_TTL,
+            ..cache.read_started()
+        };
+        cache.insert("old", key("t"), long_ago);
+        assert_eq!(cache.get("old"), None);
+
+        let read = cache.read_started();
+        cache.insert("h", key("t"), read);
+        cache.record_use("h", Utc::now());
+        let entry = cache.entries.get("h").expect("cached");
+        assert!(entry.key.last_use_time.is_some());
+        assert_eq!(entry.read_at, read.at, "a use must not extend the trust");
+    }
+
+    #[test]
+    fn nothing_is_served_from_the_cache_while_changes_may_be_missed() {
+        let (changes, cache) = cache();
+        cache.insert("h", key("t"), cache.read_started());
+        changes.set_live(false);
+        assert_eq!(cache.get("h"), None);
+        // Read while changes were missed: stale once they flow again.
+        cache.insert("h", key("t"), cache.read_started());
+        changes.set_live(true);
+        assert_eq!(cache.get("h"), None);
     }
 }

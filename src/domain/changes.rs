@@ -2,8 +2,8 @@
 //! resolution. The registry publishes a change after each commit; on
 //! PostgreSQL the same change also goes out by NOTIFY, in the writing
 //! transaction, so that other replicas apply it too. Applying a change bumps
-//! the generations the entitlement cache checks entries against, and wakes
-//! the watchers.
+//! the generations the entitlement cache and the API key cache check entries
+//! against, and wakes the watchers.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -38,6 +38,22 @@ pub struct Stamp {
     service: u64,
 }
 
+/// Generations of what API keys depend on, taken before reading a key by
+/// the hash of its secret, when its tenant is not known yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeysSeen {
+    everything: u64,
+    keys: u64,
+}
+
+/// Generations a cached API key was read under: it is good only while they
+/// are current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyStamp {
+    everything: u64,
+    tenant: u64,
+}
+
 /// How many changes a slow watcher may fall behind before it re-reads all.
 const FEED_CAPACITY: usize = 4096;
 
@@ -50,6 +66,10 @@ pub struct Changes {
     tenants: RwLock<HashMap<Id, u64>>,
     /// By tenant, then service, so a lookup needs no owned key.
     services: RwLock<HashMap<Id, HashMap<Id, u64>>>,
+    /// Bumped by every change to any tenant's keys, before `tenant_keys`.
+    keys: AtomicU64,
+    /// By tenant: its keys changed (revoked) or the tenant did (deleted).
+    tenant_keys: RwLock<HashMap<Id, u64>>,
     feed: broadcast::Sender<Change>,
 }
 
@@ -60,6 +80,8 @@ impl Default for Changes {
             everything: AtomicU64::new(0),
             tenants: RwLock::default(),
             services: RwLock::default(),
+            keys: AtomicU64::new(0),
+            tenant_keys: RwLock::default(),
             feed: broadcast::channel(FEED_CAPACITY).0,
         }
     }
@@ -90,6 +112,35 @@ impl Changes {
         }
     }
 
+    /// To take before reading an API key by its hash; see `key_stamp`.
+    pub fn keys_seen(&self) -> KeysSeen {
+        KeysSeen {
+            everything: self.everything.load(Ordering::Acquire),
+            keys: self.keys.load(Ordering::Acquire),
+        }
+    }
+
+    /// The stamp of a key of `tenant` read after `seen` was taken, or `None`
+    /// when a change to some tenant's keys was applied since: the read may
+    /// predate it, and the tenant's generation now may include it, so the
+    /// key must not be cached. Taking the tenant's generation only now (its
+    /// tenant was unknown before the read) is sound because `apply` bumps
+    /// the global `keys` before a tenant's: a tenant generation that counts a
+    /// change implies a global one that differs from `seen`.
+    pub fn key_stamp(&self, seen: KeysSeen, tenant: &Id) -> Option<KeyStamp> {
+        let tenant_gen = read(&self.tenant_keys).get(tenant).copied().unwrap_or(0);
+        (self.keys_seen() == seen).then_some(KeyStamp {
+            everything: seen.everything,
+            tenant: tenant_gen,
+        })
+    }
+
+    /// Whether a key of `tenant` stamped `stamp` is still current.
+    pub fn is_key_current(&self, stamp: KeyStamp, tenant: &Id) -> bool {
+        stamp.everything == self.everything.load(Ordering::Acquire)
+            && stamp.tenant == read(&self.tenant_keys).get(tenant).copied().unwrap_or(0)
+    }
+
     /// Applies a change: entries read before it are stale from now on, and
     /// watchers hear of it.
     pub fn apply(&self, change: Change) {
@@ -99,6 +150,7 @@ impl Changes {
             }
             Change::Tenant { tenant } => {
                 *write(&self.tenants).entry(tenant.clone()).or_default() += 1;
+                self.bump_keys(tenant);
             }
             Change::Services { tenant, services } => {
                 let mut gens = write(&self.services);
@@ -107,10 +159,16 @@ impl Changes {
                     *gens.entry(s.clone()).or_default() += 1;
                 }
             }
-            Change::Keys { .. } => {}
+            Change::Keys { tenant } => self.bump_keys(tenant),
         }
         // No receiver is not an error: nobody is watching.
         let _ = self.feed.send(change);
+    }
+
+    /// The global generation first: see `key_stamp`.
+    fn bump_keys(&self, tenant: &Id) {
+        self.keys.fetch_add(1, Ordering::AcqRel);
+        *write(&self.tenant_keys).entry(tenant.clone()).or_default() += 1;
     }
 
     pub fn is_live(&self) -> bool {
@@ -120,10 +178,12 @@ impl Changes {
     /// Marks whether other replicas' changes reach this one. Going live
     /// again applies `Everything`: what happened meanwhile is unknown.
     pub fn set_live(&self, live: bool) {
-        let was = self.live.swap(live, Ordering::AcqRel);
-        if live && !was {
+        // Stale first, then live: an entry read while changes were missed
+        // must not pass in between.
+        if live && !self.is_live() {
             self.apply(Change::Everything);
         }
+        self.live.store(live, Ordering::Release);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
@@ -142,6 +202,16 @@ impl Change {
                 services,
             } => t == tenant && services.contains(service),
             Change::Keys { .. } => false,
+        }
+    }
+
+    /// Whether the change may have revoked or removed an API key of `tenant`
+    /// (or the tenant itself).
+    pub fn affects_keys(&self, tenant: &Id) -> bool {
+        match self {
+            Change::Everything => true,
+            Change::Tenant { tenant: t } | Change::Keys { tenant: t } => t == tenant,
+            Change::Services { .. } => false,
         }
     }
 }
@@ -180,5 +250,45 @@ mod tests {
         let now = changes.stamp(&id("other"), &a);
         changes.apply(Change::Everything);
         assert_ne!(changes.stamp(&id("other"), &a), now);
+    }
+
+    #[test]
+    fn a_key_change_stales_the_stamps_of_its_tenant_and_only_those() {
+        let changes = Changes::default();
+        let (t, other) = (id("t"), id("other"));
+        let seen = changes.keys_seen();
+        let stamp_t = changes.key_stamp(seen, &t).expect("nothing changed");
+        let stamp_other = changes.key_stamp(seen, &other).expect("nothing changed");
+        changes.apply(Change::Keys { tenant: t.clone() });
+        assert!(!changes.is_key_current(stamp_t, &t));
+        assert!(changes.is_key_current(stamp_other, &other));
+        let stamp_other = changes.key_stamp(changes.keys_seen(), &other).unwrap();
+        changes.apply(Change::Tenant {
+            tenant: other.clone(),
+        });
+        assert!(!changes.is_key_current(stamp_other, &other));
+        let stamp_t = changes.key_stamp(changes.keys_seen(), &t).unwrap();
+        changes.apply(Change::Services {
+            tenant: t.clone(),
+            services: vec![id("s")],
+        });
+        assert!(changes.is_key_current(stamp_t, &t));
+        changes.apply(Change::Everything);
+        assert!(!changes.is_key_current(stamp_t, &t));
+    }
+
+    #[test]
+    fn a_key_read_across_a_key_change_gets_no_stamp() {
+        let changes = Changes::default();
+        let seen = changes.keys_seen();
+        // Another tenant's change counts too: the tenant is not known
+        // before the read.
+        changes.apply(Change::Keys {
+            tenant: id("other"),
+        });
+        assert_eq!(changes.key_stamp(seen, &id("t")), None);
+        let seen = changes.keys_seen();
+        changes.apply(Change::Everything);
+        assert_eq!(changes.key_stamp(seen, &id("t")), None);
     }
 }

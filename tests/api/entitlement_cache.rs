@@ -325,7 +325,7 @@ on_both_backends!(
 );
 
 /// A second replica on the first one's PostgreSQL database.
-async fn second_replica(first: &TestServer) -> (tonic::transport::Channel, impl Drop) {
+pub(crate) async fn second_replica(first: &TestServer) -> (tonic::transport::Channel, impl Drop) {
     let config = Config {
         database_url: first.database_url.clone(),
         migration_database_url: first.db.migration_url(),

@@ -146,7 +146,7 @@ async fn start_gated(
     let gate = Gate::closed();
     let gated = gate.clone();
     let s = TestServer::start_prepared(backend, tweak, move |app| {
-        let real = EntitlementApi::new(app.resolver().clone());
+        let real = EntitlementApi::new(app.resolver().clone(), app.authenticator().clone());
         app.replace_entitlements(Entitlements::new(GatedEntitlements { real, gate: gated }));
     })
     .await?;

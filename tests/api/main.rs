@@ -11,6 +11,7 @@ mod entitlements;
 mod fairness;
 mod idempotency;
 mod isolation;
+mod key_lifetime;
 mod not_found_and_stale;
 mod overrides;
 mod pagination;
