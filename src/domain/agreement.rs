@@ -42,6 +42,20 @@ impl AgreementKind {
             .map(|(n, _)| *n)
             .expect("every kind is listed")
     }
+
+    /// The kinds whose agreements count in entitlement resolution: the
+    /// service-based base and the consumer agreements layered on it. OLAs
+    /// and UCs back other agreements; they entitle no one.
+    pub const RESOLVED: &'static [AgreementKind] = &[
+        AgreementKind::ServiceLevel,
+        AgreementKind::Customer,
+        AgreementKind::Internal,
+    ];
+
+    /// Whether agreements of this kind count in entitlement resolution.
+    pub fn counts_in_resolution(self) -> bool {
+        Self::RESOLVED.contains(&self)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +82,49 @@ impl AgreementState {
             .find(|(_, s)| *s == self)
             .map(|(n, _)| *n)
             .expect("every state is listed")
+    }
+
+    /// How this state reads in what is stored, for filters the store runs:
+    /// EXPIRED is never stored, it is an ACTIVE agreement whose validity has
+    /// ended, and ACTIVE is one whose validity has not (`Agreement::state_at`).
+    pub fn stored_condition(self) -> StoredState {
+        match self {
+            AgreementState::Active => StoredState {
+                stored: AgreementState::Active,
+                ended: Some(false),
+            },
+            AgreementState::Expired => StoredState {
+                stored: AgreementState::Active,
+                ended: Some(true),
+            },
+            state => StoredState {
+                stored: state,
+                ended: None,
+            },
+        }
+    }
+}
+
+/// A state as stored columns: the stored `state`, and whether the validity
+/// (`effective_until`) must have ended by now (`Some(true)`), must not have
+/// (`Some(false)`), or does not matter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredState {
+    pub stored: AgreementState,
+    pub ended: Option<bool>,
+}
+
+impl StoredState {
+    /// Whether an agreement stored with `state` and validity ending at
+    /// `until` matches at `now`: what the store's SQL must compute.
+    pub fn matches(
+        &self,
+        state: AgreementState,
+        until: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let ended = until.is_some_and(|u| u <= now);
+        state == self.stored && self.ended.is_none_or(|e| e == ended)
     }
 }
 
@@ -398,6 +455,45 @@ mod tests {
             agreement(0, None).state_at(Utc::now()),
             AgreementState::Active
         );
+    }
+
+    #[test]
+    fn stored_conditions_agree_with_state_at() {
+        let now = Utc::now();
+        let mut cases = Vec::new();
+        for stored in [
+            AgreementState::Draft,
+            AgreementState::Active,
+            AgreementState::Terminated,
+        ] {
+            for until in [None, Some(1), Some(1_000_000)] {
+                let mut a = agreement(0, until);
+                a.state = stored;
+                cases.push(a);
+            }
+        }
+        for (_, filter) in AgreementState::ALL {
+            let condition = filter.stored_condition();
+            for a in &cases {
+                assert_eq!(
+                    condition.matches(a.state, a.effective_end(), now),
+                    a.state_at(now) == *filter,
+                    "{filter:?} on {:?} until {:?}",
+                    a.state,
+                    a.effective_until
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_service_level_and_consumer_agreements_count_in_resolution() {
+        let counted: Vec<_> = AgreementKind::ALL
+            .iter()
+            .filter(|(_, k)| k.counts_in_resolution())
+            .map(|(n, _)| *n)
+            .collect();
+        assert_eq!(counted, ["SERVICE_LEVEL", "CUSTOMER", "INTERNAL"]);
     }
 
     #[test]
