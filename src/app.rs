@@ -83,8 +83,13 @@ impl Application {
         let tls = config.tls.as_ref().map(load_tls).transpose()?;
         info!(database = %describe_database(&config.database_url), "storing data");
         store::migrate(config.migration_url(), &config.database_url).await?;
-        let store = store::connect(&config.database_url, config.max_connections).await?;
-        let registry = Arc::new(Registry::new(store.clone()).await?);
+        let store = store::connect(
+            &config.database_url,
+            config.max_connections,
+            config.statement_timeout,
+        )
+        .await?;
+        let registry = Arc::new(Registry::new(store.clone(), config.request_id_ttl).await?);
         let resolver = Arc::new(Resolver::new(
             store.clone(),
             registry.changes().clone(),

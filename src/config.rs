@@ -86,6 +86,17 @@ pub struct ConfigArgs {
     #[arg(long, env = "ACCORD_SHUTDOWN_GRACE_SECONDS", value_name = "SECONDS")]
     pub shutdown_grace_seconds: Option<u64>,
 
+    /// How long a create's request_id is remembered, so that a retry returns
+    /// the first answer; later the id is new again [default: 86400].
+    #[arg(long, env = "ACCORD_REQUEST_ID_TTL_SECONDS", value_name = "SECONDS")]
+    pub request_id_ttl_seconds: Option<u64>,
+
+    /// The longest a database statement may run: a call gets the lesser of
+    /// this and what is left of its deadline, background work gets this
+    /// [default: 30].
+    #[arg(long, env = "ACCORD_STATEMENT_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub statement_timeout_seconds: Option<u64>,
+
     /// PEM certificate chain the listener presents; with --tls-key-file,
     /// turns TLS on [default: plaintext].
     #[arg(long, env = "ACCORD_TLS_CERT_FILE", value_name = "FILE")]
@@ -139,6 +150,8 @@ struct FileConfig {
     max_message_bytes: Option<usize>,
     request_timeout_seconds: Option<u64>,
     shutdown_grace_seconds: Option<u64>,
+    request_id_ttl_seconds: Option<u64>,
+    statement_timeout_seconds: Option<u64>,
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
     tls_client_ca_file: Option<PathBuf>,
@@ -178,6 +191,10 @@ pub struct Config {
     pub max_message_bytes: usize,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// How long a request_id is remembered (AIP-155).
+    pub request_id_ttl: Duration,
+    /// The longest a database statement may run.
+    pub statement_timeout: Duration,
     /// `None`: plaintext.
     pub tls: Option<TlsFiles>,
     /// The PLATFORM_ADMIN key; `None`: tenants cannot be managed.
@@ -200,6 +217,8 @@ impl Default for Config {
             max_message_bytes: 4 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(20),
+            request_id_ttl: Duration::from_secs(24 * 60 * 60),
+            statement_timeout: Duration::from_secs(30),
             tls: None,
             bootstrap_key: None,
             log: "info".into(),
@@ -228,6 +247,8 @@ impl fmt::Debug for Config {
             .field("max_message_bytes", &self.max_message_bytes)
             .field("request_timeout", &self.request_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("request_id_ttl", &self.request_id_ttl)
+            .field("statement_timeout", &self.statement_timeout)
             .field("tls", &self.tls)
             .field("bootstrap_key", &self.bootstrap_key)
             .field("log", &self.log)
@@ -358,6 +379,16 @@ impl Config {
                 .or(file.shutdown_grace_seconds)
                 .map(Duration::from_secs)
                 .unwrap_or(d.shutdown_grace),
+            request_id_ttl: args
+                .request_id_ttl_seconds
+                .or(file.request_id_ttl_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.request_id_ttl),
+            statement_timeout: args
+                .statement_timeout_seconds
+                .or(file.statement_timeout_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.statement_timeout),
             log: args.log.clone().or(file.log).unwrap_or(d.log),
             log_format,
         };
@@ -403,6 +434,15 @@ impl Config {
         anyhow::ensure!(
             self.metric_export_interval >= Duration::from_millis(100),
             "metric_export_interval_ms must be at least 100"
+        );
+        anyhow::ensure!(
+            !self.request_id_ttl.is_zero(),
+            "request_id_ttl_seconds must be positive"
+        );
+        // PostgreSQL reads a statement_timeout of 0 as no limit at all.
+        anyhow::ensure!(
+            !self.statement_timeout.is_zero(),
+            "statement_timeout_seconds must be positive"
         );
         Ok(())
     }

@@ -48,15 +48,19 @@ pub struct Registry {
     store: Arc<dyn Store>,
     page_key: PageTokenKey,
     changes: Arc<Changes>,
+    /// How long a create's request_id is remembered (AIP-155).
+    request_id_ttl: chrono::Duration,
 }
 
 impl Registry {
-    pub async fn new(store: Arc<dyn Store>) -> Result<Self> {
+    pub async fn new(store: Arc<dyn Store>, request_id_ttl: std::time::Duration) -> Result<Self> {
         let page_key = PageTokenKey::new(store.page_token_secret().await?);
         Ok(Self {
             store,
             page_key,
             changes: Arc::default(),
+            request_id_ttl: chrono::Duration::from_std(request_id_ttl)
+                .map_err(|e| Error::Internal(anyhow::Error::new(e).context("request_id TTL")))?,
         })
     }
 
@@ -95,8 +99,9 @@ impl Registry {
     }
 
     /// Claims `request` for this create, or returns what the first create with
-    /// the same request_id returned.
+    /// the same request_id returned within the request_id window.
     async fn replay<T: DeserializeOwned>(
+        &self,
         tx: &mut dyn Tx,
         scope: &str,
         request: Option<&RequestKey>,
@@ -106,7 +111,13 @@ impl Registry {
             return Ok(None);
         };
         let Some(stored) = tx
-            .claim_request(scope, &request.request_id, &request.fingerprint, now)
+            .claim_request(
+                scope,
+                &request.request_id,
+                &request.fingerprint,
+                now,
+                now + self.request_id_ttl,
+            )
             .await?
         else {
             return Ok(None);
@@ -193,7 +204,7 @@ impl Registry {
         tenant.validate(&mut v, "tenant");
         v.into_result()?;
         let mut tx = self.store.begin(None, Access::Write).await?;
-        if let Some(replayed) = Self::replay(&mut *tx, "", request.as_ref(), now).await? {
+        if let Some(replayed) = self.replay(&mut *tx, "", request.as_ref(), now).await? {
             return Ok(replayed);
         }
         tx.insert_tenant(&tenant).await?;
@@ -293,8 +304,9 @@ impl Registry {
         v.into_result()?;
         let party = party.expect("validated");
         let mut tx = self.write(tenant).await?;
-        if let Some(replayed) =
-            Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await?
+        if let Some(replayed) = self
+            .replay(&mut *tx, tenant.as_str(), request.as_ref(), now)
+            .await?
         {
             return Ok(replayed);
         }
@@ -464,8 +476,9 @@ impl Registry {
         v.into_result()?;
         let service = service.expect("validated");
         let mut tx = self.write(tenant).await?;
-        if let Some(replayed) =
-            Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await?
+        if let Some(replayed) = self
+            .replay(&mut *tx, tenant.as_str(), request.as_ref(), now)
+            .await?
         {
             return Ok(replayed);
         }
@@ -610,8 +623,9 @@ impl Registry {
         v.into_result()?;
         let agreement = agreement.expect("validated");
         let mut tx = self.write(tenant).await?;
-        if let Some(replayed) =
-            Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await?
+        if let Some(replayed) = self
+            .replay(&mut *tx, tenant.as_str(), request.as_ref(), now)
+            .await?
         {
             return Ok(replayed);
         }
@@ -1038,8 +1052,9 @@ impl Registry {
     ) -> Result<Override> {
         let now = Utc::now();
         let mut tx = self.write(tenant).await?;
-        if let Some(replayed) =
-            Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await?
+        if let Some(replayed) = self
+            .replay(&mut *tx, tenant.as_str(), request.as_ref(), now)
+            .await?
         {
             return Ok(replayed);
         }
@@ -1195,8 +1210,9 @@ impl Registry {
         v.into_result()?;
         let (key, secret) = created.expect("validated");
         let mut tx = self.write(tenant).await?;
-        if let Some(replayed) =
-            Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await?
+        if let Some(replayed) = self
+            .replay(&mut *tx, tenant.as_str(), request.as_ref(), now)
+            .await?
         {
             return Ok((replayed, None));
         }

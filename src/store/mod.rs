@@ -78,15 +78,17 @@ pub trait Tx: Send {
     /// one server).
     async fn notify(&mut self, change: &Change) -> Result<()>;
 
-    /// Records `request_id` for this tenant (`""` for platform requests), or
-    /// returns what an earlier request with the same id recorded. Concurrent
-    /// claims of one id wait for the first to commit or roll back.
+    /// Records `request_id` for this tenant (`""` for platform requests) until
+    /// `expire_time`, or returns what an earlier request with the same id
+    /// recorded. An id expired at `now` is taken over as if it were unused.
+    /// Concurrent claims of one id wait for the first to commit or roll back.
     async fn claim_request(
         &mut self,
         tenant: &str,
         request_id: &str,
         fingerprint: &str,
         now: DateTime<Utc>,
+        expire_time: DateTime<Utc>,
     ) -> Result<Option<StoredRequest>>;
     async fn complete_request(
         &mut self,
@@ -94,6 +96,9 @@ pub trait Tx: Send {
         request_id: &str,
         response: &serde_json::Value,
     ) -> Result<()>;
+    /// Deletes up to `limit` request_ids of any tenant expired at `now`
+    /// (platform scope); returns how many.
+    async fn delete_expired_requests(&mut self, now: DateTime<Utc>, limit: i64) -> Result<u64>;
 
     async fn insert_tenant(&mut self, tenant: &Tenant) -> Result<()>;
     async fn get_tenant(&mut self, id: &Id) -> Result<Option<Tenant>>;
@@ -298,14 +303,20 @@ pub const CHANGES_CHANNEL: &str = "accord_changes";
 /// deeper than this.
 pub const MAX_ANCESTRY: usize = 64;
 
-/// Opens the store the URL names: `sqlite:` or `postgres:`/`postgresql:`.
-pub async fn connect(url: &str, max_connections: u32) -> Result<std::sync::Arc<dyn Store>> {
+/// Opens the store the URL names: `sqlite:` or `postgres:`/`postgresql:`. No
+/// statement runs longer than `statement_timeout`, nor past the deadline of
+/// the call it serves (`crate::deadline`).
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    statement_timeout: std::time::Duration,
+) -> Result<std::sync::Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(
-            SqliteStore::connect(url, max_connections).await?,
+            SqliteStore::connect(url, max_connections, statement_timeout).await?,
         ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let store = PostgresStore::connect(url, max_connections).await?;
+        let store = PostgresStore::connect(url, max_connections, statement_timeout).await?;
         store.check_role().await?;
         Ok(std::sync::Arc::new(store))
     } else {

@@ -40,12 +40,25 @@ fn db_time(t: DateTime<Utc>) -> DateTime<Utc> {
     t
 }
 
+/// The longest NOTIFY payload PostgreSQL accepts ("shorter than 8000 bytes").
+const MAX_NOTIFY_PAYLOAD: usize = 7999;
+
+/// Announces `change` on commit. A change too long for one payload (an
+/// agreement over 150 services with long ids) goes out as several, sent in
+/// one statement of the same transaction: they are delivered together at
+/// commit, or not at all, and other replicas still invalidate only what it
+/// changed.
 async fn notify(conn: &mut sqlx::PgConnection, change: &Change) -> Result<()> {
-    let payload = serde_json::to_string(change)
+    let payloads = change
+        .clone()
+        .split_to_fit(MAX_NOTIFY_PAYLOAD)
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Error::Internal(anyhow::Error::new(e).context("encode change")))?;
-    sqlx::query("SELECT pg_notify($1, $2)")
+    sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload")
         .bind(CHANGES_CHANNEL)
-        .bind(payload)
+        .bind(payloads)
         .execute(conn)
         .await
         .map_err(internal("notify change"))?;
@@ -72,7 +85,11 @@ fn options(url: &str) -> Result<PgConnectOptions> {
 }
 
 impl PostgresStore {
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        _statement_timeout: Duration,
+    ) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
@@ -92,7 +109,7 @@ impl PostgresStore {
     /// together apply them once. When the server connects as another role
     /// (`serving_url`), that role is granted what the server needs.
     pub async fn migrate(owner_url: &str, serving_url: &str) -> Result<()> {
-        let store = Self::connect(owner_url, 2).await?;
+        let store = Self::connect(owner_url, 2, Duration::ZERO).await?;
         MIGRATOR
             .run(&store.pool)
             .await

@@ -105,6 +105,7 @@ macro_rules! impl_tx {
                 request_id: &str,
                 fingerprint: &str,
                 now: DateTime<Utc>,
+                _expire_time: DateTime<Utc>,
             ) -> Result<Option<StoredRequest>> {
                 let inserted = sqlx::query(
                     "INSERT INTO request_ids (tenant, request_id, fingerprint, create_time) \
@@ -155,6 +156,10 @@ macro_rules! impl_tx {
                 .await
                 .map_err(internal("complete request_id"))?;
                 Ok(())
+            }
+
+            async fn delete_expired_requests(&mut self, _now: DateTime<Utc>, _limit: i64) -> Result<u64> {
+                Ok(0)
             }
 
             // --- tenants -------------------------------------------------

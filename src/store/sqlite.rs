@@ -60,7 +60,11 @@ fn options(url: &str) -> Result<SqliteConnectOptions> {
 }
 
 impl SqliteStore {
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        _statement_timeout: Duration,
+    ) -> Result<Self> {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
@@ -71,7 +75,7 @@ impl SqliteStore {
     }
 
     pub async fn migrate(url: &str) -> Result<()> {
-        let store = Self::connect(url, 1).await?;
+        let store = Self::connect(url, 1, Duration::ZERO).await?;
         MIGRATOR
             .run(&store.pool)
             .await

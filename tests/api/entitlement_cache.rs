@@ -325,7 +325,7 @@ on_both_backends!(
 );
 
 /// A second replica on the first one's PostgreSQL database.
-async fn second_replica(first: &TestServer) -> (tonic::transport::Channel, impl Drop) {
+pub(crate) async fn second_replica(first: &TestServer) -> (tonic::transport::Channel, impl Drop) {
     let config = Config {
         database_url: first.database_url.clone(),
         migration_database_url: first.db.migration_url(),
@@ -352,7 +352,7 @@ async fn second_replica(first: &TestServer) -> (tonic::transport::Channel, impl 
 }
 
 /// Polls `check` until it holds, for at most `within`; returns how long it took.
-async fn eventually<F, Fut>(within: Duration, mut check: F) -> Duration
+pub(crate) async fn eventually<F, Fut>(within: Duration, mut check: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
