@@ -235,6 +235,8 @@ impl Application {
             ))
         });
 
+        let sweeper = tokio::spawn(registry.clone().sweep_request_ids_periodically());
+
         let metrics = match &config.otlp_endpoint {
             Some(endpoint) => Some(
                 crate::telemetry::export_metrics(
@@ -297,6 +299,7 @@ impl Application {
         if let Some(follower) = follower {
             follower.abort();
         }
+        sweeper.abort();
         if let Some(metrics) = metrics
             && let Err(error) = metrics.shutdown()
         {

@@ -43,6 +43,11 @@ pub struct Page<T> {
 const USERS_SHOWN: i64 = 5;
 /// Party trees deeper than this are refused, which also bounds the cycle walk.
 const MAX_PARTY_DEPTH: usize = crate::store::MAX_ANCESTRY;
+/// Expired request_ids deleted per transaction, so a sweep holds its locks
+/// briefly however many have piled up.
+const SWEEP_BATCH: i64 = 1000;
+/// How often expired request_ids are swept (more often if the window is shorter).
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub struct Registry {
     store: Arc<dyn Store>,
@@ -187,6 +192,41 @@ impl Registry {
         tx.get_tenant(tenant)
             .await?
             .ok_or_else(|| Error::NotFound(format!("tenants/{tenant}")))
+    }
+
+    /// Deletes the expired request_ids of every tenant, a batch per
+    /// transaction; returns how many.
+    pub async fn sweep_request_ids(&self) -> Result<u64> {
+        let mut swept = 0;
+        loop {
+            let mut tx = self.store.begin(None, Access::Write).await?;
+            let deleted = tx.delete_expired_requests(Utc::now(), SWEEP_BATCH).await?;
+            tx.commit().await?;
+            swept += deleted;
+            if deleted < SWEEP_BATCH as u64 {
+                return Ok(swept);
+            }
+        }
+    }
+
+    /// Sweeps expired request_ids now and then every `SWEEP_INTERVAL` (or
+    /// every window, if shorter) until the task is dropped. It only reclaims
+    /// space: a claim takes an expired id over whether or not it was swept.
+    pub async fn sweep_request_ids_periodically(self: Arc<Self>) {
+        let every = self
+            .request_id_ttl
+            .to_std()
+            .map_or(SWEEP_INTERVAL, |ttl| ttl.min(SWEEP_INTERVAL));
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match self.sweep_request_ids().await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::debug!(deleted, "swept expired request_ids"),
+                Err(error) => tracing::warn!(%error, "could not sweep expired request_ids"),
+            }
+        }
     }
 
     // --- tenants ---------------------------------------------------------
