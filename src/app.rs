@@ -25,6 +25,7 @@ use crate::api::service::ServiceCatalogApi;
 use crate::api::tenant::TenantApi;
 use crate::auth::{AuthenticateLayer, Authenticator};
 use crate::config::{Config, TlsFiles, redact_url};
+use crate::deadline::DeadlineLayer;
 use crate::domain::Registry;
 use crate::domain::changes::Change;
 use crate::domain::resolver::Resolver;
@@ -180,7 +181,7 @@ impl Application {
             builder = builder.tls_config(tls)?;
         }
         let router = builder
-            .timeout(config.request_timeout)
+            .layer(DeadlineLayer::new(config.request_timeout))
             .layer(ShedLoadLayer::new(config.max_concurrent_requests))
             .layer(AuthenticateLayer::new(authenticator))
             .add_service(health_service)
@@ -219,6 +220,7 @@ impl Application {
             let resolver = resolver.clone();
             tokio::spawn(store::follow_changes(
                 config.database_url.clone(),
+                config.statement_timeout,
                 move |change| match change {
                     Some(change) => {
                         if change == Change::Everything {

@@ -67,6 +67,10 @@ pub enum Error {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// The call's deadline, or the server's statement maximum, passed before
+    /// the work was done; the transaction was rolled back.
+    #[error("{0}")]
+    DeadlineExceeded(String),
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
@@ -110,6 +114,7 @@ impl Error {
             Error::EtagMismatch(_) => Code::Aborted,
             Error::FailedPrecondition { .. } => Code::FailedPrecondition,
             Error::Unavailable(_) => Code::Unavailable,
+            Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Internal(_) => Code::Internal,
@@ -192,6 +197,9 @@ impl From<Error> for tonic::Status {
             }
             Error::Unavailable(_) => {
                 details.set_error_info("UNAVAILABLE", ERROR_DOMAIN, []);
+            }
+            Error::DeadlineExceeded(_) => {
+                details.set_error_info("DEADLINE_EXCEEDED", ERROR_DOMAIN, []);
             }
             Error::Unauthenticated(_) => {
                 details.set_error_info("UNAUTHENTICATED", ERROR_DOMAIN, []);
