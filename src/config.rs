@@ -513,6 +513,30 @@ mod tests {
     }
 
     #[test]
+    fn request_id_ttl_and_statement_timeout_are_read_and_must_be_positive() {
+        let args = ConfigArgs {
+            request_id_ttl_seconds: Some(3600),
+            statement_timeout_seconds: Some(5),
+            ..Default::default()
+        };
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.request_id_ttl, Duration::from_secs(3600));
+        assert_eq!(config.statement_timeout, Duration::from_secs(5));
+        for zero in [
+            ConfigArgs {
+                request_id_ttl_seconds: Some(0),
+                ..Default::default()
+            },
+            ConfigArgs {
+                statement_timeout_seconds: Some(0),
+                ..Default::default()
+            },
+        ] {
+            assert!(Config::load(&zero).is_err());
+        }
+    }
+
+    #[test]
     fn short_bootstrap_keys_are_refused() {
         let args = ConfigArgs {
             bootstrap_key: Some("short".into()),
