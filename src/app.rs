@@ -23,6 +23,7 @@ use crate::api::service::ServiceCatalogApi;
 use crate::api::tenant::TenantApi;
 use crate::auth::{AuthenticateLayer, Authenticator};
 use crate::config::{Config, TlsFiles, redact_url};
+use crate::deadline::DeadlineLayer;
 use crate::domain::Registry;
 use crate::domain::changes::Change;
 use crate::domain::resolver::Resolver;
@@ -81,8 +82,13 @@ impl Application {
         let tls = config.tls.as_ref().map(load_tls).transpose()?;
         info!(database = %describe_database(&config.database_url), "storing data");
         store::migrate(config.migration_url(), &config.database_url).await?;
-        let store = store::connect(&config.database_url, config.max_connections).await?;
-        let registry = Arc::new(Registry::new(store.clone()).await?);
+        let store = store::connect(
+            &config.database_url,
+            config.max_connections,
+            config.statement_timeout,
+        )
+        .await?;
+        let registry = Arc::new(Registry::new(store.clone(), config.request_id_ttl).await?);
         let resolver = Arc::new(Resolver::new(
             store.clone(),
             registry.changes().clone(),
@@ -178,7 +184,7 @@ impl Application {
             builder = builder.tls_config(tls)?;
         }
         let router = builder
-            .timeout(config.request_timeout)
+            .layer(DeadlineLayer::new(config.request_timeout))
             .layer(AuthenticateLayer::new(authenticator))
             .layer(AdmissionLayer::new(Limits::from_config(&config)))
             .add_service(health_service)
@@ -217,6 +223,7 @@ impl Application {
             let resolver = resolver.clone();
             tokio::spawn(store::follow_changes(
                 config.database_url.clone(),
+                config.statement_timeout,
                 move |change| match change {
                     Some(change) => {
                         if change == Change::Everything {
@@ -232,6 +239,8 @@ impl Application {
                 },
             ))
         });
+
+        let sweeper = tokio::spawn(registry.clone().sweep_request_ids_periodically());
 
         let metrics = match &config.otlp_endpoint {
             Some(endpoint) => Some(
@@ -295,6 +304,7 @@ impl Application {
         if let Some(follower) = follower {
             follower.abort();
         }
+        sweeper.abort();
         if let Some(metrics) = metrics
             && let Err(error) = metrics.shutdown()
         {

@@ -115,6 +115,17 @@ pub struct ConfigArgs {
     #[arg(long, env = "ACCORD_SHUTDOWN_GRACE_SECONDS", value_name = "SECONDS")]
     pub shutdown_grace_seconds: Option<u64>,
 
+    /// How long a create's request_id is remembered, so that a retry returns
+    /// the first answer; later the id is new again [default: 86400].
+    #[arg(long, env = "ACCORD_REQUEST_ID_TTL_SECONDS", value_name = "SECONDS")]
+    pub request_id_ttl_seconds: Option<u64>,
+
+    /// The longest a database statement may run: a call gets the lesser of
+    /// this and what is left of its deadline, background work gets this
+    /// [default: 30].
+    #[arg(long, env = "ACCORD_STATEMENT_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub statement_timeout_seconds: Option<u64>,
+
     /// PEM certificate chain the listener presents; with --tls-key-file,
     /// turns TLS on [default: plaintext].
     #[arg(long, env = "ACCORD_TLS_CERT_FILE", value_name = "FILE")]
@@ -172,6 +183,8 @@ struct FileConfig {
     max_message_bytes: Option<usize>,
     request_timeout_seconds: Option<u64>,
     shutdown_grace_seconds: Option<u64>,
+    request_id_ttl_seconds: Option<u64>,
+    statement_timeout_seconds: Option<u64>,
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
     tls_client_ca_file: Option<PathBuf>,
@@ -217,6 +230,10 @@ pub struct Config {
     pub max_message_bytes: usize,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// How long a request_id is remembered (AIP-155).
+    pub request_id_ttl: Duration,
+    /// The longest a database statement may run.
+    pub statement_timeout: Duration,
     /// `None`: plaintext.
     pub tls: Option<TlsFiles>,
     /// The PLATFORM_ADMIN key; `None`: tenants cannot be managed.
@@ -243,6 +260,8 @@ impl Default for Config {
             max_message_bytes: 4 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(20),
+            request_id_ttl: Duration::from_secs(24 * 60 * 60),
+            statement_timeout: Duration::from_secs(30),
             tls: None,
             bootstrap_key: None,
             log: "info".into(),
@@ -281,6 +300,8 @@ impl fmt::Debug for Config {
             .field("max_message_bytes", &self.max_message_bytes)
             .field("request_timeout", &self.request_timeout)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("request_id_ttl", &self.request_id_ttl)
+            .field("statement_timeout", &self.statement_timeout)
             .field("tls", &self.tls)
             .field("bootstrap_key", &self.bootstrap_key)
             .field("log", &self.log)
@@ -426,6 +447,16 @@ impl Config {
                 .or(file.shutdown_grace_seconds)
                 .map(Duration::from_secs)
                 .unwrap_or(d.shutdown_grace),
+            request_id_ttl: args
+                .request_id_ttl_seconds
+                .or(file.request_id_ttl_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.request_id_ttl),
+            statement_timeout: args
+                .statement_timeout_seconds
+                .or(file.statement_timeout_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.statement_timeout),
             log: args.log.clone().or(file.log).unwrap_or(d.log),
             log_format,
         };
@@ -497,6 +528,15 @@ impl Config {
             self.metric_export_interval >= Duration::from_millis(100),
             "metric_export_interval_ms must be at least 100"
         );
+        anyhow::ensure!(
+            !self.request_id_ttl.is_zero(),
+            "request_id_ttl_seconds must be positive"
+        );
+        // PostgreSQL reads a statement_timeout of 0 as no limit at all.
+        anyhow::ensure!(
+            !self.statement_timeout.is_zero(),
+            "statement_timeout_seconds must be positive"
+        );
         Ok(())
     }
 }
@@ -563,6 +603,30 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::load(&args).is_err());
+    }
+
+    #[test]
+    fn request_id_ttl_and_statement_timeout_are_read_and_must_be_positive() {
+        let args = ConfigArgs {
+            request_id_ttl_seconds: Some(3600),
+            statement_timeout_seconds: Some(5),
+            ..Default::default()
+        };
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.request_id_ttl, Duration::from_secs(3600));
+        assert_eq!(config.statement_timeout, Duration::from_secs(5));
+        for zero in [
+            ConfigArgs {
+                request_id_ttl_seconds: Some(0),
+                ..Default::default()
+            },
+            ConfigArgs {
+                statement_timeout_seconds: Some(0),
+                ..Default::default()
+            },
+        ] {
+            assert!(Config::load(&zero).is_err());
+        }
     }
 
     #[test]

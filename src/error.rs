@@ -120,6 +120,10 @@ pub enum Error {
     /// The request message is larger than the server accepts.
     #[error("the request message is larger than the limit of {0} bytes")]
     MessageTooLarge(usize),
+    /// The call's deadline, or the server's statement maximum, passed before
+    /// the work was done; the transaction was rolled back.
+    #[error("{0}")]
+    DeadlineExceeded(String),
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
@@ -166,6 +170,7 @@ impl Error {
             Error::Exhausted { .. } => Code::ResourceExhausted,
             Error::RequestBodyTimeout(_) => Code::DeadlineExceeded,
             Error::MessageTooLarge(_) => Code::OutOfRange,
+            Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::Internal(_) => Code::Internal,
@@ -270,6 +275,9 @@ impl From<Error> for tonic::Status {
                     ERROR_DOMAIN,
                     [("limit".to_string(), limit.to_string())],
                 );
+            }
+            Error::DeadlineExceeded(_) => {
+                details.set_error_info("DEADLINE_EXCEEDED", ERROR_DOMAIN, []);
             }
             Error::Unauthenticated(_) => {
                 details.set_error_info("UNAUTHENTICATED", ERROR_DOMAIN, []);

@@ -5,6 +5,7 @@ pub mod api; // gRPC services: decode, call the domain, encode
 pub mod app; // Application::build(config, listener), serve until shutdown
 pub mod auth; // API keys to principals, the RPC -> roles table
 pub mod config; // layered configuration: defaults < file < environment < flags
+pub mod deadline; // every call's deadline, and what is left of it for the store
 pub mod domain; // validated types and the rules of the registry
 pub mod error; // the domain error and its one mapping to tonic::Status
 pub mod proto; // code generated from proto/accord/v1

@@ -214,6 +214,52 @@ impl Change {
             Change::Services { .. } => false,
         }
     }
+
+    /// The change as one or more changes that together affect what it
+    /// affects, each at most `max_bytes` long in JSON (a PostgreSQL NOTIFY
+    /// payload is bounded). A `Services` change is cut into runs of its
+    /// services, so other replicas still invalidate only those; should one
+    /// service alone not fit, the tenant-wide change stands in for it.
+    pub fn split_to_fit(self, max_bytes: usize) -> Vec<Change> {
+        if json_len(&self) <= max_bytes {
+            return vec![self];
+        }
+        let Change::Services { tenant, services } = self else {
+            // The other kinds are a few ids long.
+            return vec![self];
+        };
+        let part = |services: Vec<Id>| Change::Services {
+            tenant: tenant.clone(),
+            services,
+        };
+        let empty = json_len(&part(Vec::new()));
+        let mut parts = Vec::new();
+        let mut run: Vec<Id> = Vec::new();
+        let mut used = empty;
+        for service in services {
+            // The quoted id and the comma before it.
+            let cost = json_len(&service) + 1;
+            if empty + cost > max_bytes {
+                return vec![Change::Tenant { tenant }];
+            }
+            if used + cost > max_bytes {
+                parts.push(part(std::mem::take(&mut run)));
+                used = empty;
+            }
+            used += cost;
+            run.push(service);
+        }
+        if !run.is_empty() {
+            parts.push(part(run));
+        }
+        parts
+    }
+}
+
+/// The length of a value's JSON encoding. Encoding ids and changes cannot
+/// fail; if it did, the value would count as too long.
+fn json_len<T: Serialize>(value: &T) -> usize {
+    serde_json::to_vec(value).map_or(usize::MAX, |json| json.len())
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -290,5 +336,55 @@ mod tests {
         let seen = changes.keys_seen();
         changes.apply(Change::Everything);
         assert_eq!(changes.key_stamp(seen, &id("t")), None);
+    }
+
+    fn long_ids(n: usize) -> Vec<Id> {
+        (0..n)
+            .map(|i| id(&format!("service-{i:03}-{}", "x".repeat(51))))
+            .collect()
+    }
+
+    #[test]
+    fn a_change_to_many_services_splits_into_parts_that_fit_and_cover_it() {
+        let tenant = id(&"t".repeat(63));
+        let services = long_ids(150);
+        let change = Change::Services {
+            tenant: tenant.clone(),
+            services: services.clone(),
+        };
+        assert!(json_len(&change) > 8000);
+
+        let parts = change.split_to_fit(7999);
+
+        assert!(parts.len() > 1);
+        let mut covered = Vec::new();
+        for part in parts {
+            assert!(json_len(&part) <= 7999, "{} bytes", json_len(&part));
+            match part {
+                Change::Services {
+                    tenant: t,
+                    services,
+                } => {
+                    assert_eq!(t, tenant);
+                    covered.extend(services);
+                }
+                other => panic!("expected a services change, got {other:?}"),
+            }
+        }
+        assert_eq!(covered, services);
+    }
+
+    #[test]
+    fn a_change_that_fits_stays_whole_and_one_that_cannot_widens_to_its_tenant() {
+        let small = Change::Services {
+            tenant: id("t"),
+            services: long_ids(3),
+        };
+        assert_eq!(small.clone().split_to_fit(7999), vec![small.clone()]);
+        assert_eq!(
+            small.split_to_fit(60),
+            vec![Change::Tenant { tenant: id("t") }]
+        );
+        assert_eq!(Change::Everything.split_to_fit(1), vec![Change::Everything]);
     }
 }

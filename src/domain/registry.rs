@@ -43,20 +43,29 @@ pub struct Page<T> {
 const USERS_SHOWN: i64 = 5;
 /// Party trees deeper than this are refused, which also bounds the cycle walk.
 const MAX_PARTY_DEPTH: usize = crate::store::MAX_ANCESTRY;
+/// Expired request_ids deleted per transaction, so a sweep holds its locks
+/// briefly however many have piled up.
+const SWEEP_BATCH: i64 = 1000;
+/// How often expired request_ids are swept (more often if the window is shorter).
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub struct Registry {
     store: Arc<dyn Store>,
     page_key: PageTokenKey,
     changes: Arc<Changes>,
+    /// How long a create's request_id is remembered (AIP-155).
+    request_id_ttl: chrono::Duration,
 }
 
 impl Registry {
-    pub async fn new(store: Arc<dyn Store>) -> Result<Self> {
+    pub async fn new(store: Arc<dyn Store>, request_id_ttl: std::time::Duration) -> Result<Self> {
         let page_key = PageTokenKey::new(store.page_token_secret().await?);
         Ok(Self {
             store,
             page_key,
             changes: Arc::default(),
+            request_id_ttl: chrono::Duration::from_std(request_id_ttl)
+                .map_err(|e| Error::Internal(anyhow::Error::new(e).context("request_id TTL")))?,
         })
     }
 
@@ -95,8 +104,9 @@ impl Registry {
     }
 
     /// Claims `request` for this create, or returns what the first create with
-    /// the same request_id returned.
+    /// the same request_id returned within the request_id window.
     async fn replay<T: DeserializeOwned>(
+        &self,
         tx: &mut dyn Tx,
         scope: &str,
         request: Option<&RequestKey>,
@@ -106,7 +116,13 @@ impl Registry {
             return Ok(None);
         };
         let Some(stored) = tx
-            .claim_request(scope, &request.request_id, &request.fingerprint, now)
+            .claim_request(
+                scope,
+                &request.request_id,
+                &request.fingerprint,
+                now,
+                now + self.request_id_ttl,
+            )
             .await?
         else {
             return Ok(None);
@@ -178,6 +194,41 @@ impl Registry {
             .ok_or_else(|| Error::NotFound(format!("tenants/{tenant}")))
     }
 
+    /// Deletes the expired request_ids of every tenant, a batch per
+    /// transaction; returns how many.
+    pub async fn sweep_request_ids(&self) -> Result<u64> {
+        let mut swept = 0;
+        loop {
+            let mut tx = self.store.begin(None, Access::Write).await?;
+            let deleted = tx.delete_expired_requests(Utc::now(), SWEEP_BATCH).await?;
+            tx.commit().await?;
+            swept += deleted;
+            if deleted < SWEEP_BATCH as u64 {
+                return Ok(swept);
+            }
+        }
+    }
+
+    /// Sweeps expired request_ids now and then every `SWEEP_INTERVAL` (or
+    /// every window, if shorter) until the task is dropped. It only reclaims
+    /// space: a claim takes an expired id over whether or not it was swept.
+    pub async fn sweep_request_ids_periodically(self: Arc<Self>) {
+        let every = self
+            .request_id_ttl
+            .to_std()
+            .map_or(SWEEP_INTERVAL, |ttl| ttl.min(SWEEP_INTERVAL));
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match self.sweep_request_ids().await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::debug!(deleted, "swept expired request_ids"),
+                Err(error) => tracing::warn!(%error, "could not sweep expired request_ids"),
+            }
+        }
+    }
+
     // --- tenants ---------------------------------------------------------
 
     pub async fn create_tenant(
@@ -193,7 +244,7 @@ impl Registry {
         tenant.validate(&mut v, "tenant");
         v.into_result()?;
         let mut tx = self.store.begin(None, Access::Write).await?;
-        if let Some(replayed) = Self::replay(&mut *tx, "", request.as_ref(), now).await? {
+        if let Some(replayed) = self.replay(&mut *tx, "", request.as_ref(), now).await? {
             return Ok(replayed);
         }
         tx.insert_tenant(&tenant).await?;
@@ -293,8 +344,9 @@ impl Registry {
         v.into_result()?;
         let party = party.expect("validated");
         let mut tx = self.write(tenant).await?;
-        if let Some(replayed) =
-            Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await?
+        if let Some(replayed) = self
+            .replay(&mut *tx, tenant.as_str(), request.as_ref(), now)
+            .await?
         {
             return Ok(replayed);
         }
@@ -464,8 +516,9 @@ impl Registry {
         v.into_result()?;
         let service = service.expect("validated");
         let mut tx = self.write(tenant).await?;
-        if let Some(replayed) =
-            Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await?
+        if let Some(replayed) = self
+            .replay(&mut *tx, tenant.as_str(), request.as_ref(), now)
+            .await?
         {
             return Ok(replayed);
         }
@@ -610,8 +663,9 @@ impl Registry {
         v.into_result()?;
         let agreement = agreement.expect("validated");
         let mut tx = self.write(tenant).await?;
-        if let Some(replayed) =
-            Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await?
+        if let Some(replayed) = self
+            .replay(&mut *tx, tenant.as_str(), request.as_ref(), now)
+            .await?
         {
             return Ok(replayed);
         }
@@ -1038,8 +1092,9 @@ impl Registry {
     ) -> Result<Override> {
         let now = Utc::now();
         let mut tx = self.write(tenant).await?;
-        if let Some(replayed) =
-            Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await?
+        if let Some(replayed) = self
+            .replay(&mut *tx, tenant.as_str(), request.as_ref(), now)
+            .await?
         {
             return Ok(replayed);
         }
@@ -1195,8 +1250,9 @@ impl Registry {
         v.into_result()?;
         let (key, secret) = created.expect("validated");
         let mut tx = self.write(tenant).await?;
-        if let Some(replayed) =
-            Self::replay(&mut *tx, tenant.as_str(), request.as_ref(), now).await?
+        if let Some(replayed) = self
+            .replay(&mut *tx, tenant.as_str(), request.as_ref(), now)
+            .await?
         {
             return Ok((replayed, None));
         }

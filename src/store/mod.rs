@@ -78,15 +78,17 @@ pub trait Tx: Send {
     /// one server).
     async fn notify(&mut self, change: &Change) -> Result<()>;
 
-    /// Records `request_id` for this tenant (`""` for platform requests), or
-    /// returns what an earlier request with the same id recorded. Concurrent
-    /// claims of one id wait for the first to commit or roll back.
+    /// Records `request_id` for this tenant (`""` for platform requests) until
+    /// `expire_time`, or returns what an earlier request with the same id
+    /// recorded. An id expired at `now` is taken over as if it were unused.
+    /// Concurrent claims of one id wait for the first to commit or roll back.
     async fn claim_request(
         &mut self,
         tenant: &str,
         request_id: &str,
         fingerprint: &str,
         now: DateTime<Utc>,
+        expire_time: DateTime<Utc>,
     ) -> Result<Option<StoredRequest>>;
     async fn complete_request(
         &mut self,
@@ -94,6 +96,9 @@ pub trait Tx: Send {
         request_id: &str,
         response: &serde_json::Value,
     ) -> Result<()>;
+    /// Deletes up to `limit` request_ids of any tenant expired at `now`
+    /// (platform scope); returns how many.
+    async fn delete_expired_requests(&mut self, now: DateTime<Utc>, limit: i64) -> Result<u64>;
 
     async fn insert_tenant(&mut self, tenant: &Tenant) -> Result<()>;
     async fn get_tenant(&mut self, id: &Id) -> Result<Option<Tenant>>;
@@ -298,14 +303,20 @@ pub const CHANGES_CHANNEL: &str = "accord_changes";
 /// deeper than this.
 pub const MAX_ANCESTRY: usize = 64;
 
-/// Opens the store the URL names: `sqlite:` or `postgres:`/`postgresql:`.
-pub async fn connect(url: &str, max_connections: u32) -> Result<std::sync::Arc<dyn Store>> {
+/// Opens the store the URL names: `sqlite:` or `postgres:`/`postgresql:`. No
+/// statement runs longer than `statement_timeout`, nor past the deadline of
+/// the call it serves (`crate::deadline`).
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    statement_timeout: std::time::Duration,
+) -> Result<std::sync::Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(std::sync::Arc::new(
-            SqliteStore::connect(url, max_connections).await?,
+            SqliteStore::connect(url, max_connections, statement_timeout).await?,
         ))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let store = PostgresStore::connect(url, max_connections).await?;
+        let store = PostgresStore::connect(url, max_connections, statement_timeout).await?;
         store.check_role().await?;
         Ok(std::sync::Arc::new(store))
     } else {
@@ -327,9 +338,72 @@ pub async fn migrate(migration_url: &str, serving_url: &str) -> Result<()> {
     }
 }
 
+/// How long the statements of a transaction opened now may run: what is left
+/// of the current call's deadline, at most `max` (all of `max` outside a
+/// call). Nothing left is DEADLINE_EXCEEDED at once, without asking the
+/// database (to PostgreSQL a timeout of 0 would mean none at all).
+pub(crate) fn statement_budget(max: std::time::Duration) -> Result<std::time::Duration> {
+    let budget = crate::deadline::remaining().map_or(max, |left| left.min(max));
+    if budget < std::time::Duration::from_millis(1) {
+        return Err(out_of_time());
+    }
+    Ok(budget)
+}
+
+/// A statement budget in milliseconds, as both engines take it: at least 1
+/// (0 would mean no limit) and at most what their 32-bit settings hold.
+pub(crate) fn millis(budget: std::time::Duration) -> u128 {
+    budget.as_millis().clamp(1, i32::MAX as u128)
+}
+
+/// Whether the database gave up on a statement for lack of time: PostgreSQL's
+/// `statement_timeout` (57014 query_canceled) or `lock_timeout` (55P03
+/// lock_not_available), or SQLite's busy timeout (SQLITE_BUSY). Each is bound
+/// to the call's deadline, so the call has run out of time, not the server
+/// into a fault; the transaction is rolled back.
+fn ran_out_of_time(error: &sqlx::Error) -> bool {
+    let Some(db) = error.as_database_error() else {
+        return false;
+    };
+    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        return matches!(pg.code(), "57014" | "55P03");
+    }
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        const SQLITE_BUSY: i32 = 5;
+        // Extended codes (SQLITE_BUSY_RECOVERY, ...) keep the primary code in
+        // their low byte.
+        return db
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == SQLITE_BUSY);
+    }
+    false
+}
+
+fn out_of_time() -> Error {
+    Error::DeadlineExceeded(
+        "the call's deadline, or the server's statement_timeout_seconds, passed before the \
+         database answered"
+            .into(),
+    )
+}
+
+/// Translates a failure to open a transaction: out of time, or the database
+/// is unreachable.
+pub(crate) fn begin_failed(error: sqlx::Error) -> Error {
+    if ran_out_of_time(&error) {
+        return out_of_time();
+    }
+    Error::Unavailable(format!("database unavailable: {error}"))
+}
+
 /// Translates a database error. Unique and foreign-key violations become the
-/// domain errors they mean; anything else is internal, with context for the log.
+/// domain errors they mean, a statement out of time DEADLINE_EXCEEDED;
+/// anything else is internal, with context for the log.
 pub(crate) fn translate(error: sqlx::Error, resource: &str) -> Error {
+    if ran_out_of_time(&error) {
+        return out_of_time();
+    }
     if let Some(db) = error.as_database_error() {
         match db.kind() {
             sqlx::error::ErrorKind::UniqueViolation => {
@@ -347,7 +421,13 @@ pub(crate) fn translate(error: sqlx::Error, resource: &str) -> Error {
     Error::Internal(anyhow::Error::new(error).context(format!("database error on {resource}")))
 }
 
-/// Shorthand for queries whose errors carry no resource name.
+/// Shorthand for queries whose errors carry no resource name: internal, but
+/// for a statement out of time.
 pub(crate) fn internal(context: &'static str) -> impl Fn(sqlx::Error) -> Error {
-    move |e| Error::Internal(anyhow::Error::new(e).context(context))
+    move |e| {
+        if ran_out_of_time(&e) {
+            return out_of_time();
+        }
+        Error::Internal(anyhow::Error::new(e).context(context))
+    }
 }

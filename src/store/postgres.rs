@@ -14,8 +14,8 @@ use sqlx::{PgPool, Postgres};
 
 use super::sql::impl_tx;
 use super::{
-    Access, CHANGES_CHANNEL, EntitlementRows, MAX_ANCESTRY, Store, StoredRequest, Tx, from_json,
-    internal, translate,
+    Access, CHANGES_CHANNEL, EntitlementRows, MAX_ANCESTRY, Store, StoredRequest, Tx, begin_failed,
+    from_json, internal, millis, statement_budget, translate,
 };
 use crate::domain::agreement::{Agreement, AgreementKind, AgreementState, Revision};
 use crate::domain::api_key::ApiKey;
@@ -34,18 +34,33 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// The longest a statement may run (`statement_timeout_seconds`).
+    statement_timeout: Duration,
 }
 
 fn db_time(t: DateTime<Utc>) -> DateTime<Utc> {
     t
 }
 
+/// The longest NOTIFY payload PostgreSQL accepts ("shorter than 8000 bytes").
+const MAX_NOTIFY_PAYLOAD: usize = 7999;
+
+/// Announces `change` on commit. A change too long for one payload (an
+/// agreement over 150 services with long ids) goes out as several, sent in
+/// one statement of the same transaction: they are delivered together at
+/// commit, or not at all, and other replicas still invalidate only what it
+/// changed.
 async fn notify(conn: &mut sqlx::PgConnection, change: &Change) -> Result<()> {
-    let payload = serde_json::to_string(change)
+    let payloads = change
+        .clone()
+        .split_to_fit(MAX_NOTIFY_PAYLOAD)
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Error::Internal(anyhow::Error::new(e).context("encode change")))?;
-    sqlx::query("SELECT pg_notify($1, $2)")
+    sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload")
         .bind(CHANGES_CHANNEL)
-        .bind(payload)
+        .bind(payloads)
         .execute(conn)
         .await
         .map_err(internal("notify change"))?;
@@ -71,15 +86,43 @@ fn options(url: &str) -> Result<PgConnectOptions> {
     })
 }
 
+/// `options` whose sessions bound every statement, and every wait for a lock,
+/// by `timeout`: what a statement outside a call's transaction gets (a
+/// transaction narrows it to its call's deadline in `begin_statement`).
+fn bounded(options: PgConnectOptions, timeout: Duration) -> PgConnectOptions {
+    let ms = millis(timeout).to_string();
+    options.options([
+        ("statement_timeout", ms.as_str()),
+        ("lock_timeout", ms.as_str()),
+    ])
+}
+
 impl PostgresStore {
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+    /// Connects a pool whose statements run for at most `statement_timeout`.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        statement_timeout: Duration,
+    ) -> Result<Self> {
+        let options = bounded(options(url)?, statement_timeout);
+        Self::open(options, max_connections, statement_timeout).await
+    }
+
+    async fn open(
+        options: PgConnectOptions,
+        max_connections: u32,
+        statement_timeout: Duration,
+    ) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options(url)?)
+            .connect_with(options)
             .await
             .map_err(|e| Error::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            statement_timeout,
+        })
     }
 
     /// The connection pool, for diagnostics and tests that look under the store.
@@ -92,7 +135,8 @@ impl PostgresStore {
     /// together apply them once. When the server connects as another role
     /// (`serving_url`), that role is granted what the server needs.
     pub async fn migrate(owner_url: &str, serving_url: &str) -> Result<()> {
-        let store = Self::connect(owner_url, 2).await?;
+        // Unbounded: a migration may rewrite a large table.
+        let store = Self::open(options(owner_url)?, 2, Duration::MAX).await?;
         MIGRATOR
             .run(&store.pool)
             .await
@@ -155,10 +199,11 @@ async fn grant_server(pool: &PgPool, role: &str) -> Result<()> {
     tx.commit().await.map_err(internal("commit grants"))
 }
 
-/// The statement that opens a transaction and sets its scope. Ids are
-/// `[a-z][a-z0-9-]*` (validated when parsed), so quoting one is safe, and one
-/// round trip does both.
-fn begin_statement(tenant: Option<&Id>, access: Access) -> String {
+/// The statement that opens a transaction, sets its scope and bounds each of
+/// its statements (and lock waits) by `budget`. Ids are `[a-z][a-z0-9-]*`
+/// (validated when parsed) and the budget a number, so quoting them is safe,
+/// and one round trip does it all.
+fn begin_statement(tenant: Option<&Id>, access: Access, budget: Duration) -> String {
     let begin = match access {
         Access::Read => "BEGIN READ ONLY",
         Access::Write => "BEGIN",
@@ -172,9 +217,12 @@ fn begin_statement(tenant: Option<&Id>, access: Access) -> String {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     );
+    let ms = millis(budget);
     format!(
         "{begin}; SELECT set_config('accord.tenant', '{tenant}', true), \
-         set_config('accord.platform', '{platform}', true)"
+         set_config('accord.platform', '{platform}', true), \
+         set_config('statement_timeout', '{ms}', true), \
+         set_config('lock_timeout', '{ms}', true)"
     )
 }
 
@@ -189,11 +237,14 @@ impl Store for PostgresStore {
     }
 
     async fn begin(&self, tenant: Option<&Id>, access: Access) -> Result<Box<dyn Tx>> {
+        // A dropped call does not cancel the statement it was waiting for;
+        // this bound ends it by the call's deadline.
+        let budget = statement_budget(self.statement_timeout)?;
         let tx = self
             .pool
-            .begin_with(sqlx::AssertSqlSafe(begin_statement(tenant, access)))
+            .begin_with(sqlx::AssertSqlSafe(begin_statement(tenant, access, budget)))
             .await
-            .map_err(|e| Error::Unavailable(format!("database unavailable: {e}")))?;
+            .map_err(begin_failed)?;
         Ok(Box::new(PostgresTx { tx }))
     }
 
@@ -211,13 +262,37 @@ impl_tx!(PostgresTx, Postgres, " FOR UPDATE");
 /// Follows the changes other replicas announce (`CHANGES_CHANNEL`) until the
 /// task is dropped, calling `on_change` with each, `Some(Change::Everything)`
 /// for one it cannot read, and `None` when the connection is lost (changes
-/// may be missed until it is back). Reconnects every second until it is.
-pub async fn follow_changes(url: String, on_change: impl Fn(Option<Change>) + Send + 'static) {
+/// may be missed until it is back). Reconnects every second until it is. Its
+/// statements run for at most `statement_timeout`.
+pub async fn follow_changes(
+    url: String,
+    statement_timeout: Duration,
+    on_change: impl Fn(Option<Change>) + Send + 'static,
+) {
     use sqlx::postgres::PgListener;
     const RETRY: Duration = Duration::from_secs(1);
+    let options = match options(&url) {
+        Ok(options) => bounded(options, statement_timeout),
+        Err(error) => {
+            warn!(%error, "cannot follow changes");
+            return;
+        }
+    };
+    // A pool of one, as `PgListener::connect` makes, for connect options.
+    let listen = || async {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connect_with(options.clone())
+            .await?;
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.ignore_pool_close_event(true);
+        Ok::<_, sqlx::Error>(listener)
+    };
     let mut connected = false;
     loop {
-        let mut listener = match PgListener::connect(&url).await {
+        let mut listener = match listen().await {
             Ok(l) => l,
             Err(e) => {
                 if connected {

@@ -105,20 +105,29 @@ macro_rules! impl_tx {
                 request_id: &str,
                 fingerprint: &str,
                 now: DateTime<Utc>,
+                expire_time: DateTime<Utc>,
             ) -> Result<Option<StoredRequest>> {
-                let inserted = sqlx::query(
-                    "INSERT INTO request_ids (tenant, request_id, fingerprint, create_time) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (tenant, request_id) DO NOTHING",
+                // An expired row is taken over in place, whether or not a
+                // sweeper has reached it yet.
+                let claimed = sqlx::query(
+                    "INSERT INTO request_ids \
+                     (tenant, request_id, fingerprint, create_time, expire_time) \
+                     VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (tenant, request_id) DO UPDATE SET \
+                       fingerprint = excluded.fingerprint, response = NULL, \
+                       create_time = excluded.create_time, expire_time = excluded.expire_time \
+                     WHERE request_ids.expire_time <= excluded.create_time",
                 )
                 .bind(tenant)
                 .bind(request_id)
                 .bind(fingerprint)
                 .bind(db_time(now))
+                .bind(db_time(expire_time))
                 .execute(self.conn())
                 .await
                 .map_err(internal("claim request_id"))?
                 .rows_affected();
-                if inserted == 1 {
+                if claimed == 1 {
                     return Ok(None);
                 }
                 let row: Option<(String, Option<Json<serde_json::Value>>)> = sqlx::query_as(
@@ -155,6 +164,29 @@ macro_rules! impl_tx {
                 .await
                 .map_err(internal("complete request_id"))?;
                 Ok(())
+            }
+
+            async fn delete_expired_requests(
+                &mut self,
+                now: DateTime<Utc>,
+                limit: i64,
+            ) -> Result<u64> {
+                // The outer condition is checked again on a row a concurrent
+                // claim has just taken over (PostgreSQL re-reads it after
+                // waiting for the claim), so a live id is never deleted.
+                let deleted = sqlx::query(
+                    "DELETE FROM request_ids WHERE expire_time <= $1 \
+                     AND (tenant, request_id) IN ( \
+                       SELECT tenant, request_id FROM request_ids WHERE expire_time <= $1 \
+                       ORDER BY expire_time LIMIT $2)",
+                )
+                .bind(db_time(now))
+                .bind(limit)
+                .execute(self.conn())
+                .await
+                .map_err(internal("delete expired request_ids"))?
+                .rows_affected();
+                Ok(deleted)
             }
 
             // --- tenants -------------------------------------------------

@@ -13,7 +13,8 @@ use sqlx::{Sqlite, SqlitePool};
 
 use super::sql::impl_tx;
 use super::{
-    Access, EntitlementRows, MAX_ANCESTRY, Store, StoredRequest, Tx, from_json, internal, translate,
+    Access, EntitlementRows, MAX_ANCESTRY, Store, StoredRequest, Tx, begin_failed, from_json,
+    internal, millis, statement_budget, translate,
 };
 use crate::domain::agreement::{Agreement, AgreementKind, AgreementState, Revision};
 use crate::domain::api_key::ApiKey;
@@ -30,6 +31,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The longest a statement may wait for the write lock
+    /// (`statement_timeout_seconds`).
+    statement_timeout: Duration,
 }
 
 fn db_time(t: DateTime<Utc>) -> i64 {
@@ -49,29 +53,41 @@ async fn lock_tenant(_conn: &mut sqlx::SqliteConnection, _tenant: &Id) -> Result
     Ok(())
 }
 
-fn options(url: &str) -> Result<SqliteConnectOptions> {
+fn options(url: &str, busy_timeout: Duration) -> Result<SqliteConnectOptions> {
     Ok(SqliteConnectOptions::from_str(url)
         .map_err(|e| Error::Internal(anyhow::anyhow!("invalid SQLite URL: {e}")))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(10))
+        .busy_timeout(busy_timeout)
         .foreign_keys(true))
 }
 
 impl SqliteStore {
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+    /// Opens a pool whose statements wait for a lock for at most
+    /// `statement_timeout`.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        statement_timeout: Duration,
+    ) -> Result<Self> {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options(url)?)
+            .connect_with(options(
+                url,
+                Duration::from_millis(millis(statement_timeout) as u64),
+            )?)
             .await
             .map_err(|e| Error::Unavailable(format!("cannot open SQLite database: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            statement_timeout,
+        })
     }
 
     pub async fn migrate(url: &str) -> Result<()> {
-        let store = Self::connect(url, 1).await?;
+        let store = Self::connect(url, 1, Duration::from_secs(10)).await?;
         MIGRATOR
             .run(&store.pool)
             .await
@@ -92,11 +108,23 @@ impl Store for SqliteStore {
     }
 
     async fn begin(&self, _tenant: Option<&Id>, access: Access) -> Result<Box<dyn Tx>> {
-        let tx = match access {
-            Access::Read => self.pool.begin().await,
-            Access::Write => self.pool.begin_with("BEGIN IMMEDIATE").await,
-        }
-        .map_err(|e| Error::Unavailable(format!("database unavailable: {e}")))?;
+        let begin = match access {
+            Access::Read => "BEGIN",
+            Access::Write => "BEGIN IMMEDIATE",
+        };
+        // What takes time on SQLite is waiting for the write lock (Accord's
+        // statements are short and in-process, and a running one cannot be
+        // interrupted): the busy timeout bounds that wait by the call's
+        // deadline. It belongs to the connection, so every transaction sets
+        // its own, in the same call as BEGIN.
+        let ms = millis(statement_budget(self.statement_timeout)?);
+        let tx = self
+            .pool
+            .begin_with(sqlx::AssertSqlSafe(format!(
+                "PRAGMA busy_timeout = {ms}; {begin}"
+            )))
+            .await
+            .map_err(begin_failed)?;
         Ok(Box::new(SqliteTx { tx }))
     }
 

@@ -352,7 +352,7 @@ pub(crate) async fn second_replica(first: &TestServer) -> (tonic::transport::Cha
 }
 
 /// Polls `check` until it holds, for at most `within`; returns how long it took.
-async fn eventually<F, Fut>(within: Duration, mut check: F) -> Duration
+pub(crate) async fn eventually<F, Fut>(within: Duration, mut check: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -22,6 +22,7 @@ mod server;
 mod services;
 mod startup;
 mod store_contract;
+mod store_limits;
 mod tenants;
 mod tls;
 

@@ -223,7 +223,13 @@ async fn a_store_query_naming_another_tenant_finds_nothing() {
         return;
     };
     two_tenants(&s).await;
-    let store = PostgresStore::connect(&s.database_url, 2).await.unwrap();
+    let store = PostgresStore::connect(
+        &s.database_url,
+        2,
+        accord::config::Config::default().statement_timeout,
+    )
+    .await
+    .unwrap();
     let (alpha, bravo) = (id("alpha"), id("bravo"));
     // The store, asked in alpha's transaction for bravo's rows (the bug the
     // first layer exists to prevent), gets nothing back.
@@ -273,9 +279,20 @@ async fn one_pooled_connection_serving_two_tenants_in_turn_leaks_nothing() {
         return;
     };
     two_tenants(&s).await;
-    let store = PostgresStore::connect(&s.database_url, 1).await.unwrap();
+    let store = PostgresStore::connect(
+        &s.database_url,
+        1,
+        accord::config::Config::default().statement_timeout,
+    )
+    .await
+    .unwrap();
     let pool = store.pool().clone();
-    let registry = Registry::new(Arc::new(store)).await.unwrap();
+    let registry = Registry::new(
+        Arc::new(store),
+        accord::config::Config::default().request_id_ttl,
+    )
+    .await
+    .unwrap();
     let caller = Caller {
         actor: "tenants/x/apiKeys/test".into(),
         method: "/test",

@@ -25,7 +25,9 @@ async fn open(backend: Backend) -> Option<(TestDb, Arc<dyn Store>)> {
     let (db, url) = TestDb::create(backend).await?;
     let owner_url = db.migration_url().unwrap_or_else(|| url.clone());
     store::migrate(&owner_url, &url).await.unwrap();
-    let store = store::connect(&url, 4).await.unwrap();
+    let store = store::connect(&url, 4, accord::config::Config::default().statement_timeout)
+        .await
+        .unwrap();
     Some((db, store))
 }
 
@@ -280,10 +282,16 @@ async fn contract(backend: Backend) {
     // request_id claims: the first claim wins, later ones see its response.
     let mut tx = store.begin(Some(&a), Access::Write).await.unwrap();
     assert!(
-        tx.claim_request("a", "r1", "f1", Utc::now())
-            .await
-            .unwrap()
-            .is_none()
+        tx.claim_request(
+            "a",
+            "r1",
+            "f1",
+            Utc::now(),
+            Utc::now() + chrono::Duration::days(1)
+        )
+        .await
+        .unwrap()
+        .is_none()
     );
     tx.complete_request("a", "r1", &serde_json::json!({"ok": true}))
         .await
@@ -291,7 +299,13 @@ async fn contract(backend: Backend) {
     tx.commit().await.unwrap();
     let mut tx = store.begin(Some(&a), Access::Write).await.unwrap();
     let stored = tx
-        .claim_request("a", "r1", "f2", Utc::now())
+        .claim_request(
+            "a",
+            "r1",
+            "f2",
+            Utc::now(),
+            Utc::now() + chrono::Duration::days(1),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -300,10 +314,16 @@ async fn contract(backend: Backend) {
     drop(tx);
     let mut tx = store.begin(Some(&b), Access::Write).await.unwrap();
     assert!(
-        tx.claim_request("b", "r1", "f1", Utc::now())
-            .await
-            .unwrap()
-            .is_none(),
+        tx.claim_request(
+            "b",
+            "r1",
+            "f1",
+            Utc::now(),
+            Utc::now() + chrono::Duration::days(1)
+        )
+        .await
+        .unwrap()
+        .is_none(),
         "claims are per tenant"
     );
     drop(tx);
