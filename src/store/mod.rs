@@ -199,10 +199,12 @@ pub trait Tx: Send {
     async fn find_api_key(&mut self, key_hash: &str) -> Result<Option<ApiKey>>;
 
     async fn insert_audit_event(&mut self, event: &AuditEvent) -> Result<()>;
-    /// Newest first, strictly older than `before` when given.
+    /// Newest first, strictly older than `before` when given; only those
+    /// stamped with `tenant_uid` when given.
     async fn list_audit_events(
         &mut self,
         tenant: &Id,
+        tenant_uid: Option<&str>,
         filter: &AuditFilter,
         before: Option<&AuditCursor>,
         limit: i64,

@@ -160,8 +160,9 @@ macro_rules! impl_tx {
             // --- tenants -------------------------------------------------
 
             async fn insert_tenant(&mut self, t: &Tenant) -> Result<()> {
-                sqlx::query("INSERT INTO tenants (id, body) VALUES ($1, $2)")
+                sqlx::query("INSERT INTO tenants (id, uid, body) VALUES ($1, $2, $3)")
                     .bind(t.id.as_str())
+                    .bind(t.uid.as_str())
                     .bind(Json(t))
                     .execute(self.conn())
                     .await
@@ -733,11 +734,13 @@ macro_rules! impl_tx {
 
             async fn insert_audit_event(&mut self, e: &AuditEvent) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO audit_events (tenant, id, event_time, actor, resource, body) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO audit_events \
+                     (tenant, id, tenant_uid, event_time, actor, resource, body) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(e.tenant.as_str())
                 .bind(e.id.as_str())
+                .bind(e.tenant_uid.as_str())
                 .bind(db_time(e.event_time))
                 .bind(e.actor.as_str())
                 .bind(e.resource.as_str())
@@ -751,12 +754,14 @@ macro_rules! impl_tx {
             async fn list_audit_events(
                 &mut self,
                 tenant: &Id,
+                tenant_uid: Option<&str>,
                 filter: &AuditFilter,
                 before: Option<&AuditCursor>,
                 limit: i64,
             ) -> Result<Vec<AuditEvent>> {
                 let rows: Vec<Json<AuditEvent>> = sqlx::query_scalar(
                     "SELECT body FROM audit_events WHERE tenant = $1 \
+                     AND ($9 IS NULL OR tenant_uid = $9) \
                      AND ($2 IS NULL OR resource = $2) \
                      AND ($3 IS NULL OR actor = $3) \
                      AND ($4 IS NULL OR event_time >= $4) \
@@ -772,6 +777,7 @@ macro_rules! impl_tx {
                 .bind(before.map(|c| db_time(c.time)))
                 .bind(before.map(|c| c.id.as_str()))
                 .bind(limit)
+                .bind(tenant_uid)
                 .fetch_all(self.conn())
                 .await
                 .map_err(internal("list audit events"))?;

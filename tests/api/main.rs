@@ -20,6 +20,7 @@ mod server;
 mod services;
 mod startup;
 mod store_contract;
+mod tenant_reuse;
 mod tenants;
 mod tls;
 
