@@ -69,6 +69,30 @@ CREATE POLICY tenant_reads ON audit_events FOR SELECT
            AND tenant_uid = (SELECT t.uid FROM tenants t WHERE t.id = accord_tenant()));
 CREATE POLICY platform_reads ON audit_events FOR SELECT USING (accord_platform());
 
+-- 2. Override history left open by deleted agreements.
+
+UPDATE override_history h
+SET recorded_until = (
+    SELECT min(e.event_time) FROM audit_events e
+    WHERE e.tenant = h.tenant
+      AND e.resource = 'tenants/' || h.tenant || '/agreements/' || h.agreement_id
+      AND e.body ->> 'method' = '/accord.v1.AgreementService/DeleteAgreement'
+      AND e.event_time >= h.recorded_from)
+WHERE EXISTS (
+    SELECT 1 FROM audit_events e
+    WHERE e.tenant = h.tenant
+      AND e.resource = 'tenants/' || h.tenant || '/agreements/' || h.agreement_id
+      AND e.body ->> 'method' = '/accord.v1.AgreementService/DeleteAgreement'
+      AND e.event_time >= h.recorded_from
+      AND (h.recorded_until IS NULL OR e.event_time < h.recorded_until));
+
+UPDATE override_history h
+SET recorded_until = now()
+WHERE h.recorded_until IS NULL
+  AND NOT EXISTS (
+    SELECT 1 FROM overrides o
+    WHERE o.tenant = h.tenant AND o.agreement_id = h.agreement_id AND o.id = h.override_id);
+
 ALTER TABLE tenants FORCE ROW LEVEL SECURITY;
 ALTER TABLE audit_events FORCE ROW LEVEL SECURITY;
 ALTER TABLE request_ids FORCE ROW LEVEL SECURITY;

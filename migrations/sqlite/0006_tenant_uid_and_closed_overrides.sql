@@ -59,3 +59,32 @@ CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
 BEGIN
     SELECT RAISE(ABORT, 'audit events are append-only');
 END;
+
+-- 2. Override history left open by deleted agreements.
+
+UPDATE override_history
+SET recorded_until = (
+    SELECT min(e.event_time) FROM audit_events e
+    WHERE e.tenant = override_history.tenant
+      AND e.resource = 'tenants/' || override_history.tenant || '/agreements/'
+                       || override_history.agreement_id
+      AND json_extract(e.body, '$.method') = '/accord.v1.AgreementService/DeleteAgreement'
+      AND e.event_time >= override_history.recorded_from)
+WHERE EXISTS (
+    SELECT 1 FROM audit_events e
+    WHERE e.tenant = override_history.tenant
+      AND e.resource = 'tenants/' || override_history.tenant || '/agreements/'
+                       || override_history.agreement_id
+      AND json_extract(e.body, '$.method') = '/accord.v1.AgreementService/DeleteAgreement'
+      AND e.event_time >= override_history.recorded_from
+      AND (override_history.recorded_until IS NULL
+           OR e.event_time < override_history.recorded_until));
+
+UPDATE override_history
+SET recorded_until = CAST(strftime('%s', 'now') AS INTEGER) * 1000000
+WHERE recorded_until IS NULL
+  AND NOT EXISTS (
+    SELECT 1 FROM overrides o
+    WHERE o.tenant = override_history.tenant
+      AND o.agreement_id = override_history.agreement_id
+      AND o.id = override_history.override_id);

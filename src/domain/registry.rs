@@ -896,8 +896,16 @@ impl Registry {
                 format!("{} is supported by {}", a.name(), supporters.join(", ")),
             ));
         }
-        tx.delete_agreement(tenant, id).await?;
-        Self::audit(&mut *tx, caller, Some(&a), None, Utc::now()).await?;
+        let now = Utc::now();
+        let removed = tx.delete_agreement(tenant, id, now).await?;
+        Self::audit(&mut *tx, caller, Some(&a), None, now).await?;
+        // Each override removed with the agreement is a change of its own.
+        let uid = Self::tenant_uid(&mut *tx, &a).await?;
+        for o in &removed {
+            tx.insert_audit_event(&AuditEvent::new(caller, &uid, Some(o), None, now))
+                .await?;
+        }
+        // A draft resolves nothing, nor do its overrides: no change to announce.
         tx.commit().await
     }
 

@@ -150,7 +150,14 @@ pub trait Tx: Send {
         limit: i64,
     ) -> Result<Vec<Agreement>>;
     async fn update_agreement(&mut self, agreement: &Agreement) -> Result<()>;
-    async fn delete_agreement(&mut self, tenant: &Id, id: &Id) -> Result<()>;
+    /// Deletes the agreement with its overrides, closing their history at
+    /// `now`; returns the overrides it removed, by id.
+    async fn delete_agreement(
+        &mut self,
+        tenant: &Id,
+        id: &Id,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Override>>;
     /// Published agreements (ACTIVE or TERMINATED, expired or not) of `kind`
     /// that cover any of `services`.
     async fn published_agreements_covering(

@@ -582,9 +582,34 @@ macro_rules! impl_tx {
                 self.write_agreement_links(a).await
             }
 
-            async fn delete_agreement(&mut self, tenant: &Id, id: &Id) -> Result<()> {
+            async fn delete_agreement(
+                &mut self,
+                tenant: &Id,
+                id: &Id,
+                now: DateTime<Utc>,
+            ) -> Result<Vec<Override>> {
+                let removed: Vec<Json<Override>> = sqlx::query_scalar(
+                    "DELETE FROM overrides WHERE tenant = $1 AND agreement_id = $2 RETURNING body",
+                )
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .fetch_all(self.conn())
+                .await
+                .map_err(|e| translate(e, &agreement_name(tenant, id)))?;
+                // Their history ends here too, or a later agreement with the
+                // same id would resolve with them (override_history is keyed
+                // by agreement id).
+                sqlx::query(
+                    "UPDATE override_history SET recorded_until = $3 \
+                     WHERE tenant = $1 AND agreement_id = $2 AND recorded_until IS NULL",
+                )
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .bind(db_time(now))
+                .execute(self.conn())
+                .await
+                .map_err(internal("close override history"))?;
                 for sql in [
-                    "DELETE FROM overrides WHERE tenant = $1 AND agreement_id = $2",
                     "DELETE FROM agreement_services WHERE tenant = $1 AND agreement_id = $2",
                     "DELETE FROM agreement_labels WHERE tenant = $1 AND agreement_id = $2",
                     "DELETE FROM agreement_supports WHERE tenant = $1 AND agreement_id = $2",
@@ -597,7 +622,9 @@ macro_rules! impl_tx {
                         .await
                         .map_err(|e| translate(e, &agreement_name(tenant, id)))?;
                 }
-                Ok(())
+                let mut removed: Vec<Override> = removed.into_iter().map(|j| j.0).collect();
+                removed.sort_by(|a, b| a.id.cmp(&b.id));
+                Ok(removed)
             }
 
             async fn published_agreements_covering(
