@@ -232,7 +232,7 @@ async fn platform_admin_reads_every_trail_of_the_id_with_show_deleted(s: TestSer
     let deleted_trail = list_all(&mut platform, list_request("acme", true))
         .await
         .unwrap();
-    assert_eq!(uids(&deleted_trail), [old_uid.clone()]);
+    assert_eq!(uids(&deleted_trail), std::slice::from_ref(&old_uid));
     assert_eq!(rpc(&deleted_trail[0]), "DeleteTenant");
     assert_eq!(deleted_trail[0].resource, "tenants/acme");
     assert_eq!(
@@ -552,9 +552,9 @@ async fn known_at_before_the_deletion_resolves_as_the_registry_knew_it_then(s: T
     // While the override existed, its agreement was a draft: nothing was in
     // force, so nothing resolves, and the explanation shows the override as
     // the registry held it then, on an agreement that was not the base.
-    for known_at in [with_override.clone(), deleted.clone()] {
+    for known_at in [with_override, deleted] {
         let status = assert_code(
-            api.resolve_entitlement(resolve_request(&seed, Some(known_at.clone())))
+            api.resolve_entitlement(resolve_request(&seed, Some(known_at)))
                 .await,
             Code::NotFound,
         );
@@ -638,7 +638,7 @@ async fn postgres_tenant_scope_reads_only_the_current_tenants_events() {
         .list_audit_events(&acme, None, &AuditFilter::default(), None, 1000)
         .await
         .unwrap();
-    assert_eq!(every_uid(unfiltered), [new_uid.clone()]);
+    assert_eq!(every_uid(unfiltered), std::slice::from_ref(&new_uid));
     drop(tx);
     let mut tx = store.begin(None, Access::Read).await.unwrap();
     let every = tx
@@ -923,7 +923,7 @@ async fn migration_0006_backfills_uids_and_closes_left_open_history(backend: Bac
     assert_eq!(&uid[14..15], "4", "{uid}");
     assert_eq!(
         raw.texts("SELECT body ->> 'uid' FROM tenants").await,
-        [uid.clone()]
+        std::slice::from_ref(&uid)
     );
     let stamps = raw
         .texts(
