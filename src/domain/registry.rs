@@ -176,9 +176,10 @@ impl Registry {
     }
 
     /// The uid of the tenant `subject` belongs to. Read after the change's
-    /// writes, which lock a row of that tenant (or, for creates, hold its
-    /// row against deletion through the foreign key), so it cannot be the
-    /// uid of another tenant with the same id.
+    /// writes, which lock a row of that tenant (creates: hold a row they
+    /// refer to through a foreign key), so a concurrent forced deletion waits
+    /// for this transaction and the uid cannot be that of a later tenant
+    /// with the same id.
     async fn tenant_uid<T: Audited>(tx: &mut dyn Tx, subject: &T) -> Result<String> {
         match subject.tenant_uid() {
             Some(uid) => Ok(uid.to_string()),
