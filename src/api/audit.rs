@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{time_in, time_out};
 use crate::auth::{BOOTSTRAP_ACTOR, principal};
 use crate::domain::Registry;
+use crate::domain::api_key::Role;
 use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::domain::names::{Id, TenantName};
 use crate::error::{Error, Violations};
@@ -65,6 +66,7 @@ pub fn audit_event_out(e: AuditEvent) -> pb::AuditEvent {
         request_id: e.request_id,
         before: snapshot_out(e.before),
         after: snapshot_out(e.after),
+        tenant_uid: e.tenant_uid,
     }
 }
 
@@ -112,11 +114,28 @@ impl AuditService for AuditApi {
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
         let req = request.get_ref();
         let tenant = TenantName::parse("parent", &req.parent)?.0;
-        principal(&request)?.check_tenant(&tenant)?;
+        let principal = principal(&request)?;
+        principal.check_tenant(&tenant)?;
+        // The trails of deleted tenants are the platform's: a tenant's own
+        // admin may hold the id of a tenant that belonged to someone else.
+        if req.show_deleted && principal.role != Role::PlatformAdmin {
+            return Err(Error::PermissionDenied(format!(
+                "{} may not set show_deleted: only a PLATFORM_ADMIN lists the audit events \
+                 of deleted tenants",
+                principal.key
+            ))
+            .into());
+        }
         let filter = filter_in(req, &tenant)?;
         let page = self
             .registry
-            .list_audit_events(&tenant, filter, req.page_size, &req.page_token)
+            .list_audit_events(
+                &tenant,
+                filter,
+                req.show_deleted,
+                req.page_size,
+                &req.page_token,
+            )
             .await?;
         Ok(Response::new(pb::ListAuditEventsResponse {
             audit_events: page.items.into_iter().map(audit_event_out).collect(),

@@ -31,6 +31,7 @@ pub fn tenant_out(t: Tenant) -> pb::Tenant {
         etag: t.meta.etag,
         create_time: Some(time_out(t.meta.create_time)),
         update_time: Some(time_out(t.meta.update_time)),
+        uid: t.uid,
     }
 }
 

@@ -28,6 +28,9 @@ pub struct Caller {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub tenant: Id,
+    /// The uid of the tenant the event belongs to, so that a later tenant
+    /// with the same id does not list it as its own.
+    pub tenant_uid: String,
     pub id: Id,
     pub event_time: DateTime<Utc>,
     pub actor: String,
@@ -39,10 +42,12 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    /// The event of `caller` changing a resource at `now`: `before` is absent
-    /// for a create, `after` for a delete.
+    /// The event of `caller` changing a resource of the tenant with
+    /// `tenant_uid` at `now`: `before` is absent for a create, `after` for a
+    /// delete.
     pub fn new<T: Audited>(
         caller: &Caller,
+        tenant_uid: &str,
         before: Option<&T>,
         after: Option<&T>,
         now: DateTime<Utc>,
@@ -50,6 +55,7 @@ impl AuditEvent {
         let subject = after.or(before).expect("a change has a before or an after");
         AuditEvent {
             tenant: subject.tenant_id().clone(),
+            tenant_uid: tenant_uid.to_string(),
             id: random_id(16),
             event_time: now,
             actor: caller.actor.clone(),
@@ -125,6 +131,12 @@ pub trait Audited: Serialize {
     fn tenant_id(&self) -> &Id;
     fn resource_name(&self) -> String;
 
+    /// The tenant's uid when the resource carries it (the tenant itself,
+    /// which may be gone by the time its deletion is audited).
+    fn tenant_uid(&self) -> Option<&str> {
+        None
+    }
+
     /// How the resource appears in the before and after of an event: as
     /// stored, minus anything secret.
     fn audit_view(&self) -> Value {
@@ -145,7 +157,19 @@ macro_rules! audited {
     };
 }
 
-audited!(Tenant => id, Party => tenant, Service => tenant, Agreement => tenant, Override => tenant);
+audited!(Party => tenant, Service => tenant, Agreement => tenant, Override => tenant);
+
+impl Audited for Tenant {
+    fn tenant_id(&self) -> &Id {
+        &self.id
+    }
+    fn resource_name(&self) -> String {
+        self.name()
+    }
+    fn tenant_uid(&self) -> Option<&str> {
+        Some(&self.uid)
+    }
+}
 
 impl Audited for ApiKey {
     fn tenant_id(&self) -> &Id {

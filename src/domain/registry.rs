@@ -176,7 +176,8 @@ impl Registry {
         Ok(())
     }
 
-    /// Writes the audit event of a change, in the transaction that makes it.
+    /// Writes the audit event of a change, in the transaction that makes it,
+    /// stamped with the uid of the tenant it belongs to.
     async fn audit<T: Audited>(
         tx: &mut dyn Tx,
         caller: &Caller,
@@ -184,8 +185,22 @@ impl Registry {
         after: Option<&T>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        tx.insert_audit_event(&AuditEvent::new(caller, before, after, now))
+        let subject = after.or(before).expect("a change has a before or an after");
+        let uid = Self::tenant_uid(tx, subject).await?;
+        tx.insert_audit_event(&AuditEvent::new(caller, &uid, before, after, now))
             .await
+    }
+
+    /// The uid of the tenant `subject` belongs to. Read after the change's
+    /// writes, which lock a row of that tenant (creates: hold a row they
+    /// refer to through a foreign key), so a concurrent forced deletion waits
+    /// for this transaction and the uid cannot be that of a later tenant
+    /// with the same id.
+    async fn tenant_uid<T: Audited>(tx: &mut dyn Tx, subject: &T) -> Result<String> {
+        match subject.tenant_uid() {
+            Some(uid) => Ok(uid.to_string()),
+            None => Ok(Self::require_tenant(tx, subject.tenant_id()).await?.uid),
+        }
     }
 
     async fn require_tenant(tx: &mut dyn Tx, tenant: &Id) -> Result<Tenant> {
@@ -936,8 +951,16 @@ impl Registry {
                 format!("{} is supported by {}", a.name(), supporters.join(", ")),
             ));
         }
-        tx.delete_agreement(tenant, id).await?;
-        Self::audit(&mut *tx, caller, Some(&a), None, Utc::now()).await?;
+        let now = Utc::now();
+        let removed = tx.delete_agreement(tenant, id, now).await?;
+        Self::audit(&mut *tx, caller, Some(&a), None, now).await?;
+        // Each override removed with the agreement is a change of its own.
+        let uid = Self::tenant_uid(&mut *tx, &a).await?;
+        for o in &removed {
+            tx.insert_audit_event(&AuditEvent::new(caller, &uid, Some(o), None, now))
+                .await?;
+        }
+        // A draft resolves nothing, nor do its overrides: no change to announce.
         tx.commit().await
     }
 
@@ -1331,10 +1354,14 @@ impl Registry {
 // --- audit events --------------------------------------------------------
 
 impl Registry {
+    /// The events of the tenant that has the id now, or with `show_deleted`
+    /// those of every tenant that has had it (the caller checks that only
+    /// the platform admin asks for that).
     pub async fn list_audit_events(
         &self,
         tenant: &Id,
         filter: AuditFilter,
+        show_deleted: bool,
         page_size: i32,
         page_token: &str,
     ) -> Result<Page<AuditEvent>> {
@@ -1343,10 +1370,25 @@ impl Registry {
         {
             return Err(Error::invalid("end_time", "must be after start_time"));
         }
+        // Every trail of the id is read in the platform scope: a tenant's own
+        // scope sees only its current uid's events (on PostgreSQL, RLS).
+        let (mut tx, uid) = if show_deleted {
+            (self.store.begin(None, Access::Read).await?, None)
+        } else {
+            let mut tx = self.read(tenant).await?;
+            let uid = Self::require_tenant(&mut *tx, tenant).await?.uid;
+            (tx, Some(uid))
+        };
+        // Tokens are bound to the uid listed, so a token of an earlier tenant
+        // with the id does not page through the current one's trail.
         let page = self.page(
             page_size,
             page_token,
-            format!("auditEvents|{tenant}|{}", filter.scope()),
+            format!(
+                "auditEvents|{tenant}|{}|{}",
+                uid.as_deref().unwrap_or("*"),
+                filter.scope()
+            ),
         )?;
         let before = match page.after.as_deref() {
             None => None,
@@ -1354,10 +1396,14 @@ impl Registry {
                 Error::invalid("page_token", "is not a token this list returned")
             })?),
         };
-        let mut tx = self.read(tenant).await?;
-        Self::require_tenant(&mut *tx, tenant).await?;
         let rows = tx
-            .list_audit_events(tenant, &filter, before.as_ref(), page.fetch_limit())
+            .list_audit_events(
+                tenant,
+                uid.as_deref(),
+                &filter,
+                before.as_ref(),
+                page.fetch_limit(),
+            )
             .await?;
         Ok(self.finish_page(&page, rows, |e| e.cursor().encode()))
     }

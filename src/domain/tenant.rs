@@ -1,5 +1,7 @@
 //! Tenants: the isolation boundary. Deleting one that still holds resources
-//! needs `force`.
+//! needs `force`. Ids can be reused once a tenant is deleted; the `uid` tells
+//! one tenant of an id from the next (AIP-148), and the audit trail keeps
+//! them apart by it.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,6 +13,9 @@ use crate::error::Violations;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tenant {
     pub id: Id,
+    /// Random and unique, never reused: another tenant created later under
+    /// the same id has another.
+    pub uid: String,
     pub display_name: String,
     pub labels: Labels,
     pub meta: Meta,
@@ -24,12 +29,13 @@ pub struct TenantFields {
 }
 
 pub const TENANT_UPDATABLE: &[&str] = &["display_name", "labels"];
-pub const TENANT_OUTPUT_ONLY: &[&str] = &["name", "etag", "create_time", "update_time"];
+pub const TENANT_OUTPUT_ONLY: &[&str] = &["name", "uid", "etag", "create_time", "update_time"];
 
 impl Tenant {
     pub fn new(id: Id, fields: TenantFields, now: DateTime<Utc>) -> Self {
         let mut tenant = Tenant {
             id,
+            uid: new_uid(),
             display_name: String::new(),
             labels: Labels::new(),
             meta: Meta::new(now),
@@ -59,5 +65,37 @@ impl Tenant {
             200,
         );
         validate_labels(v, &format!("{prefix}.labels"), &self.labels);
+    }
+}
+
+/// A new tenant uid: a random (version 4) UUID, the form AIP-148 suggests.
+pub fn new_uid() -> String {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let h = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uids_are_version_4_uuids_and_differ() {
+        let uid = new_uid();
+        let groups: Vec<usize> = uid.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{uid}");
+        assert!(uid.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit()));
+        assert_eq!(&uid[14..15], "4", "{uid}");
+        assert!("89ab".contains(&uid[19..20]), "{uid}");
+        assert_ne!(new_uid(), uid);
     }
 }

@@ -155,7 +155,14 @@ pub trait Tx: Send {
         limit: i64,
     ) -> Result<Vec<Agreement>>;
     async fn update_agreement(&mut self, agreement: &Agreement) -> Result<()>;
-    async fn delete_agreement(&mut self, tenant: &Id, id: &Id) -> Result<()>;
+    /// Deletes the agreement with its overrides, closing their history at
+    /// `now`; returns the overrides it removed, by id.
+    async fn delete_agreement(
+        &mut self,
+        tenant: &Id,
+        id: &Id,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Override>>;
     /// Published agreements (ACTIVE or TERMINATED, expired or not) of `kind`
     /// that cover any of `services`.
     async fn published_agreements_covering(
@@ -204,10 +211,12 @@ pub trait Tx: Send {
     async fn find_api_key(&mut self, key_hash: &str) -> Result<Option<ApiKey>>;
 
     async fn insert_audit_event(&mut self, event: &AuditEvent) -> Result<()>;
-    /// Newest first, strictly older than `before` when given.
+    /// Newest first, strictly older than `before` when given; only those
+    /// stamped with `tenant_uid` when given.
     async fn list_audit_events(
         &mut self,
         tenant: &Id,
+        tenant_uid: Option<&str>,
         filter: &AuditFilter,
         before: Option<&AuditCursor>,
         limit: i64,

@@ -192,8 +192,9 @@ macro_rules! impl_tx {
             // --- tenants -------------------------------------------------
 
             async fn insert_tenant(&mut self, t: &Tenant) -> Result<()> {
-                sqlx::query("INSERT INTO tenants (id, body) VALUES ($1, $2)")
+                sqlx::query("INSERT INTO tenants (id, uid, body) VALUES ($1, $2, $3)")
                     .bind(t.id.as_str())
+                    .bind(t.uid.as_str())
                     .bind(Json(t))
                     .execute(self.conn())
                     .await
@@ -613,9 +614,34 @@ macro_rules! impl_tx {
                 self.write_agreement_links(a).await
             }
 
-            async fn delete_agreement(&mut self, tenant: &Id, id: &Id) -> Result<()> {
+            async fn delete_agreement(
+                &mut self,
+                tenant: &Id,
+                id: &Id,
+                now: DateTime<Utc>,
+            ) -> Result<Vec<Override>> {
+                let removed: Vec<Json<Override>> = sqlx::query_scalar(
+                    "DELETE FROM overrides WHERE tenant = $1 AND agreement_id = $2 RETURNING body",
+                )
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .fetch_all(self.conn())
+                .await
+                .map_err(|e| translate(e, &agreement_name(tenant, id)))?;
+                // Their history ends here too, or a later agreement with the
+                // same id would resolve with them (override_history is keyed
+                // by agreement id).
+                sqlx::query(
+                    "UPDATE override_history SET recorded_until = $3 \
+                     WHERE tenant = $1 AND agreement_id = $2 AND recorded_until IS NULL",
+                )
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .bind(db_time(now))
+                .execute(self.conn())
+                .await
+                .map_err(internal("close override history"))?;
                 for sql in [
-                    "DELETE FROM overrides WHERE tenant = $1 AND agreement_id = $2",
                     "DELETE FROM agreement_services WHERE tenant = $1 AND agreement_id = $2",
                     "DELETE FROM agreement_labels WHERE tenant = $1 AND agreement_id = $2",
                     "DELETE FROM agreement_supports WHERE tenant = $1 AND agreement_id = $2",
@@ -628,7 +654,9 @@ macro_rules! impl_tx {
                         .await
                         .map_err(|e| translate(e, &agreement_name(tenant, id)))?;
                 }
-                Ok(())
+                let mut removed: Vec<Override> = removed.into_iter().map(|j| j.0).collect();
+                removed.sort_by(|a, b| a.id.cmp(&b.id));
+                Ok(removed)
             }
 
             async fn published_agreements_covering(
@@ -765,11 +793,13 @@ macro_rules! impl_tx {
 
             async fn insert_audit_event(&mut self, e: &AuditEvent) -> Result<()> {
                 sqlx::query(
-                    "INSERT INTO audit_events (tenant, id, event_time, actor, resource, body) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO audit_events \
+                     (tenant, id, tenant_uid, event_time, actor, resource, body) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(e.tenant.as_str())
                 .bind(e.id.as_str())
+                .bind(e.tenant_uid.as_str())
                 .bind(db_time(e.event_time))
                 .bind(e.actor.as_str())
                 .bind(e.resource.as_str())
@@ -783,12 +813,14 @@ macro_rules! impl_tx {
             async fn list_audit_events(
                 &mut self,
                 tenant: &Id,
+                tenant_uid: Option<&str>,
                 filter: &AuditFilter,
                 before: Option<&AuditCursor>,
                 limit: i64,
             ) -> Result<Vec<AuditEvent>> {
                 let rows: Vec<Json<AuditEvent>> = sqlx::query_scalar(
                     "SELECT body FROM audit_events WHERE tenant = $1 \
+                     AND ($9 IS NULL OR tenant_uid = $9) \
                      AND ($2 IS NULL OR resource = $2) \
                      AND ($3 IS NULL OR actor = $3) \
                      AND ($4 IS NULL OR event_time >= $4) \
@@ -804,6 +836,7 @@ macro_rules! impl_tx {
                 .bind(before.map(|c| db_time(c.time)))
                 .bind(before.map(|c| c.id.as_str()))
                 .bind(limit)
+                .bind(tenant_uid)
                 .fetch_all(self.conn())
                 .await
                 .map_err(internal("list audit events"))?;

@@ -23,6 +23,7 @@ mod services;
 mod startup;
 mod store_contract;
 mod store_limits;
+mod tenant_reuse;
 mod tenants;
 mod tls;
 
