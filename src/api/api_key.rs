@@ -9,6 +9,7 @@ use super::request_key;
 use crate::auth::principal;
 use crate::domain::Registry;
 use crate::domain::api_key::{ApiKey, ApiKeyFields, Role};
+use crate::domain::fields::validate_etag;
 use crate::domain::names::{Id, TenantName, parse_api_key_name};
 use crate::error::Error;
 use crate::proto::v1 as pb;
@@ -131,6 +132,7 @@ impl ApiKeyService for ApiKeyApi {
     ) -> Result<Response<pb::ApiKey>, Status> {
         let req = request.get_ref();
         let (tenant, id) = parse_api_key_name("name", &req.name)?;
+        validate_etag("etag", &req.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&tenant)?;
         let key = self

@@ -18,9 +18,6 @@ use crate::domain::RequestKey;
 use crate::domain::fields::resolve_mask;
 use crate::error::{Error, Result};
 
-/// The longest `request_id` accepted; UUIDs (AIP-155) are 36 characters.
-const MAX_REQUEST_ID_LEN: usize = 128;
-
 /// The idempotency key of a create: its request_id and a fingerprint of the
 /// request it came with (`request` with its request_id cleared), so that the
 /// same id sent with another request can be told apart.
@@ -32,12 +29,7 @@ pub(crate) fn request_key<M: Message>(
     if request_id.is_empty() {
         return Ok(None);
     }
-    if request_id.len() > MAX_REQUEST_ID_LEN || !request_id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Error::invalid(
-            "request_id",
-            format!("must be 1 to {MAX_REQUEST_ID_LEN} printable ASCII characters, such as a UUID"),
-        ));
-    }
+    RequestKey::validate_id(request_id)?;
     let mut hasher = Sha256::new();
     hasher.update(method.as_bytes());
     hasher.update([0]);

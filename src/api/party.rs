@@ -8,6 +8,7 @@ use super::convert::{resource_enum_in, time_out};
 use super::{request_key, required, set_fields, update_paths};
 use crate::auth::principal;
 use crate::domain::Registry;
+use crate::domain::fields::validate_etag;
 use crate::domain::names::{Collection, Id, ResourceName, TenantName, party_name};
 use crate::domain::party::{PARTY_OUTPUT_ONLY, PARTY_UPDATABLE, Party, PartyFields, PartyKind};
 use crate::error::{Error, Violations};
@@ -142,6 +143,7 @@ impl PartyService for PartyApi {
         let req = request.get_ref();
         let party = required("party", &req.party)?;
         let name = ResourceName::parse("party.name", &party.name, Collection::Parties)?;
+        validate_etag("party.etag", &party.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&name.tenant)?;
         let paths = update_paths(
@@ -170,6 +172,7 @@ impl PartyService for PartyApi {
     ) -> Result<Response<()>, Status> {
         let req = request.get_ref();
         let name = ResourceName::parse("name", &req.name, Collection::Parties)?;
+        validate_etag("etag", &req.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&name.tenant)?;
         self.registry

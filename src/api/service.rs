@@ -8,6 +8,7 @@ use super::convert::time_out;
 use super::{request_key, required, set_fields, update_paths};
 use crate::auth::principal;
 use crate::domain::Registry;
+use crate::domain::fields::validate_etag;
 use crate::domain::names::{Collection, Id, ResourceName, TenantName, party_name};
 use crate::domain::service::{SERVICE_OUTPUT_ONLY, SERVICE_UPDATABLE, Service, ServiceFields};
 use crate::error::{Error, Violations};
@@ -116,6 +117,7 @@ impl ServiceCatalogService for ServiceCatalogApi {
         let req = request.get_ref();
         let service = required("service", &req.service)?;
         let name = ResourceName::parse("service.name", &service.name, Collection::Services)?;
+        validate_etag("service.etag", &service.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&name.tenant)?;
         let paths = update_paths(
@@ -144,6 +146,7 @@ impl ServiceCatalogService for ServiceCatalogApi {
     ) -> Result<Response<()>, Status> {
         let req = request.get_ref();
         let name = ResourceName::parse("name", &req.name, Collection::Services)?;
+        validate_etag("etag", &req.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&name.tenant)?;
         self.registry

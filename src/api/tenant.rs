@@ -8,6 +8,7 @@ use super::convert::time_out;
 use super::{request_key, required, set_fields, update_paths};
 use crate::auth::principal;
 use crate::domain::Registry;
+use crate::domain::fields::validate_etag;
 use crate::domain::names::{Id, TenantName};
 use crate::domain::tenant::{TENANT_OUTPUT_ONLY, TENANT_UPDATABLE, Tenant, TenantFields};
 use crate::proto::v1 as pb;
@@ -99,6 +100,7 @@ impl TenantService for TenantApi {
         let req = request.get_ref();
         let tenant = required("tenant", &req.tenant)?;
         let name = TenantName::parse("tenant.name", &tenant.name)?;
+        validate_etag("tenant.etag", &tenant.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&name.0)?;
         let paths = update_paths(
@@ -125,6 +127,7 @@ impl TenantService for TenantApi {
     ) -> Result<Response<()>, Status> {
         let req = request.get_ref();
         let name = TenantName::parse("name", &req.name)?;
+        validate_etag("etag", &req.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&name.0)?;
         self.registry

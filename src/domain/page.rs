@@ -10,10 +10,14 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::domain::fields::too_long;
 use crate::error::{Error, Result};
 
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 1000;
+/// The server's tokens are under 200 characters; a longer one is refused
+/// before it is decoded.
+pub const MAX_PAGE_TOKEN_CHARS: usize = 1024;
 
 /// The secret that seals page tokens.
 #[derive(Clone)]
@@ -65,6 +69,13 @@ impl PageRequest {
             0 => DEFAULT_PAGE_SIZE,
             n => (n as usize).min(MAX_PAGE_SIZE),
         };
+        let token_chars = token.chars().count();
+        if token_chars > MAX_PAGE_TOKEN_CHARS {
+            return Err(Error::invalid(
+                "page_token",
+                too_long(MAX_PAGE_TOKEN_CHARS, token_chars),
+            ));
+        }
         let after = if token.is_empty() {
             None
         } else {
@@ -174,5 +185,14 @@ mod tests {
             1000
         );
         assert!(PageRequest::parse(-1, "", "s".into(), &key()).is_err());
+    }
+
+    #[test]
+    fn overlong_tokens_are_refused_before_they_are_decoded() {
+        let err = PageRequest::parse(1, &"a".repeat(3_000_000), "s".into(), &key()).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidArgument(v) if v[0].field == "page_token" && v[0].description.len() < 100),
+            "{err}"
+        );
     }
 }

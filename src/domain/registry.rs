@@ -22,7 +22,7 @@ use crate::domain::page::{PageRequest, PageTokenKey};
 use crate::domain::party::{Party, PartyFields, PartyKind};
 use crate::domain::service::{Service, ServiceFields};
 use crate::domain::tenant::{Tenant, TenantFields};
-use crate::error::{Error, Precondition, Result, Violations};
+use crate::error::{Error, FieldViolation, Precondition, Result, Violations};
 use crate::store::{Access, Store, Tx};
 
 /// The `request_id` of a create and a fingerprint of the request it came with.
@@ -30,6 +30,27 @@ use crate::store::{Access, Store, Tx};
 pub struct RequestKey {
     pub request_id: String,
     pub fingerprint: String,
+}
+
+impl RequestKey {
+    /// The longest `request_id`: a UUID (AIP-155's advice) is 36 characters.
+    pub const MAX_ID_CHARS: usize = 128;
+
+    /// 1 to `MAX_ID_CHARS` printable ASCII characters; empty means none.
+    pub fn validate_id(request_id: &str) -> Result<(), FieldViolation> {
+        if request_id.len() > Self::MAX_ID_CHARS
+            || !request_id.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(FieldViolation::new(
+                "request_id",
+                format!(
+                    "must be 1 to {} printable ASCII characters, such as a UUID",
+                    Self::MAX_ID_CHARS
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A page of results and the token of the next one (empty on the last page).
