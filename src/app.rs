@@ -84,7 +84,12 @@ impl Application {
         info!(database = %describe_database(&config.database_url), "storing data");
         store::migrate(config.migration_url(), &config.database_url).await?;
         let store = store::connect(&config.database_url, config.max_connections).await?;
-        let registry = Arc::new(Registry::new(store.clone()).await?);
+        // A list page stays within half of what the server may send.
+        let registry = Arc::new(
+            Registry::new(store.clone())
+                .await?
+                .with_page_bytes(config.max_message_bytes / 2),
+        );
         let resolver = Arc::new(Resolver::new(
             store.clone(),
             registry.changes().clone(),

@@ -6,7 +6,7 @@ use chrono::Utc;
 use tonic::{Request, Response, Status};
 
 use super::convert::*;
-use super::{request_key, required, set_fields, update_paths};
+use super::{listed_len, request_key, required, set_fields, update_paths};
 use crate::auth::principal;
 use crate::domain::Registry;
 use crate::domain::agreement::{
@@ -21,6 +21,7 @@ use crate::domain::names::{
 use crate::domain::overrides::{
     OVERRIDE_OUTPUT_ONLY, OVERRIDE_UPDATABLE, Override, OverrideFields,
 };
+use crate::domain::page::PageItem;
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
 use crate::proto::v1::agreement_service_server::AgreementService;
@@ -105,6 +106,24 @@ fn revision_out(r: Revision) -> pb::AgreementRevision {
         revision_id: r.id.to_string(),
         create_time: Some(time_out(r.create_time)),
         agreement: Some(agreement_out(r.snapshot)),
+    }
+}
+
+impl PageItem for Agreement {
+    fn encoded_len(&self) -> usize {
+        listed_len(&agreement_out(self.clone()))
+    }
+}
+
+impl PageItem for Revision {
+    fn encoded_len(&self) -> usize {
+        listed_len(&revision_out(self.clone()))
+    }
+}
+
+impl PageItem for Override {
+    fn encoded_len(&self) -> usize {
+        listed_len(&override_out(self.clone()))
     }
 }
 

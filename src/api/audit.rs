@@ -11,6 +11,7 @@ use crate::domain::Registry;
 use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::domain::fields::too_long;
 use crate::domain::names::{Id, MAX_NAME_CHARS, TenantName};
+use crate::domain::page::PageItem;
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
 use crate::proto::v1::audit_service_server::AuditService;
@@ -66,6 +67,12 @@ pub fn audit_event_out(e: AuditEvent) -> pb::AuditEvent {
         request_id: e.request_id,
         before: snapshot_out(e.before),
         after: snapshot_out(e.after),
+    }
+}
+
+impl PageItem for AuditEvent {
+    fn encoded_len(&self) -> usize {
+        super::listed_len(&audit_event_out(self.clone()))
     }
 }
 

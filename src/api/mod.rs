@@ -18,6 +18,13 @@ use crate::domain::RequestKey;
 use crate::domain::fields::resolve_mask;
 use crate::error::{Error, Result};
 
+/// What `message` adds to a list response: its bytes, their length and the
+/// tag of the repeated field (field 1 in every List response).
+pub(crate) fn listed_len(message: &impl Message) -> usize {
+    let len = message.encoded_len();
+    1 + prost::length_delimiter_len(len) + len
+}
+
 /// The idempotency key of a create: its request_id and a fingerprint of the
 /// request it came with (`request` with its request_id cleared), so that the
 /// same id sent with another request can be told apart.

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert::time_out;
-use super::{request_key, required, set_fields, update_paths};
+use super::{listed_len, request_key, required, set_fields, update_paths};
 use crate::auth::principal;
 use crate::domain::Registry;
 use crate::domain::fields::validate_etag;
 use crate::domain::names::{Collection, Id, ResourceName, TenantName, party_name};
+use crate::domain::page::PageItem;
 use crate::domain::service::{SERVICE_OUTPUT_ONLY, SERVICE_UPDATABLE, Service, ServiceFields};
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
@@ -35,6 +36,12 @@ pub fn service_out(s: Service) -> pb::Service {
         etag: s.meta.etag,
         create_time: Some(time_out(s.meta.create_time)),
         update_time: Some(time_out(s.meta.update_time)),
+    }
+}
+
+impl PageItem for Service {
+    fn encoded_len(&self) -> usize {
+        listed_len(&service_out(self.clone()))
     }
 }
 

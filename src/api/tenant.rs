@@ -5,11 +5,12 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert::time_out;
-use super::{request_key, required, set_fields, update_paths};
+use super::{listed_len, request_key, required, set_fields, update_paths};
 use crate::auth::principal;
 use crate::domain::Registry;
 use crate::domain::fields::validate_etag;
 use crate::domain::names::{Id, TenantName};
+use crate::domain::page::PageItem;
 use crate::domain::tenant::{TENANT_OUTPUT_ONLY, TENANT_UPDATABLE, Tenant, TenantFields};
 use crate::proto::v1 as pb;
 use crate::proto::v1::tenant_service_server::TenantService;
@@ -32,6 +33,12 @@ pub fn tenant_out(t: Tenant) -> pb::Tenant {
         etag: t.meta.etag,
         create_time: Some(time_out(t.meta.create_time)),
         update_time: Some(time_out(t.meta.update_time)),
+    }
+}
+
+impl PageItem for Tenant {
+    fn encoded_len(&self) -> usize {
+        listed_len(&tenant_out(self.clone()))
     }
 }
 

@@ -18,7 +18,7 @@ use crate::domain::changes::Changes;
 use crate::domain::filter::AgreementFilter;
 use crate::domain::names::{Id, agreement_name, api_key_name, party_name, service_name};
 use crate::domain::overrides::{Override, OverrideFields};
-use crate::domain::page::{PageRequest, PageTokenKey};
+use crate::domain::page::{MAX_PAGE_BYTES, PageItem, PageRequest, PageTokenKey};
 use crate::domain::party::{Party, PartyFields, PartyKind};
 use crate::domain::service::{Service, ServiceFields};
 use crate::domain::tenant::{Tenant, TenantFields};
@@ -68,6 +68,7 @@ const MAX_PARTY_DEPTH: usize = crate::store::MAX_ANCESTRY;
 pub struct Registry {
     store: Arc<dyn Store>,
     page_key: PageTokenKey,
+    page_bytes: usize,
     changes: Arc<Changes>,
 }
 
@@ -77,8 +78,17 @@ impl Registry {
         Ok(Self {
             store,
             page_key,
+            page_bytes: MAX_PAGE_BYTES,
             changes: Arc::default(),
         })
+    }
+
+    /// Lowers the byte budget of list pages to `bytes` (from
+    /// `MAX_PAGE_BYTES`), so that a page stays well within the server's
+    /// message limit.
+    pub fn with_page_bytes(mut self, bytes: usize) -> Self {
+        self.page_bytes = bytes.min(MAX_PAGE_BYTES);
+        self
     }
 
     /// The feed this registry announces its changes on.
@@ -91,16 +101,18 @@ impl Registry {
     }
 
     pub fn page(&self, page_size: i32, token: &str, scope: String) -> Result<PageRequest> {
-        PageRequest::parse(page_size, token, scope, &self.page_key)
+        let mut page = PageRequest::parse(page_size, token, scope, &self.page_key)?;
+        page.max_bytes = self.page_bytes;
+        Ok(page)
     }
 
-    fn finish_page<T>(
+    fn finish_page<T: PageItem>(
         &self,
         page: &PageRequest,
         rows: Vec<T>,
         key: impl Fn(&T) -> String,
     ) -> Page<T> {
-        let (items, next_page_token) = page.finish(rows, key, &self.page_key);
+        let (items, next_page_token) = page.finish(rows, key, T::encoded_len, &self.page_key);
         Page {
             items,
             next_page_token,

@@ -7,13 +7,19 @@
 //! The limits below are the contract documented in docs/api.md ("Limits"),
 //! written out rather than imported, so that changing one is a visible change.
 
+use std::collections::BTreeSet;
+
 use accord::proto::v1 as pb;
+use prost::Message;
 use prost_types::FieldMask;
 use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::on_both_backends;
 use crate::support::*;
+
+/// The byte budget of one list page (docs/api.md).
+const PAGE_BYTES: usize = 1024 * 1024;
 
 /// `n` characters of free text, two bytes each in UTF-8: limits count
 /// characters, not bytes.
@@ -1116,10 +1122,306 @@ async fn a_three_megabyte_clause_is_refused_before_anything_is_stored(s: TestSer
     );
 }
 
+/// What a page's items weigh on the wire: the response without its token.
+fn items_len<T: Message>(items: &[T]) -> usize {
+    items
+        .iter()
+        .map(|m| {
+            let len = m.encoded_len();
+            1 + prost::length_delimiter_len(len) + len
+        })
+        .sum()
+}
+
+async fn pages_of_large_resources_stop_at_the_byte_budget_and_miss_nothing(s: TestServer) {
+    let seed = seed(&s, "acme").await;
+    // Twelve agreements of ~130 KB each: about 1.5 MiB in all.
+    let mut expected = Vec::new();
+    for i in 0..12 {
+        let a = pb::Agreement {
+            clauses: clauses_totalling(131_072),
+            ..seed.customer_agreement()
+        };
+        expected.push(seed.create_agreement(&s, &format!("a{i:02}"), a).await.name);
+    }
+
+    let mut api = s.agreements();
+    let (mut seen, mut token, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let page = api
+            .list_agreements(pb::ListAgreementsRequest {
+                parent: seed.tenant.clone(),
+                page_size: 1000,
+                page_token: token,
+                filter: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        assert!(!page.agreements.is_empty());
+        assert!(items_len(&page.agreements) <= PAGE_BYTES, "page {pages}");
+        seen.extend(page.agreements.into_iter().map(|a| a.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert!(pages >= 2, "a page of 1.5 MiB was not split");
+    assert_eq!(seen, expected, "every agreement once, in order");
+
+    // The audit trail carries each agreement whole as well.
+    let mut audit = s.audit();
+    let (mut events, mut token, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let page = audit
+            .list_audit_events(pb::ListAuditEventsRequest {
+                parent: seed.tenant.clone(),
+                page_size: 1000,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        assert!(items_len(&page.audit_events) <= PAGE_BYTES, "page {pages}");
+        events.extend(page.audit_events.into_iter().map(|e| e.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert!(pages >= 2, "a page of 1.5 MiB was not split");
+    let unique: BTreeSet<&String> = events.iter().collect();
+    assert_eq!(unique.len(), events.len(), "an event came twice");
+    // The seed's tenant, key, two parties and service, then the agreements.
+    assert_eq!(events.len(), 5 + expected.len());
+}
+
+/// `n` characters of four bytes each: the most bytes a limit in characters
+/// lets through.
+fn wide(n: usize) -> String {
+    "𝄞".repeat(n)
+}
+
+/// A CUSTOMER agreement with every field at its limit, in four-byte
+/// characters where any character is allowed.
+fn largest(w: &World) -> pb::Agreement {
+    let objectives = (0..MAX_OBJECTIVES)
+        .map(|i| pb::Objective {
+            key: format!("o{i:0>62}"),
+            display_name: wide(200),
+            indicator: wide(256),
+            ..availability(0.99)
+        })
+        .collect();
+    let mut a = pb::Agreement {
+        display_name: wide(200),
+        description: wide(10_000),
+        services: w.services.clone(),
+        objectives,
+        exclusions: (0..100).map(|_| exclusion(wide(500), rrule(500))).collect(),
+        clauses: (0..4).map(|_| clause(wide(200), wide(32_768))).collect(),
+        labels: map(64, |i| format!("l{i:0>62}"))
+            .into_keys()
+            .map(|k| (k, ascii(63)))
+            .collect(),
+        annotations: (0..64).map(|i| (format!("k{i:03}"), wide(1020))).collect(),
+        credits: credits(20),
+        ..w.seed.customer_agreement()
+    };
+    a.support = support(|s| {
+        let c = calendar(s);
+        c.time_zone = "America/Argentina/Buenos_Aires".into();
+        c.hours = (0..100)
+            .map(|_| pb::BusinessHours {
+                day: pb::DayOfWeek::Monday.into(),
+                start: "09:00".into(),
+                end: "17:00".into(),
+            })
+            .collect();
+        c.holidays = (0..1000)
+            .map(|i| pb::Date {
+                year: 2026 + i / 300,
+                month: 1 + i % 300 / 25,
+                day: 1 + i % 25,
+            })
+            .collect();
+        s.priorities = (0..20)
+            .map(|i| pb::PriorityTarget {
+                priority: format!("P{i:0>15}"),
+                response: duration(3600),
+                resolution: duration(7200),
+            })
+            .collect();
+    });
+    a
+}
+
+/// The limits fit together: the largest agreement they allow, and the audit
+/// event of replacing it with another (both copies), its revision and the
+/// entitlement it yields all fit the server's 4 MiB messages.
+async fn the_largest_agreement_fits_every_response(s: TestServer) {
+    let w = world(&s).await;
+    let mut api = s.agreements();
+    let big = largest(&w);
+    let created = w.seed.create_agreement(&s, "largest", big.clone()).await;
+    let size = created.encoded_len();
+    assert!(size > 1_000_000, "only {size} bytes");
+    let got = api
+        .get_agreement(pb::GetAgreementRequest {
+            name: created.name.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got, created);
+    api.update_agreement(pb::UpdateAgreementRequest {
+        agreement: Some(pb::Agreement {
+            name: created.name.clone(),
+            description: "𝄢".repeat(10_000),
+            clauses: (0..4)
+                .map(|_| clause(wide(200), "𝄢".repeat(32_768)))
+                .collect(),
+            ..Default::default()
+        }),
+        update_mask: None,
+    })
+    .await
+    .expect("update the largest agreement");
+    let events = s.audit_events(&w.seed.tenant, &created.name).await;
+    assert_eq!(events.len(), 2);
+    assert!(events[0].before.is_some() && events[0].after.is_some());
+
+    // Published (with one service: a wide publication's change notice is
+    // another defect's), it has a revision and an entitlement.
+    let one = pb::Agreement {
+        services: vec![w.seed.service.clone()],
+        ..big
+    };
+    let draft = w.seed.create_agreement(&s, "largest-published", one).await;
+    api.publish_agreement(pb::PublishAgreementRequest {
+        name: draft.name.clone(),
+        etag: draft.etag.clone(),
+    })
+    .await
+    .expect("publish the largest agreement");
+    let revisions = api
+        .list_agreement_revisions(pb::ListAgreementRevisionsRequest {
+            name: draft.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .revisions;
+    assert_eq!(revisions.len(), 1);
+    let entitlement = s
+        .entitlements()
+        .resolve_entitlement(pb::ResolveEntitlementRequest {
+            parent: w.seed.tenant.clone(),
+            consumer: w.seed.customer.clone(),
+            service: w.seed.service.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("resolve the largest agreement")
+        .into_inner();
+    assert_eq!(entitlement.clauses.len(), 4);
+    assert_eq!(entitlement.objectives.len(), MAX_OBJECTIVES);
+}
+
+/// A server with a lower message limit lowers the page budget to half of it;
+/// a response over the limit (here an audit event holding two large copies)
+/// is OUT_OF_RANGE from tonic, as a request over it is.
+async fn a_lower_message_limit_lowers_the_page_budget(s: TestServer) {
+    let limit = 64 * 1024;
+    let seed = seed(&s, "acme").await;
+    let mut expected = Vec::new();
+    for i in 0..3 {
+        let a = pb::Agreement {
+            clauses: vec![clause("Terms".into(), ascii(20_000))],
+            ..seed.customer_agreement()
+        };
+        expected.push(seed.create_agreement(&s, &format!("a{i}"), a).await.name);
+    }
+    let mut api = s.agreements();
+    let (mut seen, mut token) = (Vec::new(), String::new());
+    loop {
+        let page = api
+            .list_agreements(pb::ListAgreementsRequest {
+                parent: seed.tenant.clone(),
+                page_size: 1000,
+                page_token: token,
+                filter: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(items_len(&page.agreements) <= limit / 2);
+        assert_eq!(page.agreements.len(), 1, "20 KB each, 32 KiB a page");
+        seen.extend(page.agreements.into_iter().map(|a| a.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen, expected);
+
+    // 20 KB before, 60 KB after: one event of 80 KB.
+    api.update_agreement(pb::UpdateAgreementRequest {
+        agreement: Some(pb::Agreement {
+            name: expected[0].clone(),
+            clauses: (0..3)
+                .map(|_| clause("Terms".into(), "b".repeat(20_000)))
+                .collect(),
+            ..Default::default()
+        }),
+        update_mask: None,
+    })
+    .await
+    .unwrap();
+    let events = s
+        .audit()
+        .list_audit_events(pb::ListAuditEventsRequest {
+            parent: seed.tenant.clone(),
+            resource: expected[0].clone(),
+            ..Default::default()
+        })
+        .await;
+    let status = assert_code(events, Code::OutOfRange);
+    assert!(
+        status
+            .message()
+            .contains("encoded message length too large"),
+        "{status:?}"
+    );
+}
+
+/// Runs `test` on a server whose messages are at most 64 KiB.
+async fn with_small_messages(backend: Backend) {
+    if let Some(s) = TestServer::start_with(backend, |c| c.max_message_bytes = 64 * 1024).await {
+        a_lower_message_limit_lowers_the_page_budget(s).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_message_limit_lowers_the_page_budget_on_sqlite() {
+    with_small_messages(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_message_limit_lowers_the_page_budget_on_postgres() {
+    with_small_messages(Backend::Postgres).await;
+}
+
 on_both_backends!(
     every_bounded_field_takes_its_limit_and_refuses_one_more,
     request_fields_take_their_limit_and_refuse_one_more,
     oversized_values_are_refused_without_being_echoed,
     oversized_lists_are_refused_as_a_whole,
     a_three_megabyte_clause_is_refused_before_anything_is_stored,
+    pages_of_large_resources_stop_at_the_byte_budget_and_miss_nothing,
+    the_largest_agreement_fits_every_response,
 );
