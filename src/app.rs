@@ -88,7 +88,12 @@ impl Application {
             config.statement_timeout,
         )
         .await?;
-        let registry = Arc::new(Registry::new(store.clone(), config.request_id_ttl).await?);
+        // A list page stays within half of what the server may send.
+        let registry = Arc::new(
+            Registry::new(store.clone(), config.request_id_ttl)
+                .await?
+                .with_page_bytes(config.max_message_bytes / 2),
+        );
         let resolver = Arc::new(Resolver::new(
             store.clone(),
             registry.changes().clone(),

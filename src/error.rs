@@ -11,6 +11,17 @@ use tonic_types::{ErrorDetails, StatusExt};
 /// The `ErrorInfo.domain` of every error Accord returns.
 pub const ERROR_DOMAIN: &str = "accord";
 
+/// What the field violations of one status may take. A status travels in the
+/// trailers, its message twice (`grpc-message`, and inside the base64 of
+/// `grpc-status-details-bin`), and clients refuse trailers past 8 KiB (Java)
+/// or 16 KiB (Go, tonic); so the first violations are listed and the others
+/// counted (`ErrorInfo.metadata["omitted_violations"]`).
+const VIOLATIONS_BYTES: usize = 2048;
+/// The message names the first violations only.
+const MESSAGE_BYTES: usize = 512;
+/// Descriptions quote what the client sent; a long one is cut.
+const DESCRIPTION_BYTES: usize = 256;
+
 /// One invalid field of a request, named by its path (`agreement.objectives[0].target`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {
@@ -134,6 +145,33 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// The violations a status lists: the first ones, within
+/// `VIOLATIONS_BYTES` (at least one), their descriptions cut.
+fn listed(violations: &[FieldViolation]) -> Vec<FieldViolation> {
+    let mut bytes = 0;
+    violations
+        .iter()
+        .map(|v| FieldViolation::new(v.field.clone(), cut(&v.description, DESCRIPTION_BYTES)))
+        .take_while(|v| {
+            let first = bytes == 0;
+            bytes += v.field.len() + v.description.len();
+            first || bytes <= VIOLATIONS_BYTES
+        })
+        .collect()
+}
+
 fn describe_violations(violations: &[FieldViolation]) -> String {
     let mut text = String::from("invalid argument");
     for (i, v) in violations.iter().enumerate() {
@@ -225,12 +263,22 @@ impl From<Error> for tonic::Status {
     fn from(error: Error) -> Self {
         let code = error.code();
         let mut details = ErrorDetails::new();
+        let mut message = None;
         match &error {
             Error::InvalidArgument(violations) => {
-                for v in violations {
-                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                let listed = listed(violations);
+                let omitted = violations.len() - listed.len();
+                let mut text = cut(&describe_violations(&listed), MESSAGE_BYTES);
+                let mut metadata = std::collections::HashMap::new();
+                if omitted > 0 {
+                    text.push_str(&format!(" (and {omitted} more)"));
+                    metadata.insert("omitted_violations".to_string(), omitted.to_string());
                 }
-                details.set_error_info("INVALID_ARGUMENT", ERROR_DOMAIN, []);
+                for v in listed {
+                    details.add_bad_request_violation(v.field, v.description);
+                }
+                details.set_error_info("INVALID_ARGUMENT", ERROR_DOMAIN, metadata);
+                message = Some(text);
             }
             Error::NotFound(name) => {
                 details.set_resource_info("", name.clone(), "", "not found");
@@ -294,12 +342,54 @@ impl From<Error> for tonic::Status {
                 );
             }
         }
-        tonic::Status::with_error_details(code, error.to_string(), details)
+        let message = message.unwrap_or_else(|| error.to_string());
+        tonic::Status::with_error_details(code, message, details)
     }
 }
 
 impl From<FieldViolation> for tonic::Status {
     fn from(violation: FieldViolation) -> Self {
         Error::from(violation).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_violations_fit_in_a_status_every_client_reads() {
+        let violations: Vec<FieldViolation> = (0..100_000)
+            .map(|i| FieldViolation::new(format!("items[{i}]"), "é".repeat(1000)))
+            .collect();
+        let status = tonic::Status::from(Error::InvalidArgument(violations));
+        assert!(status.message().len() < 1024, "{}", status.message());
+        assert!(status.message().ends_with(" more)"), "{}", status.message());
+        assert!(status.details().len() < 4096, "{}", status.details().len());
+        let listed = status.get_details_bad_request().expect("BadRequest");
+        assert_eq!(listed.field_violations[0].field, "items[0]");
+        let info = status.get_details_error_info().expect("ErrorInfo");
+        let omitted: usize = info.metadata["omitted_violations"].parse().unwrap();
+        assert_eq!(omitted + listed.field_violations.len(), 100_000);
+    }
+
+    #[test]
+    fn a_few_violations_are_all_listed() {
+        let status = tonic::Status::from(Error::InvalidArgument(vec![
+            FieldViolation::new("a", "is required"),
+            FieldViolation::new("b", "is required"),
+        ]));
+        assert_eq!(
+            status.message(),
+            "invalid argument: a: is required; b: is required"
+        );
+        assert_eq!(
+            status
+                .get_details_bad_request()
+                .unwrap()
+                .field_violations
+                .len(),
+            2
+        );
     }
 }

@@ -6,13 +6,14 @@ use chrono::Utc;
 use tonic::{Request, Response, Status};
 
 use super::convert::*;
-use super::{request_key, required, set_fields, update_paths};
+use super::{listed_len, request_key, required, set_fields, update_paths};
 use crate::auth::principal;
 use crate::domain::Registry;
 use crate::domain::agreement::{
     AGREEMENT_OUTPUT_ONLY, AGREEMENT_UPDATABLE, Agreement, AgreementFields, AgreementKind,
     AgreementState, Revision,
 };
+use crate::domain::fields::validate_etag;
 use crate::domain::names::{
     AgreementChildName, Collection, Id, ResourceName, TenantName, agreement_name, party_name,
     service_name,
@@ -20,6 +21,7 @@ use crate::domain::names::{
 use crate::domain::overrides::{
     OVERRIDE_OUTPUT_ONLY, OVERRIDE_UPDATABLE, Override, OverrideFields,
 };
+use crate::domain::page::PageItem;
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
 use crate::proto::v1::agreement_service_server::AgreementService;
@@ -107,15 +109,35 @@ fn revision_out(r: Revision) -> pb::AgreementRevision {
     }
 }
 
-/// Decodes a list of names in `tenant`, each violation naming its index.
+impl PageItem for Agreement {
+    fn encoded_len(&self) -> usize {
+        listed_len(&agreement_out(self.clone()))
+    }
+}
+
+impl PageItem for Revision {
+    fn encoded_len(&self) -> usize {
+        listed_len(&revision_out(self.clone()))
+    }
+}
+
+impl PageItem for Override {
+    fn encoded_len(&self) -> usize {
+        listed_len(&override_out(self.clone()))
+    }
+}
+
+/// Decodes a list of at most `max` names in `tenant`, each violation naming
+/// its index.
 fn names_in(
     v: &mut Violations,
     field: &str,
     names: &[String],
+    max: usize,
     collection: Collection,
     tenant: &Id,
 ) -> Vec<Id> {
-    names
+    bounded(v, field, names, max)
         .iter()
         .enumerate()
         .filter_map(|(i, n)| {
@@ -164,6 +186,7 @@ fn agreement_fields_in(
                     v,
                     "agreement.services",
                     &a.services,
+                    Agreement::MAX_SERVICES,
                     Collection::Services,
                     tenant,
                 ))
@@ -198,18 +221,21 @@ fn agreement_fields_in(
             }
             "exclusions" => {
                 f.exclusions = Some(
-                    a.exclusions
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, e)| {
-                            exclusion_in(v, &format!("agreement.exclusions[{i}]"), e)
-                        })
-                        .collect(),
+                    bounded(
+                        v,
+                        "agreement.exclusions",
+                        &a.exclusions,
+                        Agreement::MAX_EXCLUSIONS,
+                    )
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, e)| exclusion_in(v, &format!("agreement.exclusions[{i}]"), e))
+                    .collect(),
                 )
             }
             "clauses" => {
                 f.clauses = Some(
-                    a.clauses
+                    bounded(v, "agreement.clauses", &a.clauses, Agreement::MAX_CLAUSES)
                         .iter()
                         .enumerate()
                         .filter_map(|(i, c)| clause_in(v, &format!("agreement.clauses[{i}]"), c))
@@ -221,6 +247,7 @@ fn agreement_fields_in(
                     v,
                     "agreement.supports",
                     &a.supports,
+                    Agreement::MAX_SUPPORTS,
                     Collection::Agreements,
                     tenant,
                 ))
@@ -280,13 +307,18 @@ fn override_fields_in(
             }
             "objective_patches" => {
                 f.objective_patches = Some(
-                    o.objective_patches
-                        .iter()
-                        .enumerate()
-                        .map(|(i, p)| {
-                            objective_patch_in(v, &format!("override.objective_patches[{i}]"), p)
-                        })
-                        .collect(),
+                    bounded(
+                        v,
+                        "override.objective_patches",
+                        &o.objective_patches,
+                        Override::MAX_PATCHES,
+                    )
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        objective_patch_in(v, &format!("override.objective_patches[{i}]"), p)
+                    })
+                    .collect(),
                 )
             }
             "added_objectives" => {
@@ -421,6 +453,7 @@ impl AgreementService for AgreementApi {
         let req = request.get_ref();
         let a = required("agreement", &req.agreement)?;
         let name = agreement_name_in("agreement.name", &a.name)?;
+        validate_etag("agreement.etag", &a.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&name.tenant)?;
         let paths = update_paths(
@@ -449,6 +482,7 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<()>, Status> {
         let req = request.get_ref();
         let name = agreement_name_in("name", &req.name)?;
+        validate_etag("etag", &req.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&name.tenant)?;
         self.registry
@@ -463,6 +497,7 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::Agreement>, Status> {
         let req = request.get_ref();
         let name = agreement_name_in("name", &req.name)?;
+        validate_etag("etag", &req.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&name.tenant)?;
         let a = self
@@ -478,6 +513,7 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::Agreement>, Status> {
         let req = request.get_ref();
         let name = agreement_name_in("name", &req.name)?;
+        validate_etag("etag", &req.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&name.tenant)?;
         let at = match &req.terminate_time {
@@ -588,6 +624,7 @@ impl AgreementService for AgreementApi {
         let o = required("override", &req.r#override)?;
         let name = AgreementChildName::parse("override.name", &o.name, "overrides")
             .map_err(Error::from)?;
+        validate_etag("override.etag", &o.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&name.tenant)?;
         let paths = update_paths(
@@ -618,6 +655,7 @@ impl AgreementService for AgreementApi {
         let req = request.get_ref();
         let name =
             AgreementChildName::parse("name", &req.name, "overrides").map_err(Error::from)?;
+        validate_etag("etag", &req.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&name.tenant)?;
         self.registry

@@ -5,11 +5,13 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert::{time_in, time_out};
-use super::request_key;
+use super::{listed_len, request_key};
 use crate::auth::principal;
 use crate::domain::Registry;
 use crate::domain::api_key::{ApiKey, ApiKeyFields, Role};
+use crate::domain::fields::validate_etag;
 use crate::domain::names::{Id, TenantName, parse_api_key_name};
+use crate::domain::page::PageItem;
 use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::api_key_service_server::ApiKeyService;
@@ -56,6 +58,12 @@ pub fn api_key_out(k: ApiKey) -> pb::ApiKey {
         secret_prefix: k.secret_prefix,
         etag: k.meta.etag,
         create_time: Some(time_out(k.meta.create_time)),
+    }
+}
+
+impl PageItem for ApiKey {
+    fn encoded_len(&self) -> usize {
+        listed_len(&api_key_out(self.clone()))
     }
 }
 
@@ -131,6 +139,7 @@ impl ApiKeyService for ApiKeyApi {
     ) -> Result<Response<pb::ApiKey>, Status> {
         let req = request.get_ref();
         let (tenant, id) = parse_api_key_name("name", &req.name)?;
+        validate_etag("etag", &req.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&tenant)?;
         let key = self

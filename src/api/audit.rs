@@ -10,7 +10,9 @@ use crate::auth::{BOOTSTRAP_ACTOR, principal};
 use crate::domain::Registry;
 use crate::domain::api_key::Role;
 use crate::domain::audit::{AuditEvent, AuditFilter};
-use crate::domain::names::{Id, TenantName};
+use crate::domain::fields::too_long;
+use crate::domain::names::{Id, MAX_NAME_CHARS, TenantName};
+use crate::domain::page::PageItem;
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
 use crate::proto::v1::audit_service_server::AuditService;
@@ -70,16 +72,33 @@ pub fn audit_event_out(e: AuditEvent) -> pb::AuditEvent {
     }
 }
 
+impl PageItem for AuditEvent {
+    fn encoded_len(&self) -> usize {
+        super::listed_len(&audit_event_out(self.clone()))
+    }
+}
+
 /// The request's filter. Names in it must be of the listed tenant, so a
 /// filter cannot reach across tenants.
 fn filter_in(req: &pb::ListAuditEventsRequest, tenant: &Id) -> Result<AuditFilter, Error> {
     let mut v = Violations::new();
     let own = format!("tenants/{tenant}");
     let in_tenant = |name: &str| name == own || name.starts_with(&format!("{own}/"));
-    if !req.resource.is_empty() && !in_tenant(&req.resource) {
+    let fits = |v: &mut Violations, field: &str, name: &str| {
+        let chars = name.chars().count();
+        if chars > MAX_NAME_CHARS {
+            v.add(field, too_long(MAX_NAME_CHARS, chars));
+        }
+        chars <= MAX_NAME_CHARS
+    };
+    if fits(&mut v, "resource", &req.resource)
+        && !req.resource.is_empty()
+        && !in_tenant(&req.resource)
+    {
         v.add("resource", format!("must name a resource of {own}"));
     }
-    if !req.actor.is_empty()
+    if fits(&mut v, "actor", &req.actor)
+        && !req.actor.is_empty()
         && req.actor != BOOTSTRAP_ACTOR
         && !req.actor.starts_with(&format!("{own}/apiKeys/"))
     {

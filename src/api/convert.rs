@@ -1,10 +1,12 @@
 //! Protobuf <-> domain conversions for the terms agreements and overrides
 //! carry. Decoding checks shapes (enums set, timestamps valid, oneofs chosen)
 //! and reports each problem as a field violation; the domain checks meaning.
+//! A repeated field over its limit is refused before its items are decoded.
 
 use chrono::{DateTime, Utc};
 use prost_types::{Duration, Timestamp};
 
+use crate::domain::fields::validate_count;
 use crate::domain::overrides::ObjectivePatch;
 use crate::domain::terms::*;
 use crate::error::{FieldViolation, Violations};
@@ -65,6 +67,17 @@ fn required_seconds_in(v: &mut Violations, field: &str, d: &Option<Duration>) ->
         v.add(field, "is required");
         0
     })
+}
+
+/// The items of a repeated field, or none when there are more than `max`:
+/// the list is refused once, on its own field, and none of its items is
+/// decoded (a 4 MiB message holds two million empty strings).
+pub fn bounded<'a, T>(v: &mut Violations, field: &str, items: &'a [T], max: usize) -> &'a [T] {
+    if validate_count(v, field, items.len(), max) {
+        items
+    } else {
+        &[]
+    }
 }
 
 /// Decodes a protobuf enum value; 0 (UNSPECIFIED) and unknown numbers are
@@ -203,7 +216,15 @@ pub fn objective_in(v: &mut Violations, field: &str, o: &pb::Objective) -> Optio
     let Some(kind) = kind else {
         // Without a kind the objective cannot reach the domain: check what
         // does not depend on it here, so every problem is reported at once.
-        validate_objective_basics(v, field, &o.key, &o.indicator, o.target, window.as_ref());
+        validate_objective_basics(
+            v,
+            field,
+            &o.key,
+            &o.display_name,
+            &o.indicator,
+            o.target,
+            window.as_ref(),
+        );
         return None;
     };
     Some(Objective {
@@ -234,7 +255,8 @@ pub fn objective_out(o: &Objective) -> pb::Objective {
 }
 
 pub fn objectives_in(v: &mut Violations, field: &str, list: &[pb::Objective]) -> Vec<Objective> {
-    list.iter()
+    bounded(v, field, list, MAX_OBJECTIVES)
+        .iter()
         .enumerate()
         .filter_map(|(i, o)| objective_in(v, &format!("{field}[{i}]"), o))
         .collect()
@@ -295,47 +317,55 @@ fn day_out(d: DayOfWeek) -> pb::DayOfWeek {
 pub fn support_in(v: &mut Violations, field: &str, s: &pb::SupportTerms) -> SupportTerms {
     let calendar = s.calendar.as_ref().map(|c| BusinessCalendar {
         time_zone: c.time_zone.clone(),
-        hours: c
-            .hours
-            .iter()
-            .enumerate()
-            .filter_map(|(i, h)| {
-                let day = enum_in(
-                    v,
-                    &format!("{field}.calendar.hours[{i}].day"),
-                    h.day,
-                    day_in,
-                )?;
-                Some(BusinessHours {
-                    day,
-                    start: h.start.clone(),
-                    end: h.end.clone(),
-                })
-            })
-            .collect(),
-        holidays: c
-            .holidays
-            .iter()
-            .map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
-            .collect(),
-    });
-    let priorities = s
-        .priorities
+        hours: bounded(
+            v,
+            &format!("{field}.calendar.hours"),
+            &c.hours,
+            BusinessCalendar::MAX_HOURS,
+        )
         .iter()
         .enumerate()
-        .map(|(i, p)| {
-            let f = format!("{field}.priorities[{i}]");
-            PriorityTarget {
-                priority: p.priority.clone(),
-                response_seconds: required_seconds_in(v, &format!("{f}.response"), &p.response),
-                resolution_seconds: required_seconds_in(
-                    v,
-                    &format!("{f}.resolution"),
-                    &p.resolution,
-                ),
-            }
+        .filter_map(|(i, h)| {
+            let day = enum_in(
+                v,
+                &format!("{field}.calendar.hours[{i}].day"),
+                h.day,
+                day_in,
+            )?;
+            Some(BusinessHours {
+                day,
+                start: h.start.clone(),
+                end: h.end.clone(),
+            })
         })
-        .collect();
+        .collect(),
+        holidays: bounded(
+            v,
+            &format!("{field}.calendar.holidays"),
+            &c.holidays,
+            BusinessCalendar::MAX_HOLIDAYS,
+        )
+        .iter()
+        .map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
+        .collect(),
+    });
+    let priorities = bounded(
+        v,
+        &format!("{field}.priorities"),
+        &s.priorities,
+        SupportTerms::MAX_PRIORITIES,
+    )
+    .iter()
+    .enumerate()
+    .map(|(i, p)| {
+        let f = format!("{field}.priorities[{i}]");
+        PriorityTarget {
+            priority: p.priority.clone(),
+            response_seconds: required_seconds_in(v, &format!("{f}.response"), &p.response),
+            resolution_seconds: required_seconds_in(v, &format!("{f}.resolution"), &p.resolution),
+        }
+    })
+    .collect();
     SupportTerms {
         calendar,
         priorities,
@@ -399,14 +429,18 @@ fn money_out(m: &Money) -> pb::Money {
 
 pub fn credits_in(v: &mut Violations, field: &str, c: &pb::CreditSchedule) -> CreditSchedule {
     CreditSchedule {
-        tiers: c
-            .tiers
-            .iter()
-            .map(|t| CreditTier {
-                attainment_below: t.attainment_below,
-                credit_percent: t.credit_percent,
-            })
-            .collect(),
+        tiers: bounded(
+            v,
+            &format!("{field}.tiers"),
+            &c.tiers,
+            CreditSchedule::MAX_TIERS,
+        )
+        .iter()
+        .map(|t| CreditTier {
+            attainment_below: t.attainment_below,
+            credit_percent: t.credit_percent,
+        })
+        .collect(),
         cap_percent: c.cap_percent,
         fee: c.fee.as_ref().map(money_in),
         claim_window_seconds: seconds_in(v, &format!("{field}.claim_window"), &c.claim_window),

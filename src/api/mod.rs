@@ -18,8 +18,12 @@ use crate::domain::RequestKey;
 use crate::domain::fields::resolve_mask;
 use crate::error::{Error, Result};
 
-/// The longest `request_id` accepted; UUIDs (AIP-155) are 36 characters.
-const MAX_REQUEST_ID_LEN: usize = 128;
+/// What `message` adds to a list response: its bytes, their length and the
+/// tag of the repeated field (field 1 in every List response).
+pub(crate) fn listed_len(message: &impl Message) -> usize {
+    let len = message.encoded_len();
+    1 + prost::length_delimiter_len(len) + len
+}
 
 /// The idempotency key of a create: its request_id and a fingerprint of the
 /// request it came with (`request` with its request_id cleared), so that the
@@ -32,12 +36,7 @@ pub(crate) fn request_key<M: Message>(
     if request_id.is_empty() {
         return Ok(None);
     }
-    if request_id.len() > MAX_REQUEST_ID_LEN || !request_id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Error::invalid(
-            "request_id",
-            format!("must be 1 to {MAX_REQUEST_ID_LEN} printable ASCII characters, such as a UUID"),
-        ));
-    }
+    RequestKey::validate_id(request_id)?;
     let mut hasher = Sha256::new();
     hasher.update(method.as_bytes());
     hasher.update([0]);

@@ -5,10 +5,12 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert::{resource_enum_in, time_out};
-use super::{request_key, required, set_fields, update_paths};
+use super::{listed_len, request_key, required, set_fields, update_paths};
 use crate::auth::principal;
 use crate::domain::Registry;
+use crate::domain::fields::validate_etag;
 use crate::domain::names::{Collection, Id, ResourceName, TenantName, party_name};
+use crate::domain::page::PageItem;
 use crate::domain::party::{PARTY_OUTPUT_ONLY, PARTY_UPDATABLE, Party, PartyFields, PartyKind};
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
@@ -56,6 +58,12 @@ pub fn party_out(p: Party) -> pb::Party {
         etag: p.meta.etag,
         create_time: Some(time_out(p.meta.create_time)),
         update_time: Some(time_out(p.meta.update_time)),
+    }
+}
+
+impl PageItem for Party {
+    fn encoded_len(&self) -> usize {
+        listed_len(&party_out(self.clone()))
     }
 }
 
@@ -142,6 +150,7 @@ impl PartyService for PartyApi {
         let req = request.get_ref();
         let party = required("party", &req.party)?;
         let name = ResourceName::parse("party.name", &party.name, Collection::Parties)?;
+        validate_etag("party.etag", &party.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&name.tenant)?;
         let paths = update_paths(
@@ -170,6 +179,7 @@ impl PartyService for PartyApi {
     ) -> Result<Response<()>, Status> {
         let req = request.get_ref();
         let name = ResourceName::parse("name", &req.name, Collection::Parties)?;
+        validate_etag("etag", &req.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&name.tenant)?;
         self.registry

@@ -5,10 +5,12 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert::time_out;
-use super::{request_key, required, set_fields, update_paths};
+use super::{listed_len, request_key, required, set_fields, update_paths};
 use crate::auth::principal;
 use crate::domain::Registry;
+use crate::domain::fields::validate_etag;
 use crate::domain::names::{Collection, Id, ResourceName, TenantName, party_name};
+use crate::domain::page::PageItem;
 use crate::domain::service::{SERVICE_OUTPUT_ONLY, SERVICE_UPDATABLE, Service, ServiceFields};
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
@@ -34,6 +36,12 @@ pub fn service_out(s: Service) -> pb::Service {
         etag: s.meta.etag,
         create_time: Some(time_out(s.meta.create_time)),
         update_time: Some(time_out(s.meta.update_time)),
+    }
+}
+
+impl PageItem for Service {
+    fn encoded_len(&self) -> usize {
+        listed_len(&service_out(self.clone()))
     }
 }
 
@@ -116,6 +124,7 @@ impl ServiceCatalogService for ServiceCatalogApi {
         let req = request.get_ref();
         let service = required("service", &req.service)?;
         let name = ResourceName::parse("service.name", &service.name, Collection::Services)?;
+        validate_etag("service.etag", &service.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&name.tenant)?;
         let paths = update_paths(
@@ -144,6 +153,7 @@ impl ServiceCatalogService for ServiceCatalogApi {
     ) -> Result<Response<()>, Status> {
         let req = request.get_ref();
         let name = ResourceName::parse("name", &req.name, Collection::Services)?;
+        validate_etag("etag", &req.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&name.tenant)?;
         self.registry

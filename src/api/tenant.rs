@@ -5,10 +5,12 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert::time_out;
-use super::{request_key, required, set_fields, update_paths};
+use super::{listed_len, request_key, required, set_fields, update_paths};
 use crate::auth::principal;
 use crate::domain::Registry;
+use crate::domain::fields::validate_etag;
 use crate::domain::names::{Id, TenantName};
+use crate::domain::page::PageItem;
 use crate::domain::tenant::{TENANT_OUTPUT_ONLY, TENANT_UPDATABLE, Tenant, TenantFields};
 use crate::proto::v1 as pb;
 use crate::proto::v1::tenant_service_server::TenantService;
@@ -32,6 +34,12 @@ pub fn tenant_out(t: Tenant) -> pb::Tenant {
         create_time: Some(time_out(t.meta.create_time)),
         update_time: Some(time_out(t.meta.update_time)),
         uid: t.uid,
+    }
+}
+
+impl PageItem for Tenant {
+    fn encoded_len(&self) -> usize {
+        listed_len(&tenant_out(self.clone()))
     }
 }
 
@@ -100,6 +108,7 @@ impl TenantService for TenantApi {
         let req = request.get_ref();
         let tenant = required("tenant", &req.tenant)?;
         let name = TenantName::parse("tenant.name", &tenant.name)?;
+        validate_etag("tenant.etag", &tenant.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&name.0)?;
         let paths = update_paths(
@@ -126,6 +135,7 @@ impl TenantService for TenantApi {
     ) -> Result<Response<()>, Status> {
         let req = request.get_ref();
         let name = TenantName::parse("name", &req.name)?;
+        validate_etag("etag", &req.etag)?;
         let principal = principal(&request)?;
         principal.check_tenant(&name.0)?;
         self.registry

@@ -8,7 +8,10 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::fields::{Labels, Meta, validate_annotations, validate_labels, validate_text};
+use crate::domain::fields::{
+    Labels, MAX_DISPLAY_NAME_CHARS, Meta, validate_annotations, validate_count, validate_labels,
+    validate_text,
+};
 use crate::domain::names::{Id, agreement_name, revision_name};
 use crate::domain::terms::{
     Clause, CreditSchedule, Exclusion, Objective, SupportTerms, validate_clause, validate_credits,
@@ -213,6 +216,18 @@ pub const AGREEMENT_OUTPUT_ONLY: &[&str] = &[
 ];
 
 impl Agreement {
+    pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+    /// Far more than any one contract names; the API decodes no more.
+    pub const MAX_SERVICES: usize = 1000;
+    /// An OLA or UC backing more agreements than this should back their
+    /// SERVICE_LEVEL agreement instead.
+    pub const MAX_SUPPORTS: usize = 100;
+    pub const MAX_EXCLUSIONS: usize = 100;
+    pub const MAX_CLAUSES: usize = 100;
+    /// The texts of all clauses together (about forty pages): each revision,
+    /// audit event and entitlement carries them whole.
+    pub const MAX_CLAUSE_TEXT_CHARS: usize = 131_072;
+
     /// A new DRAFT; `kind`, `provider` and `effective_from` are required.
     pub fn new(
         tenant: &Id,
@@ -318,8 +333,18 @@ impl Agreement {
     /// The rules an agreement must satisfy on its own.
     pub fn validate(&self, v: &mut Violations, prefix: &str) {
         let field = |name: &str| format!("{prefix}.{name}");
-        validate_text(v, &field("display_name"), &self.display_name, 200);
-        validate_text(v, &field("description"), &self.description, 10_000);
+        validate_text(
+            v,
+            &field("display_name"),
+            &self.display_name,
+            MAX_DISPLAY_NAME_CHARS,
+        );
+        validate_text(
+            v,
+            &field("description"),
+            &self.description,
+            Self::MAX_DESCRIPTION_CHARS,
+        );
         match (self.kind, &self.consumer) {
             (AgreementKind::ServiceLevel, Some(_)) => v.add(
                 field("consumer"),
@@ -338,8 +363,14 @@ impl Agreement {
         if self.services.is_empty() {
             v.add(field("services"), "at least one service is required");
         }
+        let services_fit = validate_count(
+            v,
+            &field("services"),
+            self.services.len(),
+            Self::MAX_SERVICES,
+        );
         let mut seen = BTreeSet::new();
-        for (i, s) in self.services.iter().enumerate() {
+        for (i, s) in self.services.iter().enumerate().filter(|_| services_fit) {
             if !seen.insert(s) {
                 v.add(format!("{prefix}.services[{i}]"), "is listed twice");
             }
@@ -356,11 +387,30 @@ impl Agreement {
         if let Some(c) = &self.credits {
             validate_credits(v, &field("credits"), c);
         }
-        for (i, e) in self.exclusions.iter().enumerate() {
-            validate_exclusion(v, &format!("{prefix}.exclusions[{i}]"), e);
+        if validate_count(
+            v,
+            &field("exclusions"),
+            self.exclusions.len(),
+            Self::MAX_EXCLUSIONS,
+        ) {
+            for (i, e) in self.exclusions.iter().enumerate() {
+                validate_exclusion(v, &format!("{prefix}.exclusions[{i}]"), e);
+            }
         }
-        for (i, c) in self.clauses.iter().enumerate() {
-            validate_clause(v, &format!("{prefix}.clauses[{i}]"), c);
+        if validate_count(v, &field("clauses"), self.clauses.len(), Self::MAX_CLAUSES) {
+            for (i, c) in self.clauses.iter().enumerate() {
+                validate_clause(v, &format!("{prefix}.clauses[{i}]"), c);
+            }
+            let total: usize = self.clauses.iter().map(|c| c.text.chars().count()).sum();
+            if total > Self::MAX_CLAUSE_TEXT_CHARS {
+                v.add(
+                    field("clauses"),
+                    format!(
+                        "texts must total at most {} characters, not {total}",
+                        Self::MAX_CLAUSE_TEXT_CHARS
+                    ),
+                );
+            }
         }
         let backs_others = matches!(
             self.kind,
@@ -372,8 +422,14 @@ impl Agreement {
                 "only OPERATIONAL and UNDERPINNING agreements support other agreements",
             );
         }
+        let supports_fit = validate_count(
+            v,
+            &field("supports"),
+            self.supports.len(),
+            Self::MAX_SUPPORTS,
+        );
         let mut seen = BTreeSet::new();
-        for (i, s) in self.supports.iter().enumerate() {
+        for (i, s) in self.supports.iter().enumerate().filter(|_| supports_fit) {
             if *s == self.id {
                 v.add(
                     format!("{prefix}.supports[{i}]"),
@@ -510,5 +566,30 @@ mod tests {
             assert_eq!(id.as_str().len(), 8);
             assert!(Id::parse("r", id.as_str()).is_ok());
         }
+    }
+
+    #[test]
+    fn clause_texts_have_a_total() {
+        let mut a = agreement(0, None);
+        a.services = vec![Id::parse("s", "payments").unwrap()];
+        let clause = |text: usize| Clause {
+            kind: crate::domain::terms::ClauseKind::Other,
+            title: "Terms".into(),
+            text: "x".repeat(text),
+            amount: None,
+        };
+        let full = Agreement::MAX_CLAUSE_TEXT_CHARS / Clause::MAX_TEXT_CHARS;
+        a.clauses = vec![clause(Clause::MAX_TEXT_CHARS); full];
+        let mut v = Violations::new();
+        a.validate(&mut v, "a");
+        assert!(v.is_empty());
+        a.clauses.push(clause(1));
+        let mut v = Violations::new();
+        a.validate(&mut v, "a");
+        let err = v.into_result().unwrap_err();
+        assert!(
+            matches!(&err, crate::error::Error::InvalidArgument(list) if list.len() == 1 && list[0].field == "a.clauses"),
+            "{err}"
+        );
     }
 }

@@ -1,6 +1,9 @@
-//! What every resource shares: metadata with the etag (AIP-154), labels, and
-//! update masks resolved against each resource's list of updatable fields
-//! (AIP-134).
+//! What every resource shares: metadata with the etag (AIP-154), labels,
+//! annotations, display names, the size limits of text and lists, and update
+//! masks resolved against each resource's list of updatable fields (AIP-134).
+//!
+//! Limits on text count characters (Unicode scalar values), as users do; a
+//! character takes one to four bytes. docs/api.md lists every limit.
 
 use std::collections::BTreeMap;
 
@@ -8,9 +11,24 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result, Violations};
+use crate::error::{Error, FieldViolation, Result, Violations};
 
 pub type Labels = BTreeMap<String, String>;
+
+/// The display name of every resource and objective.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 200;
+/// Labels per resource; a key or value is at most `MAX_LABEL_CHARS`.
+pub const MAX_LABELS: usize = 64;
+pub const MAX_LABEL_CHARS: usize = 63;
+/// Annotations per resource, the length of a key, and of all keys and values
+/// together.
+pub const MAX_ANNOTATIONS: usize = 64;
+pub const MAX_ANNOTATION_KEY_CHARS: usize = 253;
+pub const MAX_ANNOTATIONS_CHARS: usize = 65_536;
+/// Paths in one update mask (each updatable field once is far fewer), and the
+/// length of one.
+pub const MAX_MASK_PATHS: usize = 64;
+pub const MAX_MASK_PATH_CHARS: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Meta {
@@ -20,6 +38,9 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// The longest etag a request may carry; the server's are 16 characters.
+    pub const MAX_ETAG_CHARS: usize = 64;
+
     pub fn new(now: DateTime<Utc>) -> Self {
         Self {
             etag: new_etag(),
@@ -48,19 +69,61 @@ fn new_etag() -> String {
     format!("{:016x}", rand::rng().random::<u64>())
 }
 
-/// Label keys are `[a-z][a-z0-9_.-]{0,62}`, values at most 63 characters of
-/// `[a-z0-9_.-]`, as in Kubernetes and Google Cloud, so filters stay simple.
+/// The etag a request sends: no longer than any etag the server makes, so a
+/// huge one is refused before it is compared with anything.
+pub fn validate_etag(field: &str, etag: &str) -> Result<(), FieldViolation> {
+    let chars = etag.chars().count();
+    if chars > Meta::MAX_ETAG_CHARS {
+        return Err(FieldViolation::new(
+            field,
+            too_long(Meta::MAX_ETAG_CHARS, chars),
+        ));
+    }
+    Ok(())
+}
+
+/// Why a text of `chars` characters is refused; the text itself is not
+/// repeated.
+pub fn too_long(max: usize, chars: usize) -> String {
+    format!("must be at most {max} characters, not {chars}")
+}
+
+/// Text of at most `max` characters.
+pub fn validate_text(v: &mut Violations, field: &str, text: &str, max: usize) {
+    let chars = text.chars().count();
+    if chars > max {
+        v.add(field, too_long(max, chars));
+    }
+}
+
+/// A repeated field of at most `max` items. Returns whether it fits, so that
+/// the items of an oversized list are neither decoded nor checked one by one:
+/// the list is refused once, as a whole.
+pub fn validate_count(v: &mut Violations, field: &str, len: usize, max: usize) -> bool {
+    if len > max {
+        v.add(field, format!("must hold at most {max} items, not {len}"));
+        return false;
+    }
+    true
+}
+
+/// At most 64 labels; keys are `[a-z][a-z0-9_.-]{0,62}`, values at most 63
+/// characters of `[a-z0-9_.-]`, as in Kubernetes and Google Cloud, so filters
+/// stay simple.
 pub fn validate_labels(v: &mut Violations, field: &str, labels: &Labels) {
+    if !validate_count(v, field, labels.len(), MAX_LABELS) {
+        return;
+    }
     let key_ok = |k: &str| {
         let b = k.as_bytes();
         !b.is_empty()
-            && b.len() <= 63
+            && b.len() <= MAX_LABEL_CHARS
             && b[0].is_ascii_lowercase()
             && b.iter()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.-".contains(c))
     };
     let value_ok = |s: &str| {
-        s.len() <= 63
+        s.len() <= MAX_LABEL_CHARS
             && s.bytes()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.-".contains(&c))
     };
@@ -81,21 +144,29 @@ pub fn validate_labels(v: &mut Violations, field: &str, labels: &Labels) {
 
 /// Annotations carry free text, bounded so that one resource stays small.
 pub fn validate_annotations(v: &mut Violations, field: &str, annotations: &Labels) {
-    let total: usize = annotations.iter().map(|(k, v)| k.len() + v.len()).sum();
-    if total > 64 * 1024 {
-        v.add(field, "must total at most 64 KiB");
+    if !validate_count(v, field, annotations.len(), MAX_ANNOTATIONS) {
+        return;
+    }
+    let total: usize = annotations
+        .iter()
+        .map(|(k, v)| k.chars().count() + v.chars().count())
+        .sum();
+    if total > MAX_ANNOTATIONS_CHARS {
+        v.add(
+            field,
+            format!(
+                "keys and values must total at most {MAX_ANNOTATIONS_CHARS} characters, not {total}"
+            ),
+        );
     }
     for k in annotations.keys() {
-        if k.is_empty() || k.len() > 253 {
-            v.add(format!("{field}.{k}"), "keys are 1 to 253 characters");
+        let chars = k.chars().count();
+        if chars == 0 || chars > MAX_ANNOTATION_KEY_CHARS {
+            v.add(
+                format!("{field}.{k}"),
+                format!("keys are 1 to {MAX_ANNOTATION_KEY_CHARS} characters"),
+            );
         }
-    }
-}
-
-/// Display names and descriptions: optional, bounded.
-pub fn validate_text(v: &mut Violations, field: &str, text: &str, max: usize) {
-    if text.chars().count() > max {
-        v.add(field, format!("must be at most {max} characters"));
     }
 }
 
@@ -108,9 +179,26 @@ pub fn resolve_mask(
     updatable: &'static [&'static str],
     output_only: &[&str],
 ) -> Result<Vec<&'static str>> {
+    if paths.len() > MAX_MASK_PATHS {
+        return Err(Error::invalid(
+            "update_mask",
+            format!(
+                "must hold at most {MAX_MASK_PATHS} paths, not {}",
+                paths.len()
+            ),
+        ));
+    }
     let mut v = Violations::new();
     let mut resolved: Vec<&'static str> = Vec::new();
     for path in paths {
+        if path.chars().count() > MAX_MASK_PATH_CHARS {
+            // No updatable path is this long; and it is not sent back.
+            v.add(
+                "update_mask",
+                format!("paths are at most {MAX_MASK_PATH_CHARS} characters"),
+            );
+            continue;
+        }
         if path == "*" {
             return Ok(updatable.to_vec());
         }
@@ -160,5 +248,66 @@ mod tests {
             meta.check_etag("stale", "x"),
             Err(Error::EtagMismatch(_))
         ));
+    }
+
+    fn fields(v: Violations) -> Vec<String> {
+        match v.into_result() {
+            Ok(()) => vec![],
+            Err(Error::InvalidArgument(list)) => list.into_iter().map(|f| f.field).collect(),
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn text_limits_count_characters_not_bytes() {
+        let mut v = Violations::new();
+        validate_text(&mut v, "a", &"é".repeat(200), 200);
+        validate_text(&mut v, "b", &"é".repeat(201), 200);
+        assert_eq!(fields(v), ["b"]);
+    }
+
+    #[test]
+    fn too_many_labels_are_one_violation_on_the_map() {
+        let labels: Labels = (0..=MAX_LABELS)
+            .map(|i| (format!("BAD{i}"), String::new()))
+            .collect();
+        let mut v = Violations::new();
+        validate_labels(&mut v, "x.labels", &labels);
+        assert_eq!(fields(v), ["x.labels"]);
+    }
+
+    #[test]
+    fn annotations_are_bounded_in_count_key_and_total() {
+        let at = |n: usize| -> Labels { [("note".to_string(), "é".repeat(n - 4))].into() };
+        let mut v = Violations::new();
+        validate_annotations(&mut v, "ok", &at(MAX_ANNOTATIONS_CHARS));
+        validate_annotations(&mut v, "total", &at(MAX_ANNOTATIONS_CHARS + 1));
+        let many: Labels = (0..=MAX_ANNOTATIONS)
+            .map(|i| (format!("k{i}"), String::new()))
+            .collect();
+        validate_annotations(&mut v, "count", &many);
+        let long_key: Labels = [("k".repeat(254), String::new())].into();
+        validate_annotations(&mut v, "key", &long_key);
+        assert_eq!(
+            fields(v),
+            [
+                "total".to_string(),
+                "count".into(),
+                format!("key.{}", "k".repeat(254))
+            ]
+        );
+    }
+
+    #[test]
+    fn masks_are_bounded_in_paths_and_length() {
+        let err = resolve_mask(&vec!["labels".into(); 65], UPDATABLE, &[]).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(v) if v[0].field == "update_mask"));
+        let err = resolve_mask(&["x".repeat(100_000)], UPDATABLE, &[]).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidArgument(v) if v[0].description.len() < 100),
+            "{err}"
+        );
+        assert!(validate_etag("etag", &"a".repeat(64)).is_ok());
+        assert!(validate_etag("etag", &"a".repeat(65)).is_err());
     }
 }

@@ -1,9 +1,11 @@
 //! The `filter` of ListAgreements (AIP-160, the subset Accord needs): a
 //! conjunction of `field = value` terms over kind, state, consumer, provider,
 //! service and `labels.KEY`. Names in a filter must belong to the caller's
-//! tenant, so a filter cannot reach across tenants.
+//! tenant, so a filter cannot reach across tenants. Filters are bounded in
+//! length and terms, checked before they are parsed.
 
 use crate::domain::agreement::{AgreementKind, AgreementState};
+use crate::domain::fields::too_long;
 use crate::domain::names::{Collection, Id, ResourceName};
 use crate::error::{Error, Result};
 
@@ -78,7 +80,15 @@ fn enum_value<T: Copy>(value: &str, prefix: &str, values: &[(&str, T)]) -> Optio
 }
 
 impl AgreementFilter {
+    pub const MAX_CHARS: usize = 2048;
+    /// Each term is one more condition in the query.
+    pub const MAX_TERMS: usize = 20;
+
     pub fn parse(input: &str, tenant: &Id) -> Result<Self> {
+        let chars = input.chars().count();
+        if chars > Self::MAX_CHARS {
+            return Err(invalid(too_long(Self::MAX_CHARS, chars)));
+        }
         let tokens = tokenize(input)?;
         let mut terms = Vec::new();
         let mut rest = tokens.as_slice();
@@ -99,6 +109,12 @@ impl AgreementFilter {
                     ));
                 }
             };
+            if terms.len() == Self::MAX_TERMS {
+                return Err(invalid(format!(
+                    "must have at most {} terms",
+                    Self::MAX_TERMS
+                )));
+            }
             terms.push(Self::term(field, value, tenant)?);
             match rest {
                 [] => {}
@@ -179,6 +195,8 @@ mod tests {
             "kind = CUSTOMER AND",
             "consumer = \"tenants/other/parties/bank\"",
             "labels.tier = \"gold",
+            format!("labels.x = \"{}\"", "a".repeat(2048)).as_str(),
+            vec!["kind = CUSTOMER"; 21].join(" AND ").as_str(),
         ] {
             let err = AgreementFilter::parse(bad, &tenant()).unwrap_err();
             assert!(

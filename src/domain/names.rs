@@ -5,7 +5,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::fields::too_long;
 use crate::error::FieldViolation;
+
+/// The longest resource name a request may carry; the longest valid one (an
+/// override's) is 220 characters.
+pub const MAX_NAME_CHARS: usize = 256;
 
 /// A validated resource id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -20,6 +25,9 @@ impl Id {
             Ok(Id(value.to_string()))
         } else if value.is_empty() {
             Err(FieldViolation::new(field, "is required"))
+        } else if value.chars().count() > Id::MAX_LEN {
+            let chars = value.chars().count();
+            Err(FieldViolation::new(field, too_long(Id::MAX_LEN, chars)))
         } else {
             Err(FieldViolation::new(
                 field,
@@ -76,6 +84,10 @@ impl Collection {
 /// Splits `tenants/{t}/{collection}/{id}[/{sub}/{id}]` into its ids, checking
 /// every literal segment. `pattern` lists the literal segments in order.
 fn parse_segments(field: &str, value: &str, pattern: &[&str]) -> Result<Vec<Id>, FieldViolation> {
+    let chars = value.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(FieldViolation::new(field, too_long(MAX_NAME_CHARS, chars)));
+    }
     let expected = || {
         let shape: Vec<String> = pattern.iter().map(|p| format!("{p}/{{id}}")).collect();
         FieldViolation::new(
@@ -266,6 +278,19 @@ mod tests {
             let err = Id::parse("f", bad).unwrap_err();
             assert_eq!(err.field, "f");
         }
+    }
+
+    #[test]
+    fn overlong_ids_and_names_are_refused_without_being_repeated() {
+        let huge = "a".repeat(100_000);
+        let err = Id::parse("f", &huge).unwrap_err();
+        assert_eq!(err.description, "must be at most 63 characters, not 100000");
+        let name = format!("tenants/t/parties/{huge}");
+        let err = ResourceName::parse("n", &name, Collection::Parties).unwrap_err();
+        assert!(err.description.len() < 100, "{}", err.description);
+        let longest = format!("tenants/{0}/agreements/{0}/overrides/{0}", "a".repeat(63));
+        assert!(longest.len() <= MAX_NAME_CHARS);
+        assert!(AgreementChildName::parse("n", &longest, "overrides").is_ok());
     }
 
     #[test]

@@ -8,11 +8,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::agreement::Agreement;
-use crate::domain::fields::{Labels, Meta, validate_labels, validate_text};
+use crate::domain::fields::{
+    Labels, MAX_DISPLAY_NAME_CHARS, Meta, validate_count, validate_labels, validate_text,
+};
 use crate::domain::names::{Id, override_name};
 use crate::domain::terms::{
-    CreditSchedule, Objective, ObjectiveKind, SupportTerms, Window, is_unit_fraction,
-    validate_credits, validate_objectives, validate_support, validate_window,
+    CreditSchedule, MAX_OBJECTIVES, Objective, ObjectiveKind, SupportTerms, Window,
+    is_unit_fraction, validate_credits, validate_objective_key, validate_objectives,
+    validate_support, validate_window,
 };
 use crate::error::Violations;
 
@@ -68,6 +71,9 @@ pub const OVERRIDE_UPDATABLE: &[&str] = &[
 pub const OVERRIDE_OUTPUT_ONLY: &[&str] = &["name", "etag", "create_time", "update_time"];
 
 impl Override {
+    /// At most one patch per objective of the agreement.
+    pub const MAX_PATCHES: usize = MAX_OBJECTIVES;
+
     /// A new override; `consumer` and `effective_from` are required.
     pub fn new(
         agreement: &Agreement,
@@ -130,15 +136,34 @@ impl Override {
     /// The rules an override must satisfy against the agreement it patches.
     pub fn validate(&self, agreement: &Agreement, v: &mut Violations, prefix: &str) {
         let field = |name: &str| format!("{prefix}.{name}");
-        validate_text(v, &field("display_name"), &self.display_name, 200);
+        validate_text(
+            v,
+            &field("display_name"),
+            &self.display_name,
+            MAX_DISPLAY_NAME_CHARS,
+        );
         if let Some(until) = self.effective_until
             && until <= self.effective_from
         {
             v.add(field("effective_until"), "must be after effective_from");
         }
+        let patches_fit = validate_count(
+            v,
+            &field("objective_patches"),
+            self.objective_patches.len(),
+            Self::MAX_PATCHES,
+        );
         let mut patched = BTreeSet::new();
-        for (i, p) in self.objective_patches.iter().enumerate() {
+        for (i, p) in self
+            .objective_patches
+            .iter()
+            .enumerate()
+            .filter(|_| patches_fit)
+        {
             let f = format!("{prefix}.objective_patches[{i}]");
+            if !validate_objective_key(v, &format!("{f}.key"), &p.key) {
+                continue;
+            }
             let Some(base) = agreement.objectives.iter().find(|o| o.key == p.key) else {
                 v.add(
                     format!("{f}.key"),

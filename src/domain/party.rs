@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::fields::{Labels, Meta, validate_labels, validate_text};
+use crate::domain::fields::{Labels, MAX_DISPLAY_NAME_CHARS, Meta, validate_labels, validate_text};
 use crate::domain::names::{Id, party_name};
 use crate::error::Violations;
 
@@ -102,7 +102,7 @@ impl Party {
             v,
             &format!("{prefix}.display_name"),
             &self.display_name,
-            200,
+            MAX_DISPLAY_NAME_CHARS,
         );
         validate_labels(v, &format!("{prefix}.labels"), &self.labels);
         if self.parent.as_ref() == Some(&self.id) {

@@ -18,11 +18,11 @@ use crate::domain::changes::Changes;
 use crate::domain::filter::AgreementFilter;
 use crate::domain::names::{Id, agreement_name, api_key_name, party_name, service_name};
 use crate::domain::overrides::{Override, OverrideFields};
-use crate::domain::page::{PageRequest, PageTokenKey};
+use crate::domain::page::{MAX_PAGE_BYTES, PageItem, PageRequest, PageTokenKey};
 use crate::domain::party::{Party, PartyFields, PartyKind};
 use crate::domain::service::{Service, ServiceFields};
 use crate::domain::tenant::{Tenant, TenantFields};
-use crate::error::{Error, Precondition, Result, Violations};
+use crate::error::{Error, FieldViolation, Precondition, Result, Violations};
 use crate::store::{Access, Store, Tx};
 
 /// The `request_id` of a create and a fingerprint of the request it came with.
@@ -30,6 +30,27 @@ use crate::store::{Access, Store, Tx};
 pub struct RequestKey {
     pub request_id: String,
     pub fingerprint: String,
+}
+
+impl RequestKey {
+    /// The longest `request_id`: a UUID (AIP-155's advice) is 36 characters.
+    pub const MAX_ID_CHARS: usize = 128;
+
+    /// 1 to `MAX_ID_CHARS` printable ASCII characters; empty means none.
+    pub fn validate_id(request_id: &str) -> Result<(), FieldViolation> {
+        if request_id.len() > Self::MAX_ID_CHARS
+            || !request_id.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(FieldViolation::new(
+                "request_id",
+                format!(
+                    "must be 1 to {} printable ASCII characters, such as a UUID",
+                    Self::MAX_ID_CHARS
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A page of results and the token of the next one (empty on the last page).
@@ -52,6 +73,7 @@ const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 pub struct Registry {
     store: Arc<dyn Store>,
     page_key: PageTokenKey,
+    page_bytes: usize,
     changes: Arc<Changes>,
     /// How long a create's request_id is remembered (AIP-155).
     request_id_ttl: chrono::Duration,
@@ -63,10 +85,19 @@ impl Registry {
         Ok(Self {
             store,
             page_key,
+            page_bytes: MAX_PAGE_BYTES,
             changes: Arc::default(),
             request_id_ttl: chrono::Duration::from_std(request_id_ttl)
                 .map_err(|e| Error::Internal(anyhow::Error::new(e).context("request_id TTL")))?,
         })
+    }
+
+    /// Lowers the byte budget of list pages to `bytes` (from
+    /// `MAX_PAGE_BYTES`), so that a page stays well within the server's
+    /// message limit.
+    pub fn with_page_bytes(mut self, bytes: usize) -> Self {
+        self.page_bytes = bytes.min(MAX_PAGE_BYTES);
+        self
     }
 
     /// The feed this registry announces its changes on.
@@ -79,16 +110,18 @@ impl Registry {
     }
 
     pub fn page(&self, page_size: i32, token: &str, scope: String) -> Result<PageRequest> {
-        PageRequest::parse(page_size, token, scope, &self.page_key)
+        let mut page = PageRequest::parse(page_size, token, scope, &self.page_key)?;
+        page.max_bytes = self.page_bytes;
+        Ok(page)
     }
 
-    fn finish_page<T>(
+    fn finish_page<T: PageItem>(
         &self,
         page: &PageRequest,
         rows: Vec<T>,
         key: impl Fn(&T) -> String,
     ) -> Page<T> {
-        let (items, next_page_token) = page.finish(rows, key, &self.page_key);
+        let (items, next_page_token) = page.finish(rows, key, T::encoded_len, &self.page_key);
         Page {
             items,
             next_page_token,

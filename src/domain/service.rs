@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::fields::{Labels, Meta, validate_labels, validate_text};
+use crate::domain::fields::{Labels, MAX_DISPLAY_NAME_CHARS, Meta, validate_labels, validate_text};
 use crate::domain::names::{Id, service_name};
 use crate::error::Violations;
 
@@ -30,6 +30,8 @@ pub const SERVICE_UPDATABLE: &[&str] = &["display_name", "description", "owner",
 pub const SERVICE_OUTPUT_ONLY: &[&str] = &["name", "etag", "create_time", "update_time"];
 
 impl Service {
+    pub const MAX_DESCRIPTION_CHARS: usize = 4000;
+
     /// A new service; `owner` is required.
     pub fn new(
         tenant: &Id,
@@ -80,9 +82,14 @@ impl Service {
             v,
             &format!("{prefix}.display_name"),
             &self.display_name,
-            200,
+            MAX_DISPLAY_NAME_CHARS,
         );
-        validate_text(v, &format!("{prefix}.description"), &self.description, 4000);
+        validate_text(
+            v,
+            &format!("{prefix}.description"),
+            &self.description,
+            Self::MAX_DESCRIPTION_CHARS,
+        );
         validate_labels(v, &format!("{prefix}.labels"), &self.labels);
     }
 }

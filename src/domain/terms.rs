@@ -8,7 +8,16 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::fields::{MAX_DISPLAY_NAME_CHARS, too_long, validate_count, validate_text};
+use crate::domain::names::Id;
 use crate::error::Violations;
+
+/// Objectives in one list: an agreement's, or an override's added ones. A
+/// real SLA has dozens.
+pub const MAX_OBJECTIVES: usize = 100;
+/// IANA names are at most 32 characters today; a longer one is not looked up
+/// and not repeated back.
+pub const MAX_TIME_ZONE_CHARS: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -62,6 +71,11 @@ pub struct Objective {
     pub slice_seconds: Option<i64>,
 }
 
+impl Objective {
+    /// SLI names, such as `http_requests_good_ratio`.
+    pub const MAX_INDICATOR_CHARS: usize = 256;
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DayOfWeek {
@@ -90,6 +104,13 @@ pub struct BusinessCalendar {
     pub holidays: Vec<String>,
 }
 
+impl BusinessCalendar {
+    /// Opening hours of a week: several ranges a day leave room to spare.
+    pub const MAX_HOURS: usize = 100;
+    /// Holidays of a few years ahead.
+    pub const MAX_HOLIDAYS: usize = 1000;
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PriorityTarget {
     pub priority: String,
@@ -101,6 +122,17 @@ pub struct PriorityTarget {
 pub struct SupportTerms {
     pub calendar: Option<BusinessCalendar>,
     pub priorities: Vec<PriorityTarget>,
+}
+
+impl SupportTerms {
+    pub const MAX_PRIORITIES: usize = 20;
+    /// A priority's name: `P1`.
+    pub const MAX_PRIORITY_CHARS: usize = 16;
+}
+
+impl Money {
+    /// ISO 4217 codes are three letters.
+    pub const CURRENCY_CODE_CHARS: usize = 3;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +153,10 @@ pub struct CreditSchedule {
     pub cap_percent: Option<f64>,
     pub fee: Option<Money>,
     pub claim_window_seconds: Option<i64>,
+}
+
+impl CreditSchedule {
+    pub const MAX_TIERS: usize = 20;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +180,12 @@ pub struct Exclusion {
     pub schedule: ExclusionSchedule,
 }
 
+impl Exclusion {
+    pub const MAX_REASON_CHARS: usize = 500;
+    /// Checked before the rule is parsed.
+    pub const MAX_RRULE_CHARS: usize = 500;
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ClauseKind {
@@ -163,6 +205,14 @@ pub struct Clause {
     pub amount: Option<Money>,
 }
 
+impl Clause {
+    pub const MAX_TITLE_CHARS: usize = 200;
+    /// About ten pages. An agreement's clauses also have a total
+    /// (`Agreement::MAX_CLAUSE_TEXT_CHARS`): every revision, audit event and
+    /// entitlement carries them.
+    pub const MAX_TEXT_CHARS: usize = 32_768;
+}
+
 /// A single-field violation check, for readable validation code.
 fn require(v: &mut Violations, ok: bool, field: impl FnOnce() -> String, description: &str) {
     if !ok {
@@ -176,7 +226,10 @@ pub fn is_unit_fraction(value: f64) -> bool {
 }
 
 pub fn validate_time_zone(v: &mut Violations, field: &str, tz: &str) {
-    if !tz.is_empty() && tz.parse::<chrono_tz::Tz>().is_err() {
+    let chars = tz.chars().count();
+    if chars > MAX_TIME_ZONE_CHARS {
+        v.add(field, too_long(MAX_TIME_ZONE_CHARS, chars));
+    } else if !tz.is_empty() && tz.parse::<chrono_tz::Tz>().is_err() {
         v.add(field, format!("`{tz}` is not an IANA time zone name"));
     }
 }
@@ -201,16 +254,29 @@ pub fn validate_objective_basics(
     v: &mut Violations,
     field: &str,
     key: &str,
+    display_name: &str,
     indicator: &str,
     target: f64,
     window: Option<&Window>,
 ) {
     validate_objective_key(v, &format!("{field}.key"), key);
+    validate_text(
+        v,
+        &format!("{field}.display_name"),
+        display_name,
+        MAX_DISPLAY_NAME_CHARS,
+    );
     require(
         v,
         !indicator.trim().is_empty(),
         || format!("{field}.indicator"),
         "is required",
+    );
+    validate_text(
+        v,
+        &format!("{field}.indicator"),
+        indicator,
+        Objective::MAX_INDICATOR_CHARS,
     );
     require(
         v,
@@ -225,7 +291,15 @@ pub fn validate_objective_basics(
 }
 
 pub fn validate_objective(v: &mut Violations, field: &str, o: &Objective) {
-    validate_objective_basics(v, field, &o.key, &o.indicator, o.target, o.window.as_ref());
+    validate_objective_basics(
+        v,
+        field,
+        &o.key,
+        &o.display_name,
+        &o.indicator,
+        o.target,
+        o.window.as_ref(),
+    );
     let bounded = matches!(o.kind, ObjectiveKind::Threshold | ObjectiveKind::Timeslice);
     match (bounded, o.threshold) {
         (true, None) => v.add(format!("{field}.threshold"), "is required for this kind"),
@@ -262,15 +336,22 @@ pub fn validate_objective(v: &mut Violations, field: &str, o: &Objective) {
     }
 }
 
-pub fn validate_objective_key(v: &mut Violations, field: &str, key: &str) {
+/// Keys are ids; returns whether `key` is one.
+pub fn validate_objective_key(v: &mut Violations, field: &str, key: &str) -> bool {
+    let chars = key.chars().count();
     if key.is_empty() {
         v.add(field, "is required");
-    } else if crate::domain::names::Id::parse(field, key).is_err() {
+    } else if chars > Id::MAX_LEN {
+        v.add(field, too_long(Id::MAX_LEN, chars));
+    } else if Id::parse(field, key).is_err() {
         v.add(
             field,
             format!("`{key}` is not a valid key: use lowercase [a-z][a-z0-9-]{{0,62}}"),
         );
+    } else {
+        return true;
     }
+    false
 }
 
 /// Objectives must have unique keys; `taken` holds keys already used (by the
@@ -281,6 +362,9 @@ pub fn validate_objectives(
     objectives: &[Objective],
     taken: &BTreeSet<&str>,
 ) {
+    if !validate_count(v, field, objectives.len(), MAX_OBJECTIVES) {
+        return;
+    }
     let mut seen = BTreeSet::new();
     for (i, o) in objectives.iter().enumerate() {
         let f = format!("{field}[{i}]");
@@ -304,7 +388,9 @@ fn parse_hhmm(value: &str) -> Option<NaiveTime> {
 pub fn validate_support(v: &mut Violations, field: &str, s: &SupportTerms) {
     if let Some(c) = &s.calendar {
         validate_time_zone(v, &format!("{field}.calendar.time_zone"), &c.time_zone);
-        for (i, h) in c.hours.iter().enumerate() {
+        let hours = format!("{field}.calendar.hours");
+        let hours_fit = validate_count(v, &hours, c.hours.len(), BusinessCalendar::MAX_HOURS);
+        for (i, h) in c.hours.iter().enumerate().filter(|_| hours_fit) {
             let f = format!("{field}.calendar.hours[{i}]");
             let start = parse_hhmm(&h.start);
             let end = parse_hhmm(&h.end);
@@ -314,7 +400,14 @@ pub fn validate_support(v: &mut Violations, field: &str, s: &SupportTerms) {
                 require(v, start < end, || format!("{f}.end"), "must be after start");
             }
         }
-        for (i, d) in c.holidays.iter().enumerate() {
+        let holidays = format!("{field}.calendar.holidays");
+        let holidays_fit = validate_count(
+            v,
+            &holidays,
+            c.holidays.len(),
+            BusinessCalendar::MAX_HOLIDAYS,
+        );
+        for (i, d) in c.holidays.iter().enumerate().filter(|_| holidays_fit) {
             require(
                 v,
                 chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok(),
@@ -323,11 +416,20 @@ pub fn validate_support(v: &mut Violations, field: &str, s: &SupportTerms) {
             );
         }
     }
+    let priorities = format!("{field}.priorities");
+    if !validate_count(
+        v,
+        &priorities,
+        s.priorities.len(),
+        SupportTerms::MAX_PRIORITIES,
+    ) {
+        return;
+    }
     let mut seen = BTreeSet::new();
     for (i, p) in s.priorities.iter().enumerate() {
         let f = format!("{field}.priorities[{i}]");
         let valid = !p.priority.is_empty()
-            && p.priority.len() <= 16
+            && p.priority.len() <= SupportTerms::MAX_PRIORITY_CHARS
             && p.priority
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
@@ -373,7 +475,13 @@ pub fn validate_money(v: &mut Violations, field: &str, m: &Money) {
         || format!("{field}.amount_minor"),
         "must not be negative",
     );
-    if iso_currency::Currency::from_code(&m.currency_code).is_none() {
+    let chars = m.currency_code.chars().count();
+    if chars > Money::CURRENCY_CODE_CHARS {
+        v.add(
+            format!("{field}.currency_code"),
+            too_long(Money::CURRENCY_CODE_CHARS, chars),
+        );
+    } else if iso_currency::Currency::from_code(&m.currency_code).is_none() {
         v.add(
             format!("{field}.currency_code"),
             format!("`{}` is not an ISO 4217 currency code", m.currency_code),
@@ -382,7 +490,9 @@ pub fn validate_money(v: &mut Violations, field: &str, m: &Money) {
 }
 
 pub fn validate_credits(v: &mut Violations, field: &str, c: &CreditSchedule) {
-    for (i, t) in c.tiers.iter().enumerate() {
+    let tiers = format!("{field}.tiers");
+    let tiers_fit = validate_count(v, &tiers, c.tiers.len(), CreditSchedule::MAX_TIERS);
+    for (i, t) in c.tiers.iter().enumerate().filter(|_| tiers_fit) {
         let f = format!("{field}.tiers[{i}]");
         require(
             v,
@@ -444,6 +554,12 @@ pub fn validate_exclusion(v: &mut Violations, field: &str, e: &Exclusion) {
         || format!("{field}.reason"),
         "is required",
     );
+    validate_text(
+        v,
+        &format!("{field}.reason"),
+        &e.reason,
+        Exclusion::MAX_REASON_CHARS,
+    );
     match &e.schedule {
         ExclusionSchedule::Recurring {
             rrule,
@@ -458,18 +574,23 @@ pub fn validate_exclusion(v: &mut Violations, field: &str, e: &Exclusion) {
             } else {
                 time_zone.parse().unwrap_or(chrono_tz::UTC)
             };
-            let parsed = rrule
+            let rrule_field = format!("{field}.recurring.rrule");
+            let rrule_chars = rrule.chars().count();
+            if rrule_chars > Exclusion::MAX_RRULE_CHARS {
+                // Refused before it is parsed.
+                v.add(
+                    rrule_field,
+                    too_long(Exclusion::MAX_RRULE_CHARS, rrule_chars),
+                );
+            } else if let Err(why) = rrule
                 .parse::<rrule::RRule<rrule::Unvalidated>>()
                 .map_err(|e| e.to_string())
                 .and_then(|r| {
                     r.validate(start.with_timezone(&rrule::Tz::Tz(tz)))
                         .map_err(|e| e.to_string())
-                });
-            if let Err(why) = parsed {
-                v.add(
-                    format!("{field}.recurring.rrule"),
-                    format!("is not a valid RFC 5545 RRULE: {why}"),
-                );
+                })
+            {
+                v.add(rrule_field, format!("is not a valid RFC 5545 RRULE: {why}"));
             }
             require(
                 v,
@@ -497,6 +618,13 @@ pub fn validate_clause(v: &mut Violations, field: &str, c: &Clause) {
         || format!("{field}.title"),
         "is required",
     );
+    validate_text(
+        v,
+        &format!("{field}.title"),
+        &c.title,
+        Clause::MAX_TITLE_CHARS,
+    );
+    validate_text(v, &format!("{field}.text"), &c.text, Clause::MAX_TEXT_CHARS);
     let needs_amount = matches!(c.kind, ClauseKind::Insurance | ClauseKind::LiabilityCap);
     match (&c.amount, needs_amount) {
         (Some(m), true) => validate_money(v, &format!("{field}.amount"), m),
@@ -645,5 +773,69 @@ mod tests {
         let mut v = Violations::new();
         validate_exclusion(&mut v, "e", &bad);
         assert_eq!(fields(v), ["e.recurring.time_zone", "e.recurring.rrule"]);
+    }
+
+    #[test]
+    fn long_rrules_are_refused_before_they_are_parsed() {
+        let mut long = Exclusion {
+            reason: "é".repeat(Exclusion::MAX_REASON_CHARS),
+            schedule: ExclusionSchedule::Recurring {
+                rrule: format!("FREQ=DAILY;INTERVAL={}1", "0".repeat(479)),
+                start: Utc::now(),
+                duration_seconds: 3600,
+                time_zone: String::new(),
+            },
+        };
+        let mut v = Violations::new();
+        validate_exclusion(&mut v, "e", &long);
+        assert!(fields(v).is_empty(), "500 characters are allowed");
+        if let ExclusionSchedule::Recurring { rrule, .. } = &mut long.schedule {
+            rrule.push('1');
+        }
+        long.reason.push('é');
+        let mut v = Violations::new();
+        validate_exclusion(&mut v, "e", &long);
+        assert_eq!(fields(v), ["e.reason", "e.recurring.rrule"]);
+    }
+
+    #[test]
+    fn oversized_lists_are_one_violation_on_the_list() {
+        let c = CreditSchedule {
+            // Out of order too: the items of a list over its limit are not checked.
+            tiers: (0..=CreditSchedule::MAX_TIERS)
+                .map(|_| CreditTier {
+                    attainment_below: 2.0,
+                    credit_percent: 0.0,
+                })
+                .collect(),
+            cap_percent: None,
+            fee: Some(Money {
+                amount_minor: 1,
+                currency_code: "EUR".into(),
+            }),
+            claim_window_seconds: None,
+        };
+        let mut v = Violations::new();
+        validate_credits(&mut v, "c", &c);
+        assert_eq!(fields(v), ["c.tiers"]);
+
+        let objectives: Vec<Objective> = (0..=MAX_OBJECTIVES).map(|_| ratio("a", 0.9)).collect();
+        let mut v = Violations::new();
+        validate_objectives(&mut v, "os", &objectives, &BTreeSet::new());
+        assert_eq!(fields(v), ["os"]);
+    }
+
+    #[test]
+    fn clause_titles_and_texts_are_bounded() {
+        let clause = |title: usize, text: usize| Clause {
+            kind: ClauseKind::Other,
+            title: "t".repeat(title),
+            text: "é".repeat(text),
+            amount: None,
+        };
+        let mut v = Violations::new();
+        validate_clause(&mut v, "ok", &clause(200, Clause::MAX_TEXT_CHARS));
+        validate_clause(&mut v, "c", &clause(201, Clause::MAX_TEXT_CHARS + 1));
+        assert_eq!(fields(v), ["c.title", "c.text"]);
     }
 }

@@ -20,6 +20,7 @@ mod revisions;
 mod row_level_security;
 mod server;
 mod services;
+mod size_limits;
 mod startup;
 mod store_contract;
 mod store_limits;

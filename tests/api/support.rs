@@ -340,19 +340,29 @@ impl TestServer {
         EntitlementServiceClient::new(self.authed(self.tenant_bearer()))
     }
 
-    /// Every audit event of `tenant` about `resource`, newest first.
+    /// Every audit event of `tenant` about `resource`, newest first (pages
+    /// end early when their events are large).
     pub async fn audit_events(&self, tenant: &str, resource: &str) -> Vec<pb::AuditEvent> {
-        self.audit()
-            .list_audit_events(pb::ListAuditEventsRequest {
-                parent: tenant.into(),
-                resource: resource.into(),
-                page_size: 1000,
-                ..Default::default()
-            })
-            .await
-            .expect("list audit events")
-            .into_inner()
-            .audit_events
+        let (mut events, mut page_token) = (Vec::new(), String::new());
+        loop {
+            let page = self
+                .audit()
+                .list_audit_events(pb::ListAuditEventsRequest {
+                    parent: tenant.into(),
+                    resource: resource.into(),
+                    page_size: 1000,
+                    page_token,
+                    ..Default::default()
+                })
+                .await
+                .expect("list audit events")
+                .into_inner();
+            events.extend(page.audit_events);
+            if page.next_page_token.is_empty() {
+                return events;
+            }
+            page_token = page.next_page_token;
+        }
     }
 
     /// Creates a key with `role` in `tenant` (with the bootstrap key) and
