@@ -7,5 +7,6 @@ pub mod config; // layered configuration: defaults < file < environment < flags
 pub mod domain; // validated types and the rules of the registry
 pub mod error; // the domain error and its one mapping to tonic::Status
 pub mod proto; // code generated from proto/accord/v1
+pub mod redact; // configured secrets kept out of logs and errors
 pub mod store; // the Store trait and its PostgreSQL and SQLite backends
 pub mod telemetry; // logging

@@ -28,12 +28,15 @@ use crate::domain::party::Party;
 use crate::domain::service::Service;
 use crate::domain::tenant::Tenant;
 use crate::error::{Error, Result};
+use crate::redact::{Secrets, redact_url, url_secrets};
 use tracing::warn;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// The password of the URL, masked in the errors of new connections.
+    secrets: Secrets,
 }
 
 fn db_time(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -61,25 +64,38 @@ async fn lock_tenant(conn: &mut sqlx::PgConnection, tenant: &Id) -> Result<()> {
     Ok(())
 }
 
+/// `error` as text with the password of `url` masked: a driver's message
+/// may quote the URL or a piece of it.
+fn describe(error: &impl std::fmt::Display, url: &str, secrets: &Secrets) -> String {
+    let text = error.to_string().replace(url, &redact_url(url));
+    secrets.scrub(&text).into_owned()
+}
+
 fn options(url: &str) -> Result<PgConnectOptions> {
     PgConnectOptions::from_str(url).map_err(|e| {
+        let secrets = Secrets::new(url_secrets(url, false));
         Error::Internal(anyhow::anyhow!(
             "invalid PostgreSQL URL: {}",
-            // The parser's message can quote the URL, password included.
-            e.to_string().replace(url, "<database url>")
+            describe(&e, url, &secrets)
         ))
     })
 }
 
 impl PostgresStore {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let secrets = Secrets::new(url_secrets(url, false));
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options(url)?)
             .await
-            .map_err(|e| Error::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
-        Ok(Self { pool })
+            .map_err(|e| {
+                Error::Unavailable(format!(
+                    "cannot connect to PostgreSQL: {}",
+                    describe(&e, url, &secrets)
+                ))
+            })?;
+        Ok(Self { pool, secrets })
     }
 
     /// The connection pool, for diagnostics and tests that look under the store.
@@ -193,7 +209,12 @@ impl Store for PostgresStore {
             .pool
             .begin_with(sqlx::AssertSqlSafe(begin_statement(tenant, access)))
             .await
-            .map_err(|e| Error::Unavailable(format!("database unavailable: {e}")))?;
+            .map_err(|e| {
+                Error::Unavailable(format!(
+                    "database unavailable: {}",
+                    self.secrets.scrub(&e.to_string())
+                ))
+            })?;
         Ok(Box::new(PostgresTx { tx }))
     }
 
@@ -215,20 +236,22 @@ impl_tx!(PostgresTx, Postgres, " FOR UPDATE");
 pub async fn follow_changes(url: String, on_change: impl Fn(Option<Change>) + Send + 'static) {
     use sqlx::postgres::PgListener;
     const RETRY: Duration = Duration::from_secs(1);
+    let secrets = Secrets::new(url_secrets(&url, false));
+    let shown = |e: &sqlx::Error| describe(e, &url, &secrets);
     let mut connected = false;
     loop {
         let mut listener = match PgListener::connect(&url).await {
             Ok(l) => l,
             Err(e) => {
                 if connected {
-                    warn!(error = %e, "cannot reconnect to follow changes; retrying");
+                    warn!(error = %shown(&e), "cannot reconnect to follow changes; retrying");
                 }
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
         };
         if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
-            warn!(error = %e, "cannot LISTEN for changes; retrying");
+            warn!(error = %shown(&e), "cannot LISTEN for changes; retrying");
             tokio::time::sleep(RETRY).await;
             continue;
         }
@@ -248,7 +271,7 @@ pub async fn follow_changes(url: String, on_change: impl Fn(Option<Change>) + Se
                     break;
                 }
                 Err(e) => {
-                    warn!(error = %e, "error following changes: dropping the entitlement cache and reconnecting");
+                    warn!(error = %shown(&e), "error following changes: dropping the entitlement cache and reconnecting");
                     break;
                 }
             }
