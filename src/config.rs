@@ -274,24 +274,21 @@ impl Config {
             _ => anyhow::bail!("set both tls_cert_file and tls_key_file, or neither"),
         };
         let bootstrap_key = match (
-            args.bootstrap_key.clone(),
+            args.bootstrap_key.as_deref(),
             args.bootstrap_key_file.clone().or(file.bootstrap_key_file),
         ) {
-            (Some(key), _) => Some(key),
-            (None, Some(path)) => Some(
-                std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading the bootstrap key file {}", path.display()))?
-                    .trim()
-                    .to_string(),
-            ),
+            (Some(key), _) => Some(bootstrap_key(
+                key,
+                "ACCORD_BOOTSTRAP_KEY (or --bootstrap-key)",
+            )?),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(&path).with_context(|| {
+                    format!("reading the bootstrap key file {}", path.display())
+                })?;
+                Some(bootstrap_key(&text, &path.display().to_string())?)
+            }
             (None, None) => None,
         };
-        if let Some(key) = &bootstrap_key {
-            anyhow::ensure!(
-                key.len() >= 32,
-                "the bootstrap key must be at least 32 characters"
-            );
-        }
         let config = Config {
             tls,
             bootstrap_key: bootstrap_key.map(Secret::new),
@@ -413,6 +410,21 @@ impl Config {
     }
 }
 
+/// The bootstrap key from `source` without the whitespace around it, which
+/// `echo key > file` and many secret stores add and no caller sends.
+fn bootstrap_key(text: &str, source: &str) -> anyhow::Result<String> {
+    let key = text.trim();
+    anyhow::ensure!(
+        !key.is_empty(),
+        "the bootstrap key in {source} is empty or only whitespace"
+    );
+    anyhow::ensure!(
+        key.len() >= 32,
+        "the bootstrap key in {source} must be at least 32 characters"
+    );
+    Ok(key.to_string())
+}
+
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
@@ -529,6 +541,40 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::load(&args).is_err());
+    }
+
+    #[test]
+    fn the_bootstrap_key_loses_the_whitespace_around_it() {
+        let key = "acc_correct-horse-battery-staple-0123";
+        let args = ConfigArgs {
+            bootstrap_key: Some(format!("{key}\n")),
+            ..Default::default()
+        };
+        let loaded = Config::load(&args).unwrap().bootstrap_key.unwrap();
+        assert_eq!(loaded.expose(), key);
+        let dir = tempfile::tempdir().unwrap();
+        for text in [format!("{key}\r\n"), format!(" \t{key}  \n\n")] {
+            let path = dir.path().join("key");
+            std::fs::write(&path, &text).unwrap();
+            let args = ConfigArgs {
+                bootstrap_key_file: Some(path),
+                ..Default::default()
+            };
+            let loaded = Config::load(&args).unwrap().bootstrap_key.unwrap();
+            assert_eq!(loaded.expose(), key, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_blank_bootstrap_key_is_refused() {
+        for blank in ["", " \r\n\t"] {
+            let args = ConfigArgs {
+                bootstrap_key: Some(blank.into()),
+                ..Default::default()
+            };
+            let error = Config::load(&args).unwrap_err().to_string();
+            assert!(error.contains("only whitespace"), "{error}");
+        }
     }
 
     #[test]

@@ -563,3 +563,125 @@ async fn a_change_feed_that_cannot_reconnect_logs_no_password() {
     assert!(warned.is_some(), "{}", ended.output);
     password.assert_absent(&ended.output, "change feed");
 }
+
+// --- the bootstrap key, whatever whitespace surrounds it ----------------------
+
+/// The environment that points the binary at a fresh database on `backend`,
+/// and the database, which must outlive the run.
+async fn database_env(backend: Backend, dir: &Path) -> Option<(TestDb, Vec<(String, String)>)> {
+    let (db, url) = TestDb::create(backend).await?;
+    let mut env = vec![("ACCORD_LISTEN".to_string(), "127.0.0.1:0".to_string())];
+    match db.migration_url() {
+        Some(owner) => {
+            env.push(("ACCORD_DATABASE_URL".into(), url));
+            env.push(("ACCORD_MIGRATION_DATABASE_URL".into(), owner));
+        }
+        None => env.push((
+            "ACCORD_DATABASE_URL".into(),
+            format!("sqlite:{}", dir.join("accord.db").display()),
+        )),
+    }
+    Some((db, env))
+}
+
+/// Starts the binary with `extra` on `backend` and creates a tenant with
+/// `key`.
+async fn create_tenant_with(
+    backend: Backend,
+    extra: &[(&str, &str)],
+    key: &str,
+) -> Option<Result<pb::Tenant, tonic::Status>> {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, mut env) = database_env(backend, dir.path()).await?;
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut accord = Accord::start(dir.path(), &["serve"], &env);
+    let Some(addr) = accord.address() else {
+        panic!("accord did not start:\n{}", accord.stop().output);
+    };
+    let created = create_tenant(channel_to(&addr).await, key, "acme").await;
+    let ended = accord.stop();
+    assert!(ended.status.success(), "{}", ended.output);
+    drop(db);
+    Some(created)
+}
+
+async fn a_bootstrap_key_with_a_trailing_newline_in_the_environment_authenticates(
+    backend: Backend,
+) {
+    let key = new_platform_key();
+    let padded = format!("{key}\n");
+    let created = create_tenant_with(backend, &[("ACCORD_BOOTSTRAP_KEY", &padded)], &key).await;
+    if let Some(created) = created {
+        created.expect("the trimmed key is the PLATFORM_ADMIN key");
+    }
+}
+
+async fn a_bootstrap_key_file_with_crlf_or_trailing_spaces_authenticates(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = new_platform_key();
+    for (i, content) in [format!("{key}\r\n"), format!("  {key} \t \n\n")]
+        .iter()
+        .enumerate()
+    {
+        let file = dir.path().join(format!("key-{i}"));
+        std::fs::write(&file, content).unwrap();
+        let file = file.display().to_string();
+        let created =
+            create_tenant_with(backend, &[("ACCORD_BOOTSTRAP_KEY_FILE", &file)], &key).await;
+        if let Some(created) = created {
+            created.unwrap_or_else(|e| panic!("the key in {content:?} is refused: {e:?}"));
+        }
+    }
+}
+
+macro_rules! with_the_binary_on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::support::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::support::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+with_the_binary_on_both_backends!(
+    a_bootstrap_key_with_a_trailing_newline_in_the_environment_authenticates,
+    a_bootstrap_key_file_with_crlf_or_trailing_spaces_authenticates,
+);
+
+#[test]
+fn a_bootstrap_key_of_only_whitespace_is_refused_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bootstrap-key");
+    std::fs::write(&file, " \r\n\t\n").unwrap();
+    let file = file.display().to_string();
+    for (variable, value, named) in [
+        ("ACCORD_BOOTSTRAP_KEY", " \n", "ACCORD_BOOTSTRAP_KEY"),
+        ("ACCORD_BOOTSTRAP_KEY_FILE", file.as_str(), file.as_str()),
+    ] {
+        let ended = Accord::start(
+            dir.path(),
+            &["serve"],
+            &[("ACCORD_LISTEN", "127.0.0.1:0"), (variable, value)],
+        )
+        .wait();
+        assert!(!ended.status.success(), "{variable}: {}", ended.output);
+        assert!(
+            ended.output.contains("only whitespace") && ended.output.contains(named),
+            "{variable}: the error says the key is blank and where it came from:\n{}",
+            ended.output
+        );
+    }
+}
