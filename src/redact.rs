@@ -240,11 +240,14 @@ pub fn check_url(
             "{setting}: a password in the query holds `&` or `#`; percent-encode them (as %26 and %23)"
         );
         let name = &parts.tail[name];
-        anyhow::ensure!(
-            reads_passwords_from.is_none_or(|read| read.contains(&name)),
-            "{setting}: `{name}=` would be ignored, and its value logged as an unknown \
-             parameter; the password parameter is spelled `password=`"
-        );
+        if let Some(read) = reads_passwords_from {
+            anyhow::ensure!(
+                read.contains(&name),
+                "{setting}: `{name}=` would be ignored, and its value logged as an unknown \
+                 parameter; the password parameter is spelled `{}=`",
+                read.join("=` or `")
+            );
+        }
     }
     Ok(())
 }
