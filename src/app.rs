@@ -22,7 +22,7 @@ use crate::api::party::PartyApi;
 use crate::api::service::ServiceCatalogApi;
 use crate::api::tenant::TenantApi;
 use crate::auth::{AuthenticateLayer, Authenticator};
-use crate::config::{Config, TlsFiles, redact_url};
+use crate::config::{Config, TlsFiles};
 use crate::deadline::DeadlineLayer;
 use crate::domain::Registry;
 use crate::domain::changes::Change;
@@ -34,6 +34,7 @@ use crate::proto::v1::entitlement_service_server::EntitlementServiceServer;
 use crate::proto::v1::party_service_server::PartyServiceServer;
 use crate::proto::v1::service_catalog_service_server::ServiceCatalogServiceServer;
 use crate::proto::v1::tenant_service_server::TenantServiceServer;
+use crate::redact::{redact_endpoint, redact_url};
 use crate::store::{self, Store};
 
 /// The fully qualified names of Accord's services, as health and reflection
@@ -259,7 +260,7 @@ impl Application {
             None => None,
         };
         if let Some(endpoint) = &config.otlp_endpoint {
-            info!(endpoint = %redact_url(endpoint), "pushing metrics over OTLP");
+            info!(endpoint = %redact_endpoint(endpoint), "pushing metrics over OTLP");
         }
 
         set_serving(&health, true).await;

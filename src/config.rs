@@ -1,7 +1,7 @@
 //! Configuration, layered: defaults < file (`--config accord.toml`) <
 //! environment (`ACCORD_*`) < flags. The database URL's scheme picks the
-//! backend. Secrets (the password in a database URL) never reach logs or
-//! `Debug` output.
+//! backend. Secrets (database passwords, OTLP credentials, the bootstrap key)
+//! never reach logs, errors or `Debug` output (`Config::secrets`, `redact`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -13,6 +13,7 @@ use clap::Args;
 use serde::Deserialize;
 
 use crate::domain::api_key::Secret;
+use crate::redact::{check_url, redact_endpoint, redact_url, url_secrets};
 
 /// Every setting, as flags with their `ACCORD_*` environment variables. Unset
 /// values fall back to the config file, then to the defaults.
@@ -94,7 +95,12 @@ pub struct ConfigArgs {
 
     /// OpenTelemetry collector to push metrics to over OTLP/gRPC, e.g.
     /// http://otel-collector:4317 [default: none, no metrics are exported].
-    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    #[arg(
+        long,
+        env = "OTEL_EXPORTER_OTLP_ENDPOINT",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub otlp_endpoint: Option<String>,
 
     /// How often metrics are pushed, in milliseconds [default: 60000].
@@ -294,7 +300,7 @@ impl fmt::Debug for Config {
             .field("entitlement_cache_size", &self.entitlement_cache_size)
             .field(
                 "otlp_endpoint",
-                &self.otlp_endpoint.as_deref().map(redact_url),
+                &self.otlp_endpoint.as_deref().map(redact_endpoint),
             )
             .field("metric_export_interval", &self.metric_export_interval)
             .field("max_message_bytes", &self.max_message_bytes)
@@ -308,33 +314,6 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .finish()
     }
-}
-
-/// The URL with any password replaced by `***`, for logs.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let redacted = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{user}:***@{host}"),
-            None => authority.to_string(),
-        },
-        None => authority.to_string(),
-    };
-    // Passwords can also ride in the query string (`?password=`).
-    let tail = match tail.find("password=") {
-        Some(i) => {
-            let end = tail[i..].find('&').map(|e| i + e).unwrap_or(tail.len());
-            format!("{}password=***{}", &tail[..i], &tail[end..])
-        }
-        None => tail.to_string(),
-    };
-    format!("{scheme}://{redacted}{tail}")
 }
 
 impl Config {
@@ -369,24 +348,21 @@ impl Config {
             _ => anyhow::bail!("set both tls_cert_file and tls_key_file, or neither"),
         };
         let bootstrap_key = match (
-            args.bootstrap_key.clone(),
+            args.bootstrap_key.as_deref(),
             args.bootstrap_key_file.clone().or(file.bootstrap_key_file),
         ) {
-            (Some(key), _) => Some(key),
-            (None, Some(path)) => Some(
-                std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading the bootstrap key file {}", path.display()))?
-                    .trim()
-                    .to_string(),
-            ),
+            (Some(key), _) => Some(bootstrap_key(
+                key,
+                "ACCORD_BOOTSTRAP_KEY (or --bootstrap-key)",
+            )?),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(&path).with_context(|| {
+                    format!("reading the bootstrap key file {}", path.display())
+                })?;
+                Some(bootstrap_key(&text, &path.display().to_string())?)
+            }
             (None, None) => None,
         };
-        if let Some(key) = &bootstrap_key {
-            anyhow::ensure!(
-                key.len() >= 32,
-                "the bootstrap key must be at least 32 characters"
-            );
-        }
         let config = Config {
             tls,
             bootstrap_key: bootstrap_key.map(Secret::new),
@@ -464,6 +440,22 @@ impl Config {
         Ok(config)
     }
 
+    /// Every secret the configuration holds, as written: the passwords of the
+    /// database URLs, the OTLP endpoint's credentials, the bootstrap key.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = url_secrets(&self.database_url, false);
+        if let Some(url) = &self.migration_database_url {
+            secrets.extend(url_secrets(url, false));
+        }
+        if let Some(url) = &self.otlp_endpoint {
+            secrets.extend(url_secrets(url, true));
+        }
+        if let Some(key) = &self.bootstrap_key {
+            secrets.push(key.expose().to_string());
+        }
+        secrets
+    }
+
     /// The URL migrations run with.
     pub fn migration_url(&self) -> &str {
         self.migration_database_url
@@ -473,6 +465,16 @@ impl Config {
 
     fn check(&self) -> anyhow::Result<()> {
         let url = &self.database_url;
+        // sqlx reads `password=` only, and logs other parameters with their
+        // values.
+        let sqlx_reads = Some(&["password"][..]);
+        check_url("database_url", url, sqlx_reads)?;
+        if let Some(owner) = &self.migration_database_url {
+            check_url("migration_database_url", owner, sqlx_reads)?;
+        }
+        if let Some(endpoint) = &self.otlp_endpoint {
+            check_url("otlp_endpoint", endpoint, None)?;
+        }
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres:")
             || url.starts_with("postgresql:"))
@@ -541,10 +543,36 @@ impl Config {
     }
 }
 
+/// The bootstrap key from `source` without the whitespace around it, which
+/// `echo key > file` and many secret stores add and no caller sends.
+fn bootstrap_key(text: &str, source: &str) -> anyhow::Result<String> {
+    let key = text.trim();
+    anyhow::ensure!(
+        !key.is_empty(),
+        "the bootstrap key in {source} is empty or only whitespace"
+    );
+    anyhow::ensure!(
+        key.len() >= 32,
+        "the bootstrap key in {source} must be at least 32 characters"
+    );
+    Ok(key.to_string())
+}
+
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    toml::from_str(&text).map_err(|e| {
+        // Where, but not the parser's excerpt: the line may hold a password.
+        let offset = e.span().map(|s| s.start).unwrap_or(0).min(text.len());
+        let before = &text.as_bytes()[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+        anyhow::anyhow!(
+            "parsing config file {}: {} (line {line}, column {column})",
+            path.display(),
+            e.message().trim_end()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -552,24 +580,67 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://accord:s3cret@db:5432/accord"),
-            "postgres://accord:***@db:5432/accord"
-        );
-        assert_eq!(
-            redact_url("postgres://db/accord?user=a&password=s3cret&sslmode=require"),
-            "postgres://db/accord?user=a&password=***&sslmode=require"
-        );
-        assert_eq!(redact_url("sqlite:accord.db"), "sqlite:accord.db");
+    fn debug_output_shows_no_secret() {
         let config = Config {
             database_url: "postgres://a:hunter2@h/d".into(),
+            migration_database_url: Some("postgres://o:hunter3@h/d?password=hunter4".into()),
+            otlp_endpoint: Some("https://t0ken-hunter5@collector:4317".into()),
             bootstrap_key: Some(Secret::new("acc_correct-horse-battery-staple-0123".into())),
             ..Config::default()
         };
         let debug = format!("{config:?}");
-        assert!(!debug.contains("hunter2"));
-        assert!(!debug.contains("correct-horse"));
+        for secret in ["hunter", "t0ken", "correct-horse"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+    }
+
+    #[test]
+    fn secrets_lists_every_configured_secret() {
+        let key = "acc_correct-horse-battery-staple-0123";
+        let config = Config {
+            database_url: "postgres://a:p%2Fw@h/d".into(),
+            migration_database_url: Some("postgres://o@h/d?password=pw2".into()),
+            otlp_endpoint: Some("https://t0ken@collector:4317".into()),
+            bootstrap_key: Some(Secret::new(key.into())),
+            ..Config::default()
+        };
+        assert_eq!(config.secrets(), ["p%2Fw", "pw2", "t0ken", key]);
+        assert!(Config::default().secrets().is_empty());
+    }
+
+    #[test]
+    fn urls_whose_passwords_cannot_be_told_apart_are_refused() {
+        for (setting, args) in [
+            (
+                "database_url",
+                ConfigArgs {
+                    database_url: Some("postgres://accord:S3cr/et?pw@db/accord".into()),
+                    ..Default::default()
+                },
+            ),
+            (
+                "migration_database_url",
+                ConfigArgs {
+                    database_url: Some("postgres://accord@db/accord".into()),
+                    migration_database_url: Some("postgres://o@db/accord?password=a&b".into()),
+                    ..Default::default()
+                },
+            ),
+            (
+                "otlp_endpoint",
+                ConfigArgs {
+                    otlp_endpoint: Some("http://u:a#b@collector".into()),
+                    ..Default::default()
+                },
+            ),
+        ] {
+            let error = Config::load(&args).unwrap_err().to_string();
+            assert!(error.starts_with(setting), "{error}");
+            assert!(
+                !error.contains("et?pw") && !error.contains("a#b"),
+                "{error}"
+            );
+        }
     }
 
     #[test]
@@ -627,6 +698,58 @@ mod tests {
         ] {
             assert!(Config::load(&zero).is_err());
         }
+    }
+
+    #[test]
+    fn the_bootstrap_key_loses_the_whitespace_around_it() {
+        let key = "acc_correct-horse-battery-staple-0123";
+        let args = ConfigArgs {
+            bootstrap_key: Some(format!("{key}\n")),
+            ..Default::default()
+        };
+        let loaded = Config::load(&args).unwrap().bootstrap_key.unwrap();
+        assert_eq!(loaded.expose(), key);
+        let dir = tempfile::tempdir().unwrap();
+        for text in [format!("{key}\r\n"), format!(" \t{key}  \n\n")] {
+            let path = dir.path().join("key");
+            std::fs::write(&path, &text).unwrap();
+            let args = ConfigArgs {
+                bootstrap_key_file: Some(path),
+                ..Default::default()
+            };
+            let loaded = Config::load(&args).unwrap().bootstrap_key.unwrap();
+            assert_eq!(loaded.expose(), key, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_blank_bootstrap_key_is_refused() {
+        for blank in ["", " \r\n\t"] {
+            let args = ConfigArgs {
+                bootstrap_key: Some(blank.into()),
+                ..Default::default()
+            };
+            let error = Config::load(&args).unwrap_err().to_string();
+            assert!(error.contains("only whitespace"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_config_file_that_fails_to_parse_is_not_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accord.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1\"\ndatabase_url = \"postgres://a:hunter2\\q@h/d\"\n",
+        )
+        .unwrap();
+        let args = ConfigArgs {
+            config_file: Some(path),
+            ..Default::default()
+        };
+        let error = format!("{:?}", Config::load(&args).unwrap_err());
+        assert!(error.contains("line 2"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
     }
 
     #[test]

@@ -9,5 +9,6 @@ pub mod deadline; // every call's deadline, and what is left of it for the store
 pub mod domain; // validated types and the rules of the registry
 pub mod error; // the domain error and its one mapping to tonic::Status
 pub mod proto; // code generated from proto/accord/v1
+pub mod redact; // configured secrets kept out of logs and errors
 pub mod store; // the Store trait and its PostgreSQL and SQLite backends
 pub mod telemetry; // logging

@@ -1,9 +1,12 @@
 //! The `accord` binary: parse the command line and hand over.
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 use accord::app::Application;
 use accord::config::{Config, ConfigArgs};
+use accord::redact;
 
 #[derive(Parser)]
 #[command(
@@ -25,22 +28,57 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> ExitCode {
+    mask_secrets_in_panics();
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // What returning the error from `main` prints, secrets masked.
+            eprintln!("Error: {}", redact::scrub(&format!("{error:?}")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            let config = Config::load(&args)?;
-            accord::telemetry::init(&config.log, config.log_format)?;
+            let config = load(&args)?;
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             let app = Application::build(config, listener).await?;
             app.run_until_stopped().await
         }
         Command::Migrate(args) => {
-            let config = Config::load(&args)?;
-            accord::telemetry::init(&config.log, config.log_format)?;
+            let config = load(&args)?;
             accord::store::migrate(config.migration_url(), &config.database_url).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
     }
+}
+
+/// Loads the configuration, registers its secrets before anything can log
+/// them, and starts logging.
+fn load(args: &ConfigArgs) -> anyhow::Result<Config> {
+    let config = Config::load(args)?;
+    redact::register(config.secrets());
+    accord::telemetry::init(&config.log, config.log_format)?;
+    Ok(config)
+}
+
+/// A panic's message is an error message too: print it as the default hook
+/// would, with the secrets masked.
+fn mask_secrets_in_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("<unnamed>");
+        eprintln!("\nthread '{name}' {}", redact::scrub(&info.to_string()));
+        let backtrace = std::backtrace::Backtrace::capture();
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            eprintln!(
+                "stack backtrace:\n{}",
+                redact::scrub(&backtrace.to_string())
+            );
+        }
+    }));
 }

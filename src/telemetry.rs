@@ -1,9 +1,11 @@
-//! Logging with `tracing`: text for people, JSON for log pipelines. Metrics
-//! with OpenTelemetry, pushed over OTLP/gRPC when a collector is configured.
+//! Logging with `tracing`: text for people, JSON for log pipelines, both with
+//! every registered secret masked (`crate::redact`). Metrics with
+//! OpenTelemetry, pushed over OTLP/gRPC when a collector is configured.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::LogFormat;
 
@@ -12,13 +14,40 @@ pub fn init(filter: &str, format: LogFormat) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(filter)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(RedactedStderr)
         .with_ansi(std::io::stderr().is_terminal());
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
     result.map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
+}
+
+/// Standard error, with every registered secret masked: the log's last line
+/// of defence, whatever a dependency puts in a message.
+struct RedactedStderr;
+
+impl<'a> MakeWriter<'a> for RedactedStderr {
+    type Writer = Redacted<std::io::Stderr>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        Redacted(std::io::stderr())
+    }
+}
+
+struct Redacted<W>(W);
+
+impl<W: Write> Write for Redacted<W> {
+    /// The formatter hands over each event whole, in one call, so a secret is
+    /// never split between two calls.
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(&crate::redact::scrub_bytes(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// Pushes the server's metrics to the OTLP/gRPC collector at `endpoint`
@@ -77,4 +106,22 @@ pub fn export_metrics(
         .with_callback(move |o| o.observe(resolver.stats().entries, &[]))
         .build();
     Ok(provider)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_writer_masks_registered_secrets() {
+        crate::redact::register(["hunter2-telemetry"]);
+        let mut writer = Redacted(Vec::new());
+        let line = b"{\"error\":\"password authentication failed: HUNTER2-telemetry\"}\n";
+        assert_eq!(writer.write(line).unwrap(), line.len());
+        writer.write_all(b"nothing to hide\n").unwrap();
+        assert_eq!(
+            String::from_utf8(writer.0).unwrap(),
+            "{\"error\":\"password authentication failed: ***\"}\nnothing to hide\n"
+        );
+    }
 }

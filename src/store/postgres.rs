@@ -28,6 +28,7 @@ use crate::domain::party::Party;
 use crate::domain::service::Service;
 use crate::domain::tenant::Tenant;
 use crate::error::{Error, Result};
+use crate::redact::{Secrets, redact_url, url_secrets};
 use tracing::warn;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -36,6 +37,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The longest a statement may run (`statement_timeout_seconds`).
     statement_timeout: Duration,
+    /// The password of the URL, masked in the errors of new connections.
+    secrets: Secrets,
 }
 
 fn db_time(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -76,12 +79,19 @@ async fn lock_tenant(conn: &mut sqlx::PgConnection, tenant: &Id) -> Result<()> {
     Ok(())
 }
 
+/// `error` as text with the password of `url` masked: a driver's message
+/// may quote the URL or a piece of it.
+fn describe(error: &impl std::fmt::Display, url: &str, secrets: &Secrets) -> String {
+    let text = error.to_string().replace(url, &redact_url(url));
+    secrets.scrub(&text).into_owned()
+}
+
 fn options(url: &str) -> Result<PgConnectOptions> {
     PgConnectOptions::from_str(url).map_err(|e| {
+        let secrets = Secrets::new(url_secrets(url, false));
         Error::Internal(anyhow::anyhow!(
             "invalid PostgreSQL URL: {}",
-            // The parser's message can quote the URL, password included.
-            e.to_string().replace(url, "<database url>")
+            describe(&e, url, &secrets)
         ))
     })
 }
@@ -105,23 +115,31 @@ impl PostgresStore {
         statement_timeout: Duration,
     ) -> Result<Self> {
         let options = bounded(options(url)?, statement_timeout);
-        Self::open(options, max_connections, statement_timeout).await
+        Self::open(url, options, max_connections, statement_timeout).await
     }
 
     async fn open(
+        url: &str,
         options: PgConnectOptions,
         max_connections: u32,
         statement_timeout: Duration,
     ) -> Result<Self> {
+        let secrets = Secrets::new(url_secrets(url, false));
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
-            .map_err(|e| Error::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+            .map_err(|e| {
+                Error::Unavailable(format!(
+                    "cannot connect to PostgreSQL: {}",
+                    describe(&e, url, &secrets)
+                ))
+            })?;
         Ok(Self {
             pool,
             statement_timeout,
+            secrets,
         })
     }
 
@@ -136,7 +154,7 @@ impl PostgresStore {
     /// (`serving_url`), that role is granted what the server needs.
     pub async fn migrate(owner_url: &str, serving_url: &str) -> Result<()> {
         // Unbounded: a migration may rewrite a large table.
-        let store = Self::open(options(owner_url)?, 2, Duration::MAX).await?;
+        let store = Self::open(owner_url, options(owner_url)?, 2, Duration::MAX).await?;
         MIGRATOR
             .run(&store.pool)
             .await
@@ -244,7 +262,12 @@ impl Store for PostgresStore {
             .pool
             .begin_with(sqlx::AssertSqlSafe(begin_statement(tenant, access, budget)))
             .await
-            .map_err(begin_failed)?;
+            .map_err(|e| match begin_failed(e) {
+                Error::Unavailable(message) => {
+                    Error::Unavailable(self.secrets.scrub(&message).into_owned())
+                }
+                other => other,
+            })?;
         Ok(Box::new(PostgresTx { tx }))
     }
 
@@ -290,20 +313,22 @@ pub async fn follow_changes(
         listener.ignore_pool_close_event(true);
         Ok::<_, sqlx::Error>(listener)
     };
+    let secrets = Secrets::new(url_secrets(&url, false));
+    let shown = |e: &sqlx::Error| describe(e, &url, &secrets);
     let mut connected = false;
     loop {
         let mut listener = match listen().await {
             Ok(l) => l,
             Err(e) => {
                 if connected {
-                    warn!(error = %e, "cannot reconnect to follow changes; retrying");
+                    warn!(error = %shown(&e), "cannot reconnect to follow changes; retrying");
                 }
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
         };
         if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
-            warn!(error = %e, "cannot LISTEN for changes; retrying");
+            warn!(error = %shown(&e), "cannot LISTEN for changes; retrying");
             tokio::time::sleep(RETRY).await;
             continue;
         }
@@ -323,7 +348,7 @@ pub async fn follow_changes(
                     break;
                 }
                 Err(e) => {
-                    warn!(error = %e, "error following changes: dropping the entitlement cache and reconnecting");
+                    warn!(error = %shown(&e), "error following changes: dropping the entitlement cache and reconnecting");
                     break;
                 }
             }

@@ -18,6 +18,7 @@ mod pagination;
 mod parties;
 mod revisions;
 mod row_level_security;
+mod secrets;
 mod server;
 mod services;
 mod size_limits;
