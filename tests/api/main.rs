@@ -17,6 +17,7 @@ mod overrides;
 mod pagination;
 mod parties;
 mod revisions;
+mod round_trip;
 mod row_level_security;
 mod secrets;
 mod server;
@@ -28,6 +29,7 @@ mod store_limits;
 mod tenant_reuse;
 mod tenants;
 mod tls;
+mod upgrade;
 
 // Entitlement resolution: the table of cases is in `entitlements`.
 mod entitlement_errors;
