@@ -1,5 +1,4 @@
 use accord::proto::v1 as pb;
-use prost_types::FieldMask;
 use tonic::Code;
 
 use crate::on_both_backends;
@@ -132,21 +131,17 @@ async fn drafts_can_be_edited_and_deleted(s: TestServer) {
     let w = World::new(&s, "acme").await;
     let mut api = w.agreements();
     let created = w.draft("draft", w.standard_deal()).await;
-    let updated = api
-        .update_agreement(pb::UpdateAgreementRequest {
-            agreement: Some(pb::Agreement {
-                name: created.name.clone(),
+    let updated = w
+        .update(
+            &created.name,
+            pb::Agreement {
                 objectives: vec![availability(0.9995)],
                 etag: created.etag.clone(),
                 ..Default::default()
-            }),
-            update_mask: Some(FieldMask {
-                paths: vec!["objectives".into()],
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+            },
+            &["objectives"],
+        )
+        .await;
     assert_eq!(updated.objectives[0].target, 0.9995);
     assert_eq!(updated.consumer, w.bank, "fields outside the mask are kept");
     assert_eq!(updated.revision_id, "", "drafts have no revisions");

@@ -232,18 +232,19 @@ async fn every_rpc_answers_every_credential_as_the_table_says() {
 
 async fn keys_show_their_secret_once_and_can_be_revoked(s: TestServer) {
     s.create_tenant("acme", "Acme").await;
+    let create_ci = pb::CreateApiKeyRequest {
+        parent: "tenants/acme".into(),
+        api_key_id: "ci".into(),
+        api_key: Some(pb::ApiKey {
+            display_name: "CI".into(),
+            role: pb::Role::Reader.into(),
+            ..Default::default()
+        }),
+        request_id: "k-1".into(),
+    };
     let created = s
         .api_keys()
-        .create_api_key(pb::CreateApiKeyRequest {
-            parent: "tenants/acme".into(),
-            api_key_id: "ci".into(),
-            api_key: Some(pb::ApiKey {
-                display_name: "CI".into(),
-                role: pb::Role::Reader.into(),
-                ..Default::default()
-            }),
-            request_id: "k-1".into(),
-        })
+        .create_api_key(create_ci.clone())
         .await
         .unwrap()
         .into_inner();
@@ -258,16 +259,7 @@ async fn keys_show_their_secret_once_and_can_be_revoked(s: TestServer) {
     // A retry returns the key, never the secret again.
     let retry = s
         .api_keys()
-        .create_api_key(pb::CreateApiKeyRequest {
-            parent: "tenants/acme".into(),
-            api_key_id: "ci".into(),
-            api_key: Some(pb::ApiKey {
-                display_name: "CI".into(),
-                role: pb::Role::Reader.into(),
-                ..Default::default()
-            }),
-            request_id: "k-1".into(),
-        })
+        .create_api_key(create_ci)
         .await
         .unwrap()
         .into_inner();

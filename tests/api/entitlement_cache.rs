@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use accord::proto::v1 as pb;
+use pb::entitlement_service_client::EntitlementServiceClient;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
@@ -33,6 +34,19 @@ async fn a_write_is_seen_by_the_next_resolve(s: TestServer) {
     // Termination now: no entitlement any more.
     w.terminate_now(&a.name).await;
     assert_eq!(w.availability_of(&mut client).await, Err(Code::NotFound));
+}
+
+/// A watch of the bank on `payments` through `client`.
+async fn watch(
+    client: &mut EntitlementServiceClient<Authed>,
+    w: &World,
+    heartbeat_seconds: Option<i64>,
+) -> tonic::Streaming<pb::WatchEntitlementsResponse> {
+    client
+        .watch_entitlements(w.watch_request(heartbeat_seconds))
+        .await
+        .expect("watch")
+        .into_inner()
 }
 
 /// The next message of a watch, failing after `within`.
@@ -77,12 +91,7 @@ fn result_target(event: &pb::watch_entitlements_response::Event) -> Result<f64, 
 async fn watchers_get_the_current_value_then_each_change(s: TestServer) {
     let w = World::new(&s, "t").await;
     let a = published_sla(&w, 0.99).await;
-    let mut stream = w
-        .entitlements()
-        .watch_entitlements(w.watch_request(Some(1)))
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut stream = watch(&mut w.entitlements(), &w, Some(1)).await;
     let first = next_event(&mut stream, Duration::from_secs(5)).await;
     assert_eq!(result_target(&first), Ok(0.99));
     // Nothing changes: a heartbeat within the interval.
@@ -146,12 +155,7 @@ async fn heartbeats_come_however_busy_other_services_are(s: TestServer) {
             },
         )
         .await;
-    let mut stream = w
-        .entitlements()
-        .watch_entitlements(w.watch_request(Some(1)))
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut stream = watch(&mut w.entitlements(), &w, Some(1)).await;
     assert_eq!(
         result_target(&next_event(&mut stream, Duration::from_secs(5)).await),
         Ok(0.99)
@@ -206,11 +210,7 @@ async fn replicas_see_each_others_writes_within_a_second() {
     // Warm the other replica's cache, and watch there.
     assert_eq!(w.availability_of(&mut other).await, Ok(0.99));
     assert_eq!(w.availability_of(&mut other).await, Ok(0.99));
-    let mut stream = other
-        .watch_entitlements(w.watch_request(None))
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut stream = watch(&mut other, &w, None).await;
     assert_eq!(
         result_target(&next_event(&mut stream, Duration::from_secs(5)).await),
         Ok(0.99)

@@ -373,6 +373,14 @@ fn base_view(sla: &pb::Agreement, target: f64) -> View {
     View::default().with("availability", obj(target, at(sla)))
 }
 
+/// Availability `target`, patched by override `o` of `sla`.
+fn patched_view(sla: &pb::Agreement, target: f64, o: &pb::Override) -> View {
+    View::default().with(
+        "availability",
+        obj(target, at(sla)).patched("target", via(sla, o)),
+    )
+}
+
 async fn base_only(w: World, _: World) -> Vec<Ask> {
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let base = base_view(&sla, 0.999);
@@ -397,19 +405,9 @@ async fn an_override_on_an_ancestor_applies_to_its_descendants(w: World, _: Worl
     let shop = w.party("shop", None).await;
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
-    let patched = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let patched = patched_view(&sla, 0.9995, &gold);
     vec![
         q("a child of the override's party", &eu, &w.payments).terms(patched.clone()),
         q("the override's party", &w.bank, &w.payments).terms(patched),
@@ -425,34 +423,16 @@ async fn the_nearest_override_wins(w: World, _: World) -> Vec<Ask> {
     let eu = w.party("bank-eu", Some(&w.bank)).await;
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
     let platinum = w
-        .add_override(
-            &sla.name,
-            "eu-platinum",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9999)],
-                ..ovr(&eu, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "eu-platinum", target_override(&eu, 0.9999))
         .await;
     vec![
-        q("the party's override beats its parent's", &eu, &w.payments).terms(View::default().with(
-            "availability",
-            obj(0.9999, at(&sla)).patched("target", via(&sla, &platinum)),
-        )),
-        q("the parent keeps its own", &w.bank, &w.payments).terms(View::default().with(
-            "availability",
-            obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-        )),
+        q("the party's override beats its parent's", &eu, &w.payments)
+            .terms(patched_view(&sla, 0.9999, &platinum)),
+        q("the parent keeps its own", &w.bank, &w.payments)
+            .terms(patched_view(&sla, 0.9995, &gold)),
         q("applied farthest first", &eu, &w.payments).layers(&[
             (&sla.name, O::Applied),
             (&gold.name, O::Applied),
@@ -469,21 +449,11 @@ async fn an_override_on_the_party_reaches_neither_ancestors_nor_siblings(
     let us = w.party("bank-us", Some(&w.bank)).await;
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let fast = w
-        .add_override(
-            &sla.name,
-            "eu-fast",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9999)],
-                ..ovr(&eu, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "eu-fast", target_override(&eu, 0.9999))
         .await;
     let base = base_view(&sla, 0.999);
     vec![
-        q("the party", &eu, &w.payments).terms(View::default().with(
-            "availability",
-            obj(0.9999, at(&sla)).patched("target", via(&sla, &fast)),
-        )),
+        q("the party", &eu, &w.payments).terms(patched_view(&sla, 0.9999, &fast)),
         q("its parent", &w.bank, &w.payments).terms(base.clone()),
         q("its sibling", &us, &w.payments).terms(base),
         q("explained for the parent", &w.bank, &w.payments)
@@ -495,14 +465,7 @@ async fn overrides_patching_different_fields_both_apply(w: World, _: World) -> V
     let eu = w.party("bank-eu", Some(&w.bank)).await;
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
     let weekly = w
         .add_override(
@@ -546,10 +509,7 @@ async fn an_expired_override_no_longer_applies(w: World, _: World) -> Vec<Ask> {
             },
         )
         .await;
-    let patched = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let patched = patched_view(&sla, 0.9995, &gold);
     let base = base_view(&sla, 0.999);
     vec![
         q("now", &w.bank, &w.payments).terms(base.clone()),
@@ -580,10 +540,7 @@ async fn an_override_not_yet_effective_does_not_apply(w: World, _: World) -> Vec
             },
         )
         .await;
-    let patched = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let patched = patched_view(&sla, 0.9995, &gold);
     let base = base_view(&sla, 0.999);
     vec![
         q("now", &w.bank, &w.payments).terms(base.clone()),
@@ -666,20 +623,10 @@ async fn known_at_before_an_override_was_recorded(w: World, _: World) -> Vec<Ask
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let before = mark().await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
     let recorded = gold.create_time.expect("create_time");
-    let patched = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let patched = patched_view(&sla, 0.9995, &gold);
     let base = base_view(&sla, 0.999);
     vec![
         q("known before", &w.bank, &w.payments)
@@ -1025,14 +972,7 @@ async fn a_customer_agreement_on_another_service_does_not_apply(w: World, _: Wor
 async fn a_customer_agreement_replaces_an_overridden_objective(w: World, _: World) -> Vec<Ask> {
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
     let deal = w
         .publish("deal", w.deal(&w.bank, vec![availability(0.9999)]))
@@ -1168,19 +1108,9 @@ async fn an_override_adds_an_objective(w: World, _: World) -> Vec<Ask> {
 async fn a_deleted_override_is_seen_only_before_its_deletion(w: World, _: World) -> Vec<Ask> {
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
-    let patched = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let patched = patched_view(&sla, 0.9995, &gold);
     assert_eq!(view_of(&w.resolve_now(&w.bank, &w.payments).await), patched);
     let before = mark().await;
     w.delete_override(&gold.name).await;
@@ -1198,14 +1128,7 @@ async fn a_deleted_override_is_seen_only_before_its_deletion(w: World, _: World)
 async fn an_updated_override_is_seen_as_it_was_at_known_at(w: World, _: World) -> Vec<Ask> {
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
     let first = w.resolve_now(&w.bank, &w.payments).await;
     let before = mark().await;
@@ -1233,16 +1156,10 @@ async fn an_updated_override_is_seen_as_it_was_at_known_at(w: World, _: World) -
         "the same terms, the same version"
     );
     vec![
-        q("now", &w.bank, &w.payments).terms(View::default().with(
-            "availability",
-            obj(0.9999, at(&sla)).patched("target", via(&sla, &raised)),
-        )),
+        q("now", &w.bank, &w.payments).terms(patched_view(&sla, 0.9999, &raised)),
         q("as known before the update", &w.bank, &w.payments)
             .known_at(before)
-            .terms(View::default().with(
-                "availability",
-                obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-            )),
+            .terms(patched_view(&sla, 0.9995, &gold)),
     ]
 }
 
@@ -1251,29 +1168,12 @@ async fn a_reparented_party_keeps_its_old_ancestry_at_known_at(w: World, _: Worl
     let dept = w.party("dept", Some(&w.bank)).await;
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
     let silver = w
-        .add_override(
-            &sla.name,
-            "shop-silver",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.998)],
-                ..ovr(&shop, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "shop-silver", target_override(&shop, 0.998))
         .await;
-    let gold_view = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let gold_view = patched_view(&sla, 0.9995, &gold);
     assert_eq!(view_of(&w.resolve_now(&dept, &w.payments).await), gold_view);
     let before = mark().await;
     w.reparent(&dept, Some(&shop)).await;
@@ -1285,10 +1185,8 @@ async fn a_reparented_party_keeps_its_old_ancestry_at_known_at(w: World, _: Worl
         .unwrap();
     assert_eq!(then.ancestry, vec![dept.clone(), w.bank.clone()]);
     vec![
-        q("now, under the new parent", &dept, &w.payments).terms(View::default().with(
-            "availability",
-            obj(0.998, at(&sla)).patched("target", via(&sla, &silver)),
-        )),
+        q("now, under the new parent", &dept, &w.payments)
+            .terms(patched_view(&sla, 0.998, &silver)),
         q("as known before the move", &dept, &w.payments)
             .known_at(before)
             .terms(gold_view),
@@ -1438,14 +1336,7 @@ async fn three_generations_layer_in_order(w: World, _: World) -> Vec<Ask> {
         )
         .await;
     let g = w
-        .add_override(
-            &sla.name,
-            "group-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&group, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "group-gold", target_override(&group, 0.9995))
         .await;
     let t = w
         .add_override(
@@ -1573,20 +1464,10 @@ async fn a_batch_answers_each_pair_on_its_own(w: World, other: World) -> Vec<Ask
     let ghost = w.name("parties", "ghost");
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "eu-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&eu, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "eu-gold", target_override(&eu, 0.9995))
         .await;
     let base = base_view(&sla, 0.999);
-    let patched = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let patched = patched_view(&sla, 0.9995, &gold);
     let pairs: Vec<(&str, &str, Result<View, String>)> = vec![
         (w.bank.as_str(), w.payments.as_str(), Ok(base.clone())),
         (ghost.as_str(), w.payments.as_str(), Err(ghost.clone())),
@@ -1661,14 +1542,7 @@ async fn explain_gives_each_layer_its_outcome(w: World, _: World) -> Vec<Ask> {
     let ledger = w.service("ledger").await;
     let old = w.publish("old", w.sla(vec![availability(0.99)])).await;
     let old_gold = w
-        .add_override(
-            &old.name,
-            "old-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&old.name, "old-gold", target_override(&w.bank, 0.995))
         .await;
     w.terminate(&old.name, JAN_2026 + 100 * DAY).await;
     let sla = w
@@ -1915,19 +1789,9 @@ async fn writes_after_a_cached_answer_are_seen_now(w: World, _: World) -> Vec<As
         base_view(&sla, 0.999)
     );
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
-    let patched = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let patched = patched_view(&sla, 0.9995, &gold);
     assert_eq!(view_of(&w.resolve_now(&w.bank, &w.payments).await), patched);
     let ghost = w.name("parties", "newcomer");
     let answer = w.resolve(&ghost, &w.payments, None, None).await;
@@ -1979,10 +1843,7 @@ async fn a_cached_answer_changes_when_a_validity_window_opens(w: World, _: World
     );
     let wait = nanos(&opens) - nanos(&now_ts()) + 150_000_000;
     tokio::time::sleep(Duration::from_nanos(wait.max(0) as u64)).await;
-    let patched = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let patched = patched_view(&sla, 0.9995, &gold);
     assert_eq!(
         view_of(&w.resolve_now(&w.bank, &w.payments).await),
         patched,
@@ -2072,21 +1933,11 @@ async fn a_customer_agreement_moved_to_another_consumer(w: World, _: World) -> V
 async fn an_override_made_on_a_draft_applies_once_it_is_published(w: World, _: World) -> Vec<Ask> {
     let draft = w.draft("sla", w.sla(vec![availability(0.999)])).await;
     let gold = w
-        .add_override(
-            &draft.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&draft.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
     let before = mark().await;
     let sla = w.try_publish(&draft.name).await.expect("publish");
-    let patched = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let patched = patched_view(&sla, 0.9995, &gold);
     vec![
         q("now", &w.bank, &w.payments).terms(patched.clone()),
         q("before publication", &w.bank, &w.payments)
@@ -2254,14 +2105,7 @@ async fn explain_lists_an_override_recorded_after_known_at_as_not_recorded(s: Te
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let before = mark().await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
     let deal = w
         .publish("deal", w.deal(&w.bank, vec![ratio("errors", 0.98)]))

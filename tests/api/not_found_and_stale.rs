@@ -211,20 +211,7 @@ async fn every_rpc_taking_an_etag_refuses_a_stale_one(s: TestServer) {
         .await,
         Code::Aborted,
     );
-    let o = a
-        .create_override(pb::CreateOverrideRequest {
-            parent: sla.name.clone(),
-            override_id: "o".into(),
-            r#override: Some(pb::Override {
-                consumer: w.bank.clone(),
-                effective_from: Some(ts(JAN_2026)),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let o = w.add_override(&sla.name, "o", ovr(&w.bank, JAN_2026)).await;
     assert_code(
         a.update_override(pb::UpdateOverrideRequest {
             r#override: Some(pb::Override {

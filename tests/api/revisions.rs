@@ -12,40 +12,23 @@ async fn publishing_and_two_updates_make_three_unchanged_revisions(s: TestServer
     let published = w.publish_draft(&draft.name).await;
     let mut snapshots = vec![published.clone()];
     for target in [0.9995, 0.9999] {
-        let updated = api
-            .update_agreement(pb::UpdateAgreementRequest {
-                agreement: Some(pb::Agreement {
-                    name: draft.name.clone(),
+        let updated = w
+            .update(
+                &draft.name,
+                pb::Agreement {
                     objectives: vec![availability(target)],
                     etag: snapshots.last().unwrap().etag.clone(),
                     ..Default::default()
-                }),
-                update_mask: Some(FieldMask {
-                    paths: vec!["objectives".into()],
-                }),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+                },
+                &["objectives"],
+            )
+            .await;
         assert_ne!(updated.revision_id, snapshots.last().unwrap().revision_id);
         snapshots.push(updated);
     }
 
     // An update that changes nothing writes no revision and keeps the etag.
-    let unchanged = api
-        .update_agreement(pb::UpdateAgreementRequest {
-            agreement: Some(pb::Agreement {
-                name: draft.name.clone(),
-                objectives: vec![availability(0.9999)],
-                ..Default::default()
-            }),
-            update_mask: Some(FieldMask {
-                paths: vec!["objectives".into()],
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let unchanged = w.set_availability(&draft.name, 0.9999).await;
     assert_eq!(&unchanged, snapshots.last().unwrap());
 
     let list = api

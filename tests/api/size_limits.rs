@@ -863,14 +863,7 @@ fn assert_refused_briefly<T: std::fmt::Debug>(result: Result<T, tonic::Status>, 
 async fn oversized_values_are_refused_without_being_echoed(s: TestServer) {
     let w = World::new(&s, "acme").await;
     let sla = w.draft("sla", w.standard_sla()).await;
-    let party = w
-        .parties()
-        .get_party(pb::GetPartyRequest {
-            name: w.bank.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let party = w.get_party(&w.bank).await;
 
     assert_refused_briefly(
         w.parties()
@@ -1078,15 +1071,7 @@ async fn a_three_megabyte_clause_is_refused_before_anything_is_stored(s: TestSer
     );
     assert!(w.audit_events(&name).await.is_empty());
 
-    let sla = w.draft("sla", w.standard_sla()).await;
-    let published = api
-        .publish_agreement(pb::PublishAgreementRequest {
-            name: sla.name.clone(),
-            etag: sla.etag.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let sla = w.publish("sla", w.standard_sla()).await;
     let events_before = w.audit_events(&sla.name).await.len();
     let result = api
         .update_agreement(pb::UpdateAgreementRequest {
@@ -1099,24 +1084,9 @@ async fn a_three_megabyte_clause_is_refused_before_anything_is_stored(s: TestSer
         })
         .await;
     assert_invalid_field(result, "agreement.clauses[0].text");
-    let revisions = api
-        .list_agreement_revisions(pb::ListAgreementRevisionsRequest {
-            name: sla.name.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .revisions;
+    let revisions = w.revisions(&sla.name).await;
     assert_eq!(revisions.len(), 1, "only the publication's revision");
-    let now = api
-        .get_agreement(pb::GetAgreementRequest {
-            name: sla.name.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(now, published);
+    assert_eq!(w.get_agreement(&sla.name).await, sla);
     assert_eq!(w.audit_events(&sla.name).await.len(), events_before);
 }
 
@@ -1268,14 +1238,7 @@ async fn the_largest_agreement_fits_every_response(s: TestServer) {
     let created = w.draft("largest", big.clone()).await;
     let size = created.encoded_len();
     assert!(size > 1_000_000, "only {size} bytes");
-    let got = api
-        .get_agreement(pb::GetAgreementRequest {
-            name: created.name.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(got, created);
+    assert_eq!(w.get_agreement(&created.name).await, created);
     api.update_agreement(pb::UpdateAgreementRequest {
         agreement: Some(pb::Agreement {
             name: created.name.clone(),
@@ -1299,23 +1262,8 @@ async fn the_largest_agreement_fits_every_response(s: TestServer) {
         services: vec![w.payments.clone()],
         ..big
     };
-    let draft = w.draft("largest-published", one).await;
-    api.publish_agreement(pb::PublishAgreementRequest {
-        name: draft.name.clone(),
-        etag: draft.etag.clone(),
-    })
-    .await
-    .expect("publish the largest agreement");
-    let revisions = api
-        .list_agreement_revisions(pb::ListAgreementRevisionsRequest {
-            name: draft.name.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .revisions;
-    assert_eq!(revisions.len(), 1);
+    let published = w.publish("largest-published", one).await;
+    assert_eq!(w.revisions(&published.name).await.len(), 1);
     let entitlement = w.resolve_now(&w.bank, &w.payments).await;
     assert_eq!(entitlement.clauses.len(), 4);
     assert_eq!(entitlement.objectives.len(), MAX_OBJECTIVES);

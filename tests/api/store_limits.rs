@@ -180,13 +180,7 @@ async fn a_request_id_is_remembered_for_its_ttl_and_new_after_it(s: TestServer) 
         }
     })
     .await;
-    let recreated = parties
-        .get_party(pb::GetPartyRequest {
-            name: first.name.clone(),
-        })
-        .await
-        .expect("the party exists again")
-        .into_inner();
+    let recreated = w.get_party(&first.name).await;
     let seconds = |p: &pb::Party| p.create_time.as_ref().map(|t| (t.seconds, t.nanos));
     assert!(seconds(&recreated) > seconds(&first));
     // The new request owns the id now: its retry replays it.
@@ -391,15 +385,7 @@ fn rename_bank(w: &World, timeout: Option<Duration>) -> tonic::Request<pb::Updat
 
 /// Nothing was written: the bank keeps its name and its one audit event.
 async fn assert_bank_unchanged(w: &World) {
-    let bank = w
-        .parties()
-        .get_party(pb::GetPartyRequest {
-            name: w.bank.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(bank.display_name, "bank");
+    assert_eq!(w.get_party(&w.bank).await.display_name, "bank");
     assert_eq!(w.audit_events(&w.bank).await.len(), 1);
 }
 

@@ -6,7 +6,6 @@
 
 use accord::proto::v1 as pb;
 use pb::audit_service_client::AuditServiceClient;
-use prost_types::value::Kind;
 use tonic::{Code, Status};
 
 use crate::on_both_backends;
@@ -54,17 +53,6 @@ async fn list_all(
             return Ok(events);
         }
         request.page_token = page.next_page_token;
-    }
-}
-
-fn rpc(e: &pb::AuditEvent) -> &str {
-    e.method.rsplit('/').next().unwrap_or_default()
-}
-
-fn string_field(snapshot: &Option<prost_types::Struct>, name: &str) -> Option<String> {
-    match snapshot.as_ref()?.fields.get(name)?.kind.as_ref()? {
-        Kind::StringValue(s) => Some(s.clone()),
-        _ => None,
     }
 }
 
@@ -143,7 +131,7 @@ async fn recreated_tenant_admin_sees_only_its_own_events(s: TestServer) {
 
     let seen: Vec<(&str, &str)> = events
         .iter()
-        .map(|e| (rpc(e), e.resource.as_str()))
+        .map(|e| (rpc_of(e), e.resource.as_str()))
         .collect();
     assert_eq!(
         seen,
@@ -195,7 +183,7 @@ async fn platform_admin_reads_every_trail_of_the_id_with_show_deleted(s: TestSer
         .await
         .unwrap();
     assert_eq!(uids(&deleted_trail), std::slice::from_ref(&old_uid));
-    assert_eq!(rpc(&deleted_trail[0]), "DeleteTenant");
+    assert_eq!(rpc_of(&deleted_trail[0]), "DeleteTenant");
     assert_eq!(deleted_trail[0].resource, "tenants/acme");
     assert_eq!(
         deleted_trail[0].tenant_uid, old_uid,
@@ -210,7 +198,7 @@ async fn platform_admin_reads_every_trail_of_the_id_with_show_deleted(s: TestSer
         .await
         .unwrap();
     assert_eq!(current.len(), 1);
-    assert_eq!(rpc(&current[0]), "CreateTenant");
+    assert_eq!(rpc_of(&current[0]), "CreateTenant");
     assert_eq!(
         current[0].tenant_uid, new.uid,
         "the uid of the tenant it created"
@@ -369,10 +357,10 @@ async fn deleting_an_agreement_audits_each_override_it_removes(s: TestServer) {
     w.delete_agreement(&draft.name).await;
 
     let deletion = w.audit_events(&draft.name).await;
-    assert_eq!(rpc(&deletion[0]), "DeleteAgreement");
+    assert_eq!(rpc_of(&deletion[0]), "DeleteAgreement");
     for removed in [&bank_gold, &shop_gold] {
         let events = w.audit_events(&removed.name).await;
-        let rpcs: Vec<&str> = events.iter().map(rpc).collect();
+        let rpcs: Vec<&str> = events.iter().map(rpc_of).collect();
         assert_eq!(
             rpcs,
             ["DeleteAgreement", "CreateOverride"],
@@ -398,7 +386,9 @@ async fn deleting_an_agreement_audits_each_override_it_removes(s: TestServer) {
     // The whole trail of the deletion: the agreement and its two overrides.
     let all = w.audit_events("").await;
     assert_eq!(
-        all.iter().filter(|e| rpc(e) == "DeleteAgreement").count(),
+        all.iter()
+            .filter(|e| rpc_of(e) == "DeleteAgreement")
+            .count(),
         3
     );
 }

@@ -8,12 +8,14 @@
 //! - `entitlement_view`: an entitlement's values with their provenance;
 //! - `assertions`: codes, field violations, reasons, waiting for what holds
 //!   eventually;
+//! - `audit_trail`: the RPC and the snapshots of an audit event;
 //! - `binary`: the `accord` binary as a child process;
 //! - `on_both_backends!`: one test per backend for each named test.
 //!
 //! `use crate::support::*;` brings all of it.
 
 mod assertions;
+mod audit_trail;
 mod binary;
 mod clients;
 mod clock;
@@ -23,6 +25,7 @@ mod terms;
 mod world;
 
 pub use assertions::*;
+pub use audit_trail::*;
 pub use binary::*;
 pub use clients::*;
 pub use clock::*;

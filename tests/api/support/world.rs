@@ -534,6 +534,24 @@ impl World {
 
     // --- reading back -----------------------------------------------------------------------
 
+    /// The party `name` as it is now (its etag included).
+    pub async fn get_party(&self, name: &str) -> pb::Party {
+        self.parties()
+            .get_party(pb::GetPartyRequest { name: name.into() })
+            .await
+            .unwrap_or_else(|e| panic!("get {name}: {e:?}"))
+            .into_inner()
+    }
+
+    /// The agreement `name` as it is now (its etag included).
+    pub async fn get_agreement(&self, name: &str) -> pb::Agreement {
+        self.agreements()
+            .get_agreement(pb::GetAgreementRequest { name: name.into() })
+            .await
+            .unwrap_or_else(|e| panic!("get {name}: {e:?}"))
+            .into_inner()
+    }
+
     /// Every audit event of this tenant about `resource` (all of them when
     /// empty), newest first, following page tokens (pages end early when
     /// their events are large).
