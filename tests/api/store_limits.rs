@@ -3,13 +3,12 @@
 //! a request_id is remembered (AIP-155), and how long a statement may run (no
 //! query outlives its call's deadline).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use accord::config::Config;
 use accord::domain::names::Id;
 use accord::proto::v1 as pb;
-use accord::store::{self, Access, Store};
+use accord::store::Access;
 use chrono::Utc;
 use tonic::Code;
 
@@ -253,19 +252,9 @@ fn id(s: &str) -> Id {
     Id::parse("id", s).unwrap()
 }
 
-/// The store on a fresh database, without a server (so without a sweeper).
-async fn open_store(backend: Backend) -> Option<(TestDb, Arc<dyn Store>)> {
-    let (db, url) = TestDb::create(backend).await?;
-    let owner_url = db.migration_url().unwrap_or_else(|| url.clone());
-    store::migrate(&owner_url, &url).await.unwrap();
-    let store = store::connect(&url, 2, Duration::from_secs(5))
-        .await
-        .unwrap();
-    Some((db, store))
-}
-
 /// Correctness does not wait for the sweeper: a claim of an expired id takes
-/// it over, whatever request it carried.
+/// it over, whatever request it carried. (`open_store` runs no server, so no
+/// sweeper.)
 async fn a_claim_takes_over_an_expired_request_id(backend: Backend) {
     let Some((_db, store)) = open_store(backend).await else {
         return;

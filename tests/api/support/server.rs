@@ -5,11 +5,13 @@
 //! server; set and unreachable, they fail.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use accord::app::Application;
 use accord::config::Config;
 use accord::proto::v1 as pb;
+use accord::store::Store;
 use pb::api_key_service_client::ApiKeyServiceClient;
 use pb::tenant_service_client::TenantServiceClient;
 use sqlx::Connection;
@@ -205,6 +207,18 @@ pub fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
         let _ = accord::telemetry::init("info,accord=debug", accord::config::LogFormat::Text);
     }
+}
+
+/// The store on a fresh, migrated database, without a server: for tests of
+/// the store itself.
+pub async fn open_store(backend: Backend) -> Option<(TestDb, Arc<dyn Store>)> {
+    let (db, url) = TestDb::create(backend).await?;
+    let owner_url = db.migration_url().unwrap_or_else(|| url.clone());
+    accord::store::migrate(&owner_url, &url).await.unwrap();
+    let store = accord::store::connect(&url, 4, Config::default().statement_timeout)
+        .await
+        .unwrap();
+    Some((db, store))
 }
 
 /// A random bootstrap key for one test server.
