@@ -1,14 +1,13 @@
 use accord::proto::v1 as pb;
-use prost_types::FieldMask;
 use tonic::Code;
 
 use crate::on_both_backends;
 use crate::support::*;
 
 async fn agreements_round_trip_through_their_lifecycle(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let mut api = s.agreements();
-    let mut draft = seed.service_level();
+    let w = World::new(&s, "acme").await;
+    let mut api = w.agreements();
+    let mut draft = w.standard_sla();
     draft.labels = [("tier".to_string(), "gold".to_string())].into();
     draft.clauses = vec![pb::Clause {
         kind: pb::ClauseKind::LiabilityCap.into(),
@@ -52,9 +51,7 @@ async fn agreements_round_trip_through_their_lifecycle(s: TestServer) {
             time_zone: "Europe/Paris".into(),
         })),
     }];
-    let created = seed
-        .create_agreement(&s, "payments-sla", draft.clone())
-        .await;
+    let created = w.draft("payments-sla", draft.clone()).await;
     assert_eq!(created.name, "tenants/acme/agreements/payments-sla");
     assert_eq!(created.state(), pb::AgreementState::Draft);
     assert_eq!(created.revision_id, "");
@@ -131,31 +128,22 @@ async fn agreements_round_trip_through_their_lifecycle(s: TestServer) {
 }
 
 async fn drafts_can_be_edited_and_deleted(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let mut api = s.agreements();
-    let created = seed
-        .create_agreement(&s, "draft", seed.customer_agreement())
-        .await;
-    let updated = api
-        .update_agreement(pb::UpdateAgreementRequest {
-            agreement: Some(pb::Agreement {
-                name: created.name.clone(),
+    let w = World::new(&s, "acme").await;
+    let mut api = w.agreements();
+    let created = w.draft("draft", w.standard_deal()).await;
+    let updated = w
+        .update(
+            &created.name,
+            pb::Agreement {
                 objectives: vec![availability(0.9995)],
                 etag: created.etag.clone(),
                 ..Default::default()
-            }),
-            update_mask: Some(FieldMask {
-                paths: vec!["objectives".into()],
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+            },
+            &["objectives"],
+        )
+        .await;
     assert_eq!(updated.objectives[0].target, 0.9995);
-    assert_eq!(
-        updated.consumer, seed.customer,
-        "fields outside the mask are kept"
-    );
+    assert_eq!(updated.consumer, w.bank, "fields outside the mask are kept");
     assert_eq!(updated.revision_id, "", "drafts have no revisions");
     assert_code(
         api.delete_agreement(pb::DeleteAgreementRequest {
@@ -178,26 +166,10 @@ async fn drafts_can_be_edited_and_deleted(s: TestServer) {
     );
 }
 
-async fn create(
-    s: &TestServer,
-    seed: &Seed,
-    a: pb::Agreement,
-) -> Result<pb::Agreement, tonic::Status> {
-    s.agreements()
-        .create_agreement(pb::CreateAgreementRequest {
-            parent: seed.tenant.clone(),
-            agreement_id: "a".into(),
-            agreement: Some(a),
-            request_id: String::new(),
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
 async fn agreement_validation_names_each_field(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    seed_other(&s).await;
-    let base = seed.service_level();
+    let w = World::new(&s, "acme").await;
+    World::new(&s, "other").await;
+    let base = w.standard_sla();
     let cases: Vec<(&str, pb::Agreement)> = vec![
         (
             "agreement.kind",
@@ -230,11 +202,17 @@ async fn agreement_validation_names_each_field(s: TestServer) {
         (
             "agreement.consumer",
             pb::Agreement {
-                consumer: seed.customer.clone(),
+                consumer: w.bank.clone(),
                 ..base.clone()
             },
         ),
-        ("agreement.consumer", seed_customer_without_consumer(&seed)),
+        (
+            "agreement.consumer",
+            pb::Agreement {
+                consumer: String::new(),
+                ..w.standard_deal()
+            },
+        ),
         (
             "agreement.services",
             pb::Agreement {
@@ -252,7 +230,7 @@ async fn agreement_validation_names_each_field(s: TestServer) {
         (
             "agreement.services[1]",
             pb::Agreement {
-                services: vec![seed.service.clone(), seed.service.clone()],
+                services: vec![w.payments.clone(), w.payments.clone()],
                 ..base.clone()
             },
         ),
@@ -448,7 +426,7 @@ async fn agreement_validation_names_each_field(s: TestServer) {
         ),
     ];
     for (field, agreement) in cases {
-        assert_invalid_field(create(&s, &seed, agreement).await, field);
+        assert_invalid_field(w.try_draft("a", agreement).await, field);
     }
     // Every problem of one request is reported, even beside a missing kind.
     let many = pb::Agreement {
@@ -460,7 +438,7 @@ async fn agreement_validation_names_each_field(s: TestServer) {
         effective_until: Some(ts(JAN_2026 - DAY)),
         ..base.clone()
     };
-    let status = create(&s, &seed, many).await.unwrap_err();
+    let status = w.try_draft("a", many).await.unwrap_err();
     let mut fields: Vec<String> = tonic_types::StatusExt::get_details_bad_request(&status)
         .unwrap()
         .field_violations
@@ -476,7 +454,7 @@ async fn agreement_validation_names_each_field(s: TestServer) {
         ]
     );
     assert_invalid_field(
-        s.agreements()
+        w.agreements()
             .create_agreement(pb::CreateAgreementRequest {
                 parent: "tenants/acme".into(),
                 agreement_id: "Bad".into(),
@@ -487,7 +465,7 @@ async fn agreement_validation_names_each_field(s: TestServer) {
         "agreement_id",
     );
     assert_code(
-        s.agreements()
+        w.agreements()
             .create_agreement(pb::CreateAgreementRequest {
                 parent: "tenants/ghost".into(),
                 agreement_id: "a".into(),
@@ -501,56 +479,31 @@ async fn agreement_validation_names_each_field(s: TestServer) {
             .await,
         Code::PermissionDenied,
     );
-    create(&s, &seed, base.clone()).await.unwrap();
-    assert_code(create(&s, &seed, base).await, Code::AlreadyExists);
-}
-
-fn seed_customer_without_consumer(seed: &Seed) -> pb::Agreement {
-    pb::Agreement {
-        consumer: String::new(),
-        ..seed.customer_agreement()
-    }
-}
-
-async fn seed_other(s: &TestServer) {
-    seed(s, "other").await;
+    w.draft("a", base.clone()).await;
+    assert_code(w.try_draft("a", base).await, Code::AlreadyExists);
 }
 
 async fn overlapping_service_level_agreements_cannot_both_be_active(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let mut api = s.agreements();
-    let first = seed
-        .create_agreement(
-            &s,
-            "sla-2026",
-            pb::Agreement {
-                effective_until: Some(ts(JAN_2026 + 365 * DAY)),
-                ..seed.service_level()
-            },
-        )
-        .await;
-    api.publish_agreement(pb::PublishAgreementRequest {
-        name: first.name.clone(),
-        etag: String::new(),
-    })
-    .await
-    .unwrap();
-    let overlapping = seed
-        .create_agreement(
-            &s,
+    let w = World::new(&s, "acme").await;
+    w.publish(
+        "sla-2026",
+        pb::Agreement {
+            effective_until: Some(ts(JAN_2026 + 365 * DAY)),
+            ..w.standard_sla()
+        },
+    )
+    .await;
+    let overlapping = w
+        .draft(
             "sla-mid",
             pb::Agreement {
                 effective_from: Some(ts(JAN_2026 + 100 * DAY)),
-                ..seed.service_level()
+                ..w.standard_sla()
             },
         )
         .await;
     let status = assert_code(
-        api.publish_agreement(pb::PublishAgreementRequest {
-            name: overlapping.name,
-            etag: String::new(),
-        })
-        .await,
+        w.try_publish(&overlapping.name).await,
         Code::FailedPrecondition,
     );
     assert_reason(&status, "OVERLAPPING_AGREEMENT");
@@ -562,67 +515,42 @@ async fn overlapping_service_level_agreements_cannot_both_be_active(s: TestServe
     );
 
     // Back to back is fine.
-    let next = seed
-        .create_agreement(
-            &s,
-            "sla-2027",
-            pb::Agreement {
-                effective_from: Some(ts(JAN_2026 + 365 * DAY)),
-                ..seed.service_level()
-            },
-        )
-        .await;
-    api.publish_agreement(pb::PublishAgreementRequest {
-        name: next.name,
-        etag: String::new(),
-    })
-    .await
-    .unwrap();
-
-    // Customer agreements do not take part.
-    let deal = seed
-        .create_agreement(&s, "deal", seed.customer_agreement())
-        .await;
-    api.publish_agreement(pb::PublishAgreementRequest {
-        name: deal.name,
-        etag: String::new(),
-    })
-    .await
-    .unwrap();
-}
-
-async fn list_agreements_filters(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let mut api = s.agreements();
-    let sla = seed.create_agreement(&s, "sla", seed.service_level()).await;
-    api.publish_agreement(pb::PublishAgreementRequest {
-        name: sla.name,
-        etag: String::new(),
-    })
-    .await
-    .unwrap();
-    seed.create_agreement(
-        &s,
-        "deal",
+    w.publish(
+        "sla-2027",
         pb::Agreement {
-            labels: [("tier".to_string(), "gold".to_string())].into(),
-            ..seed.customer_agreement()
+            effective_from: Some(ts(JAN_2026 + 365 * DAY)),
+            ..w.standard_sla()
         },
     )
     .await;
-    seed.create_agreement(
-        &s,
+
+    // Customer agreements do not take part.
+    w.publish("deal", w.standard_deal()).await;
+}
+
+async fn list_agreements_filters(s: TestServer) {
+    let w = World::new(&s, "acme").await;
+    w.publish("sla", w.standard_sla()).await;
+    w.draft(
+        "deal",
+        pb::Agreement {
+            labels: [("tier".to_string(), "gold".to_string())].into(),
+            ..w.standard_deal()
+        },
+    )
+    .await;
+    w.draft(
         "old",
         pb::Agreement {
             effective_from: Some(ts(JAN_2026 - 400 * DAY)),
             effective_until: Some(ts(JAN_2026 - 300 * DAY)),
-            ..seed.customer_agreement()
+            ..w.standard_deal()
         },
     )
     .await;
     let list = |filter: &str| {
-        let mut api = s.agreements();
-        let parent = seed.tenant.clone();
+        let mut api = w.agreements();
+        let parent = w.tenant.clone();
         let filter = filter.to_string();
         async move {
             api.list_agreements(pb::ListAgreementsRequest {
@@ -654,19 +582,17 @@ async fn list_agreements_filters(s: TestServer) {
         ["deal"]
     );
     assert_eq!(
-        list(&format!("consumer = \"{}\"", seed.customer))
-            .await
-            .unwrap(),
+        list(&format!("consumer = \"{}\"", w.bank)).await.unwrap(),
         ["deal", "old"]
     );
     assert_eq!(
-        list(&format!("provider = \"{}\"", seed.provider))
+        list(&format!("provider = \"{}\"", w.provider))
             .await
             .unwrap(),
         ["deal", "old", "sla"]
     );
     assert_eq!(
-        list(&format!("service = \"{}\"", seed.service))
+        list(&format!("service = \"{}\"", w.payments))
             .await
             .unwrap(),
         ["deal", "old", "sla"]
@@ -684,26 +610,19 @@ async fn list_agreements_filters(s: TestServer) {
 }
 
 async fn expired_agreements_report_expired(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let mut api = s.agreements();
+    let w = World::new(&s, "acme").await;
+    let mut api = w.agreements();
     let now = chrono::Utc::now().timestamp();
-    let a = seed
-        .create_agreement(
-            &s,
+    let a = w
+        .publish(
             "short",
             pb::Agreement {
                 effective_from: Some(ts(now - DAY)),
                 effective_until: Some(ts(now + 2)),
-                ..seed.customer_agreement()
+                ..w.standard_deal()
             },
         )
         .await;
-    api.publish_agreement(pb::PublishAgreementRequest {
-        name: a.name.clone(),
-        etag: String::new(),
-    })
-    .await
-    .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let got = api
         .get_agreement(pb::GetAgreementRequest {
@@ -715,7 +634,7 @@ async fn expired_agreements_report_expired(s: TestServer) {
     assert_eq!(got.state(), pb::AgreementState::Expired);
     let expired = api
         .list_agreements(pb::ListAgreementsRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             filter: "state = EXPIRED".into(),
             ..Default::default()
         })

@@ -18,17 +18,6 @@ on_both_backends!(
     api_key_events_never_show_the_hash,
 );
 
-fn field<'a>(snapshot: &'a Option<prost_types::Struct>, name: &str) -> Option<&'a Kind> {
-    snapshot.as_ref()?.fields.get(name)?.kind.as_ref()
-}
-
-fn string_field(snapshot: &Option<prost_types::Struct>, name: &str) -> String {
-    match field(snapshot, name) {
-        Some(Kind::StringValue(s)) => s.clone(),
-        other => panic!("{name} is not a string: {other:?}"),
-    }
-}
-
 fn create_party(tenant: &str, id: &str, request_id: &str) -> pb::CreatePartyRequest {
     pb::CreatePartyRequest {
         parent: tenant.into(),
@@ -57,10 +46,10 @@ fn rename_party(party: &pb::Party, display_name: &str) -> pb::UpdatePartyRequest
 }
 
 async fn changes_are_recorded_with_actor_method_and_before_after(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let mut parties = s.parties();
+    let w = World::new(&s, "acme").await;
+    let mut parties = w.parties();
     let created = parties
-        .create_party(create_party(&seed.tenant, "shop", "req-1"))
+        .create_party(create_party(&w.tenant, "shop", "req-1"))
         .await
         .unwrap()
         .into_inner();
@@ -77,10 +66,9 @@ async fn changes_are_recorded_with_actor_method_and_before_after(s: TestServer) 
         .await
         .unwrap();
 
-    let events = s.audit_events(&seed.tenant, &created.name).await;
-    let rpc = |e: &pb::AuditEvent| e.method.rsplit('/').next().unwrap().to_string();
+    let events = w.audit_events(&created.name).await;
     assert_eq!(
-        events.iter().map(rpc).collect::<Vec<_>>(),
+        events.iter().map(rpc_of).collect::<Vec<_>>(),
         ["DeleteParty", "UpdateParty", "CreateParty"],
         "newest first"
     );
@@ -100,10 +88,22 @@ async fn changes_are_recorded_with_actor_method_and_before_after(s: TestServer) 
     assert_eq!(create.request_id, "req-1");
     assert_eq!(update.request_id, "");
     assert!(create.before.is_none());
-    assert_eq!(string_field(&create.after, "display_name"), "Before");
-    assert_eq!(string_field(&update.before, "display_name"), "Before");
-    assert_eq!(string_field(&update.after, "display_name"), "After");
-    assert_eq!(string_field(&delete.before, "display_name"), "After");
+    assert_eq!(
+        string_field(&create.after, "display_name").as_deref(),
+        Some("Before")
+    );
+    assert_eq!(
+        string_field(&update.before, "display_name").as_deref(),
+        Some("Before")
+    );
+    assert_eq!(
+        string_field(&update.after, "display_name").as_deref(),
+        Some("After")
+    );
+    assert_eq!(
+        string_field(&delete.before, "display_name").as_deref(),
+        Some("After")
+    );
     assert!(delete.after.is_none());
     let time = |e: &pb::AuditEvent| {
         let t = e.event_time.unwrap();
@@ -112,7 +112,7 @@ async fn changes_are_recorded_with_actor_method_and_before_after(s: TestServer) 
     assert!(time(create) <= time(update) && time(update) <= time(delete));
 
     // Platform changes are recorded too, with the bootstrap key as actor.
-    let tenant_events = s.audit_events(&seed.tenant, &seed.tenant).await;
+    let tenant_events = w.audit_events(&w.tenant).await;
     assert_eq!(tenant_events.len(), 1);
     assert_eq!(tenant_events[0].actor, "bootstrap");
     assert_eq!(
@@ -122,16 +122,16 @@ async fn changes_are_recorded_with_actor_method_and_before_after(s: TestServer) 
 }
 
 async fn failed_and_unchanged_calls_write_no_event(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let mut parties = s.parties();
+    let w = World::new(&s, "acme").await;
+    let mut parties = w.parties();
     let created = parties
-        .create_party(create_party(&seed.tenant, "shop", "req-1"))
+        .create_party(create_party(&w.tenant, "shop", "req-1"))
         .await
         .unwrap()
         .into_inner();
     // A retry of the create replays its answer and changes nothing.
     parties
-        .create_party(create_party(&seed.tenant, "shop", "req-1"))
+        .create_party(create_party(&w.tenant, "shop", "req-1"))
         .await
         .unwrap();
     // A stale etag is refused.
@@ -154,20 +154,20 @@ async fn failed_and_unchanged_calls_write_no_event(s: TestServer) {
     assert_code(
         parties
             .delete_party(pb::DeletePartyRequest {
-                name: seed.provider.clone(),
+                name: w.provider.clone(),
                 etag: String::new(),
             })
             .await,
         Code::FailedPrecondition,
     );
-    let events = s.audit_events(&seed.tenant, &created.name).await;
+    let events = w.audit_events(&created.name).await;
     assert_eq!(events.len(), 1, "only the first create: {events:#?}");
-    let provider_events = s.audit_events(&seed.tenant, &seed.provider).await;
-    assert_eq!(provider_events.len(), 1, "only the seed's create");
+    let provider_events = w.audit_events(&w.provider).await;
+    assert_eq!(provider_events.len(), 1, "only the world's create");
 }
 
-async fn list(s: &TestServer, request: pb::ListAuditEventsRequest) -> Vec<pb::AuditEvent> {
-    s.audit()
+async fn list(w: &World, request: pb::ListAuditEventsRequest) -> Vec<pb::AuditEvent> {
+    w.audit()
         .list_audit_events(request)
         .await
         .unwrap()
@@ -176,37 +176,36 @@ async fn list(s: &TestServer, request: pb::ListAuditEventsRequest) -> Vec<pb::Au
 }
 
 async fn filters_and_pages_narrow_the_trail(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let editor = s.create_key("acme", "editor", pb::Role::Editor).await;
+    let w = World::new(&s, "acme").await;
+    let editor = w.key("editor", pb::Role::Editor).await;
     let before_editor = std::time::SystemTime::now();
-    let mut parties =
-        pb::party_service_client::PartyServiceClient::new(s.authed(Bearer::new(&editor)));
+    let mut parties = w.calling_with(&editor).parties();
     for i in 0..5 {
         parties
-            .create_party(create_party(&seed.tenant, &format!("p{i}"), ""))
+            .create_party(create_party(&w.tenant, &format!("p{i}"), ""))
             .await
             .unwrap();
     }
     let all = list(
-        &s,
+        &w,
         pb::ListAuditEventsRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             page_size: 1000,
             ..Default::default()
         },
     )
     .await;
-    // Tenant, two keys, two parties, one service (the seed), then five parties.
+    // Tenant, two keys, two parties, one service (World::new), then five parties.
     assert_eq!(all.len(), 11, "{all:#?}");
 
     // Paging one at a time gives the same events in the same order.
     let mut paged = Vec::new();
     let mut token = String::new();
     loop {
-        let page = s
+        let page = w
             .audit()
             .list_audit_events(pb::ListAuditEventsRequest {
-                parent: seed.tenant.clone(),
+                parent: w.tenant.clone(),
                 page_size: 1,
                 page_token: token.clone(),
                 ..Default::default()
@@ -223,9 +222,9 @@ async fn filters_and_pages_narrow_the_trail(s: TestServer) {
     assert_eq!(paged, all);
 
     let by_actor = list(
-        &s,
+        &w,
         pb::ListAuditEventsRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             actor: "tenants/acme/apiKeys/editor".into(),
             ..Default::default()
         },
@@ -233,9 +232,9 @@ async fn filters_and_pages_narrow_the_trail(s: TestServer) {
     .await;
     assert_eq!(by_actor.len(), 5);
     let by_bootstrap = list(
-        &s,
+        &w,
         pb::ListAuditEventsRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             actor: "bootstrap".into(),
             ..Default::default()
         },
@@ -249,9 +248,9 @@ async fn filters_and_pages_narrow_the_trail(s: TestServer) {
 
     let since = Timestamp::from(before_editor);
     let recent = list(
-        &s,
+        &w,
         pb::ListAuditEventsRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             start_time: Some(since),
             ..Default::default()
         },
@@ -259,9 +258,9 @@ async fn filters_and_pages_narrow_the_trail(s: TestServer) {
     .await;
     assert_eq!(recent, by_actor);
     let older = list(
-        &s,
+        &w,
         pb::ListAuditEventsRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             end_time: Some(since),
             ..Default::default()
         },
@@ -271,10 +270,10 @@ async fn filters_and_pages_narrow_the_trail(s: TestServer) {
     assert!(older.iter().all(|e| !by_actor.contains(e)));
 
     // A page token only continues the list it came from.
-    let first = s
+    let first = w
         .audit()
         .list_audit_events(pb::ListAuditEventsRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             page_size: 1,
             ..Default::default()
         })
@@ -282,9 +281,9 @@ async fn filters_and_pages_narrow_the_trail(s: TestServer) {
         .unwrap()
         .into_inner();
     assert_invalid_field(
-        s.audit()
+        w.audit()
             .list_audit_events(pb::ListAuditEventsRequest {
-                parent: seed.tenant.clone(),
+                parent: w.tenant.clone(),
                 page_size: 1,
                 page_token: first.next_page_token,
                 actor: "bootstrap".into(),
@@ -296,10 +295,10 @@ async fn filters_and_pages_narrow_the_trail(s: TestServer) {
 }
 
 async fn bad_filters_are_refused(s: TestServer) {
-    let seed = seed(&s, "acme").await;
+    let w = World::new(&s, "acme").await;
     let request = |f: fn(&mut pb::ListAuditEventsRequest)| {
         let mut r = pb::ListAuditEventsRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             ..Default::default()
         };
         f(&mut r);
@@ -332,10 +331,10 @@ async fn bad_filters_are_refused(s: TestServer) {
         (|r| r.page_token = "garbage".into(), "page_token"),
     ];
     for (tweak, bad_field) in cases {
-        assert_invalid_field(s.audit().list_audit_events(request(tweak)).await, bad_field);
+        assert_invalid_field(w.audit().list_audit_events(request(tweak)).await, bad_field);
     }
     assert_code(
-        s.audit()
+        w.audit()
             .list_audit_events(pb::ListAuditEventsRequest {
                 parent: "tenants/other".into(),
                 ..Default::default()
@@ -346,11 +345,11 @@ async fn bad_filters_are_refused(s: TestServer) {
 }
 
 async fn api_key_events_never_show_the_hash(s: TestServer) {
-    let seed = seed(&s, "acme").await;
+    let w = World::new(&s, "acme").await;
     let mut keys = s.api_keys();
     let key = keys
         .create_api_key(pb::CreateApiKeyRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             api_key_id: "ci".into(),
             api_key: Some(pb::ApiKey {
                 role: pb::Role::Reader.into(),
@@ -368,7 +367,7 @@ async fn api_key_events_never_show_the_hash(s: TestServer) {
     })
     .await
     .unwrap();
-    let events = s.audit_events(&seed.tenant, &api_key.name).await;
+    let events = w.audit_events(&api_key.name).await;
     assert_eq!(events.len(), 2);
     for e in &events {
         for snapshot in [&e.before, &e.after].into_iter().flatten() {
@@ -377,10 +376,13 @@ async fn api_key_events_never_show_the_hash(s: TestServer) {
             assert!(!text.contains(&key.secret[4..]), "the secret leaked");
         }
     }
-    assert_eq!(string_field(&events[1].after, "role"), "READER");
-    assert!(field(&events[0].before, "revoke_time") == Some(&Kind::NullValue(0)));
+    assert_eq!(
+        string_field(&events[1].after, "role").as_deref(),
+        Some("READER")
+    );
+    assert!(snapshot_field(&events[0].before, "revoke_time") == Some(&Kind::NullValue(0)));
     assert!(matches!(
-        field(&events[0].after, "revoke_time"),
+        snapshot_field(&events[0].after, "revoke_time"),
         Some(Kind::StringValue(_))
     ));
 }
@@ -390,7 +392,7 @@ async fn api_key_events_never_show_the_hash(s: TestServer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_refuses_to_change_or_delete_audit_events() {
     let s = TestServer::start(Backend::Sqlite).await.unwrap();
-    seed(&s, "acme").await;
+    World::new(&s, "acme").await;
     let pool = sqlx::SqlitePool::connect(&s.database_url).await.unwrap();
     let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
         .fetch_one(&pool)

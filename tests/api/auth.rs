@@ -167,56 +167,22 @@ struct Credentials {
 }
 
 async fn credentials(s: &TestServer) -> Credentials {
-    for t in ["a", "b"] {
-        s.tenants()
-            .create_tenant(pb::CreateTenantRequest {
-                tenant_id: t.into(),
-                tenant: None,
-                request_id: String::new(),
-            })
-            .await
-            .unwrap();
-    }
+    let a = World::empty(s, "a").await;
+    let b = World::empty(s, "b").await;
     let mut roles = vec![(Role::PlatformAdmin, s.platform_key.clone())];
-    for (id, role, pb_role) in [
-        ("admin", Role::TenantAdmin, pb::Role::TenantAdmin),
-        ("editor", Role::Editor, pb::Role::Editor),
-        ("reader", Role::Reader, pb::Role::Reader),
-        ("reporter", Role::Reporter, pb::Role::Reporter),
-    ] {
-        roles.push((role, s.create_key("a", id, pb_role).await));
-    }
-    let other_tenant_admin = s.create_key("b", "admin", pb::Role::TenantAdmin).await;
-    let revoked = s.create_key("a", "revoked", pb::Role::TenantAdmin).await;
-    s.api_keys()
-        .revoke_api_key(pb::RevokeApiKeyRequest {
-            name: "tenants/a/apiKeys/revoked".into(),
-            etag: String::new(),
-        })
-        .await
-        .unwrap();
-    let expired = s
-        .api_keys()
-        .create_api_key(pb::CreateApiKeyRequest {
-            parent: "tenants/a".into(),
-            api_key_id: "expiring".into(),
-            api_key: Some(pb::ApiKey {
-                role: pb::Role::TenantAdmin.into(),
-                expire_time: Some(prost_types::Timestamp {
-                    seconds: chrono::Utc::now().timestamp() + 2,
-                    nanos: 0,
-                }),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .secret;
+    roles.extend(a.key_of_each_role().await);
+    let revoked = a.key("revoked", pb::Role::TenantAdmin).await;
+    a.revoke_key("revoked").await;
+    let in_two_seconds = prost_types::Timestamp {
+        seconds: chrono::Utc::now().timestamp() + 2,
+        nanos: 0,
+    };
+    let expired = a
+        .key_expiring("expiring", pb::Role::TenantAdmin, Some(in_two_seconds))
+        .await;
     Credentials {
         roles,
-        other_tenant_admin,
+        other_tenant_admin: b.admin_key,
         revoked,
         expired,
     }
@@ -265,26 +231,20 @@ async fn every_rpc_answers_every_credential_as_the_table_says() {
 }
 
 async fn keys_show_their_secret_once_and_can_be_revoked(s: TestServer) {
-    s.tenants()
-        .create_tenant(pb::CreateTenantRequest {
-            tenant_id: "acme".into(),
-            tenant: None,
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
+    s.create_tenant("acme", "Acme").await;
+    let create_ci = pb::CreateApiKeyRequest {
+        parent: "tenants/acme".into(),
+        api_key_id: "ci".into(),
+        api_key: Some(pb::ApiKey {
+            display_name: "CI".into(),
+            role: pb::Role::Reader.into(),
+            ..Default::default()
+        }),
+        request_id: "k-1".into(),
+    };
     let created = s
         .api_keys()
-        .create_api_key(pb::CreateApiKeyRequest {
-            parent: "tenants/acme".into(),
-            api_key_id: "ci".into(),
-            api_key: Some(pb::ApiKey {
-                display_name: "CI".into(),
-                role: pb::Role::Reader.into(),
-                ..Default::default()
-            }),
-            request_id: "k-1".into(),
-        })
+        .create_api_key(create_ci.clone())
         .await
         .unwrap()
         .into_inner();
@@ -299,16 +259,7 @@ async fn keys_show_their_secret_once_and_can_be_revoked(s: TestServer) {
     // A retry returns the key, never the secret again.
     let retry = s
         .api_keys()
-        .create_api_key(pb::CreateApiKeyRequest {
-            parent: "tenants/acme".into(),
-            api_key_id: "ci".into(),
-            api_key: Some(pb::ApiKey {
-                display_name: "CI".into(),
-                role: pb::Role::Reader.into(),
-                ..Default::default()
-            }),
-            request_id: "k-1".into(),
-        })
+        .create_api_key(create_ci)
         .await
         .unwrap()
         .into_inner();
@@ -316,8 +267,9 @@ async fn keys_show_their_secret_once_and_can_be_revoked(s: TestServer) {
     assert_eq!(retry.api_key.as_ref().unwrap().name, key.name);
 
     // The key works, and its use is recorded.
-    s.use_key(&created.secret);
-    s.parties()
+    let with_key = s.clients(&created.secret);
+    with_key
+        .parties()
         .list_parties(pb::ListPartiesRequest {
             parent: "tenants/acme".into(),
             ..Default::default()
@@ -363,7 +315,8 @@ async fn keys_show_their_secret_once_and_can_be_revoked(s: TestServer) {
         .into_inner();
     assert!(revoked.revoke_time.is_some());
     assert_code(
-        s.parties()
+        with_key
+            .parties()
             .list_parties(pb::ListPartiesRequest {
                 parent: "tenants/acme".into(),
                 ..Default::default()
@@ -374,14 +327,7 @@ async fn keys_show_their_secret_once_and_can_be_revoked(s: TestServer) {
 }
 
 async fn key_requests_are_validated(s: TestServer) {
-    s.tenants()
-        .create_tenant(pb::CreateTenantRequest {
-            tenant_id: "acme".into(),
-            tenant: None,
-            request_id: String::new(),
-        })
-        .await
-        .unwrap();
+    s.create_tenant("acme", "Acme").await;
     let create = |role: pb::Role, expire: Option<i64>| pb::CreateApiKeyRequest {
         parent: "tenants/acme".into(),
         api_key_id: "k".into(),
@@ -448,17 +394,16 @@ async fn key_requests_are_validated(s: TestServer) {
 }
 
 async fn another_tenants_names_are_denied_whether_or_not_they_exist(s: TestServer) {
-    let a = seed(&s, "acme").await;
-    let b = seed(&s, "other").await;
-    s.use_key(&b.admin_key);
-    let existing = s
+    let a = World::new(&s, "acme").await;
+    let b = World::new(&s, "other").await;
+    let existing = b
         .parties()
         .get_party(pb::GetPartyRequest {
-            name: a.customer.clone(),
+            name: a.bank.clone(),
         })
         .await
         .unwrap_err();
-    let missing = s
+    let missing = b
         .parties()
         .get_party(pb::GetPartyRequest {
             name: "tenants/acme/parties/nope".into(),
@@ -472,8 +417,7 @@ async fn another_tenants_names_are_denied_whether_or_not_they_exist(s: TestServe
     );
 
     // A page token of tenant acme's list does not open other's list.
-    s.use_key(&a.admin_key);
-    let page = s
+    let page = a
         .parties()
         .list_parties(pb::ListPartiesRequest {
             parent: a.tenant.clone(),
@@ -483,9 +427,8 @@ async fn another_tenants_names_are_denied_whether_or_not_they_exist(s: TestServe
         .await
         .unwrap()
         .into_inner();
-    s.use_key(&b.admin_key);
     assert_invalid_field(
-        s.parties()
+        b.parties()
             .list_parties(pb::ListPartiesRequest {
                 parent: b.tenant.clone(),
                 page_size: 1,

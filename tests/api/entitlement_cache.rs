@@ -3,9 +3,8 @@
 //! second (also after losing that connection), and WatchEntitlements is
 //! driven by the same feed.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use accord::config::Config;
 use accord::proto::v1 as pb;
 use pb::entitlement_service_client::EntitlementServiceClient;
 use tokio_stream::StreamExt;
@@ -14,124 +13,40 @@ use tonic::Code;
 use crate::on_both_backends;
 use crate::support::*;
 
-/// A published SLA on the seed's service with availability `target`.
-async fn published_sla(s: &TestServer, seed: &Seed, target: f64) -> pb::Agreement {
-    let a = seed
-        .create_agreement(
-            s,
-            "sla",
-            pb::Agreement {
-                objectives: vec![availability(target)],
-                ..seed.service_level()
-            },
-        )
-        .await;
-    s.agreements()
-        .publish_agreement(pb::PublishAgreementRequest {
-            name: a.name.clone(),
-            etag: a.etag.clone(),
-        })
-        .await
-        .expect("publish")
-        .into_inner()
-}
-
-async fn set_target(s: &TestServer, agreement: &pb::Agreement, target: f64) -> pb::Agreement {
-    s.agreements()
-        .update_agreement(pb::UpdateAgreementRequest {
-            agreement: Some(pb::Agreement {
-                name: agreement.name.clone(),
-                etag: agreement.etag.clone(),
-                objectives: vec![availability(target)],
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["objectives".into()],
-            }),
-        })
-        .await
-        .expect("update")
-        .into_inner()
-}
-
-/// A watch of the seed's customer on its service.
-fn watch_request(seed: &Seed, heartbeat_seconds: Option<i64>) -> pb::WatchEntitlementsRequest {
-    pb::WatchEntitlementsRequest {
-        parent: seed.tenant.clone(),
-        pairs: vec![pb::EntitlementPair {
-            consumer: seed.customer.clone(),
-            service: seed.service.clone(),
-        }],
-        heartbeat_interval: heartbeat_seconds
-            .map(|seconds| prost_types::Duration { seconds, nanos: 0 }),
-    }
-}
-
-fn request(seed: &Seed) -> pb::ResolveEntitlementRequest {
-    pb::ResolveEntitlementRequest {
-        parent: seed.tenant.clone(),
-        consumer: seed.customer.clone(),
-        service: seed.service.clone(),
-        ..Default::default()
-    }
-}
-
-async fn target_of<T>(client: &mut EntitlementServiceClient<T>, seed: &Seed) -> Result<f64, Code>
-where
-    T: tonic::client::GrpcService<tonic::body::Body> + Clone,
-    T::Error: Into<tonic::codegen::StdError>,
-    T::ResponseBody: tonic::codegen::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
-{
-    match client.resolve_entitlement(request(seed)).await {
-        Ok(e) => Ok(e.into_inner().objectives[0]
-            .objective
-            .as_ref()
-            .unwrap()
-            .target),
-        Err(status) => Err(status.code()),
-    }
+/// `w` with a published SLA on `payments` of availability `target`.
+async fn published_sla(w: &World, target: f64) -> pb::Agreement {
+    w.publish("sla", w.sla(vec![availability(target)])).await
 }
 
 async fn a_write_is_seen_by_the_next_resolve(s: TestServer) {
-    let seed = seed(&s, "t").await;
-    let a = published_sla(&s, &seed, 0.99).await;
-    let mut client = s.entitlements();
+    let w = World::new(&s, "t").await;
+    let a = published_sla(&w, 0.99).await;
+    let mut client = w.entitlements();
     // Twice: the second is served from the cache.
-    assert_eq!(target_of(&mut client, &seed).await, Ok(0.99));
-    assert_eq!(target_of(&mut client, &seed).await, Ok(0.99));
-    let a = set_target(&s, &a, 0.995).await;
-    assert_eq!(target_of(&mut client, &seed).await, Ok(0.995));
+    assert_eq!(w.availability_of(&mut client).await, Ok(0.99));
+    assert_eq!(w.availability_of(&mut client).await, Ok(0.99));
+    let a = w.set_availability(&a.name, 0.995).await;
+    assert_eq!(w.availability_of(&mut client).await, Ok(0.995));
     // An override for the customer.
-    s.agreements()
-        .create_override(pb::CreateOverrideRequest {
-            parent: a.name.clone(),
-            override_id: "gold".into(),
-            r#override: Some(pb::Override {
-                consumer: seed.customer.clone(),
-                effective_from: Some(ts(JAN_2026)),
-                objective_patches: vec![pb::ObjectivePatch {
-                    key: "availability".into(),
-                    target: Some(0.9999),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("create override");
-    assert_eq!(target_of(&mut client, &seed).await, Ok(0.9999));
+    w.add_override(&a.name, "gold", target_override(&w.bank, 0.9999))
+        .await;
+    assert_eq!(w.availability_of(&mut client).await, Ok(0.9999));
     // Termination now: no entitlement any more.
-    s.agreements()
-        .terminate_agreement(pb::TerminateAgreementRequest {
-            name: a.name.clone(),
-            etag: String::new(),
-            terminate_time: None,
-        })
+    w.terminate_now(&a.name).await;
+    assert_eq!(w.availability_of(&mut client).await, Err(Code::NotFound));
+}
+
+/// A watch of the bank on `payments` through `client`.
+async fn watch(
+    client: &mut EntitlementServiceClient<Authed>,
+    w: &World,
+    heartbeat_seconds: Option<i64>,
+) -> tonic::Streaming<pb::WatchEntitlementsResponse> {
+    client
+        .watch_entitlements(w.watch_request(heartbeat_seconds))
         .await
-        .expect("terminate");
-    assert_eq!(target_of(&mut client, &seed).await, Err(Code::NotFound));
+        .expect("watch")
+        .into_inner()
 }
 
 /// The next message of a watch, failing after `within`.
@@ -174,14 +89,9 @@ fn result_target(event: &pb::watch_entitlements_response::Event) -> Result<f64, 
 }
 
 async fn watchers_get_the_current_value_then_each_change(s: TestServer) {
-    let seed = seed(&s, "t").await;
-    let a = published_sla(&s, &seed, 0.99).await;
-    let mut stream = s
-        .entitlements()
-        .watch_entitlements(watch_request(&seed, Some(1)))
-        .await
-        .expect("watch")
-        .into_inner();
+    let w = World::new(&s, "t").await;
+    let a = published_sla(&w, 0.99).await;
+    let mut stream = watch(&mut w.entitlements(), &w, Some(1)).await;
     let first = next_event(&mut stream, Duration::from_secs(5)).await;
     assert_eq!(result_target(&first), Ok(0.99));
     // Nothing changes: a heartbeat within the interval.
@@ -190,32 +100,24 @@ async fn watchers_get_the_current_value_then_each_change(s: TestServer) {
         matches!(beat, pb::watch_entitlements_response::Event::Heartbeat(_)),
         "{beat:?}"
     );
-    let a = set_target(&s, &a, 0.995).await;
+    let a = w.set_availability(&a.name, 0.995).await;
     let changed = next_result(&mut stream, Duration::from_secs(3)).await;
     assert_eq!(result_target(&changed), Ok(0.995));
-    s.agreements()
-        .terminate_agreement(pb::TerminateAgreementRequest {
-            name: a.name.clone(),
-            etag: String::new(),
-            terminate_time: None,
-        })
-        .await
-        .expect("terminate");
+    w.terminate_now(&a.name).await;
     let gone = next_result(&mut stream, Duration::from_secs(3)).await;
     assert_eq!(result_target(&gone), Err(Code::NotFound as i32));
 }
 
 async fn watch_requests_are_validated(s: TestServer) {
-    let seed = seed(&s, "t").await;
-    let mut client = s.entitlements();
+    let w = World::new(&s, "t").await;
+    let mut client = w.entitlements();
     let watch = |pairs: Vec<pb::EntitlementPair>, seconds: i64| pb::WatchEntitlementsRequest {
-        parent: seed.tenant.clone(),
         pairs,
-        heartbeat_interval: Some(prost_types::Duration { seconds, nanos: 0 }),
+        ..w.watch_request(Some(seconds))
     };
     let pair = pb::EntitlementPair {
-        consumer: seed.customer.clone(),
-        service: seed.service.clone(),
+        consumer: w.bank.clone(),
+        service: w.payments.clone(),
     };
     assert_invalid_field(client.watch_entitlements(watch(vec![], 10)).await, "pairs");
     assert_invalid_field(
@@ -229,7 +131,7 @@ async fn watch_requests_are_validated(s: TestServer) {
             .watch_entitlements(watch(
                 vec![pb::EntitlementPair {
                     consumer: "parties/x".into(),
-                    service: seed.service.clone(),
+                    service: w.payments.clone(),
                 }],
                 10,
             ))
@@ -241,54 +143,26 @@ async fn watch_requests_are_validated(s: TestServer) {
 /// Changes to services nobody watches must not starve a watch of its
 /// heartbeats.
 async fn heartbeats_come_however_busy_other_services_are(s: TestServer) {
-    let seed = seed(&s, "t").await;
-    published_sla(&s, &seed, 0.99).await;
-    let ledger = s
-        .services()
-        .create_service(pb::CreateServiceRequest {
-            parent: seed.tenant.clone(),
-            service_id: "ledger".into(),
-            service: Some(pb::Service {
-                owner: seed.provider.clone(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("create service")
-        .into_inner();
-    let other = seed
-        .create_agreement(
-            &s,
+    let w = World::new(&s, "t").await;
+    published_sla(&w, 0.99).await;
+    let ledger = w.service("ledger").await;
+    let other = w
+        .publish(
             "ledger-sla",
             pb::Agreement {
-                services: vec![ledger.name.clone()],
-                ..seed.service_level()
+                services: vec![ledger],
+                ..w.standard_sla()
             },
         )
         .await;
-    let other = s
-        .agreements()
-        .publish_agreement(pb::PublishAgreementRequest {
-            name: other.name.clone(),
-            etag: other.etag.clone(),
-        })
-        .await
-        .expect("publish")
-        .into_inner();
-    let mut stream = s
-        .entitlements()
-        .watch_entitlements(watch_request(&seed, Some(1)))
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut stream = watch(&mut w.entitlements(), &w, Some(1)).await;
     assert_eq!(
         result_target(&next_event(&mut stream, Duration::from_secs(5)).await),
         Ok(0.99)
     );
     // Change the other service every 100 ms while waiting for a heartbeat.
     let busy = {
-        let agreements = s.agreements();
+        let agreements = w.agreements();
         let name = other.name.clone();
         tokio::spawn(async move {
             let mut agreements = agreements;
@@ -324,80 +198,28 @@ on_both_backends!(
     watch_requests_are_validated,
 );
 
-/// A second replica on the first one's PostgreSQL database.
-pub(crate) async fn second_replica(first: &TestServer) -> (tonic::transport::Channel, impl Drop) {
-    let config = Config {
-        database_url: first.database_url.clone(),
-        migration_database_url: first.db.migration_url(),
-        max_connections: 5,
-        bootstrap_key: Some(accord::domain::api_key::Secret::new(
-            first.platform_key.clone(),
-        )),
-        ..Config::default()
-    };
-    let (_, channel, stop, task) = spawn_server(config).await;
-    struct Stop(
-        Option<tokio::sync::oneshot::Sender<()>>,
-        tokio::task::JoinHandle<anyhow::Result<()>>,
-    );
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            if let Some(stop) = self.0.take() {
-                let _ = stop.send(());
-            }
-            self.1.abort();
-        }
-    }
-    (channel, Stop(Some(stop), task))
-}
-
-/// Polls `check` until it holds, for at most `within`; returns how long it took.
-pub(crate) async fn eventually<F, Fut>(within: Duration, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < within, "not seen within {within:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_see_each_others_writes_within_a_second() {
     let Some(first) = TestServer::start(Backend::Postgres).await else {
         return;
     };
-    let seed = seed(&first, "t").await;
-    let a = published_sla(&first, &seed, 0.99).await;
-    let (channel, _replica) = second_replica(&first).await;
-    let mut other =
-        EntitlementServiceClient::new(tonic::service::interceptor::InterceptedService::new(
-            channel.clone(),
-            Bearer::new(&seed.admin_key),
-        ));
+    let w = World::new(&first, "t").await;
+    let a = published_sla(&w, 0.99).await;
+    let replica = first.second_replica().await;
+    let mut other = replica.clients(&w.admin_key).entitlements();
     // Warm the other replica's cache, and watch there.
-    assert_eq!(target_of(&mut other, &seed).await, Ok(0.99));
-    assert_eq!(target_of(&mut other, &seed).await, Ok(0.99));
-    let mut stream = other
-        .watch_entitlements(watch_request(&seed, None))
-        .await
-        .expect("watch")
-        .into_inner();
+    assert_eq!(w.availability_of(&mut other).await, Ok(0.99));
+    assert_eq!(w.availability_of(&mut other).await, Ok(0.99));
+    let mut stream = watch(&mut other, &w, None).await;
     assert_eq!(
         result_target(&next_event(&mut stream, Duration::from_secs(5)).await),
         Ok(0.99)
     );
 
-    let a = set_target(&first, &a, 0.995).await;
+    let a = w.set_availability(&a.name, 0.995).await;
     let took = eventually(Duration::from_secs(1), || {
-        let mut other = other.clone();
-        let seed = &seed;
-        async move { target_of(&mut other, seed).await == Ok(0.995) }
+        let (mut other, w) = (other.clone(), &w);
+        async move { w.availability_of(&mut other).await == Ok(0.995) }
     })
     .await;
     println!("the other replica saw the update after {took:?}");
@@ -426,34 +248,23 @@ async fn replicas_see_each_others_writes_within_a_second() {
         killed >= 2,
         "expected both replicas' listeners, found {killed}"
     );
-    set_target(&first, &a, 0.999).await;
+    w.set_availability(&a.name, 0.999).await;
     let took = eventually(Duration::from_secs(3), || {
-        let mut other = other.clone();
-        let seed = &seed;
-        async move { target_of(&mut other, seed).await == Ok(0.999) }
+        let (mut other, w) = (other.clone(), &w);
+        async move { w.availability_of(&mut other).await == Ok(0.999) }
     })
     .await;
     println!("after losing LISTEN, the other replica saw the update after {took:?}");
 
     // A key revoked through one replica stops working on the other, although
     // the other had it cached.
-    let reader = first.create_key("t", "reader", pb::Role::Reader).await;
-    let mut as_reader = EntitlementServiceClient::new(
-        tonic::service::interceptor::InterceptedService::new(channel.clone(), Bearer::new(&reader)),
-    );
-    assert_eq!(target_of(&mut as_reader, &seed).await, Ok(0.999));
-    first
-        .api_keys()
-        .revoke_api_key(pb::RevokeApiKeyRequest {
-            name: "tenants/t/apiKeys/reader".into(),
-            etag: String::new(),
-        })
-        .await
-        .expect("revoke");
+    let reader = w.key("reader", pb::Role::Reader).await;
+    let mut as_reader = replica.clients(&reader).entitlements();
+    assert_eq!(w.availability_of(&mut as_reader).await, Ok(0.999));
+    w.revoke_key("reader").await;
     let took = eventually(Duration::from_secs(1), || {
-        let mut as_reader = as_reader.clone();
-        let seed = &seed;
-        async move { target_of(&mut as_reader, seed).await == Err(Code::Unauthenticated) }
+        let (mut as_reader, w) = (as_reader.clone(), &w);
+        async move { w.availability_of(&mut as_reader).await == Err(Code::Unauthenticated) }
     })
     .await;
     println!("the other replica refused the revoked key after {took:?}");
@@ -522,11 +333,11 @@ async fn the_cache_hit_ratio_is_exported() {
     else {
         return;
     };
-    let seed = seed(&s, "t").await;
-    published_sla(&s, &seed, 0.99).await;
-    let mut client = s.entitlements();
+    let w = World::new(&s, "t").await;
+    published_sla(&w, 0.99).await;
+    let mut client = w.entitlements();
     for _ in 0..4 {
-        assert_eq!(target_of(&mut client, &seed).await, Ok(0.99));
+        assert_eq!(w.availability_of(&mut client).await, Ok(0.99));
     }
     // One miss, then three hits.
     let value = |name: &str| collector.0.lock().unwrap().get(name).copied();

@@ -7,7 +7,6 @@ use prost_types::Timestamp;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-use crate::entitlements::*;
 use crate::on_both_backends;
 use crate::support::*;
 
@@ -24,41 +23,6 @@ fn violations<T: std::fmt::Debug>(result: Result<T, Status>) -> Vec<String> {
         assert!(!v.description.is_empty(), "{v:?} says why");
     }
     bad.field_violations.into_iter().map(|v| v.field).collect()
-}
-
-fn resolve_request(w: &World, consumer: &str, service: &str) -> pb::ResolveEntitlementRequest {
-    pb::ResolveEntitlementRequest {
-        parent: w.tenant.clone(),
-        consumer: consumer.into(),
-        service: service.into(),
-        as_of: None,
-        known_at: None,
-    }
-}
-
-fn explain_request(w: &World, consumer: &str, service: &str) -> pb::ExplainEntitlementRequest {
-    pb::ExplainEntitlementRequest {
-        parent: w.tenant.clone(),
-        consumer: consumer.into(),
-        service: service.into(),
-        as_of: None,
-        known_at: None,
-    }
-}
-
-fn batch_request(w: &World, pairs: &[(&str, &str)]) -> pb::BatchResolveEntitlementsRequest {
-    pb::BatchResolveEntitlementsRequest {
-        parent: w.tenant.clone(),
-        pairs: pairs
-            .iter()
-            .map(|(c, s)| pb::EntitlementPair {
-                consumer: c.to_string(),
-                service: s.to_string(),
-            })
-            .collect(),
-        as_of: None,
-        known_at: None,
-    }
 }
 
 async fn malformed_names_are_invalid_arguments(s: TestServer) {
@@ -85,7 +49,7 @@ async fn malformed_names_are_invalid_arguments(s: TestServer) {
         let context = format!("consumer {consumer:?}, service {service:?}");
         assert_eq!(
             violations(
-                api.resolve_entitlement(resolve_request(&w, consumer, service))
+                api.resolve_entitlement(w.resolve_request(consumer, service))
                     .await
             ),
             fields,
@@ -93,7 +57,7 @@ async fn malformed_names_are_invalid_arguments(s: TestServer) {
         );
         assert_eq!(
             violations(
-                api.explain_entitlement(explain_request(&w, consumer, service))
+                api.explain_entitlement(w.explain_request(consumer, service))
                     .await
             ),
             fields,
@@ -103,7 +67,7 @@ async fn malformed_names_are_invalid_arguments(s: TestServer) {
     for parent in ["", "acme", "tenants/", "tenants/acme/parties/bank"] {
         let request = pb::ResolveEntitlementRequest {
             parent: parent.into(),
-            ..resolve_request(&w, bank, payments)
+            ..w.resolve_request(bank, payments)
         };
         assert_eq!(
             violations(api.resolve_entitlement(request).await),
@@ -113,15 +77,12 @@ async fn malformed_names_are_invalid_arguments(s: TestServer) {
     }
     // In a batch, malformed names refuse the whole request, each named by
     // its pair's index.
-    let bad_batch = batch_request(
-        &w,
-        &[
-            (bank, payments),
-            (bank, "payments"),
-            ("bank", payments),
-            ("x", "y"),
-        ],
-    );
+    let bad_batch = w.batch_request(&[
+        (bank, payments),
+        (bank, "payments"),
+        ("bank", payments),
+        ("x", "y"),
+    ]);
     assert_eq!(
         violations(api.batch_resolve_entitlements(bad_batch).await),
         [
@@ -145,7 +106,7 @@ async fn instants_are_checked(s: TestServer) {
     let resolve = |as_of, known_at| pb::ResolveEntitlementRequest {
         as_of,
         known_at,
-        ..resolve_request(&w, bank, payments)
+        ..w.resolve_request(bank, payments)
     };
     // The registry cannot know what it has not recorded yet.
     assert_eq!(
@@ -156,7 +117,7 @@ async fn instants_are_checked(s: TestServer) {
         violations(
             api.explain_entitlement(pb::ExplainEntitlementRequest {
                 known_at: Some(future),
-                ..explain_request(&w, bank, payments)
+                ..w.explain_request(bank, payments)
             })
             .await
         ),
@@ -166,7 +127,7 @@ async fn instants_are_checked(s: TestServer) {
         violations(
             api.batch_resolve_entitlements(pb::BatchResolveEntitlementsRequest {
                 known_at: Some(future),
-                ..batch_request(&w, &[(bank, payments)])
+                ..w.batch_request(&[(bank, payments)])
             })
             .await
         ),
@@ -210,7 +171,7 @@ async fn instants_are_checked(s: TestServer) {
         violations(
             api.explain_entitlement(pb::ExplainEntitlementRequest {
                 as_of: Some(bad_nanos),
-                ..explain_request(&w, bank, payments)
+                ..w.explain_request(bank, payments)
             })
             .await
         ),
@@ -224,13 +185,13 @@ async fn batches_hold_one_to_a_thousand_pairs(s: TestServer) {
     let mut api = w.entitlements();
     let ghost = w.name("parties", "ghost");
     assert_eq!(
-        violations(api.batch_resolve_entitlements(batch_request(&w, &[])).await),
+        violations(api.batch_resolve_entitlements(w.batch_request(&[])).await),
         ["pairs"]
     );
     let mut pairs = vec![(ghost.as_str(), w.payments.as_str()); 1001];
     assert_eq!(
         violations(
-            api.batch_resolve_entitlements(batch_request(&w, &pairs))
+            api.batch_resolve_entitlements(w.batch_request(&pairs))
                 .await
         ),
         ["pairs"]
@@ -238,7 +199,7 @@ async fn batches_hold_one_to_a_thousand_pairs(s: TestServer) {
     pairs.pop();
     pairs[500] = (w.bank.as_str(), w.payments.as_str());
     let results = api
-        .batch_resolve_entitlements(batch_request(&w, &pairs))
+        .batch_resolve_entitlements(w.batch_request(&pairs))
         .await
         .expect("1,000 pairs")
         .into_inner()
@@ -362,7 +323,7 @@ async fn other_tenants_are_out_of_reach(s: TestServer) {
         let status = api
             .resolve_entitlement(pb::ResolveEntitlementRequest {
                 parent: tenant.into(),
-                ..resolve_request(&w, &other.bank, &other.payments)
+                ..w.resolve_request(&other.bank, &other.payments)
             })
             .await
             .expect_err("another tenant");
@@ -375,7 +336,7 @@ async fn other_tenants_are_out_of_reach(s: TestServer) {
         let status = api
             .explain_entitlement(pb::ExplainEntitlementRequest {
                 parent: tenant.into(),
-                ..explain_request(&w, &other.bank, &other.payments)
+                ..w.explain_request(&other.bank, &other.payments)
             })
             .await
             .expect_err("another tenant");
@@ -387,7 +348,7 @@ async fn other_tenants_are_out_of_reach(s: TestServer) {
         let status = api
             .batch_resolve_entitlements(pb::BatchResolveEntitlementsRequest {
                 parent: tenant.into(),
-                ..batch_request(&w, &[(other.bank.as_str(), other.payments.as_str())])
+                ..w.batch_request(&[(other.bank.as_str(), other.payments.as_str())])
             })
             .await
             .expect_err("another tenant");
@@ -412,22 +373,19 @@ async fn a_malformed_name_beside_another_tenants_name_is_invalid(s: TestServer) 
     // The other way round is refused as it should be.
     assert_eq!(
         violations(
-            api.resolve_entitlement(resolve_request(&w, "x", "tenants/other/services/y"))
+            api.resolve_entitlement(w.resolve_request("x", "tenants/other/services/y"))
                 .await
         ),
         ["consumer"]
     );
     let single = api
-        .resolve_entitlement(resolve_request(&w, foreign, "payments"))
+        .resolve_entitlement(w.resolve_request(foreign, "payments"))
         .await;
     let batch = api
-        .batch_resolve_entitlements(batch_request(
-            &w,
-            &[
-                (w.bank.as_str(), w.payments.as_str()),
-                (foreign, "payments"),
-            ],
-        ))
+        .batch_resolve_entitlements(w.batch_request(&[
+            (w.bank.as_str(), w.payments.as_str()),
+            (foreign, "payments"),
+        ]))
         .await;
     let answers = format!("a single call: {single:?}\na batch: {batch:?}");
     assert_eq!(

@@ -16,7 +16,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tonic::{Code, Status};
 
-use crate::entitlements::*;
 use crate::on_both_backends;
 use crate::support::*;
 

@@ -3,910 +3,23 @@
 //! question, BatchResolveEntitlements and ExplainEntitlement); provenance
 //! traced back to the revisions and overrides it names. The randomised
 //! comparison with a reference model is in `entitlement_model.rs`, the error
-//! paths in `entitlement_errors.rs`; both use the helpers here.
+//! paths in `entitlement_errors.rs`. The worlds, terms and views of what an
+//! entitlement says are in `support`.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use accord::proto::v1 as pb;
 use futures::{FutureExt, StreamExt};
 use pb::LayerOutcome as O;
-use pb::agreement_service_client::AgreementServiceClient;
-use pb::entitlement_service_client::EntitlementServiceClient;
-use pb::party_service_client::PartyServiceClient;
-use pb::service_catalog_service_client::ServiceCatalogServiceClient;
-use prost::Message;
-use prost_types::{FieldMask, Timestamp};
+use prost_types::Timestamp;
 use tonic::{Code, Status};
-use tonic_types::StatusExt;
 
 use crate::on_both_backends;
 use crate::support::*;
-
-// --- time ----------------------------------------------------------------------
-
-pub fn now_ts() -> Timestamp {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970");
-    Timestamp {
-        seconds: d.as_secs() as i64,
-        nanos: d.subsec_nanos() as i32,
-    }
-}
-
-/// An instant of transaction time between two writes: the clock read with a
-/// gap on either side, so that no write shares it.
-pub async fn mark() -> Timestamp {
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let t = now_ts();
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    t
-}
-
-pub fn nanos(t: &Timestamp) -> i128 {
-    t.seconds as i128 * 1_000_000_000 + t.nanos as i128
-}
-
-pub fn from_nanos(n: i128) -> Timestamp {
-    Timestamp {
-        seconds: n.div_euclid(1_000_000_000) as i64,
-        nanos: n.rem_euclid(1_000_000_000) as i32,
-    }
-}
-
-/// One microsecond earlier: the precision both stores keep.
-pub fn just_before(t: &Timestamp) -> Timestamp {
-    from_nanos(nanos(t) - 1_000)
-}
-
-/// Two hours from now, in seconds. Validity boundaries are whole days from
-/// it, so none is near a "now" a test sees, and those from it on are in the
-/// future (agreements whose validity has ended cannot be published).
-pub fn horizon() -> i64 {
-    now_ts().seconds + 2 * 3600
-}
-
-// --- terms -----------------------------------------------------------------------
-
-pub fn rolling(days: i64) -> pb::Window {
-    pb::Window {
-        window: Some(pb::window::Window::Rolling(pb::RollingWindow {
-            duration: Some(prost_types::Duration {
-                seconds: days * DAY,
-                nanos: 0,
-            }),
-        })),
-    }
-}
-
-/// A RATIO objective with `key` over 30 days.
-pub fn ratio(key: &str, target: f64) -> pb::Objective {
-    pb::Objective {
-        key: key.into(),
-        display_name: key.into(),
-        indicator: format!("{key}_events"),
-        ..availability(target)
-    }
-}
-
-/// A THRESHOLD objective `latency`: p99 at most `threshold` ms.
-pub fn latency(threshold: f64, target: f64) -> pb::Objective {
-    pb::Objective {
-        key: "latency".into(),
-        display_name: "Latency".into(),
-        indicator: "p99_latency_ms".into(),
-        kind: pb::ObjectiveKind::Threshold.into(),
-        target,
-        threshold: Some(threshold),
-        comparison: pb::Comparison::LessThanOrEqual.into(),
-        window: Some(rolling(30)),
-        slice: None,
-    }
-}
-
-/// Support terms told apart by the P1 response time.
-pub fn support(response_minutes: i64) -> pb::SupportTerms {
-    pb::SupportTerms {
-        calendar: None,
-        priorities: vec![pb::PriorityTarget {
-            priority: "P1".into(),
-            response: Some(prost_types::Duration {
-                seconds: response_minutes * 60,
-                nanos: 0,
-            }),
-            resolution: Some(prost_types::Duration {
-                seconds: response_minutes * 240,
-                nanos: 0,
-            }),
-        }],
-    }
-}
-
-/// A credit schedule told apart by its cap.
-pub fn credits(cap_percent: f64) -> pb::CreditSchedule {
-    pb::CreditSchedule {
-        tiers: vec![pb::CreditTier {
-            attainment_below: 0.999,
-            credit_percent: 10.0,
-        }],
-        cap_percent: Some(cap_percent),
-        fee: Some(pb::Money {
-            amount_minor: 100_000,
-            currency_code: "EUR".into(),
-        }),
-        claim_window: None,
-    }
-}
-
-pub fn clause(title: &str) -> pb::Clause {
-    pb::Clause {
-        kind: pb::ClauseKind::Other.into(),
-        title: title.into(),
-        text: format!("{title}: the text."),
-        amount: None,
-    }
-}
-
-pub fn exclusion(reason: &str) -> pb::Exclusion {
-    pb::Exclusion {
-        reason: reason.into(),
-        schedule: Some(pb::exclusion::Schedule::OneOff(pb::OneOffWindow {
-            start_time: Some(ts(JAN_2026 + 40 * DAY)),
-            end_time: Some(ts(JAN_2026 + 41 * DAY)),
-        })),
-    }
-}
-
-pub fn patch_target(key: &str, target: f64) -> pb::ObjectivePatch {
-    pb::ObjectivePatch {
-        key: key.into(),
-        target: Some(target),
-        ..Default::default()
-    }
-}
-
-pub fn patch_threshold(key: &str, threshold: f64) -> pb::ObjectivePatch {
-    pb::ObjectivePatch {
-        key: key.into(),
-        threshold: Some(threshold),
-        ..Default::default()
-    }
-}
-
-pub fn patch_window(key: &str, days: i64) -> pb::ObjectivePatch {
-    pb::ObjectivePatch {
-        key: key.into(),
-        window: Some(rolling(days)),
-        ..Default::default()
-    }
-}
-
-/// An override for `consumer` from `from` (seconds), changing nothing yet.
-pub fn ovr(consumer: &str, from: i64) -> pb::Override {
-    pb::Override {
-        consumer: consumer.into(),
-        effective_from: Some(ts(from)),
-        ..Default::default()
-    }
-}
-
-// --- a tenant built through the API ------------------------------------------------
-
-/// A tenant with its own TENANT_ADMIN key, a provider `platform`, a customer
-/// `bank` and a service `payments` (see `seed`).
-#[derive(Clone)]
-pub struct World {
-    pub tenant: String,
-    authed: Authed,
-    pub provider: String,
-    pub bank: String,
-    pub payments: String,
-}
-
-impl World {
-    pub async fn new(s: &TestServer, id: &str) -> World {
-        let seed = seed(s, id).await;
-        World {
-            authed: s.authed(Bearer::new(&seed.admin_key)),
-            tenant: seed.tenant,
-            provider: seed.provider,
-            bank: seed.customer,
-            payments: seed.service,
-        }
-    }
-
-    pub fn parties(&self) -> PartyServiceClient<Authed> {
-        PartyServiceClient::new(self.authed.clone())
-    }
-
-    pub fn services(&self) -> ServiceCatalogServiceClient<Authed> {
-        ServiceCatalogServiceClient::new(self.authed.clone())
-    }
-
-    pub fn agreements(&self) -> AgreementServiceClient<Authed> {
-        AgreementServiceClient::new(self.authed.clone())
-    }
-
-    pub fn entitlements(&self) -> EntitlementServiceClient<Authed> {
-        EntitlementServiceClient::new(self.authed.clone())
-    }
-
-    /// `tenants/{tenant}/{collection}/{id}`.
-    pub fn name(&self, collection: &str, id: &str) -> String {
-        format!("{}/{collection}/{id}", self.tenant)
-    }
-
-    /// The NOT_FOUND resource of a pair no layer applies to.
-    pub fn no_entitlement(&self, consumer: &str, service: &str) -> String {
-        format!("entitlement of {consumer} on {service}")
-    }
-
-    pub async fn add_party(
-        &self,
-        id: &str,
-        kind: pb::PartyKind,
-        parent: Option<&str>,
-    ) -> pb::Party {
-        self.parties()
-            .create_party(pb::CreatePartyRequest {
-                parent: self.tenant.clone(),
-                party_id: id.into(),
-                party: Some(pb::Party {
-                    kind: kind.into(),
-                    display_name: id.into(),
-                    parent: parent.unwrap_or_default().into(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("create party {id}: {e:?}"))
-            .into_inner()
-    }
-
-    /// A CUSTOMER party.
-    pub async fn party(&self, id: &str, parent: Option<&str>) -> String {
-        self.add_party(id, pb::PartyKind::Customer, parent)
-            .await
-            .name
-    }
-
-    /// An INTERNAL_UNIT party.
-    pub async fn unit(&self, id: &str, parent: Option<&str>) -> String {
-        self.add_party(id, pb::PartyKind::InternalUnit, parent)
-            .await
-            .name
-    }
-
-    pub async fn reparent(&self, party: &str, parent: Option<&str>) -> pb::Party {
-        self.parties()
-            .update_party(pb::UpdatePartyRequest {
-                party: Some(pb::Party {
-                    name: party.into(),
-                    parent: parent.unwrap_or_default().into(),
-                    ..Default::default()
-                }),
-                update_mask: Some(FieldMask {
-                    paths: vec!["parent".into()],
-                }),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("reparent {party}: {e:?}"))
-            .into_inner()
-    }
-
-    pub async fn delete_party(&self, party: &str) {
-        self.parties()
-            .delete_party(pb::DeletePartyRequest {
-                name: party.into(),
-                etag: String::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("delete {party}: {e:?}"));
-    }
-
-    pub async fn service(&self, id: &str) -> String {
-        self.services()
-            .create_service(pb::CreateServiceRequest {
-                parent: self.tenant.clone(),
-                service_id: id.into(),
-                service: Some(pb::Service {
-                    display_name: id.into(),
-                    owner: self.provider.clone(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("create service {id}: {e:?}"))
-            .into_inner()
-            .name
-    }
-
-    /// A SERVICE_LEVEL agreement on `payments` from 2026-01-01.
-    pub fn sla(&self, objectives: Vec<pb::Objective>) -> pb::Agreement {
-        pb::Agreement {
-            display_name: "SLA".into(),
-            kind: pb::AgreementKind::ServiceLevel.into(),
-            provider: self.provider.clone(),
-            services: vec![self.payments.clone()],
-            effective_from: Some(ts(JAN_2026)),
-            objectives,
-            ..Default::default()
-        }
-    }
-
-    /// A CUSTOMER agreement of `consumer` on `payments` from 2026-01-01.
-    pub fn deal(&self, consumer: &str, objectives: Vec<pb::Objective>) -> pb::Agreement {
-        pb::Agreement {
-            display_name: "Deal".into(),
-            kind: pb::AgreementKind::Customer.into(),
-            consumer: consumer.into(),
-            ..self.sla(objectives)
-        }
-    }
-
-    /// An INTERNAL agreement of `consumer` on `payments` from 2026-01-01.
-    pub fn internal(&self, consumer: &str, objectives: Vec<pb::Objective>) -> pb::Agreement {
-        pb::Agreement {
-            kind: pb::AgreementKind::Internal.into(),
-            ..self.deal(consumer, objectives)
-        }
-    }
-
-    pub async fn draft(&self, id: &str, agreement: pb::Agreement) -> pb::Agreement {
-        self.agreements()
-            .create_agreement(pb::CreateAgreementRequest {
-                parent: self.tenant.clone(),
-                agreement_id: id.into(),
-                agreement: Some(agreement),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("create agreement {id}: {e:?}"))
-            .into_inner()
-    }
-
-    pub async fn try_publish(&self, name: &str) -> Result<pb::Agreement, Status> {
-        self.agreements()
-            .publish_agreement(pb::PublishAgreementRequest {
-                name: name.into(),
-                etag: String::new(),
-            })
-            .await
-            .map(|r| r.into_inner())
-    }
-
-    /// Creates and publishes: the agreement's first revision.
-    pub async fn publish(&self, id: &str, agreement: pb::Agreement) -> pb::Agreement {
-        let draft = self.draft(id, agreement).await;
-        self.try_publish(&draft.name)
-            .await
-            .unwrap_or_else(|e| panic!("publish {id}: {e:?}"))
-    }
-
-    /// Updates the `paths` of an agreement to those of `fields`.
-    pub async fn update(&self, name: &str, fields: pb::Agreement, paths: &[&str]) -> pb::Agreement {
-        self.agreements()
-            .update_agreement(pb::UpdateAgreementRequest {
-                agreement: Some(pb::Agreement {
-                    name: name.into(),
-                    ..fields
-                }),
-                update_mask: Some(FieldMask {
-                    paths: paths.iter().map(|p| p.to_string()).collect(),
-                }),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("update {name}: {e:?}"))
-            .into_inner()
-    }
-
-    pub async fn terminate(&self, name: &str, at: i64) -> pb::Agreement {
-        self.agreements()
-            .terminate_agreement(pb::TerminateAgreementRequest {
-                name: name.into(),
-                etag: String::new(),
-                terminate_time: Some(ts(at)),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("terminate {name}: {e:?}"))
-            .into_inner()
-    }
-
-    pub async fn add_override(&self, agreement: &str, id: &str, o: pb::Override) -> pb::Override {
-        self.agreements()
-            .create_override(pb::CreateOverrideRequest {
-                parent: agreement.into(),
-                override_id: id.into(),
-                r#override: Some(o),
-                request_id: String::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("create override {id}: {e:?}"))
-            .into_inner()
-    }
-
-    pub async fn update_override(
-        &self,
-        name: &str,
-        o: pb::Override,
-        paths: &[&str],
-    ) -> pb::Override {
-        self.agreements()
-            .update_override(pb::UpdateOverrideRequest {
-                r#override: Some(pb::Override {
-                    name: name.into(),
-                    ..o
-                }),
-                update_mask: Some(FieldMask {
-                    paths: paths.iter().map(|p| p.to_string()).collect(),
-                }),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("update {name}: {e:?}"))
-            .into_inner()
-    }
-
-    pub async fn delete_override(&self, name: &str) {
-        self.agreements()
-            .delete_override(pb::DeleteOverrideRequest {
-                name: name.into(),
-                etag: String::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("delete {name}: {e:?}"));
-    }
-
-    pub async fn resolve(
-        &self,
-        consumer: &str,
-        service: &str,
-        as_of: Option<Timestamp>,
-        known_at: Option<Timestamp>,
-    ) -> Result<pb::Entitlement, Status> {
-        self.entitlements()
-            .resolve_entitlement(pb::ResolveEntitlementRequest {
-                parent: self.tenant.clone(),
-                consumer: consumer.into(),
-                service: service.into(),
-                as_of,
-                known_at,
-            })
-            .await
-            .map(|r| r.into_inner())
-    }
-
-    /// Resolves now; the entitlement must exist.
-    pub async fn resolve_now(&self, consumer: &str, service: &str) -> pb::Entitlement {
-        self.resolve(consumer, service, None, None)
-            .await
-            .unwrap_or_else(|e| panic!("resolve {consumer} on {service}: {e:?}"))
-    }
-
-    pub async fn explain(
-        &self,
-        consumer: &str,
-        service: &str,
-        as_of: Option<Timestamp>,
-        known_at: Option<Timestamp>,
-    ) -> Result<pb::EntitlementExplanation, Status> {
-        self.entitlements()
-            .explain_entitlement(pb::ExplainEntitlementRequest {
-                parent: self.tenant.clone(),
-                consumer: consumer.into(),
-                service: service.into(),
-                as_of,
-                known_at,
-            })
-            .await
-            .map(|r| r.into_inner())
-    }
-
-    pub async fn batch(
-        &self,
-        pairs: &[(&str, &str)],
-        as_of: Option<Timestamp>,
-        known_at: Option<Timestamp>,
-    ) -> Result<Vec<pb::EntitlementResult>, Status> {
-        self.entitlements()
-            .batch_resolve_entitlements(pb::BatchResolveEntitlementsRequest {
-                parent: self.tenant.clone(),
-                pairs: pairs
-                    .iter()
-                    .map(|(c, s)| pb::EntitlementPair {
-                        consumer: c.to_string(),
-                        service: s.to_string(),
-                    })
-                    .collect(),
-                as_of,
-                known_at,
-            })
-            .await
-            .map(|r| r.into_inner().results)
-    }
-}
-
-// --- what an entitlement says, in a form to compare ------------------------------------
-
-/// A provenance as `{agreement}@{revision}`, with `+{override}` for a value
-/// from an override.
-pub fn src(p: Option<&pb::Provenance>) -> String {
-    let p = p.expect("every value has a provenance");
-    if p.r#override.is_empty() {
-        format!("{}@{}", p.agreement, p.revision_id)
-    } else {
-        format!("{}@{}+{}", p.agreement, p.revision_id, p.r#override)
-    }
-}
-
-/// The provenance of a value from this revision of an agreement.
-pub fn at(a: &pb::Agreement) -> String {
-    format!("{}@{}", a.name, a.revision_id)
-}
-
-/// The provenance of a value from override `o` of this revision.
-pub fn via(a: &pb::Agreement, o: &pb::Override) -> String {
-    format!("{}+{}", at(a), o.name)
-}
-
-pub fn window_days(w: Option<&pb::Window>) -> i64 {
-    match w.and_then(|w| w.window.as_ref()) {
-        Some(pb::window::Window::Rolling(r)) => r.duration.map(|d| d.seconds / DAY).unwrap_or(0),
-        Some(pb::window::Window::Calendar(_)) => -1,
-        None => 0,
-    }
-}
-
-pub fn support_minutes(s: &pb::SupportTerms) -> i64 {
-    s.priorities
-        .first()
-        .and_then(|p| p.response)
-        .map(|d| d.seconds / 60)
-        .unwrap_or(0)
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Obj {
-    pub target: f64,
-    pub threshold: Option<f64>,
-    pub window_days: i64,
-    pub src: String,
-    /// (field, provenance), sorted.
-    pub patched: Vec<(String, String)>,
-}
-
-/// An objective defined by `src` with a 30-day window.
-pub fn obj(target: f64, src: String) -> Obj {
-    Obj {
-        target,
-        threshold: None,
-        window_days: 30,
-        src,
-        patched: Vec::new(),
-    }
-}
-
-impl Obj {
-    pub fn threshold(mut self, threshold: f64) -> Self {
-        self.threshold = Some(threshold);
-        self
-    }
-
-    pub fn window(mut self, days: i64) -> Self {
-        self.window_days = days;
-        self
-    }
-
-    pub fn patched(mut self, field: &str, src: String) -> Self {
-        self.patched.retain(|(f, _)| f != field);
-        self.patched.push((field.into(), src));
-        self.patched.sort();
-        self
-    }
-}
-
-/// The terms of an entitlement, each with where it came from.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct View {
-    pub objectives: BTreeMap<String, Obj>,
-    /// P1 response in minutes.
-    pub support: Option<(i64, String)>,
-    /// Cap percent.
-    pub credits: Option<(f64, String)>,
-    /// (reason, provenance), in order.
-    pub exclusions: Vec<(String, String)>,
-    /// (title, provenance), in order.
-    pub clauses: Vec<(String, String)>,
-}
-
-impl View {
-    pub fn with(mut self, key: &str, o: Obj) -> Self {
-        self.objectives.insert(key.into(), o);
-        self
-    }
-
-    pub fn support(mut self, minutes: i64, src: String) -> Self {
-        self.support = Some((minutes, src));
-        self
-    }
-
-    pub fn credits(mut self, cap: f64, src: String) -> Self {
-        self.credits = Some((cap, src));
-        self
-    }
-
-    pub fn exclusion(mut self, reason: &str, src: String) -> Self {
-        self.exclusions.push((reason.into(), src));
-        self
-    }
-
-    pub fn clause(mut self, title: &str, src: String) -> Self {
-        self.clauses.push((title.into(), src));
-        self
-    }
-}
-
-pub fn view_of(e: &pb::Entitlement) -> View {
-    let mut view = View::default();
-    for eo in &e.objectives {
-        let o = eo.objective.as_ref().expect("objective");
-        let mut patched: Vec<(String, String)> = eo
-            .patched_fields
-            .iter()
-            .map(|f| (f.field.clone(), src(f.provenance.as_ref())))
-            .collect();
-        patched.sort();
-        let previous = view.objectives.insert(
-            o.key.clone(),
-            Obj {
-                target: o.target,
-                threshold: o.threshold,
-                window_days: window_days(o.window.as_ref()),
-                src: src(eo.provenance.as_ref()),
-                patched,
-            },
-        );
-        assert!(
-            previous.is_none(),
-            "objective {} listed twice: {e:#?}",
-            o.key
-        );
-    }
-    view.support = e.support.as_ref().map(|s| {
-        (
-            support_minutes(s.support.as_ref().expect("support terms")),
-            src(s.provenance.as_ref()),
-        )
-    });
-    view.credits = e.credits.as_ref().map(|c| {
-        (
-            c.credits
-                .as_ref()
-                .and_then(|c| c.cap_percent)
-                .expect("a cap"),
-            src(c.provenance.as_ref()),
-        )
-    });
-    view.exclusions = e
-        .exclusions
-        .iter()
-        .map(|x| {
-            (
-                x.exclusion.as_ref().expect("exclusion").reason.clone(),
-                src(x.provenance.as_ref()),
-            )
-        })
-        .collect();
-    view.clauses = e
-        .clauses
-        .iter()
-        .map(|c| {
-            (
-                c.clause.as_ref().expect("clause").title.clone(),
-                src(c.provenance.as_ref()),
-            )
-        })
-        .collect();
-    view
-}
-
-// --- error details -----------------------------------------------------------------
-
-/// A batch item's google.rpc.Status as the tonic Status a single call fails with.
-pub fn rpc_status(s: &tonic_types::Status) -> Status {
-    Status::with_details(
-        Code::from_i32(s.code),
-        s.message.clone(),
-        bytes::Bytes::from(s.encode_to_vec()),
-    )
-}
-
-/// NOT_FOUND naming `name`: in the message, the ResourceInfo and the ErrorInfo.
-#[track_caller]
-pub fn assert_not_found(status: &Status, name: &str, context: &str) {
-    assert_eq!(status.code(), Code::NotFound, "{context}: {status:?}");
-    assert_eq!(status.message(), format!("{name} not found"), "{context}");
-    let info = status
-        .get_details_resource_info()
-        .unwrap_or_else(|| panic!("{context}: no ResourceInfo in {status:?}"));
-    assert_eq!(info.resource_name, name, "{context}");
-    assert_reason(status, "NOT_FOUND");
-}
-
-/// What a status says, with `name` blanked out: two NOT_FOUND answers about
-/// different names have the same shape when these are equal.
-pub fn shape(status: &Status, name: &str) -> String {
-    let details = tonic_types::Status::decode(status.details()).expect("google.rpc.Status details");
-    let types: Vec<&str> = details
-        .details
-        .iter()
-        .map(|d| d.type_url.as_str())
-        .collect();
-    let info = status.get_details_resource_info();
-    let error = status.get_details_error_info();
-    format!(
-        "{:?} | {} | {:?} | {:?} | {:?}",
-        status.code(),
-        status.message().replace(name, "<name>"),
-        types,
-        info.map(|i| (
-            i.resource_type,
-            i.resource_name.replace(name, "<name>"),
-            i.owner,
-            i.description
-        )),
-        error.map(|e| (e.reason, e.domain, e.metadata)),
-    )
-}
-
-// --- provenance -----------------------------------------------------------------------
-
-/// The revision a provenance names, which must exist and be of its agreement.
-async fn named_revision(w: &World, p: &pb::Provenance) -> pb::Agreement {
-    let revision = w
-        .agreements()
-        .get_agreement_revision(pb::GetAgreementRevisionRequest {
-            name: format!("{}/revisions/{}", p.agreement, p.revision_id),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{p:?} names no revision: {e:?}"))
-        .into_inner();
-    assert_eq!(revision.revision_id, p.revision_id);
-    let snapshot = revision.agreement.expect("a revision holds its agreement");
-    assert_eq!(snapshot.name, p.agreement, "{p:?}");
-    snapshot
-}
-
-/// The override a provenance names, which must exist and be of its agreement.
-async fn named_override(w: &World, p: &pb::Provenance) -> pb::Override {
-    assert!(
-        p.r#override
-            .starts_with(&format!("{}/overrides/", p.agreement)),
-        "{p:?}: the override is not one of the agreement's"
-    );
-    w.agreements()
-        .get_override(pb::GetOverrideRequest {
-            name: p.r#override.clone(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{p:?} names no override: {e:?}"))
-        .into_inner()
-}
-
-/// Every value of `e` names a layer that exists and holds that value: an
-/// objective equals its defining layer's but for the fields patched, each
-/// equal to the patch of the override it names; support, credits, exclusions
-/// and clauses are those of the layer named. Overrides are read as they are
-/// now: call this for entitlements resolved at the current transaction time.
-pub async fn check_provenance(w: &World, e: &pb::Entitlement) {
-    for eo in &e.objectives {
-        let o = eo.objective.as_ref().expect("objective");
-        let p = eo.provenance.as_ref().expect("provenance");
-        let base_revision = named_revision(w, p).await;
-        let defining = if p.r#override.is_empty() {
-            base_revision
-                .objectives
-                .iter()
-                .find(|d| d.key == o.key)
-                .cloned()
-                .unwrap_or_else(|| panic!("{p:?} has no objective `{}`", o.key))
-        } else {
-            named_override(w, p)
-                .await
-                .added_objectives
-                .iter()
-                .find(|d| d.key == o.key)
-                .cloned()
-                .unwrap_or_else(|| panic!("{p:?} adds no objective `{}`", o.key))
-        };
-        let mut unpatched = o.clone();
-        for field in &eo.patched_fields {
-            let fp = field
-                .provenance
-                .as_ref()
-                .expect("a patched field's provenance");
-            assert!(
-                !fp.r#override.is_empty(),
-                "`{}` of `{}` was patched by no override: {fp:?}",
-                field.field,
-                o.key
-            );
-            named_revision(w, fp).await;
-            let ov = named_override(w, fp).await;
-            let patch = ov
-                .objective_patches
-                .iter()
-                .find(|x| x.key == o.key)
-                .unwrap_or_else(|| panic!("{} has no patch of `{}`", ov.name, o.key));
-            let context = format!("`{}` of `{}` from {}", field.field, o.key, ov.name);
-            match field.field.as_str() {
-                "target" => {
-                    assert_eq!(Some(o.target), patch.target, "{context}");
-                    unpatched.target = defining.target;
-                }
-                "threshold" => {
-                    assert_eq!(o.threshold, patch.threshold, "{context}");
-                    unpatched.threshold = defining.threshold;
-                }
-                "window" => {
-                    assert_eq!(o.window, patch.window, "{context}");
-                    unpatched.window = defining.window.clone();
-                }
-                other => panic!("unknown patched field `{other}`"),
-            }
-        }
-        assert_eq!(
-            unpatched, defining,
-            "`{}`: the fields not patched are those of {p:?}",
-            o.key
-        );
-    }
-    if let Some(s) = &e.support {
-        let p = s.provenance.as_ref().expect("provenance");
-        let layer = if p.r#override.is_empty() {
-            named_revision(w, p).await.support
-        } else {
-            named_revision(w, p).await;
-            named_override(w, p).await.support
-        };
-        assert_eq!(layer.as_ref(), s.support.as_ref(), "support from {p:?}");
-    }
-    if let Some(c) = &e.credits {
-        let p = c.provenance.as_ref().expect("provenance");
-        let layer = if p.r#override.is_empty() {
-            named_revision(w, p).await.credits
-        } else {
-            named_revision(w, p).await;
-            named_override(w, p).await.credits
-        };
-        assert_eq!(layer.as_ref(), c.credits.as_ref(), "credits from {p:?}");
-    }
-    for x in &e.exclusions {
-        let p = x.provenance.as_ref().expect("provenance");
-        assert!(
-            p.r#override.is_empty(),
-            "overrides have no exclusions: {p:?}"
-        );
-        let layer = named_revision(w, p).await;
-        let value = x.exclusion.as_ref().expect("exclusion");
-        assert!(
-            layer.exclusions.contains(value),
-            "{value:?} is not in {p:?}"
-        );
-    }
-    for c in &e.clauses {
-        let p = c.provenance.as_ref().expect("provenance");
-        assert!(p.r#override.is_empty(), "overrides have no clauses: {p:?}");
-        let layer = named_revision(w, p).await;
-        let value = c.clause.as_ref().expect("clause");
-        assert!(layer.clauses.contains(value), "{value:?} is not in {p:?}");
-    }
-}
 
 // --- the table ---------------------------------------------------------------------------
 
@@ -1260,6 +373,14 @@ fn base_view(sla: &pb::Agreement, target: f64) -> View {
     View::default().with("availability", obj(target, at(sla)))
 }
 
+/// Availability `target`, patched by override `o` of `sla`.
+fn patched_view(sla: &pb::Agreement, target: f64, o: &pb::Override) -> View {
+    View::default().with(
+        "availability",
+        obj(target, at(sla)).patched("target", via(sla, o)),
+    )
+}
+
 async fn base_only(w: World, _: World) -> Vec<Ask> {
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let base = base_view(&sla, 0.999);
@@ -1284,19 +405,9 @@ async fn an_override_on_an_ancestor_applies_to_its_descendants(w: World, _: Worl
     let shop = w.party("shop", None).await;
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
-    let patched = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let patched = patched_view(&sla, 0.9995, &gold);
     vec![
         q("a child of the override's party", &eu, &w.payments).terms(patched.clone()),
         q("the override's party", &w.bank, &w.payments).terms(patched),
@@ -1312,34 +423,16 @@ async fn the_nearest_override_wins(w: World, _: World) -> Vec<Ask> {
     let eu = w.party("bank-eu", Some(&w.bank)).await;
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
     let platinum = w
-        .add_override(
-            &sla.name,
-            "eu-platinum",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9999)],
-                ..ovr(&eu, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "eu-platinum", target_override(&eu, 0.9999))
         .await;
     vec![
-        q("the party's override beats its parent's", &eu, &w.payments).terms(View::default().with(
-            "availability",
-            obj(0.9999, at(&sla)).patched("target", via(&sla, &platinum)),
-        )),
-        q("the parent keeps its own", &w.bank, &w.payments).terms(View::default().with(
-            "availability",
-            obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-        )),
+        q("the party's override beats its parent's", &eu, &w.payments)
+            .terms(patched_view(&sla, 0.9999, &platinum)),
+        q("the parent keeps its own", &w.bank, &w.payments)
+            .terms(patched_view(&sla, 0.9995, &gold)),
         q("applied farthest first", &eu, &w.payments).layers(&[
             (&sla.name, O::Applied),
             (&gold.name, O::Applied),
@@ -1356,21 +449,11 @@ async fn an_override_on_the_party_reaches_neither_ancestors_nor_siblings(
     let us = w.party("bank-us", Some(&w.bank)).await;
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let fast = w
-        .add_override(
-            &sla.name,
-            "eu-fast",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9999)],
-                ..ovr(&eu, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "eu-fast", target_override(&eu, 0.9999))
         .await;
     let base = base_view(&sla, 0.999);
     vec![
-        q("the party", &eu, &w.payments).terms(View::default().with(
-            "availability",
-            obj(0.9999, at(&sla)).patched("target", via(&sla, &fast)),
-        )),
+        q("the party", &eu, &w.payments).terms(patched_view(&sla, 0.9999, &fast)),
         q("its parent", &w.bank, &w.payments).terms(base.clone()),
         q("its sibling", &us, &w.payments).terms(base),
         q("explained for the parent", &w.bank, &w.payments)
@@ -1382,14 +465,7 @@ async fn overrides_patching_different_fields_both_apply(w: World, _: World) -> V
     let eu = w.party("bank-eu", Some(&w.bank)).await;
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
     let weekly = w
         .add_override(
@@ -1433,10 +509,7 @@ async fn an_expired_override_no_longer_applies(w: World, _: World) -> Vec<Ask> {
             },
         )
         .await;
-    let patched = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let patched = patched_view(&sla, 0.9995, &gold);
     let base = base_view(&sla, 0.999);
     vec![
         q("now", &w.bank, &w.payments).terms(base.clone()),
@@ -1467,10 +540,7 @@ async fn an_override_not_yet_effective_does_not_apply(w: World, _: World) -> Vec
             },
         )
         .await;
-    let patched = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let patched = patched_view(&sla, 0.9995, &gold);
     let base = base_view(&sla, 0.999);
     vec![
         q("now", &w.bank, &w.payments).terms(base.clone()),
@@ -1553,20 +623,10 @@ async fn known_at_before_an_override_was_recorded(w: World, _: World) -> Vec<Ask
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let before = mark().await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
     let recorded = gold.create_time.expect("create_time");
-    let patched = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let patched = patched_view(&sla, 0.9995, &gold);
     let base = base_view(&sla, 0.999);
     vec![
         q("known before", &w.bank, &w.payments)
@@ -1912,14 +972,7 @@ async fn a_customer_agreement_on_another_service_does_not_apply(w: World, _: Wor
 async fn a_customer_agreement_replaces_an_overridden_objective(w: World, _: World) -> Vec<Ask> {
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
     let deal = w
         .publish("deal", w.deal(&w.bank, vec![availability(0.9999)]))
@@ -2055,19 +1108,9 @@ async fn an_override_adds_an_objective(w: World, _: World) -> Vec<Ask> {
 async fn a_deleted_override_is_seen_only_before_its_deletion(w: World, _: World) -> Vec<Ask> {
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
-    let patched = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let patched = patched_view(&sla, 0.9995, &gold);
     assert_eq!(view_of(&w.resolve_now(&w.bank, &w.payments).await), patched);
     let before = mark().await;
     w.delete_override(&gold.name).await;
@@ -2085,14 +1128,7 @@ async fn a_deleted_override_is_seen_only_before_its_deletion(w: World, _: World)
 async fn an_updated_override_is_seen_as_it_was_at_known_at(w: World, _: World) -> Vec<Ask> {
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
     let first = w.resolve_now(&w.bank, &w.payments).await;
     let before = mark().await;
@@ -2120,16 +1156,10 @@ async fn an_updated_override_is_seen_as_it_was_at_known_at(w: World, _: World) -
         "the same terms, the same version"
     );
     vec![
-        q("now", &w.bank, &w.payments).terms(View::default().with(
-            "availability",
-            obj(0.9999, at(&sla)).patched("target", via(&sla, &raised)),
-        )),
+        q("now", &w.bank, &w.payments).terms(patched_view(&sla, 0.9999, &raised)),
         q("as known before the update", &w.bank, &w.payments)
             .known_at(before)
-            .terms(View::default().with(
-                "availability",
-                obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-            )),
+            .terms(patched_view(&sla, 0.9995, &gold)),
     ]
 }
 
@@ -2138,29 +1168,12 @@ async fn a_reparented_party_keeps_its_old_ancestry_at_known_at(w: World, _: Worl
     let dept = w.party("dept", Some(&w.bank)).await;
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
     let silver = w
-        .add_override(
-            &sla.name,
-            "shop-silver",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.998)],
-                ..ovr(&shop, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "shop-silver", target_override(&shop, 0.998))
         .await;
-    let gold_view = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let gold_view = patched_view(&sla, 0.9995, &gold);
     assert_eq!(view_of(&w.resolve_now(&dept, &w.payments).await), gold_view);
     let before = mark().await;
     w.reparent(&dept, Some(&shop)).await;
@@ -2172,10 +1185,8 @@ async fn a_reparented_party_keeps_its_old_ancestry_at_known_at(w: World, _: Worl
         .unwrap();
     assert_eq!(then.ancestry, vec![dept.clone(), w.bank.clone()]);
     vec![
-        q("now, under the new parent", &dept, &w.payments).terms(View::default().with(
-            "availability",
-            obj(0.998, at(&sla)).patched("target", via(&sla, &silver)),
-        )),
+        q("now, under the new parent", &dept, &w.payments)
+            .terms(patched_view(&sla, 0.998, &silver)),
         q("as known before the move", &dept, &w.payments)
             .known_at(before)
             .terms(gold_view),
@@ -2325,14 +1336,7 @@ async fn three_generations_layer_in_order(w: World, _: World) -> Vec<Ask> {
         )
         .await;
     let g = w
-        .add_override(
-            &sla.name,
-            "group-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&group, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "group-gold", target_override(&group, 0.9995))
         .await;
     let t = w
         .add_override(
@@ -2460,20 +1464,10 @@ async fn a_batch_answers_each_pair_on_its_own(w: World, other: World) -> Vec<Ask
     let ghost = w.name("parties", "ghost");
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "eu-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&eu, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "eu-gold", target_override(&eu, 0.9995))
         .await;
     let base = base_view(&sla, 0.999);
-    let patched = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let patched = patched_view(&sla, 0.9995, &gold);
     let pairs: Vec<(&str, &str, Result<View, String>)> = vec![
         (w.bank.as_str(), w.payments.as_str(), Ok(base.clone())),
         (ghost.as_str(), w.payments.as_str(), Err(ghost.clone())),
@@ -2548,14 +1542,7 @@ async fn explain_gives_each_layer_its_outcome(w: World, _: World) -> Vec<Ask> {
     let ledger = w.service("ledger").await;
     let old = w.publish("old", w.sla(vec![availability(0.99)])).await;
     let old_gold = w
-        .add_override(
-            &old.name,
-            "old-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&old.name, "old-gold", target_override(&w.bank, 0.995))
         .await;
     w.terminate(&old.name, JAN_2026 + 100 * DAY).await;
     let sla = w
@@ -2802,19 +1789,9 @@ async fn writes_after_a_cached_answer_are_seen_now(w: World, _: World) -> Vec<As
         base_view(&sla, 0.999)
     );
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
-    let patched = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let patched = patched_view(&sla, 0.9995, &gold);
     assert_eq!(view_of(&w.resolve_now(&w.bank, &w.payments).await), patched);
     let ghost = w.name("parties", "newcomer");
     let answer = w.resolve(&ghost, &w.payments, None, None).await;
@@ -2866,10 +1843,7 @@ async fn a_cached_answer_changes_when_a_validity_window_opens(w: World, _: World
     );
     let wait = nanos(&opens) - nanos(&now_ts()) + 150_000_000;
     tokio::time::sleep(Duration::from_nanos(wait.max(0) as u64)).await;
-    let patched = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let patched = patched_view(&sla, 0.9995, &gold);
     assert_eq!(
         view_of(&w.resolve_now(&w.bank, &w.payments).await),
         patched,
@@ -2959,21 +1933,11 @@ async fn a_customer_agreement_moved_to_another_consumer(w: World, _: World) -> V
 async fn an_override_made_on_a_draft_applies_once_it_is_published(w: World, _: World) -> Vec<Ask> {
     let draft = w.draft("sla", w.sla(vec![availability(0.999)])).await;
     let gold = w
-        .add_override(
-            &draft.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&draft.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
     let before = mark().await;
     let sla = w.try_publish(&draft.name).await.expect("publish");
-    let patched = View::default().with(
-        "availability",
-        obj(0.9995, at(&sla)).patched("target", via(&sla, &gold)),
-    );
+    let patched = patched_view(&sla, 0.9995, &gold);
     vec![
         q("now", &w.bank, &w.payments).terms(patched.clone()),
         q("before publication", &w.bank, &w.payments)
@@ -3141,14 +2105,7 @@ async fn explain_lists_an_override_recorded_after_known_at_as_not_recorded(s: Te
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let before = mark().await;
     let gold = w
-        .add_override(
-            &sla.name,
-            "bank-gold",
-            pb::Override {
-                objective_patches: vec![patch_target("availability", 0.9995)],
-                ..ovr(&w.bank, JAN_2026)
-            },
-        )
+        .add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9995))
         .await;
     let deal = w
         .publish("deal", w.deal(&w.bank, vec![ratio("errors", 0.98)]))

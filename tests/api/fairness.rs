@@ -12,37 +12,13 @@ use accord::config::Config;
 use accord::proto::v1 as pb;
 use bytes::Bytes;
 use futures::StreamExt;
-use pb::entitlement_service_client::EntitlementServiceClient;
 use pb::entitlement_service_server::EntitlementService;
-use pb::party_service_client::PartyServiceClient;
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::StatusExt;
 
+use crate::on_both_backends;
 use crate::support::*;
-
-/// Generates one test per backend for each `async fn(Backend)`: these tests
-/// start their own server with small limits.
-macro_rules! with_small_limits {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::support::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::support::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
 
 // --- a service that keeps calls in flight -------------------------------------
 
@@ -153,50 +129,27 @@ async fn start_gated(
     Some((s, gate))
 }
 
-// --- clients ---------------------------------------------------------------------
+// --- calls ------------------------------------------------------------------------
 
-fn entitlements(s: &TestServer, key: &str) -> EntitlementServiceClient<Authed> {
-    EntitlementServiceClient::new(s.authed(Bearer::new(key)))
-}
-
-fn resolve_request(seed: &Seed) -> pb::ResolveEntitlementRequest {
-    pb::ResolveEntitlementRequest {
-        parent: seed.tenant.clone(),
-        consumer: seed.customer.clone(),
-        service: seed.service.clone(),
-        ..Default::default()
-    }
-}
-
-/// A short unary call of the seed's tenant, which must neither fail nor wait.
-async fn list_parties_promptly(s: &TestServer, seed: &Seed) {
-    let mut parties = PartyServiceClient::new(s.authed(Bearer::new(&seed.admin_key)));
+/// A short unary call of `w`'s tenant, which must neither fail nor wait.
+async fn list_parties_promptly(w: &World) {
+    let mut parties = w.parties();
     let call = parties.list_parties(pb::ListPartiesRequest {
-        parent: seed.tenant.clone(),
+        parent: w.tenant.clone(),
         ..Default::default()
     });
     let listed = tokio::time::timeout(Duration::from_secs(2), call)
         .await
-        .unwrap_or_else(|_| panic!("ListParties of {} waited", seed.tenant))
-        .unwrap_or_else(|e| panic!("ListParties of {} failed: {e:?}", seed.tenant));
+        .unwrap_or_else(|_| panic!("ListParties of {} waited", w.tenant))
+        .unwrap_or_else(|e| panic!("ListParties of {} failed: {e:?}", w.tenant));
     assert_eq!(listed.into_inner().parties.len(), 2);
 }
 
-/// Opens a watch of the seed's pair and reads its first result.
-async fn open_watch(
-    s: &TestServer,
-    seed: &Seed,
-) -> Result<tonic::Streaming<pb::WatchEntitlementsResponse>, Status> {
-    let request = pb::WatchEntitlementsRequest {
-        parent: seed.tenant.clone(),
-        pairs: vec![pb::EntitlementPair {
-            consumer: seed.customer.clone(),
-            service: seed.service.clone(),
-        }],
-        heartbeat_interval: None,
-    };
-    let mut stream = entitlements(s, &seed.admin_key)
-        .watch_entitlements(request)
+/// Opens a watch of the bank on `payments` and reads its first result.
+async fn open_watch(w: &World) -> Result<tonic::Streaming<pb::WatchEntitlementsResponse>, Status> {
+    let mut stream = w
+        .entitlements()
+        .watch_entitlements(w.watch_request(None))
         .await?
         .into_inner();
     let first = tokio::time::timeout(Duration::from_secs(5), stream.message())
@@ -229,15 +182,15 @@ async fn a_tenant_at_its_share_of_calls_does_not_stop_another_tenants_calls(back
     else {
         return;
     };
-    let flood = seed(&s, "flood").await;
-    let quiet = seed(&s, "quiet").await;
+    let flood = World::new(&s, "flood").await;
+    let quiet = World::new(&s, "quiet").await;
 
     // The flooding tenant sends far more calls at once than its share; the
     // gate keeps those admitted in flight.
     let (done, mut results) = mpsc::unbounded_channel();
     for _ in 0..12 {
-        let mut client = entitlements(&s, &flood.admin_key);
-        let request = resolve_request(&flood);
+        let mut client = flood.entitlements();
+        let request = flood.resolve_request(&flood.bank, &flood.payments);
         let done = done.clone();
         tokio::spawn(async move {
             let _ = done.send(client.resolve_entitlement(request).await);
@@ -253,7 +206,7 @@ async fn a_tenant_at_its_share_of_calls_does_not_stop_another_tenants_calls(back
     gate.wait_until_held(2).await;
 
     // The other tenant's calls go through at once, several at a time.
-    let quiet_calls = (0..2).map(|_| list_parties_promptly(&s, &quiet));
+    let quiet_calls = (0..2).map(|_| list_parties_promptly(&quiet));
     futures::future::join_all(quiet_calls).await;
 
     // The flooding tenant's admitted calls finish when let go.
@@ -277,22 +230,22 @@ async fn the_server_limit_refuses_calls_once_the_shares_fill_it(backend: Backend
         return;
     };
     let tenants = [
-        seed(&s, "first").await,
-        seed(&s, "second").await,
-        seed(&s, "third").await,
+        World::new(&s, "first").await,
+        World::new(&s, "second").await,
+        World::new(&s, "third").await,
     ];
     let mut held = Vec::new();
     for tenant in &tenants[..2] {
-        let mut client = entitlements(&s, &tenant.admin_key);
-        let request = resolve_request(tenant);
+        let mut client = tenant.entitlements();
+        let request = tenant.resolve_request(&tenant.bank, &tenant.payments);
         held.push(tokio::spawn(async move {
             client.resolve_entitlement(request).await
         }));
     }
     gate.wait_until_held(2).await;
 
-    let mut parties = PartyServiceClient::new(s.authed(Bearer::new(&tenants[2].admin_key)));
-    let result = parties
+    let result = tenants[2]
+        .parties()
         .list_parties(pb::ListPartiesRequest {
             parent: tenants[2].tenant.clone(),
             ..Default::default()
@@ -319,26 +272,24 @@ async fn watch_limits_refuse_the_excess_and_free_a_slot_when_a_stream_ends(backe
     else {
         return;
     };
-    let flood = seed(&s, "flood").await;
-    let quiet = seed(&s, "quiet").await;
+    let flood = World::new(&s, "flood").await;
+    let quiet = World::new(&s, "quiet").await;
 
     // A tenant's share of watches.
-    let first = open_watch(&s, &flood).await.expect("first watch");
-    let _second = open_watch(&s, &flood).await.expect("second watch");
-    assert_refused(open_watch(&s, &flood).await, "TENANT_TOO_MANY_WATCHES");
+    let first = open_watch(&flood).await.expect("first watch");
+    let _second = open_watch(&flood).await.expect("second watch");
+    assert_refused(open_watch(&flood).await, "TENANT_TOO_MANY_WATCHES");
     // Open streams hold no call permit: the tenant's one call slot is free.
-    list_parties_promptly(&s, &flood).await;
+    list_parties_promptly(&flood).await;
 
     // Another tenant still watches, up to the server's limit.
-    let _third = open_watch(&s, &quiet)
-        .await
-        .expect("another tenant's watch");
-    assert_refused(open_watch(&s, &quiet).await, "TOO_MANY_WATCHES");
+    let _third = open_watch(&quiet).await.expect("another tenant's watch");
+    assert_refused(open_watch(&quiet).await, "TOO_MANY_WATCHES");
 
     // A stream whose client went away frees its slot.
     drop(first);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while let Err(status) = open_watch(&s, &flood).await {
+    while let Err(status) = open_watch(&flood).await {
         assert!(
             Instant::now() < deadline,
             "the slot of a closed watch was never freed: {status:?}"
@@ -355,9 +306,9 @@ async fn a_watch_the_server_ends_frees_its_slot(backend: Backend) {
     else {
         return;
     };
-    let flood = seed(&s, "flood").await;
-    let mut watch = open_watch(&s, &flood).await.expect("first watch");
-    assert_refused(open_watch(&s, &flood).await, "TENANT_TOO_MANY_WATCHES");
+    let flood = World::new(&s, "flood").await;
+    let mut watch = open_watch(&flood).await.expect("first watch");
+    assert_refused(open_watch(&flood).await, "TENANT_TOO_MANY_WATCHES");
 
     gate.end_watches();
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
@@ -373,7 +324,7 @@ async fn a_watch_the_server_ends_frees_its_slot(backend: Backend) {
     assert_code(ended, Code::Unavailable);
 
     let deadline = Instant::now() + Duration::from_secs(5);
-    while let Err(status) = open_watch(&s, &flood).await {
+    while let Err(status) = open_watch(&flood).await {
         assert!(
             Instant::now() < deadline,
             "the slot of an ended watch was never freed: {status:?}"
@@ -392,9 +343,9 @@ struct SlowCall {
 }
 
 impl SlowCall {
-    /// Starts ListParties of `seed`'s tenant on a connection of its own and
+    /// Starts ListParties of `w`'s tenant on a connection of its own and
     /// returns once the server has its headers and the first bytes.
-    async fn start(s: &TestServer, seed: &Seed) -> SlowCall {
+    async fn start(s: &TestServer, w: &World) -> SlowCall {
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
             .await
             .expect("connect");
@@ -408,7 +359,7 @@ impl SlowCall {
         ))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
-        .header("authorization", format!("Bearer {}", seed.admin_key))
+        .header("authorization", format!("Bearer {}", w.admin_key))
         .body(())
         .unwrap();
         let (response, mut body) = client.send_request(request, false).expect("send");
@@ -457,8 +408,8 @@ async fn slow_request_bodies_hold_no_permit_and_fail_after_the_timeout(backend: 
     else {
         return;
     };
-    let flood = seed(&s, "flood").await;
-    let quiet = seed(&s, "quiet").await;
+    let flood = World::new(&s, "flood").await;
+    let quiet = World::new(&s, "quiet").await;
     let started = Instant::now();
 
     // More calls waiting for their bodies than the server has permits.
@@ -468,8 +419,8 @@ async fn slow_request_bodies_hold_no_permit_and_fail_after_the_timeout(backend: 
     }
 
     // Neither the other tenant nor the slow tenant itself is held up.
-    list_parties_promptly(&s, &quiet).await;
-    list_parties_promptly(&s, &flood).await;
+    list_parties_promptly(&quiet).await;
+    list_parties_promptly(&flood).await;
 
     // Each slow call fails once its body is overdue.
     for call in slow {
@@ -482,7 +433,8 @@ async fn slow_request_bodies_hold_no_permit_and_fail_after_the_timeout(backend: 
     assert!(started.elapsed() >= body_timeout);
 }
 
-with_small_limits!(
+on_both_backends!(
+    backend:
     a_tenant_at_its_share_of_calls_does_not_stop_another_tenants_calls,
     the_server_limit_refuses_calls_once_the_shares_fill_it,
     watch_limits_refuse_the_excess_and_free_a_slot_when_a_stream_ends,

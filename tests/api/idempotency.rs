@@ -5,15 +5,15 @@ use crate::on_both_backends;
 use crate::support::*;
 
 async fn concurrent_creates_with_one_request_id_make_one_agreement(s: TestServer) {
-    let seed = seed(&s, "acme").await;
+    let w = World::new(&s, "acme").await;
     let request = pb::CreateAgreementRequest {
-        parent: seed.tenant.clone(),
+        parent: w.tenant.clone(),
         agreement_id: "sla".into(),
-        agreement: Some(seed.service_level()),
+        agreement: Some(w.standard_sla()),
         request_id: "5f0c6b8e-8d3a-4a43-9d1b-2b7f1c1f4e11".into(),
     };
     let calls = (0..20).map(|_| {
-        let mut api = s.agreements();
+        let mut api = w.agreements();
         let request = request.clone();
         tokio::spawn(async move { api.create_agreement(request).await.map(|r| r.into_inner()) })
     });
@@ -26,10 +26,10 @@ async fn concurrent_creates_with_one_request_id_make_one_agreement(s: TestServer
     for r in &responses {
         assert_eq!(r, &responses[0], "every retry returns the same agreement");
     }
-    let list = s
+    let list = w
         .agreements()
         .list_agreements(pb::ListAgreementsRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             ..Default::default()
         })
         .await
@@ -39,12 +39,12 @@ async fn concurrent_creates_with_one_request_id_make_one_agreement(s: TestServer
 }
 
 async fn a_request_id_reused_for_another_request_is_invalid(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let mut api = s.agreements();
+    let w = World::new(&s, "acme").await;
+    let mut api = w.agreements();
     let request = pb::CreateAgreementRequest {
-        parent: seed.tenant.clone(),
+        parent: w.tenant.clone(),
         agreement_id: "sla".into(),
-        agreement: Some(seed.service_level()),
+        agreement: Some(w.standard_sla()),
         request_id: "req-1".into(),
     };
     let first = api
@@ -84,9 +84,9 @@ async fn a_request_id_reused_for_another_request_is_invalid(s: TestServer) {
     assert_code(api.create_agreement(plain).await, Code::AlreadyExists);
     assert_invalid_field(
         api.create_agreement(pb::CreateAgreementRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             agreement_id: "x".into(),
-            agreement: Some(seed.service_level()),
+            agreement: Some(w.standard_sla()),
             request_id: "has spaces".into(),
         })
         .await,
@@ -113,8 +113,7 @@ async fn every_create_honours_request_ids(s: TestServer) {
         .unwrap()
         .into_inner();
     assert_eq!(a, b);
-    let admin = s.create_key("acme", "admin", pb::Role::TenantAdmin).await;
-    s.use_key(&admin);
+    let admin = s.clients(&s.create_key("acme", "admin", pb::Role::TenantAdmin).await);
     let party = pb::CreatePartyRequest {
         parent: "tenants/acme".into(),
         party_id: "p".into(),
@@ -124,13 +123,18 @@ async fn every_create_honours_request_ids(s: TestServer) {
         }),
         request_id: "p-1".into(),
     };
-    let a = s
+    let a = admin
         .parties()
         .create_party(party.clone())
         .await
         .unwrap()
         .into_inner();
-    let b = s.parties().create_party(party).await.unwrap().into_inner();
+    let b = admin
+        .parties()
+        .create_party(party)
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(a, b);
     let service = pb::CreateServiceRequest {
         parent: "tenants/acme".into(),
@@ -141,13 +145,13 @@ async fn every_create_honours_request_ids(s: TestServer) {
         }),
         request_id: "s-1".into(),
     };
-    let a = s
+    let a = admin
         .services()
         .create_service(service.clone())
         .await
         .unwrap()
         .into_inner();
-    let b = s
+    let b = admin
         .services()
         .create_service(service)
         .await

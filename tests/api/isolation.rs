@@ -39,13 +39,6 @@ use accord::domain::api_key::Role;
 use accord::proto::v1 as pb;
 use futures::future::LocalBoxFuture;
 use futures::{FutureExt, StreamExt};
-use pb::agreement_service_client::AgreementServiceClient;
-use pb::api_key_service_client::ApiKeyServiceClient;
-use pb::audit_service_client::AuditServiceClient;
-use pb::entitlement_service_client::EntitlementServiceClient;
-use pb::party_service_client::PartyServiceClient;
-use pb::service_catalog_service_client::ServiceCatalogServiceClient;
-use pb::tenant_service_client::TenantServiceClient;
 use prost::Message;
 use prost_types::FieldMask;
 use rand::rngs::StdRng;
@@ -81,61 +74,31 @@ const DOMAIN_ERRORS: &[Code] = &[
     Code::FailedPrecondition,
 ];
 
-// --- clients -------------------------------------------------------------------
-
-/// One client per service, all with the same key.
-#[derive(Clone)]
-struct Clients {
-    tenants: TenantServiceClient<Authed>,
-    api_keys: ApiKeyServiceClient<Authed>,
-    parties: PartyServiceClient<Authed>,
-    services: ServiceCatalogServiceClient<Authed>,
-    agreements: AgreementServiceClient<Authed>,
-    audit: AuditServiceClient<Authed>,
-    entitlements: EntitlementServiceClient<Authed>,
-}
-
-impl Clients {
-    fn new(s: &TestServer, key: &str) -> Self {
-        let authed = s.authed(Bearer::new(key));
-        Self {
-            tenants: TenantServiceClient::new(authed.clone()),
-            api_keys: ApiKeyServiceClient::new(authed.clone()),
-            parties: PartyServiceClient::new(authed.clone()),
-            services: ServiceCatalogServiceClient::new(authed.clone()),
-            agreements: AgreementServiceClient::new(authed.clone()),
-            audit: AuditServiceClient::new(authed.clone()),
-            entitlements: EntitlementServiceClient::new(authed),
-        }
-    }
-}
-
 // --- population ----------------------------------------------------------------
 
 /// A populated tenant and the secrets of its keys, one per tenant role.
-struct World {
+struct Populated {
     keys: Vec<(Role, String)>,
 }
 
-impl World {
+impl Populated {
     fn key(&self, role: Role) -> &str {
         &self.keys.iter().find(|(r, _)| *r == role).unwrap().1
     }
 }
 
-/// Populates tenant `t` on top of `seed()`: parties `retail`, its child
+/// Populates tenant `t` on top of `World::new`: parties `retail`, its child
 /// `retail-emea`, `ops` and `vendor`; services `ledger` and `search`;
 /// agreements `payments-sla` (published, then updated: two revisions, three
 /// overrides), `ledger-sla` (draft, one override), `search-sla` (published),
 /// `bank-terms` (published then terminated: two revisions), `retail-terms`
 /// (draft) and `vendor-uc` (draft, supports `payments-sla`); keys of every
 /// tenant role and two spare READER keys. With `private`, also resources whose
-/// ids only this tenant has. Display names carry `note`.
-async fn populate(s: &TestServer, t: &str, note: &str, private: bool) -> World {
-    let seed = seed(s, t).await;
-    let c = Clients::new(s, &seed.admin_key);
-    let tenant = seed.tenant.clone();
-    let name = |collection: &str, id: &str| format!("{tenant}/{collection}/{id}");
+/// ids only this tenant has. Display names carry `note`; every create made
+/// here carries the request_id `setup-{id}`.
+async fn populate(s: &TestServer, t: &str, note: &str, private: bool) -> Populated {
+    let w = World::new(s, t).await.with_request_ids("setup");
+    let name = |collection: &str, id: &str| w.name(collection, id);
     let shown = |id: &str| format!("{id} ({note})");
     let gold = || [("tier".to_string(), "gold".to_string())].into();
 
@@ -149,26 +112,22 @@ async fn populate(s: &TestServer, t: &str, note: &str, private: bool) -> World {
         parties.push(("private-partner", pb::PartyKind::Customer, "retail"));
     }
     for (id, kind, parent) in parties {
-        c.parties
-            .clone()
-            .create_party(pb::CreatePartyRequest {
-                parent: tenant.clone(),
-                party_id: id.into(),
-                party: Some(pb::Party {
-                    display_name: shown(id),
-                    kind: kind.into(),
-                    parent: if parent.is_empty() {
-                        String::new()
-                    } else {
-                        name("parties", parent)
-                    },
-                    labels: gold(),
-                    ..Default::default()
-                }),
-                request_id: format!("setup-{id}"),
-            })
-            .await
-            .expect("create party");
+        let parent = if parent.is_empty() {
+            String::new()
+        } else {
+            name("parties", parent)
+        };
+        w.create_party(
+            id,
+            pb::Party {
+                display_name: shown(id),
+                kind: kind.into(),
+                parent,
+                labels: gold(),
+                ..Default::default()
+            },
+        )
+        .await;
     }
 
     let mut services = vec![("ledger", "platform"), ("search", "vendor")];
@@ -176,32 +135,27 @@ async fn populate(s: &TestServer, t: &str, note: &str, private: bool) -> World {
         services.push(("private-service", "private-partner"));
     }
     for (id, owner) in services {
-        c.services
-            .clone()
-            .create_service(pb::CreateServiceRequest {
-                parent: tenant.clone(),
-                service_id: id.into(),
-                service: Some(pb::Service {
-                    display_name: shown(id),
-                    owner: name("parties", owner),
-                    labels: gold(),
-                    ..Default::default()
-                }),
-                request_id: format!("setup-{id}"),
-            })
-            .await
-            .expect("create service");
+        w.create_service(
+            id,
+            pb::Service {
+                display_name: shown(id),
+                owner: name("parties", owner),
+                labels: gold(),
+                ..Default::default()
+            },
+        )
+        .await;
     }
 
     let sla = |services: &[&str]| pb::Agreement {
         services: services.iter().map(|s| name("services", s)).collect(),
         labels: gold(),
-        ..seed.service_level()
+        ..w.standard_sla()
     };
     let customer = |consumer: &str| pb::Agreement {
         consumer: name("parties", consumer),
         labels: gold(),
-        ..seed.customer_agreement()
+        ..w.standard_deal()
     };
     let mut agreements = vec![
         ("payments-sla", sla(&["payments"])),
@@ -230,48 +184,19 @@ async fn populate(s: &TestServer, t: &str, note: &str, private: bool) -> World {
         ));
     }
     for (id, agreement) in agreements {
-        c.agreements
-            .clone()
-            .create_agreement(pb::CreateAgreementRequest {
-                parent: tenant.clone(),
-                agreement_id: id.into(),
-                agreement: Some(pb::Agreement {
-                    display_name: shown(id),
-                    ..agreement
-                }),
-                request_id: format!("setup-{id}"),
-            })
-            .await
-            .expect("create agreement");
+        let shown = pb::Agreement {
+            display_name: shown(id),
+            ..agreement
+        };
+        w.draft(id, shown).await;
     }
-    let mut api = c.agreements.clone();
     for id in ["payments-sla", "search-sla", "bank-terms"] {
-        api.publish_agreement(pb::PublishAgreementRequest {
-            name: name("agreements", id),
-            etag: String::new(),
-        })
-        .await
-        .expect("publish");
+        w.publish_draft(&name("agreements", id)).await;
     }
-    api.update_agreement(pb::UpdateAgreementRequest {
-        agreement: Some(pb::Agreement {
-            name: name("agreements", "payments-sla"),
-            objectives: vec![availability(0.9995)],
-            ..Default::default()
-        }),
-        update_mask: Some(FieldMask {
-            paths: vec!["objectives".into()],
-        }),
-    })
-    .await
-    .expect("update a published agreement");
-    api.terminate_agreement(pb::TerminateAgreementRequest {
-        name: name("agreements", "bank-terms"),
-        etag: String::new(),
-        terminate_time: Some(ts(JAN_2026 + 100 * DAY)),
-    })
-    .await
-    .expect("terminate");
+    w.set_availability(&name("agreements", "payments-sla"), 0.9995)
+        .await;
+    w.terminate(&name("agreements", "bank-terms"), JAN_2026 + 100 * DAY)
+        .await;
 
     let mut overrides = vec![
         ("payments-sla", "bank-gold", "bank"),
@@ -283,43 +208,23 @@ async fn populate(s: &TestServer, t: &str, note: &str, private: bool) -> World {
         overrides.push(("payments-sla", "private-override", "private-partner"));
     }
     for (agreement, id, consumer) in overrides {
-        api.create_override(pb::CreateOverrideRequest {
-            parent: name("agreements", agreement),
-            override_id: id.into(),
-            r#override: Some(pb::Override {
-                display_name: shown(id),
-                consumer: name("parties", consumer),
-                effective_from: Some(ts(JAN_2026)),
-                objective_patches: vec![pb::ObjectivePatch {
-                    key: "availability".into(),
-                    target: Some(0.9999),
-                    ..Default::default()
-                }],
-                labels: gold(),
-                ..Default::default()
-            }),
-            request_id: format!("setup-{agreement}-{id}"),
-        })
-        .await
-        .expect("create override");
+        let o = pb::Override {
+            display_name: shown(id),
+            labels: gold(),
+            ..target_override(&name("parties", consumer), 0.9999)
+        };
+        w.add_override(&name("agreements", agreement), id, o).await;
     }
 
-    let mut keys = vec![(Role::TenantAdmin, seed.admin_key.clone())];
-    for (id, role, pb_role) in [
-        ("editor", Role::Editor, pb::Role::Editor),
-        ("reader", Role::Reader, pb::Role::Reader),
-        ("reporter", Role::Reporter, pb::Role::Reporter),
-    ] {
-        keys.push((role, s.create_key(t, id, pb_role).await));
-    }
+    let keys = w.key_of_each_role().await;
     let mut spare = vec!["spare-1", "spare-2"];
     if private {
         spare.push("private-key");
     }
     for id in spare {
-        s.create_key(t, id, pb::Role::Reader).await;
+        w.key(id, pb::Role::Reader).await;
     }
-    World { keys }
+    Populated { keys }
 }
 
 // --- what a tenant looks like through the API ------------------------------------
@@ -362,8 +267,7 @@ macro_rules! list_all {
 async fn snapshot(c: &Clients, tenant: &str) -> Snapshot {
     let parent = format!("tenants/{tenant}");
     let tenant = c
-        .tenants
-        .clone()
+        .tenants()
         .get_tenant(pb::GetTenantRequest {
             name: parent.clone(),
         })
@@ -371,7 +275,7 @@ async fn snapshot(c: &Clients, tenant: &str) -> Snapshot {
         .expect("get tenant")
         .into_inner();
     let parties = list_all!(
-        c.parties,
+        c.parties(),
         list_parties,
         parties,
         pb::ListPartiesRequest {
@@ -380,7 +284,7 @@ async fn snapshot(c: &Clients, tenant: &str) -> Snapshot {
         }
     );
     let services = list_all!(
-        c.services,
+        c.services(),
         list_services,
         services,
         pb::ListServicesRequest {
@@ -389,7 +293,7 @@ async fn snapshot(c: &Clients, tenant: &str) -> Snapshot {
         }
     );
     let agreements = list_all!(
-        c.agreements,
+        c.agreements(),
         list_agreements,
         agreements,
         pb::ListAgreementsRequest {
@@ -401,7 +305,7 @@ async fn snapshot(c: &Clients, tenant: &str) -> Snapshot {
     let mut overrides = Vec::new();
     for a in &agreements {
         revisions.extend(list_all!(
-            c.agreements,
+            c.agreements(),
             list_agreement_revisions,
             revisions,
             pb::ListAgreementRevisionsRequest {
@@ -410,7 +314,7 @@ async fn snapshot(c: &Clients, tenant: &str) -> Snapshot {
             }
         ));
         overrides.extend(list_all!(
-            c.agreements,
+            c.agreements(),
             list_overrides,
             overrides,
             pb::ListOverridesRequest {
@@ -420,7 +324,7 @@ async fn snapshot(c: &Clients, tenant: &str) -> Snapshot {
         ));
     }
     let mut api_keys = list_all!(
-        c.api_keys,
+        c.api_keys(),
         list_api_keys,
         api_keys,
         pb::ListApiKeysRequest {
@@ -433,7 +337,7 @@ async fn snapshot(c: &Clients, tenant: &str) -> Snapshot {
         key.last_use_time = None;
     }
     let audit_events = list_all!(
-        c.audit,
+        c.audit(),
         list_audit_events,
         audit_events,
         pb::ListAuditEventsRequest {
@@ -657,8 +561,7 @@ async fn page_tokens(reader: &Clients, admin: &Clients, snap: &Snapshot) -> Vec<
         &p,
         "",
         reader
-            .parties
-            .clone()
+            .parties()
             .list_parties(pb::ListPartiesRequest {
                 parent: p.clone(),
                 page_size: size,
@@ -674,8 +577,7 @@ async fn page_tokens(reader: &Clients, admin: &Clients, snap: &Snapshot) -> Vec<
         &p,
         "",
         reader
-            .services
-            .clone()
+            .services()
             .list_services(pb::ListServicesRequest {
                 parent: p.clone(),
                 page_size: size,
@@ -691,8 +593,7 @@ async fn page_tokens(reader: &Clients, admin: &Clients, snap: &Snapshot) -> Vec<
         &p,
         "",
         admin
-            .api_keys
-            .clone()
+            .api_keys()
             .list_api_keys(pb::ListApiKeysRequest {
                 parent: p.clone(),
                 page_size: size,
@@ -708,8 +609,7 @@ async fn page_tokens(reader: &Clients, admin: &Clients, snap: &Snapshot) -> Vec<
         &p,
         "",
         admin
-            .audit
-            .clone()
+            .audit()
             .list_audit_events(pb::ListAuditEventsRequest {
                 parent: p.clone(),
                 page_size: size,
@@ -726,8 +626,7 @@ async fn page_tokens(reader: &Clients, admin: &Clients, snap: &Snapshot) -> Vec<
             &p,
             filter,
             reader
-                .agreements
-                .clone()
+                .agreements()
                 .list_agreements(pb::ListAgreementsRequest {
                     parent: p.clone(),
                     page_size: size,
@@ -741,7 +640,7 @@ async fn page_tokens(reader: &Clients, admin: &Clients, snap: &Snapshot) -> Vec<
         );
     }
     for a in &snap.agreements {
-        let mut api = reader.agreements.clone();
+        let mut api = reader.agreements();
         let overrides = api
             .list_overrides(pb::ListOverridesRequest {
                 parent: a.name.clone(),
@@ -882,7 +781,7 @@ fn watch_initial(
 ) -> (String, LocalBoxFuture<'static, Answer>) {
     let shown = format!("{request:?}");
     let wanted = request.pairs.len();
-    let mut client = c.entitlements.clone();
+    let mut client = c.entitlements();
     let send: LocalBoxFuture<'static, Answer> = async move {
         let initial = async {
             let mut stream = client.watch_entitlements(request).await?.into_inner();
@@ -1422,14 +1321,14 @@ impl Plan<'_> {
                     tenant: None,
                     request_id: String::new(),
                 };
-                (t, expect, rpc!(c.tenants, create_tenant, request))
+                (t, expect, rpc!(c.tenants(), create_tenant, request))
             }
             "GetTenant" => {
                 let (t, name, expect) = self.subject(twist, Kind::Tenant);
                 (
                     t,
                     expect,
-                    rpc!(c.tenants, get_tenant, pb::GetTenantRequest { name }),
+                    rpc!(c.tenants(), get_tenant, pb::GetTenantRequest { name }),
                 )
             }
             "ListTenants" => {
@@ -1440,7 +1339,7 @@ impl Plan<'_> {
                 (
                     Twist::Own,
                     Expect::Anything,
-                    rpc!(c.tenants, list_tenants, request),
+                    rpc!(c.tenants(), list_tenants, request),
                 )
             }
             "UpdateTenant" => {
@@ -1454,7 +1353,7 @@ impl Plan<'_> {
                     }),
                     update_mask: None,
                 };
-                (t, expect, rpc!(c.tenants, update_tenant, request))
+                (t, expect, rpc!(c.tenants(), update_tenant, request))
             }
             "DeleteTenant" => {
                 let (t, name, expect) = self.subject(twist, Kind::Tenant);
@@ -1463,7 +1362,7 @@ impl Plan<'_> {
                     etag: self.etag(),
                     force: self.chance(0.5),
                 };
-                (t, expect, rpc!(c.tenants, delete_tenant, request))
+                (t, expect, rpc!(c.tenants(), delete_tenant, request))
             }
 
             // --- API keys.
@@ -1491,14 +1390,14 @@ impl Plan<'_> {
                     }),
                     request_id: self.request_id(),
                 };
-                (t, expect, rpc!(c.api_keys, create_api_key, request))
+                (t, expect, rpc!(c.api_keys(), create_api_key, request))
             }
             "GetApiKey" => {
                 let (t, name, expect) = self.subject(twist, Kind::ApiKey);
                 (
                     t,
                     expect,
-                    rpc!(c.api_keys, get_api_key, pb::GetApiKeyRequest { name }),
+                    rpc!(c.api_keys(), get_api_key, pb::GetApiKeyRequest { name }),
                 )
             }
             "ListApiKeys" => {
@@ -1508,7 +1407,7 @@ impl Plan<'_> {
                     page_size: self.page_size(),
                     page_token,
                 };
-                (t, expect, rpc!(c.api_keys, list_api_keys, request))
+                (t, expect, rpc!(c.api_keys(), list_api_keys, request))
             }
             "RevokeApiKey" => {
                 // Never A's role keys: the calls that follow need them.
@@ -1517,7 +1416,7 @@ impl Plan<'_> {
                     name,
                     etag: self.etag(),
                 };
-                (t, expect, rpc!(c.api_keys, revoke_api_key, request))
+                (t, expect, rpc!(c.api_keys(), revoke_api_key, request))
             }
 
             // --- the audit trail: its `resource` filter must stay in the tenant.
@@ -1544,7 +1443,7 @@ impl Plan<'_> {
                     resource,
                     ..Default::default()
                 };
-                (t, expect, rpc!(c.audit, list_audit_events, request))
+                (t, expect, rpc!(c.audit(), list_audit_events, request))
             }
 
             // --- parties.
@@ -1579,14 +1478,14 @@ impl Plan<'_> {
                     },
                 };
                 let expect = Self::expect(twist, target, fields);
-                (twist, expect, rpc!(c.parties, create_party, request))
+                (twist, expect, rpc!(c.parties(), create_party, request))
             }
             "GetParty" => {
                 let (t, name, expect) = self.subject(twist, Kind::Party);
                 (
                     t,
                     expect,
-                    rpc!(c.parties, get_party, pb::GetPartyRequest { name }),
+                    rpc!(c.parties(), get_party, pb::GetPartyRequest { name }),
                 )
             }
             "ListParties" => {
@@ -1596,7 +1495,7 @@ impl Plan<'_> {
                     page_size: self.page_size(),
                     page_token,
                 };
-                (t, expect, rpc!(c.parties, list_parties, request))
+                (t, expect, rpc!(c.parties(), list_parties, request))
             }
             "UpdateParty" => {
                 let ghost_name = twist == Twist::Ghost && self.chance(0.5);
@@ -1630,7 +1529,7 @@ impl Plan<'_> {
                     update_mask: self.mask(&paths),
                 };
                 let expect = Self::expect(twist, target, fields);
-                (twist, expect, rpc!(c.parties, update_party, request))
+                (twist, expect, rpc!(c.parties(), update_party, request))
             }
             "DeleteParty" => {
                 let (t, name, expect) = self.subject(twist, Kind::Party);
@@ -1638,7 +1537,7 @@ impl Plan<'_> {
                     name,
                     etag: self.etag(),
                 };
-                (t, expect, rpc!(c.parties, delete_party, request))
+                (t, expect, rpc!(c.parties(), delete_party, request))
             }
 
             // --- services.
@@ -1660,14 +1559,14 @@ impl Plan<'_> {
                     },
                 };
                 let expect = Self::expect(twist, target, vec!["service.owner".into()]);
-                (twist, expect, rpc!(c.services, create_service, request))
+                (twist, expect, rpc!(c.services(), create_service, request))
             }
             "GetService" => {
                 let (t, name, expect) = self.subject(twist, Kind::Service);
                 (
                     t,
                     expect,
-                    rpc!(c.services, get_service, pb::GetServiceRequest { name }),
+                    rpc!(c.services(), get_service, pb::GetServiceRequest { name }),
                 )
             }
             "ListServices" => {
@@ -1677,7 +1576,7 @@ impl Plan<'_> {
                     page_size: self.page_size(),
                     page_token,
                 };
-                (t, expect, rpc!(c.services, list_services, request))
+                (t, expect, rpc!(c.services(), list_services, request))
             }
             "UpdateService" => {
                 let ghost_name = twist == Twist::Ghost && self.chance(0.5);
@@ -1705,7 +1604,7 @@ impl Plan<'_> {
                     update_mask: self.mask(&paths),
                 };
                 let expect = Self::expect(twist, target, vec!["service.owner".into()]);
-                (twist, expect, rpc!(c.services, update_service, request))
+                (twist, expect, rpc!(c.services(), update_service, request))
             }
             "DeleteService" => {
                 let (t, name, expect) = self.subject(twist, Kind::Service);
@@ -1713,7 +1612,7 @@ impl Plan<'_> {
                     name,
                     etag: self.etag(),
                 };
-                (t, expect, rpc!(c.services, delete_service, request))
+                (t, expect, rpc!(c.services(), delete_service, request))
             }
 
             // --- agreements.
@@ -1738,12 +1637,16 @@ impl Plan<'_> {
                 };
                 let fields = fields.into_iter().map(|(_, f)| f).collect();
                 let expect = Self::expect(twist, target, fields);
-                (twist, expect, rpc!(c.agreements, create_agreement, request))
+                (
+                    twist,
+                    expect,
+                    rpc!(c.agreements(), create_agreement, request),
+                )
             }
             "GetAgreement" => {
                 let (t, name, expect) = self.subject(twist, Kind::Agreement);
                 let request = pb::GetAgreementRequest { name };
-                (t, expect, rpc!(c.agreements, get_agreement, request))
+                (t, expect, rpc!(c.agreements(), get_agreement, request))
             }
             "ListAgreements" => {
                 let (t, parent, page_token, filter, expect) =
@@ -1754,7 +1657,7 @@ impl Plan<'_> {
                     page_token,
                     filter,
                 };
-                (t, expect, rpc!(c.agreements, list_agreements, request))
+                (t, expect, rpc!(c.agreements(), list_agreements, request))
             }
             "UpdateAgreement" => {
                 let ghost_name = twist == Twist::Ghost && self.chance(0.5);
@@ -1807,7 +1710,11 @@ impl Plan<'_> {
                     update_mask: self.mask(&paths),
                 };
                 let expect = Self::expect(twist, target, fields);
-                (twist, expect, rpc!(c.agreements, update_agreement, request))
+                (
+                    twist,
+                    expect,
+                    rpc!(c.agreements(), update_agreement, request),
+                )
             }
             "DeleteAgreement" => {
                 let (t, name, expect) = self.subject(twist, Kind::Agreement);
@@ -1815,7 +1722,7 @@ impl Plan<'_> {
                     name,
                     etag: self.etag(),
                 };
-                (t, expect, rpc!(c.agreements, delete_agreement, request))
+                (t, expect, rpc!(c.agreements(), delete_agreement, request))
             }
             "PublishAgreement" => {
                 let (t, name, expect) = self.subject(twist, Kind::Agreement);
@@ -1823,7 +1730,7 @@ impl Plan<'_> {
                     name,
                     etag: self.etag(),
                 };
-                (t, expect, rpc!(c.agreements, publish_agreement, request))
+                (t, expect, rpc!(c.agreements(), publish_agreement, request))
             }
             "TerminateAgreement" => {
                 let (t, name, expect) = self.subject(twist, Kind::Agreement);
@@ -1832,7 +1739,11 @@ impl Plan<'_> {
                     etag: self.etag(),
                     terminate_time: self.chance(0.5).then(|| ts(JAN_2026 + 200 * DAY)),
                 };
-                (t, expect, rpc!(c.agreements, terminate_agreement, request))
+                (
+                    t,
+                    expect,
+                    rpc!(c.agreements(), terminate_agreement, request),
+                )
             }
 
             // --- revisions.
@@ -1846,7 +1757,7 @@ impl Plan<'_> {
                 (
                     t,
                     expect,
-                    rpc!(c.agreements, list_agreement_revisions, request),
+                    rpc!(c.agreements(), list_agreement_revisions, request),
                 )
             }
             "GetAgreementRevision" => {
@@ -1855,7 +1766,7 @@ impl Plan<'_> {
                 (
                     t,
                     expect,
-                    rpc!(c.agreements, get_agreement_revision, request),
+                    rpc!(c.agreements(), get_agreement_revision, request),
                 )
             }
 
@@ -1884,12 +1795,16 @@ impl Plan<'_> {
                     },
                 };
                 let expect = Self::expect(twist, target, vec!["override.consumer".into()]);
-                (twist, expect, rpc!(c.agreements, create_override, request))
+                (
+                    twist,
+                    expect,
+                    rpc!(c.agreements(), create_override, request),
+                )
             }
             "GetOverride" => {
                 let (t, name, expect) = self.subject(twist, Kind::Override);
                 let request = pb::GetOverrideRequest { name };
-                (t, expect, rpc!(c.agreements, get_override, request))
+                (t, expect, rpc!(c.agreements(), get_override, request))
             }
             "ListOverrides" => {
                 let (t, parent, page_token, _, expect) = self.list_args(twist, List::Overrides);
@@ -1898,7 +1813,7 @@ impl Plan<'_> {
                     page_size: self.page_size(),
                     page_token,
                 };
-                (t, expect, rpc!(c.agreements, list_overrides, request))
+                (t, expect, rpc!(c.agreements(), list_overrides, request))
             }
             "UpdateOverride" => {
                 let ghost_name = twist == Twist::Ghost && self.chance(0.5);
@@ -1937,7 +1852,11 @@ impl Plan<'_> {
                     update_mask: self.mask(&paths),
                 };
                 let expect = Self::expect(twist, target, vec!["override.consumer".into()]);
-                (twist, expect, rpc!(c.agreements, update_override, request))
+                (
+                    twist,
+                    expect,
+                    rpc!(c.agreements(), update_override, request),
+                )
             }
             "DeleteOverride" => {
                 let (t, name, expect) = self.subject(twist, Kind::Override);
@@ -1945,7 +1864,7 @@ impl Plan<'_> {
                     name,
                     etag: self.etag(),
                 };
-                (t, expect, rpc!(c.agreements, delete_override, request))
+                (t, expect, rpc!(c.agreements(), delete_override, request))
             }
             // --- entitlements: B's consumers and services are NOT_FOUND, as
             // missing ones are; only a parent of B's is PERMISSION_DENIED.
@@ -1977,7 +1896,7 @@ impl Plan<'_> {
                     (
                         twist,
                         expect,
-                        rpc!(c.entitlements, explain_entitlement, request),
+                        rpc!(c.entitlements(), explain_entitlement, request),
                     )
                 } else {
                     let request = pb::ResolveEntitlementRequest {
@@ -1990,7 +1909,7 @@ impl Plan<'_> {
                     (
                         twist,
                         expect,
-                        rpc!(c.entitlements, resolve_entitlement, request),
+                        rpc!(c.entitlements(), resolve_entitlement, request),
                     )
                 }
             }
@@ -2022,7 +1941,7 @@ impl Plan<'_> {
                 (
                     twist,
                     expect,
-                    rpc!(c.entitlements, batch_resolve_entitlements, request),
+                    rpc!(c.entitlements(), batch_resolve_entitlements, request),
                 )
             }
             "WatchEntitlements" => {
@@ -2349,19 +2268,14 @@ async fn tenant_a_can_neither_see_nor_change_tenant_b(s: TestServer) {
     let started = Instant::now();
     let a = populate(&s, A, A_NOTE, false).await;
     let b = populate(&s, B, B_NOTE, true).await;
-    let a_admin = Clients::new(&s, a.key(Role::TenantAdmin));
-    let b_admin = Clients::new(&s, b.key(Role::TenantAdmin));
+    let a_admin = s.clients(a.key(Role::TenantAdmin));
+    let b_admin = s.clients(b.key(Role::TenantAdmin));
 
     let before = snapshot(&b_admin, B).await;
     let checksum_before = before.checksum();
     let a_snapshot = snapshot(&a_admin, A).await;
-    let b_tokens = page_tokens(&Clients::new(&s, b.key(Role::Reader)), &b_admin, &before).await;
-    let a_tokens = page_tokens(
-        &Clients::new(&s, a.key(Role::Reader)),
-        &a_admin,
-        &a_snapshot,
-    )
-    .await;
+    let b_tokens = page_tokens(&s.clients(b.key(Role::Reader)), &b_admin, &before).await;
+    let a_tokens = page_tokens(&s.clients(a.key(Role::Reader)), &a_admin, &a_snapshot).await;
     let lists: BTreeSet<List> = b_tokens.iter().map(|t| t.list).collect();
     assert_eq!(
         lists.len(),
@@ -2389,7 +2303,7 @@ async fn tenant_a_can_neither_see_nor_change_tenant_b(s: TestServer) {
         keys: a
             .keys
             .iter()
-            .map(|(role, key)| (*role, Clients::new(&s, key)))
+            .map(|(role, key)| (*role, s.clients(key)))
             .collect(),
     };
 

@@ -10,7 +10,6 @@ use pb::entitlement_service_client::EntitlementServiceClient;
 use tokio_stream::StreamExt;
 use tonic::{Code, Status};
 
-use crate::entitlement_cache::second_replica;
 use crate::on_both_backends;
 use crate::support::*;
 use accord::proto::v1 as pb;
@@ -18,66 +17,22 @@ use accord::proto::v1 as pb;
 /// How late a key's end may reach a call or a watch.
 const WITHIN: Duration = Duration::from_secs(1);
 
-/// Creates a READER key in `tenant`, expiring at `expire_time` when given,
-/// and returns its secret.
-async fn reader_key(
-    s: &TestServer,
-    tenant: &str,
-    id: &str,
-    expire_time: Option<chrono::DateTime<Utc>>,
-) -> String {
-    s.api_keys()
-        .create_api_key(pb::CreateApiKeyRequest {
-            parent: format!("tenants/{tenant}"),
-            api_key_id: id.into(),
-            api_key: Some(pb::ApiKey {
-                role: pb::Role::Reader.into(),
-                expire_time: expire_time.map(|t| prost_types::Timestamp {
-                    seconds: t.timestamp(),
-                    nanos: t.timestamp_subsec_nanos() as i32,
-                }),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("create API key")
-        .into_inner()
-        .secret
-}
-
-async fn revoke(s: &TestServer, name: &str) {
-    s.api_keys()
-        .revoke_api_key(pb::RevokeApiKeyRequest {
-            name: name.into(),
-            etag: String::new(),
-        })
-        .await
-        .expect("revoke");
-}
-
-fn entitlements_as(
-    channel: &tonic::transport::Channel,
-    key: &str,
-) -> EntitlementServiceClient<Authed> {
-    EntitlementServiceClient::new(tonic::service::interceptor::InterceptedService::new(
-        channel.clone(),
-        Bearer::new(key),
-    ))
+/// A READER key `id` of `w`, expiring at `expire_time` when given.
+async fn reader_key(w: &World, id: &str, expire_time: Option<chrono::DateTime<Utc>>) -> String {
+    let expire_time = expire_time.map(|t| prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    });
+    w.key_expiring(id, pb::Role::Reader, expire_time).await
 }
 
 /// A call any READER may make; its outcome tells whether the key works.
-async fn resolve(client: &mut EntitlementServiceClient<Authed>, seed: &Seed) -> Result<(), Status> {
+async fn resolve(client: &mut EntitlementServiceClient<Authed>, w: &World) -> Result<(), Status> {
     client
-        .resolve_entitlement(pb::ResolveEntitlementRequest {
-            parent: seed.tenant.clone(),
-            consumer: seed.customer.clone(),
-            service: seed.service.clone(),
-            ..Default::default()
-        })
+        .resolve_entitlement(w.resolve_request(&w.bank, &w.payments))
         .await
         .map(drop)
-        // The seed has no agreement: NOT_FOUND is the key working.
+        // The world has no agreement: NOT_FOUND is the key working.
         .or_else(|status| match status.code() {
             Code::NotFound => Ok(()),
             _ => Err(status),
@@ -88,11 +43,11 @@ async fn resolve(client: &mut EntitlementServiceClient<Authed>, seed: &Seed) -> 
 /// `deadline`. Returns the refusal.
 async fn refused_by(
     client: &mut EntitlementServiceClient<Authed>,
-    seed: &Seed,
+    w: &World,
     deadline: Instant,
 ) -> Status {
     loop {
-        match resolve(client, seed).await {
+        match resolve(client, w).await {
             Err(status) => return status,
             Ok(()) => {
                 assert!(
@@ -111,20 +66,13 @@ fn assert_unauthenticated(status: &Status) {
     assert_reason(status, "UNAUTHENTICATED");
 }
 
-/// A watch of the seed's (customer, service) pair, past its first result.
+/// A watch of the bank on `payments`, past its first result.
 async fn watch(
     client: &mut EntitlementServiceClient<Authed>,
-    seed: &Seed,
+    w: &World,
 ) -> tonic::Streaming<pb::WatchEntitlementsResponse> {
     let mut stream = client
-        .watch_entitlements(pb::WatchEntitlementsRequest {
-            parent: seed.tenant.clone(),
-            pairs: vec![pb::EntitlementPair {
-                consumer: seed.customer.clone(),
-                service: seed.service.clone(),
-            }],
-            heartbeat_interval: None,
-        })
+        .watch_entitlements(w.watch_request(None))
         .await
         .expect("watch")
         .into_inner();
@@ -165,20 +113,16 @@ async fn ended_by(
 // --- calls ---------------------------------------------------------------------
 
 async fn a_key_stops_working_within_a_second_of_its_expiry_even_while_cached(s: TestServer) {
-    let seed = seed(&s, "t").await;
+    let w = World::new(&s, "t").await;
     let expire_time = Utc::now() + chrono::Duration::seconds(2);
-    let key = reader_key(&s, "t", "short", Some(expire_time)).await;
-    let mut client = entitlements_as(&s.channel, &key);
+    let key = reader_key(&w, "short", Some(expire_time)).await;
+    let mut client = w.calling_with(&key).entitlements();
     // Used, so the server holds it in its key cache.
-    resolve(&mut client, &seed)
-        .await
-        .expect("works before expiry");
-    resolve(&mut client, &seed)
-        .await
-        .expect("works before expiry");
+    resolve(&mut client, &w).await.expect("works before expiry");
+    resolve(&mut client, &w).await.expect("works before expiry");
 
     let expiry = Instant::now() + (expire_time - Utc::now()).to_std().unwrap_or_default();
-    let refused = refused_by(&mut client, &seed, expiry + WITHIN).await;
+    let refused = refused_by(&mut client, &w, expiry + WITHIN).await;
 
     assert_unauthenticated(&refused);
     assert!(
@@ -190,11 +134,11 @@ async fn a_key_stops_working_within_a_second_of_its_expiry_even_while_cached(s: 
 // --- watches -------------------------------------------------------------------
 
 async fn revoking_a_key_ends_its_watch_within_a_second(s: TestServer) {
-    let seed = seed(&s, "t").await;
-    let key = reader_key(&s, "t", "reader", None).await;
-    let mut stream = watch(&mut entitlements_as(&s.channel, &key), &seed).await;
+    let w = World::new(&s, "t").await;
+    let key = reader_key(&w, "reader", None).await;
+    let mut stream = watch(&mut w.calling_with(&key).entitlements(), &w).await;
 
-    revoke(&s, "tenants/t/apiKeys/reader").await;
+    w.revoke_key("reader").await;
     let status = ended_by(&mut stream, Instant::now() + WITHIN).await;
 
     assert_unauthenticated(&status);
@@ -202,10 +146,10 @@ async fn revoking_a_key_ends_its_watch_within_a_second(s: TestServer) {
 }
 
 async fn a_key_expiring_ends_its_watch_within_a_second_of_expiry(s: TestServer) {
-    let seed = seed(&s, "t").await;
+    let w = World::new(&s, "t").await;
     let expire_time = Utc::now() + chrono::Duration::seconds(2);
-    let key = reader_key(&s, "t", "short", Some(expire_time)).await;
-    let mut stream = watch(&mut entitlements_as(&s.channel, &key), &seed).await;
+    let key = reader_key(&w, "short", Some(expire_time)).await;
+    let mut stream = watch(&mut w.calling_with(&key).entitlements(), &w).await;
 
     let expiry = Instant::now() + (expire_time - Utc::now()).to_std().unwrap_or_default();
     let status = ended_by(&mut stream, expiry + WITHIN).await;
@@ -219,18 +163,11 @@ async fn a_key_expiring_ends_its_watch_within_a_second_of_expiry(s: TestServer) 
 }
 
 async fn force_deleting_the_tenant_ends_its_watch_with_not_found_within_a_second(s: TestServer) {
-    let seed = seed(&s, "t").await;
-    let key = reader_key(&s, "t", "reader", None).await;
-    let mut stream = watch(&mut entitlements_as(&s.channel, &key), &seed).await;
+    let w = World::new(&s, "t").await;
+    let key = reader_key(&w, "reader", None).await;
+    let mut stream = watch(&mut w.calling_with(&key).entitlements(), &w).await;
 
-    s.tenants()
-        .delete_tenant(pb::DeleteTenantRequest {
-            name: "tenants/t".into(),
-            etag: String::new(),
-            force: true,
-        })
-        .await
-        .expect("delete tenant");
+    s.force_delete_tenant("t").await;
     let status = ended_by(&mut stream, Instant::now() + WITHIN).await;
 
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
@@ -241,13 +178,13 @@ async fn force_deleting_the_tenant_ends_its_watch_with_not_found_within_a_second
 /// Revoking one key leaves a watch held with another key of the same tenant
 /// running.
 async fn revoking_a_key_leaves_watches_of_other_keys_running(s: TestServer) {
-    let seed = seed(&s, "t").await;
-    let revoked = reader_key(&s, "t", "revoked", None).await;
-    let kept = reader_key(&s, "t", "kept", None).await;
-    let mut ends = watch(&mut entitlements_as(&s.channel, &revoked), &seed).await;
-    let mut runs = watch(&mut entitlements_as(&s.channel, &kept), &seed).await;
+    let w = World::new(&s, "t").await;
+    let revoked = reader_key(&w, "revoked", None).await;
+    let kept = reader_key(&w, "kept", None).await;
+    let mut ends = watch(&mut w.calling_with(&revoked).entitlements(), &w).await;
+    let mut runs = watch(&mut w.calling_with(&kept).entitlements(), &w).await;
 
-    revoke(&s, "tenants/t/apiKeys/revoked").await;
+    w.revoke_key("revoked").await;
     assert_unauthenticated(&ended_by(&mut ends, Instant::now() + WITHIN).await);
 
     let next = tokio::time::timeout(WITHIN, runs.next()).await;
@@ -272,38 +209,31 @@ async fn a_key_revoked_on_one_replica_is_refused_on_another_within_a_second_and_
     let Some(first) = TestServer::start(Backend::Postgres).await else {
         return;
     };
-    let seed = seed(&first, "t").await;
-    let key = reader_key(&first, "t", "reader", None).await;
-    let (channel, _replica) = second_replica(&first).await;
-    let mut other = entitlements_as(&channel, &key);
-    resolve(&mut other, &seed)
+    let w = World::new(&first, "t").await;
+    let key = reader_key(&w, "reader", None).await;
+    let replica = first.second_replica().await;
+    let mut other = replica.clients(&key).entitlements();
+    resolve(&mut other, &w)
         .await
         .expect("works before revocation");
     // Keep the key busy on the other replica while it is revoked.
     let busy = {
-        let (mut other, seed_tenant) = (other.clone(), seed.tenant.clone());
-        let (customer, service) = (seed.customer.clone(), seed.service.clone());
+        let mut other = other.clone();
+        let request = w.resolve_request(&w.bank, &w.payments);
         tokio::spawn(async move {
             loop {
-                let _ = other
-                    .resolve_entitlement(pb::ResolveEntitlementRequest {
-                        parent: seed_tenant.clone(),
-                        consumer: customer.clone(),
-                        service: service.clone(),
-                        ..Default::default()
-                    })
-                    .await;
+                let _ = other.resolve_entitlement(request.clone()).await;
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         })
     };
 
-    revoke(&first, "tenants/t/apiKeys/reader").await;
-    let refused = refused_by(&mut other, &seed, Instant::now() + WITHIN).await;
+    w.revoke_key("reader").await;
+    let refused = refused_by(&mut other, &w, Instant::now() + WITHIN).await;
     assert_unauthenticated(&refused);
     let until = Instant::now() + Duration::from_secs(2);
     while Instant::now() < until {
-        let status = resolve(&mut other, &seed)
+        let status = resolve(&mut other, &w)
             .await
             .expect_err("a revoked key was admitted again");
         assert_unauthenticated(&status);
@@ -316,12 +246,12 @@ async fn revoking_a_key_on_one_replica_ends_its_watch_on_another_within_a_second
     let Some(first) = TestServer::start(Backend::Postgres).await else {
         return;
     };
-    let seed = seed(&first, "t").await;
-    let key = reader_key(&first, "t", "reader", None).await;
-    let (channel, _replica) = second_replica(&first).await;
-    let mut stream = watch(&mut entitlements_as(&channel, &key), &seed).await;
+    let w = World::new(&first, "t").await;
+    let key = reader_key(&w, "reader", None).await;
+    let replica = first.second_replica().await;
+    let mut stream = watch(&mut replica.clients(&key).entitlements(), &w).await;
 
-    revoke(&first, "tenants/t/apiKeys/reader").await;
+    w.revoke_key("reader").await;
     let status = ended_by(&mut stream, Instant::now() + WITHIN).await;
 
     assert_unauthenticated(&status);
@@ -333,20 +263,12 @@ async fn deleting_a_tenant_on_one_replica_ends_its_watch_on_another_within_a_sec
     let Some(first) = TestServer::start(Backend::Postgres).await else {
         return;
     };
-    let seed = seed(&first, "t").await;
-    let key = reader_key(&first, "t", "reader", None).await;
-    let (channel, _replica) = second_replica(&first).await;
-    let mut stream = watch(&mut entitlements_as(&channel, &key), &seed).await;
+    let w = World::new(&first, "t").await;
+    let key = reader_key(&w, "reader", None).await;
+    let replica = first.second_replica().await;
+    let mut stream = watch(&mut replica.clients(&key).entitlements(), &w).await;
 
-    first
-        .tenants()
-        .delete_tenant(pb::DeleteTenantRequest {
-            name: "tenants/t".into(),
-            etag: String::new(),
-            force: true,
-        })
-        .await
-        .expect("delete tenant");
+    first.force_delete_tenant("t").await;
     let status = ended_by(&mut stream, Instant::now() + WITHIN).await;
 
     assert_eq!(status.code(), Code::NotFound, "{status:?}");

@@ -8,10 +8,10 @@ use crate::on_both_backends;
 use crate::support::*;
 
 async fn every_rpc_naming_a_missing_resource_is_not_found(s: TestServer) {
-    let seed = seed(&s, "acme").await;
+    let w = World::new(&s, "acme").await;
     let ghost_agreement = "tenants/acme/agreements/ghost".to_string();
     let ghost_override = "tenants/acme/agreements/ghost/overrides/o".to_string();
-    let (mut t, mut p, mut sv, mut a) = (s.tenants(), s.parties(), s.services(), s.agreements());
+    let (mut t, mut p, mut sv, mut a) = (s.tenants(), w.parties(), w.services(), w.agreements());
 
     assert_code(
         t.update_tenant(pb::UpdateTenantRequest {
@@ -134,16 +134,15 @@ async fn every_rpc_naming_a_missing_resource_is_not_found(s: TestServer) {
         .await,
         Code::NotFound,
     );
-    let _ = seed;
 }
 
 async fn every_rpc_taking_an_etag_refuses_a_stale_one(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let (mut t, mut a) = (s.tenants(), s.agreements());
+    let w = World::new(&s, "acme").await;
+    let (mut t, mut a) = (s.tenants(), w.agreements());
     let stale = "0000000000000000".to_string();
     assert_code(
         t.delete_tenant(pb::DeleteTenantRequest {
-            name: seed.tenant.clone(),
+            name: w.tenant.clone(),
             etag: stale.clone(),
             force: true,
         })
@@ -151,10 +150,10 @@ async fn every_rpc_taking_an_etag_refuses_a_stale_one(s: TestServer) {
         Code::Aborted,
     );
     assert_code(
-        s.parties()
+        w.parties()
             .update_party(pb::UpdatePartyRequest {
                 party: Some(pb::Party {
-                    name: seed.customer.clone(),
+                    name: w.bank.clone(),
                     display_name: "x".into(),
                     etag: stale.clone(),
                     ..Default::default()
@@ -165,15 +164,15 @@ async fn every_rpc_taking_an_etag_refuses_a_stale_one(s: TestServer) {
         Code::Aborted,
     );
     assert_code(
-        s.services()
+        w.services()
             .delete_service(pb::DeleteServiceRequest {
-                name: seed.service.clone(),
+                name: w.payments.clone(),
                 etag: stale.clone(),
             })
             .await,
         Code::Aborted,
     );
-    let sla = seed.create_agreement(&s, "sla", seed.service_level()).await;
+    let sla = w.draft("sla", w.standard_sla()).await;
     assert_code(
         a.update_agreement(pb::UpdateAgreementRequest {
             agreement: Some(pb::Agreement {
@@ -212,20 +211,7 @@ async fn every_rpc_taking_an_etag_refuses_a_stale_one(s: TestServer) {
         .await,
         Code::Aborted,
     );
-    let o = a
-        .create_override(pb::CreateOverrideRequest {
-            parent: sla.name.clone(),
-            override_id: "o".into(),
-            r#override: Some(pb::Override {
-                consumer: seed.customer.clone(),
-                effective_from: Some(ts(JAN_2026)),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let o = w.add_override(&sla.name, "o", ovr(&w.bank, JAN_2026)).await;
     assert_code(
         a.update_override(pb::UpdateOverrideRequest {
             r#override: Some(pb::Override {

@@ -5,41 +5,12 @@ use tonic::Code;
 use crate::on_both_backends;
 use crate::support::*;
 
-fn gold(seed: &Seed) -> pb::Override {
-    pb::Override {
-        consumer: seed.customer.clone(),
-        effective_from: Some(ts(JAN_2026)),
-        objective_patches: vec![pb::ObjectivePatch {
-            key: "availability".into(),
-            target: Some(0.9999),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
-async fn create(
-    s: &TestServer,
-    parent: &str,
-    id: &str,
-    o: pb::Override,
-) -> Result<pb::Override, tonic::Status> {
-    s.agreements()
-        .create_override(pb::CreateOverrideRequest {
-            parent: parent.into(),
-            override_id: id.into(),
-            r#override: Some(o),
-            request_id: String::new(),
-        })
-        .await
-        .map(|r| r.into_inner())
-}
-
 async fn overrides_round_trip(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let sla = seed.create_agreement(&s, "sla", seed.service_level()).await;
-    let mut api = s.agreements();
-    let created = create(&s, &sla.name, "bank-gold", gold(&seed))
+    let w = World::new(&s, "acme").await;
+    let sla = w.draft("sla", w.standard_sla()).await;
+    let mut api = w.agreements();
+    let created = w
+        .try_add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9999))
         .await
         .unwrap();
     assert_eq!(
@@ -107,73 +78,75 @@ async fn overrides_round_trip(s: TestServer) {
 }
 
 async fn override_errors_carry_codes_and_fields(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let sla = seed.create_agreement(&s, "sla", seed.service_level()).await;
-    create(&s, &sla.name, "bank-gold", gold(&seed))
-        .await
-        .unwrap();
+    let w = World::new(&s, "acme").await;
+    let sla = w.draft("sla", w.standard_sla()).await;
+    let gold = target_override(&w.bank, 0.9999);
+    w.add_override(&sla.name, "bank-gold", gold.clone()).await;
     assert_code(
-        create(&s, &sla.name, "bank-gold", gold(&seed)).await,
+        w.try_add_override(&sla.name, "bank-gold", gold.clone())
+            .await,
         Code::AlreadyExists,
     );
     assert_code(
-        create(&s, "tenants/acme/agreements/ghost", "x", gold(&seed)).await,
+        w.try_add_override("tenants/acme/agreements/ghost", "x", gold.clone())
+            .await,
         Code::NotFound,
     );
-    let mut unknown_key = gold(&seed);
+    let mut unknown_key = gold.clone();
     unknown_key.objective_patches[0].key = "latency".into();
     assert_invalid_field(
-        create(&s, &sla.name, "x", unknown_key).await,
+        w.try_add_override(&sla.name, "x", unknown_key).await,
         "override.objective_patches[0].key",
     );
-    let mut bad_target = gold(&seed);
+    let mut bad_target = gold.clone();
     bad_target.objective_patches[0].target = Some(2.0);
     assert_invalid_field(
-        create(&s, &sla.name, "x", bad_target).await,
+        w.try_add_override(&sla.name, "x", bad_target).await,
         "override.objective_patches[0].target",
     );
-    let mut ratio_threshold = gold(&seed);
+    let mut ratio_threshold = gold.clone();
     ratio_threshold.objective_patches[0].threshold = Some(300.0);
     assert_invalid_field(
-        create(&s, &sla.name, "x", ratio_threshold).await,
+        w.try_add_override(&sla.name, "x", ratio_threshold).await,
         "override.objective_patches[0].threshold",
     );
-    let mut clash = gold(&seed);
+    let mut clash = gold.clone();
     clash.added_objectives = vec![availability(0.9)];
     assert_invalid_field(
-        create(&s, &sla.name, "x", clash).await,
+        w.try_add_override(&sla.name, "x", clash).await,
         "override.added_objectives[0].key",
     );
-    let mut no_consumer = gold(&seed);
+    let mut no_consumer = gold.clone();
     no_consumer.consumer = String::new();
     assert_invalid_field(
-        create(&s, &sla.name, "x", no_consumer).await,
+        w.try_add_override(&sla.name, "x", no_consumer).await,
         "override.consumer",
     );
-    let mut ghost = gold(&seed);
+    let mut ghost = gold.clone();
     ghost.consumer = "tenants/acme/parties/ghost".into();
-    assert_invalid_field(create(&s, &sla.name, "x", ghost).await, "override.consumer");
-    let mut backwards = gold(&seed);
+    assert_invalid_field(
+        w.try_add_override(&sla.name, "x", ghost).await,
+        "override.consumer",
+    );
+    let mut backwards = gold.clone();
     backwards.effective_until = Some(ts(JAN_2026 - DAY));
     assert_invalid_field(
-        create(&s, &sla.name, "x", backwards).await,
+        w.try_add_override(&sla.name, "x", backwards).await,
         "override.effective_until",
     );
 
-    let deal = seed
-        .create_agreement(&s, "deal", seed.customer_agreement())
-        .await;
+    let deal = w.draft("deal", w.standard_deal()).await;
     let status = assert_code(
-        create(&s, &deal.name, "x", gold(&seed)).await,
+        w.try_add_override(&deal.name, "x", gold.clone()).await,
         Code::FailedPrecondition,
     );
     assert_reason(&status, "AGREEMENT_STATE");
 
     // The override's consumer is in use.
     let status = assert_code(
-        s.parties()
+        w.parties()
             .delete_party(pb::DeletePartyRequest {
-                name: seed.customer.clone(),
+                name: w.bank.clone(),
                 etag: String::new(),
             })
             .await,

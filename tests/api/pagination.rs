@@ -8,14 +8,14 @@ use crate::support::*;
 
 const AGREEMENTS: usize = 2_500;
 
-async fn list_all(s: &TestServer, parent: &str, page_size: i32) -> Vec<String> {
-    let mut api = s.agreements();
+async fn list_all(w: &World, page_size: i32) -> Vec<String> {
+    let mut api = w.agreements();
     let mut names = Vec::new();
     let mut token = String::new();
     loop {
         let page = api
             .list_agreements(pb::ListAgreementsRequest {
-                parent: parent.into(),
+                parent: w.tenant.clone(),
                 page_size,
                 page_token: token.clone(),
                 filter: String::new(),
@@ -33,7 +33,7 @@ async fn list_all(s: &TestServer, parent: &str, page_size: i32) -> Vec<String> {
 }
 
 async fn pagination_returns_every_agreement_once_in_order(s: TestServer) {
-    let seed = seed(&s, "acme").await;
+    let w = World::new(&s, "acme").await;
     // Created concurrently, so the order of creation says nothing about ids.
     let ids: Vec<String> = (0..AGREEMENTS)
         .map(|i| format!("a{:05}", (i * 7919) % 100_000))
@@ -43,10 +43,10 @@ async fn pagination_returns_every_agreement_once_in_order(s: TestServer) {
         .map(|id| format!("tenants/acme/agreements/{id}"))
         .collect();
     expected.sort();
-    let template = seed.customer_agreement();
+    let template = w.standard_deal();
     futures::future::join_all(ids.chunks(AGREEMENTS / 8).map(|chunk| {
-        let mut api = s.agreements();
-        let parent = seed.tenant.clone();
+        let mut api = w.agreements();
+        let parent = w.tenant.clone();
         let template = template.clone();
         async move {
             for id in chunk {
@@ -65,7 +65,7 @@ async fn pagination_returns_every_agreement_once_in_order(s: TestServer) {
 
     for page_size in [1000, 7, 1] {
         assert_eq!(
-            list_all(&s, &seed.tenant, page_size).await,
+            list_all(&w, page_size).await,
             expected,
             "page size {page_size}"
         );
@@ -73,15 +73,14 @@ async fn pagination_returns_every_agreement_once_in_order(s: TestServer) {
 }
 
 async fn page_tokens_are_tamper_proof_and_bound_to_their_list(s: TestServer) {
-    let seed = seed(&s, "acme").await;
+    let w = World::new(&s, "acme").await;
     for i in 0..3 {
-        seed.create_agreement(&s, &format!("a{i}"), seed.customer_agreement())
-            .await;
+        w.draft(&format!("a{i}"), w.standard_deal()).await;
     }
-    let mut api = s.agreements();
+    let mut api = w.agreements();
     let first = api
         .list_agreements(pb::ListAgreementsRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             page_size: 1,
             ..Default::default()
         })
@@ -97,7 +96,7 @@ async fn page_tokens_are_tamper_proof_and_bound_to_their_list(s: TestServer) {
     for bad in [tampered, "not-a-token".to_string(), format!("{token}x")] {
         assert_invalid_field(
             api.list_agreements(pb::ListAgreementsRequest {
-                parent: seed.tenant.clone(),
+                parent: w.tenant.clone(),
                 page_size: 1,
                 page_token: bad,
                 ..Default::default()
@@ -109,7 +108,7 @@ async fn page_tokens_are_tamper_proof_and_bound_to_their_list(s: TestServer) {
     // Reused with another filter, or for another collection.
     assert_invalid_field(
         api.list_agreements(pb::ListAgreementsRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             page_size: 1,
             page_token: token.clone(),
             filter: "kind = CUSTOMER".into(),
@@ -118,9 +117,9 @@ async fn page_tokens_are_tamper_proof_and_bound_to_their_list(s: TestServer) {
         "page_token",
     );
     assert_invalid_field(
-        s.parties()
+        w.parties()
             .list_parties(pb::ListPartiesRequest {
-                parent: seed.tenant.clone(),
+                parent: w.tenant.clone(),
                 page_size: 1,
                 page_token: token.clone(),
             })
@@ -130,7 +129,7 @@ async fn page_tokens_are_tamper_proof_and_bound_to_their_list(s: TestServer) {
     // A different page size is fine (AIP-158).
     let second = api
         .list_agreements(pb::ListAgreementsRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             page_size: 5,
             page_token: token,
             ..Default::default()

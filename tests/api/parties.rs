@@ -20,20 +20,20 @@ fn party(tenant: &str, id: &str, kind: pb::PartyKind, parent: &str) -> pb::Creat
 }
 
 async fn parties_round_trip_with_parents(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let mut parties = s.parties();
+    let w = World::new(&s, "acme").await;
+    let mut parties = w.parties();
     let dept = parties
         .create_party(party(
-            &seed.tenant,
+            &w.tenant,
             "bank-eu",
             pb::PartyKind::InternalUnit,
-            &seed.customer,
+            &w.bank,
         ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(dept.name, "tenants/acme/parties/bank-eu");
-    assert_eq!(dept.parent, seed.customer);
+    assert_eq!(dept.parent, w.bank);
     assert_eq!(dept.kind(), pb::PartyKind::InternalUnit);
 
     let got = parties
@@ -47,7 +47,7 @@ async fn parties_round_trip_with_parents(s: TestServer) {
 
     let list = parties
         .list_parties(pb::ListPartiesRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             ..Default::default()
         })
         .await
@@ -89,30 +89,11 @@ async fn parties_round_trip_with_parents(s: TestServer) {
 }
 
 async fn party_cycles_are_invalid(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let mut parties = s.parties();
-    parties
-        .create_party(party(&seed.tenant, "a", pb::PartyKind::Customer, ""))
-        .await
-        .unwrap();
-    parties
-        .create_party(party(
-            &seed.tenant,
-            "b",
-            pb::PartyKind::InternalUnit,
-            "tenants/acme/parties/a",
-        ))
-        .await
-        .unwrap();
-    parties
-        .create_party(party(
-            &seed.tenant,
-            "c",
-            pb::PartyKind::InternalUnit,
-            "tenants/acme/parties/b",
-        ))
-        .await
-        .unwrap();
+    let w = World::new(&s, "acme").await;
+    let mut parties = w.parties();
+    let a = w.party("a", None).await;
+    let b = w.unit("b", Some(&a)).await;
+    w.unit("c", Some(&b)).await;
     let cycle = parties
         .update_party(pb::UpdatePartyRequest {
             party: Some(pb::Party {
@@ -140,25 +121,25 @@ async fn party_cycles_are_invalid(s: TestServer) {
 }
 
 async fn party_errors_carry_codes_and_fields(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    seed_other(&s).await;
-    let mut parties = s.parties();
+    let w = World::new(&s, "acme").await;
+    World::new(&s, "other").await;
+    let mut parties = w.parties();
     assert_code(
         parties
-            .create_party(party(&seed.tenant, "bank", pb::PartyKind::Customer, ""))
+            .create_party(party(&w.tenant, "bank", pb::PartyKind::Customer, ""))
             .await,
         Code::AlreadyExists,
     );
     assert_invalid_field(
         parties
-            .create_party(party(&seed.tenant, "x", pb::PartyKind::Unspecified, ""))
+            .create_party(party(&w.tenant, "x", pb::PartyKind::Unspecified, ""))
             .await,
         "party.kind",
     );
     assert_invalid_field(
         parties
             .create_party(party(
-                &seed.tenant,
+                &w.tenant,
                 "x",
                 pb::PartyKind::Customer,
                 "tenants/acme/parties/ghost",
@@ -169,7 +150,7 @@ async fn party_errors_carry_codes_and_fields(s: TestServer) {
     assert_invalid_field(
         parties
             .create_party(party(
-                &seed.tenant,
+                &w.tenant,
                 "x",
                 pb::PartyKind::Customer,
                 "tenants/other/parties/bank",
@@ -179,7 +160,7 @@ async fn party_errors_carry_codes_and_fields(s: TestServer) {
     );
     assert_invalid_field(
         parties
-            .create_party(party(&seed.tenant, "9x", pb::PartyKind::Customer, ""))
+            .create_party(party(&w.tenant, "9x", pb::PartyKind::Customer, ""))
             .await,
         "party_id",
     );
@@ -208,7 +189,7 @@ async fn party_errors_carry_codes_and_fields(s: TestServer) {
     assert_code(
         parties
             .delete_party(pb::DeletePartyRequest {
-                name: seed.customer.clone(),
+                name: w.bank.clone(),
                 etag: "stale".into(),
             })
             .await,
@@ -238,18 +219,14 @@ async fn party_errors_carry_codes_and_fields(s: TestServer) {
     );
 }
 
-async fn seed_other(s: &TestServer) {
-    seed(s, "other").await;
-}
-
 async fn parties_in_use_cannot_be_deleted(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let mut parties = s.parties();
+    let w = World::new(&s, "acme").await;
+    let mut parties = w.parties();
     // The provider owns the service.
     let status = assert_code(
         parties
             .delete_party(pb::DeletePartyRequest {
-                name: seed.provider.clone(),
+                name: w.provider.clone(),
                 etag: String::new(),
             })
             .await,
@@ -262,12 +239,11 @@ async fn parties_in_use_cannot_be_deleted(s: TestServer) {
     );
 
     // The customer is the consumer of an agreement.
-    seed.create_agreement(&s, "bank-deal", seed.customer_agreement())
-        .await;
+    let deal = w.draft("bank-deal", w.standard_deal()).await;
     let status = assert_code(
         parties
             .delete_party(pb::DeletePartyRequest {
-                name: seed.customer.clone(),
+                name: w.bank.clone(),
                 etag: String::new(),
             })
             .await,
@@ -281,26 +257,12 @@ async fn parties_in_use_cannot_be_deleted(s: TestServer) {
     );
 
     // A parent with children.
-    parties
-        .create_party(party(
-            &seed.tenant,
-            "child",
-            pb::PartyKind::Customer,
-            &seed.customer,
-        ))
-        .await
-        .unwrap();
-    s.agreements()
-        .delete_agreement(pb::DeleteAgreementRequest {
-            name: "tenants/acme/agreements/bank-deal".into(),
-            etag: String::new(),
-        })
-        .await
-        .unwrap();
+    w.party("child", Some(&w.bank)).await;
+    w.delete_agreement(&deal.name).await;
     let status = assert_code(
         parties
             .delete_party(pb::DeletePartyRequest {
-                name: seed.customer.clone(),
+                name: w.bank.clone(),
                 etag: String::new(),
             })
             .await,

@@ -6,53 +6,29 @@ use crate::on_both_backends;
 use crate::support::*;
 
 async fn publishing_and_two_updates_make_three_unchanged_revisions(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let mut api = s.agreements();
-    let draft = seed.create_agreement(&s, "sla", seed.service_level()).await;
-    let published = api
-        .publish_agreement(pb::PublishAgreementRequest {
-            name: draft.name.clone(),
-            etag: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let w = World::new(&s, "acme").await;
+    let mut api = w.agreements();
+    let draft = w.draft("sla", w.standard_sla()).await;
+    let published = w.publish_draft(&draft.name).await;
     let mut snapshots = vec![published.clone()];
     for target in [0.9995, 0.9999] {
-        let updated = api
-            .update_agreement(pb::UpdateAgreementRequest {
-                agreement: Some(pb::Agreement {
-                    name: draft.name.clone(),
+        let updated = w
+            .update(
+                &draft.name,
+                pb::Agreement {
                     objectives: vec![availability(target)],
                     etag: snapshots.last().unwrap().etag.clone(),
                     ..Default::default()
-                }),
-                update_mask: Some(FieldMask {
-                    paths: vec!["objectives".into()],
-                }),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+                },
+                &["objectives"],
+            )
+            .await;
         assert_ne!(updated.revision_id, snapshots.last().unwrap().revision_id);
         snapshots.push(updated);
     }
 
     // An update that changes nothing writes no revision and keeps the etag.
-    let unchanged = api
-        .update_agreement(pb::UpdateAgreementRequest {
-            agreement: Some(pb::Agreement {
-                name: draft.name.clone(),
-                objectives: vec![availability(0.9999)],
-                ..Default::default()
-            }),
-            update_mask: Some(FieldMask {
-                paths: vec!["objectives".into()],
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let unchanged = w.set_availability(&draft.name, 0.9999).await;
     assert_eq!(&unchanged, snapshots.last().unwrap());
 
     let list = api
@@ -134,27 +110,18 @@ async fn publishing_and_two_updates_make_three_unchanged_revisions(s: TestServer
 }
 
 async fn published_agreements_keep_their_kind(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let mut api = s.agreements();
-    let draft = seed.create_agreement(&s, "sla", seed.service_level()).await;
-    api.publish_agreement(pb::PublishAgreementRequest {
-        name: draft.name.clone(),
-        etag: String::new(),
-    })
-    .await
-    .unwrap();
+    let w = World::new(&s, "acme").await;
+    let sla = w.publish("sla", w.standard_sla()).await;
     assert_invalid_field(
-        api.update_agreement(pb::UpdateAgreementRequest {
-            agreement: Some(pb::Agreement {
-                name: draft.name.clone(),
+        w.try_update(
+            &sla.name,
+            pb::Agreement {
                 kind: pb::AgreementKind::Customer.into(),
-                consumer: seed.customer.clone(),
+                consumer: w.bank.clone(),
                 ..Default::default()
-            }),
-            update_mask: Some(FieldMask {
-                paths: vec!["kind".into(), "consumer".into()],
-            }),
-        })
+            },
+            &["kind", "consumer"],
+        )
         .await,
         "agreement.kind",
     );
@@ -167,19 +134,11 @@ on_both_backends!(
 );
 
 async fn concurrent_updates_with_one_etag_let_exactly_one_through(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let draft = seed.create_agreement(&s, "sla", seed.service_level()).await;
-    let published = s
-        .agreements()
-        .publish_agreement(pb::PublishAgreementRequest {
-            name: draft.name.clone(),
-            etag: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let w = World::new(&s, "acme").await;
+    let draft = w.draft("sla", w.standard_sla()).await;
+    let published = w.publish_draft(&draft.name).await;
     let calls = (0..50).map(|i| {
-        let mut api = s.agreements();
+        let mut api = w.agreements();
         let request = pb::UpdateAgreementRequest {
             agreement: Some(pb::Agreement {
                 name: draft.name.clone(),
@@ -204,18 +163,9 @@ async fn concurrent_updates_with_one_etag_let_exactly_one_through(s: TestServer)
         .filter(|r| matches!(r, Err(status) if status.code() == Code::Aborted))
         .count();
     assert_eq!((ok, aborted), (1, 49));
-    let revisions = s
-        .agreements()
-        .list_agreement_revisions(pb::ListAgreementRevisionsRequest {
-            name: draft.name.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .revisions;
+    let revisions = w.revisions(&draft.name).await;
     assert_eq!(revisions.len(), 2, "publish and the one update");
-    let events = s.audit_events(&seed.tenant, &draft.name).await;
+    let events = w.audit_events(&draft.name).await;
     let methods: Vec<&str> = events.iter().map(|e| e.method.as_str()).collect();
     assert_eq!(
         methods,

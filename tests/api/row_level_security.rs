@@ -45,12 +45,11 @@ async fn postgres_server() -> Option<TestServer> {
     TestServer::start(Backend::Postgres).await
 }
 
-/// Two tenants with the seed's parties, services, keys, and an agreement.
+/// Two tenants, each a `World::new` with an agreement.
 async fn two_tenants(s: &TestServer) {
     for t in ["alpha", "bravo"] {
-        let seed = seed(s, t).await;
-        s.use_key(&seed.admin_key);
-        seed.create_agreement(s, "sla", seed.service_level()).await;
+        let w = World::new(s, t).await;
+        w.draft("sla", w.standard_sla()).await;
     }
 }
 
@@ -151,7 +150,7 @@ async fn every_tenant_table_is_behind_forced_rls_and_the_server_role_cannot_esca
             .await
             .unwrap();
         if ["parties", "services", "agreements", "api_keys", "tenants"].contains(table) {
-            assert!(all > 0, "{table} should hold the seed's rows");
+            assert!(all > 0, "{table} should hold the worlds' rows");
         }
     }
 
@@ -347,7 +346,7 @@ async fn one_pooled_connection_serving_two_tenants_in_turn_leaks_nothing() {
             .await
             .unwrap()
             .items;
-        assert_eq!(parties.len(), 2 + 100, "{tenant}: the seed's and its own");
+        assert_eq!(parties.len(), 2 + 100, "{tenant}: the world's and its own");
         assert!(parties.iter().all(|p| p.tenant.as_str() == tenant));
     }
 }

@@ -3,17 +3,13 @@
 //! exits with), whatever characters it holds and wherever the URL carries it;
 //! and the bootstrap key works whatever whitespace surrounds it.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use accord::proto::v1 as pb;
 use pb::tenant_service_client::TenantServiceClient;
-use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::server::health_of;
+use crate::on_both_backends;
 use crate::support::*;
 
 /// Every character reserved in URLs (RFC 3986's delimiters), `%` and space.
@@ -64,156 +60,6 @@ impl Password {
                 self.text
             );
         }
-    }
-}
-
-/// How a run of the binary ended, and everything it wrote to stdout and
-/// stderr.
-struct Ended {
-    status: ExitStatus,
-    output: String,
-}
-
-/// The real binary, with what it writes collected line by line.
-struct Accord {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    readers: Vec<std::thread::JoinHandle<()>>,
-}
-
-const PATIENCE: Duration = Duration::from_secs(60);
-
-impl Accord {
-    /// Runs `accord args` in `dir` with `env` and no other `ACCORD_*` or
-    /// `OTEL_*` variable. Errors print no backtrace unless `env` sets
-    /// `RUST_BACKTRACE` (resolving one takes the debug binary half a second).
-    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_accord"));
-        cmd.args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("ACCORD_") || k.starts_with("OTEL_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("RUST_BACKTRACE", "0");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start accord");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
-        let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
-        let readers = [stdout, stderr]
-            .into_iter()
-            .map(|stream| {
-                let lines = lines.clone();
-                std::thread::spawn(move || {
-                    for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                        lines.lock().unwrap().push(line);
-                    }
-                })
-            })
-            .collect();
-        Self {
-            child,
-            lines,
-            readers,
-        }
-    }
-
-    fn line_with(&self, needle: &str) -> Option<String> {
-        let lines = self.lines.lock().unwrap();
-        lines.iter().find(|l| l.contains(needle)).cloned()
-    }
-
-    /// The first line holding `needle`, or `None` once the binary has ended
-    /// without writing one.
-    fn wait_for(&mut self, needle: &str) -> Option<String> {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(line) = self.line_with(needle) {
-                return Some(line);
-            }
-            if self.child.try_wait().unwrap().is_some() {
-                self.join_readers();
-                return self.line_with(needle);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "accord never wrote {needle:?}:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The address it listens on, once it does; `None` if it ended first.
-    fn address(&mut self) -> Option<String> {
-        let line = self.wait_for("listening for gRPC")?;
-        // `address=ADDR` in text, `"address":"ADDR"` in JSON.
-        let (_, rest) = line
-            .split_once("address=")
-            .or_else(|| line.split_once("\"address\":\""))?;
-        Some(rest.split([' ', '"']).next()?.to_string())
-    }
-
-    fn join_readers(&mut self) {
-        for reader in self.readers.drain(..) {
-            reader.join().unwrap();
-        }
-    }
-
-    fn output(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-
-    /// Waits for the binary to end by itself.
-    fn wait(mut self) -> Ended {
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("accord did not end:\n{}", self.output());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        self.join_readers();
-        Ended {
-            status,
-            output: self.output(),
-        }
-    }
-
-    /// Sends SIGTERM and waits for the binary to end.
-    fn stop(self) -> Ended {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        self.wait()
-    }
-}
-
-async fn channel_to(addr: &str) -> tonic::transport::Channel {
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connect");
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Ok(ServingStatus::Serving) = health_of(channel.clone(), "").await {
-            return channel;
-        }
-        assert!(Instant::now() < deadline, "{addr} never became SERVING");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -635,28 +481,8 @@ async fn a_bootstrap_key_file_with_crlf_or_trailing_spaces_authenticates(backend
     }
 }
 
-macro_rules! with_the_binary_on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(crate::support::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(crate::support::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
-
-with_the_binary_on_both_backends!(
+on_both_backends!(
+    backend:
     a_bootstrap_key_with_a_trailing_newline_in_the_environment_authenticates,
     a_bootstrap_key_file_with_crlf_or_trailing_spaces_authenticates,
 );

@@ -9,18 +9,6 @@ use tonic_health::pb::health_client::HealthClient;
 use crate::on_both_backends;
 use crate::support::*;
 
-pub async fn health_of(
-    channel: tonic::transport::Channel,
-    service: &str,
-) -> Result<ServingStatus, tonic::Status> {
-    let response = HealthClient::new(channel)
-        .check(HealthCheckRequest {
-            service: service.into(),
-        })
-        .await?;
-    Ok(response.into_inner().status())
-}
-
 async fn health_reports_serving_for_every_service(s: TestServer) {
     for service in [
         "",
@@ -69,9 +57,9 @@ async fn excess_load_is_shed_with_resource_exhausted() {
     })
     .await
     .unwrap();
-    seed(&server, "acme").await;
+    let w = World::new(&server, "acme").await;
     let calls = (0..64).map(|_| {
-        let mut api = server.agreements();
+        let mut api = w.agreements();
         tokio::spawn(async move {
             api.list_agreements(pb::ListAgreementsRequest {
                 parent: "tenants/acme".into(),
@@ -139,7 +127,7 @@ async fn shutdown_reports_not_serving_and_lets_calls_finish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_errors_reveal_no_sql() {
     let server = TestServer::start(Backend::Sqlite).await.unwrap();
-    let seed_like = seed(&server, "acme").await;
+    let w = World::new(&server, "acme").await;
     // Break the database behind the server's back.
     let pool = sqlx::SqlitePool::connect(&server.database_url)
         .await
@@ -150,14 +138,13 @@ async fn internal_errors_reveal_no_sql() {
         .unwrap();
     pool.close().await;
     let status = assert_code(
-        server
-            .agreements()
+        w.agreements()
             .create_agreement(pb::CreateAgreementRequest {
                 parent: "tenants/acme".into(),
                 agreement_id: "a".into(),
                 agreement: Some(pb::Agreement {
                     labels: [("tier".to_string(), "gold".to_string())].into(),
-                    ..seed_like.service_level()
+                    ..w.standard_sla()
                 }),
                 request_id: String::new(),
             })

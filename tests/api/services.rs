@@ -6,22 +6,22 @@ use crate::on_both_backends;
 use crate::support::*;
 
 async fn services_round_trip(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let mut services = s.services();
+    let w = World::new(&s, "acme").await;
+    let mut services = w.services();
     let got = services
         .get_service(pb::GetServiceRequest {
-            name: seed.service.clone(),
+            name: w.payments.clone(),
         })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(got.owner, seed.provider);
+    assert_eq!(got.owner, w.provider);
     assert_eq!(got.display_name, "Payments");
 
     let updated = services
         .update_service(pb::UpdateServiceRequest {
             service: Some(pb::Service {
-                name: seed.service.clone(),
+                name: w.payments.clone(),
                 description: "Card payments".into(),
                 etag: got.etag.clone(),
                 ..Default::default()
@@ -41,7 +41,7 @@ async fn services_round_trip(s: TestServer) {
 
     let list = services
         .list_services(pb::ListServicesRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             ..Default::default()
         })
         .await
@@ -51,7 +51,7 @@ async fn services_round_trip(s: TestServer) {
 
     services
         .delete_service(pb::DeleteServiceRequest {
-            name: seed.service.clone(),
+            name: w.payments.clone(),
             etag: updated.etag,
         })
         .await
@@ -59,7 +59,7 @@ async fn services_round_trip(s: TestServer) {
     assert_code(
         services
             .get_service(pb::GetServiceRequest {
-                name: seed.service.clone(),
+                name: w.payments.clone(),
             })
             .await,
         Code::NotFound,
@@ -67,10 +67,10 @@ async fn services_round_trip(s: TestServer) {
 }
 
 async fn service_errors_carry_codes_and_fields(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let mut services = s.services();
+    let w = World::new(&s, "acme").await;
+    let mut services = w.services();
     let create = |id: &str, owner: &str| pb::CreateServiceRequest {
-        parent: seed.tenant.clone(),
+        parent: w.tenant.clone(),
         service_id: id.into(),
         service: Some(pb::Service {
             owner: owner.into(),
@@ -80,7 +80,7 @@ async fn service_errors_carry_codes_and_fields(s: TestServer) {
     };
     assert_code(
         services
-            .create_service(create("payments", &seed.provider))
+            .create_service(create("payments", &w.provider))
             .await,
         Code::AlreadyExists,
     );
@@ -95,14 +95,14 @@ async fn service_errors_carry_codes_and_fields(s: TestServer) {
         "service.owner",
     );
     assert_invalid_field(
-        services.create_service(create("", &seed.provider)).await,
+        services.create_service(create("", &w.provider)).await,
         "service_id",
     );
     assert_code(
         services
             .update_service(pb::UpdateServiceRequest {
                 service: Some(pb::Service {
-                    name: seed.service.clone(),
+                    name: w.payments.clone(),
                     description: "x".into(),
                     etag: "stale".into(),
                     ..Default::default()
@@ -121,11 +121,11 @@ async fn service_errors_carry_codes_and_fields(s: TestServer) {
             .await,
         Code::NotFound,
     );
-    seed.create_agreement(&s, "sla", seed.service_level()).await;
+    w.draft("sla", w.standard_sla()).await;
     let status = assert_code(
         services
             .delete_service(pb::DeleteServiceRequest {
-                name: seed.service.clone(),
+                name: w.payments.clone(),
                 etag: String::new(),
             })
             .await,

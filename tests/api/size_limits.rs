@@ -118,12 +118,12 @@ fn credits(tiers: usize) -> Option<pb::CreditSchedule> {
     })
 }
 
-/// The seed, plus what the largest allowed values refer to: enough services
-/// for one agreement to cover the most it may, agreements for an OLA to
-/// support, and a SERVICE_LEVEL agreement with the most objectives an
+/// A world filled with what the largest allowed values refer to: enough
+/// services for one agreement to cover the most it may, agreements for an OLA
+/// to support, and a SERVICE_LEVEL agreement with the most objectives an
 /// override may patch.
-struct World {
-    seed: Seed,
+struct Filled {
+    w: World,
     services: Vec<String>,
     agreements: Vec<String>,
     sla: String,
@@ -133,29 +133,16 @@ const MAX_SERVICES: usize = 1000;
 const MAX_SUPPORTS: usize = 100;
 const MAX_OBJECTIVES: usize = 100;
 
-async fn world(s: &TestServer) -> World {
-    let seed = seed(s, "acme").await;
+async fn fill(s: &TestServer) -> Filled {
+    let w = World::new(s, "acme").await;
     let ids: Vec<String> = (1..MAX_SERVICES).map(|i| format!("svc-{i:04}")).collect();
-    let mut services = vec![seed.service.clone()];
+    let mut services = vec![w.payments.clone()];
     let created = futures::future::join_all(ids.chunks(MAX_SERVICES / 8).map(|chunk| {
-        let mut api = s.services();
-        let (parent, owner) = (seed.tenant.clone(), seed.provider.clone());
+        let w = w.clone();
         async move {
             let mut names = Vec::new();
             for id in chunk {
-                let created = api
-                    .create_service(pb::CreateServiceRequest {
-                        parent: parent.clone(),
-                        service_id: id.clone(),
-                        service: Some(pb::Service {
-                            owner: owner.clone(),
-                            ..Default::default()
-                        }),
-                        request_id: String::new(),
-                    })
-                    .await
-                    .expect("create service");
-                names.push(created.into_inner().name);
+                names.push(w.service(id).await);
             }
             names
         }
@@ -164,20 +151,18 @@ async fn world(s: &TestServer) -> World {
     services.extend(created.into_iter().flatten());
     let mut agreements = Vec::new();
     for i in 0..MAX_SUPPORTS {
-        let a = seed
-            .create_agreement(s, &format!("backed-{i:03}"), seed.customer_agreement())
-            .await;
+        let a = w.draft(&format!("backed-{i:03}"), w.standard_deal()).await;
         agreements.push(a.name);
     }
     let sla = pb::Agreement {
         objectives: (0..MAX_OBJECTIVES)
             .map(|i| objective(format!("o{i}")))
             .collect(),
-        ..seed.service_level()
+        ..w.standard_sla()
     };
-    let sla = seed.create_agreement(s, "sla", sla).await.name;
-    World {
-        seed,
+    let sla = w.draft("sla", sla).await.name;
+    Filled {
+        w,
         services,
         agreements,
         sla,
@@ -227,9 +212,9 @@ fn case(field: impl Into<String>, limit: usize, set: Setter) -> Case {
 }
 
 /// Every bounded field of every resource a client writes.
-fn cases(w: &World) -> Vec<Case> {
+fn cases(f: &Filled) -> Vec<Case> {
     use Setter::*;
-    let (services, agreements) = (w.services.clone(), w.agreements.clone());
+    let (services, agreements) = (f.services.clone(), f.agreements.clone());
     let label_key = |n: usize| format!("k{}", ascii(n - 1));
     vec![
         // Tenants.
@@ -513,12 +498,12 @@ fn mask_of(field: &str) -> FieldMask {
 /// left as the fixture has it); its name when accepted.
 async fn create(
     s: &TestServer,
-    w: &World,
+    filled: &Filled,
     set: &Setter,
     id: &str,
     n: Option<usize>,
 ) -> Result<String, tonic::Status> {
-    let parent = w.seed.tenant.clone();
+    let parent = filled.w.tenant.clone();
     fn apply<T>(f: &Set<T>, value: &mut T, n: Option<usize>) {
         if let Some(n) = n {
             f(value, n);
@@ -544,7 +529,9 @@ async fn create(
                 ..Default::default()
             };
             apply(f, &mut p, n);
-            s.parties()
+            filled
+                .w
+                .parties()
                 .create_party(pb::CreatePartyRequest {
                     parent,
                     party_id: id.into(),
@@ -557,11 +544,13 @@ async fn create(
         }
         Setter::Service(f) => {
             let mut sv = pb::Service {
-                owner: w.seed.provider.clone(),
+                owner: filled.w.provider.clone(),
                 ..Default::default()
             };
             apply(f, &mut sv, n);
-            s.services()
+            filled
+                .w
+                .services()
                 .create_service(pb::CreateServiceRequest {
                     parent,
                     service_id: id.into(),
@@ -592,9 +581,11 @@ async fn create(
                 .name
         }
         Setter::Agreement(f) => {
-            let mut a = w.seed.customer_agreement();
+            let mut a = filled.w.standard_deal();
             apply(f, &mut a, n);
-            s.agreements()
+            filled
+                .w
+                .agreements()
                 .create_agreement(pb::CreateAgreementRequest {
                     parent,
                     agreement_id: id.into(),
@@ -606,11 +597,13 @@ async fn create(
                 .name
         }
         Setter::Override(f) => {
-            let mut o = base_override(w);
+            let mut o = base_override(filled);
             apply(f, &mut o, n);
-            s.agreements()
+            filled
+                .w
+                .agreements()
                 .create_override(pb::CreateOverrideRequest {
-                    parent: w.sla.clone(),
+                    parent: filled.sla.clone(),
                     override_id: id.into(),
                     r#override: Some(o),
                     request_id: String::new(),
@@ -622,9 +615,9 @@ async fn create(
     })
 }
 
-fn base_override(w: &World) -> pb::Override {
+fn base_override(filled: &Filled) -> pb::Override {
     pb::Override {
-        consumer: w.seed.customer.clone(),
+        consumer: filled.w.bank.clone(),
         effective_from: Some(ts(JAN_2026)),
         ..Default::default()
     }
@@ -634,7 +627,7 @@ fn base_override(w: &World) -> pb::Override {
 /// at `n`; `None` for resources without an Update.
 async fn update(
     s: &TestServer,
-    w: &World,
+    filled: &Filled,
     set: &Setter,
     name: &str,
     field: &str,
@@ -663,7 +656,9 @@ async fn update(
                 ..Default::default()
             };
             f(&mut p, n);
-            s.parties()
+            filled
+                .w
+                .parties()
                 .update_party(pb::UpdatePartyRequest {
                     party: Some(p),
                     update_mask: mask,
@@ -677,7 +672,9 @@ async fn update(
                 ..Default::default()
             };
             f(&mut sv, n);
-            s.services()
+            filled
+                .w
+                .services()
                 .update_service(pb::UpdateServiceRequest {
                     service: Some(sv),
                     update_mask: mask,
@@ -689,10 +686,12 @@ async fn update(
         Setter::Agreement(f) => {
             // Setters may change more than their field (an OLA's kind), so
             // the whole agreement is replaced.
-            let mut a = w.seed.customer_agreement();
+            let mut a = filled.w.standard_deal();
             f(&mut a, n);
             a.name = name;
-            s.agreements()
+            filled
+                .w
+                .agreements()
                 .update_agreement(pb::UpdateAgreementRequest {
                     agreement: Some(a),
                     update_mask: Some(FieldMask {
@@ -703,10 +702,12 @@ async fn update(
                 .map(drop)
         }
         Setter::Override(f) => {
-            let mut o = base_override(w);
+            let mut o = base_override(filled);
             f(&mut o, n);
             o.name = name;
-            s.agreements()
+            filled
+                .w
+                .agreements()
                 .update_override(pb::UpdateOverrideRequest {
                     r#override: Some(o),
                     update_mask: mask,
@@ -718,48 +719,48 @@ async fn update(
 }
 
 async fn every_bounded_field_takes_its_limit_and_refuses_one_more(s: TestServer) {
-    let w = world(&s).await;
-    for (i, c) in cases(&w).iter().enumerate() {
+    let f = fill(&s).await;
+    for (i, c) in cases(&f).iter().enumerate() {
         let what = format!("{} (limit {})", c.field, c.limit);
-        let at = create(&s, &w, &c.set, &format!("c{i}-at"), Some(c.limit)).await;
+        let at = create(&s, &f, &c.set, &format!("c{i}-at"), Some(c.limit)).await;
         at.unwrap_or_else(|e| panic!("{what}: a create at the limit is refused: {e:?}"));
-        let over = create(&s, &w, &c.set, &format!("c{i}-over"), Some(c.limit + 1)).await;
+        let over = create(&s, &f, &c.set, &format!("c{i}-over"), Some(c.limit + 1)).await;
         assert_invalid_field(over, &c.field);
 
-        let base = create(&s, &w, &c.set, &format!("c{i}-base"), None)
+        let base = create(&s, &f, &c.set, &format!("c{i}-base"), None)
             .await
             .unwrap_or_else(|e| panic!("{what}: the fixture is refused: {e:?}"));
-        let Some(at) = update(&s, &w, &c.set, &base, &c.field, c.limit).await else {
+        let Some(at) = update(&s, &f, &c.set, &base, &c.field, c.limit).await else {
             continue;
         };
         at.unwrap_or_else(|e| panic!("{what}: an update to the limit is refused: {e:?}"));
-        let over = update(&s, &w, &c.set, &base, &c.field, c.limit + 1).await;
+        let over = update(&s, &f, &c.set, &base, &c.field, c.limit + 1).await;
         assert_invalid_field(over.expect("an update"), &c.field);
     }
 }
 
 /// Request fields that are not part of a resource.
 async fn request_fields_take_their_limit_and_refuse_one_more(s: TestServer) {
-    let seed = seed(&s, "acme").await;
+    let w = World::new(&s, "acme").await;
     let party = |id: &str| pb::Party {
         kind: pb::PartyKind::Customer.into(),
         display_name: id.into(),
         ..Default::default()
     };
     let create_party = |id: &str, request_id: String| pb::CreatePartyRequest {
-        parent: seed.tenant.clone(),
+        parent: w.tenant.clone(),
         party_id: id.into(),
         party: Some(party(id)),
         request_id,
     };
 
     // request_id: 1 to 128 printable ASCII characters.
-    s.parties()
+    w.parties()
         .create_party(create_party("r-at", ascii(128)))
         .await
         .expect("a request_id of 128 characters");
     assert_invalid_field(
-        s.parties()
+        w.parties()
             .create_party(create_party("r-over", ascii(129)))
             .await,
         "request_id",
@@ -771,21 +772,21 @@ async fn request_fields_take_their_limit_and_refuse_one_more(s: TestServer) {
     };
     let rename = |n: usize| pb::UpdatePartyRequest {
         party: Some(pb::Party {
-            name: seed.customer.clone(),
+            name: w.bank.clone(),
             display_name: "Bank".into(),
             ..Default::default()
         }),
         update_mask: Some(mask(n)),
     };
-    s.parties()
+    w.parties()
         .update_party(rename(64))
         .await
         .expect("64 mask paths");
-    assert_invalid_field(s.parties().update_party(rename(65)).await, "update_mask");
+    assert_invalid_field(w.parties().update_party(rename(65)).await, "update_mask");
 
     // filter: at most 2,048 characters and 20 terms.
     let list = |filter: String| pb::ListAgreementsRequest {
-        parent: seed.tenant.clone(),
+        parent: w.tenant.clone(),
         filter,
         ..Default::default()
     };
@@ -800,7 +801,7 @@ async fn request_fields_take_their_limit_and_refuse_one_more(s: TestServer) {
         (terms(20), true),
         (terms(21), false),
     ] {
-        let result = s.agreements().list_agreements(list(filter.clone())).await;
+        let result = w.agreements().list_agreements(list(filter.clone())).await;
         if ok {
             result.unwrap_or_else(|e| panic!("{filter}: {e:?}"));
         } else {
@@ -810,29 +811,29 @@ async fn request_fields_take_their_limit_and_refuse_one_more(s: TestServer) {
 
     // The audit trail's resource and actor: names, at most 256 characters.
     let events = |resource: String, actor: String| pb::ListAuditEventsRequest {
-        parent: seed.tenant.clone(),
+        parent: w.tenant.clone(),
         resource,
         actor,
         ..Default::default()
     };
     let name = |n: usize| format!("tenants/acme/parties/{}", ascii(n - 21));
-    s.audit()
+    w.audit()
         .list_audit_events(events(name(256), String::new()))
         .await
         .expect("a resource of 256 characters");
     assert_invalid_field(
-        s.audit()
+        w.audit()
             .list_audit_events(events(name(257), String::new()))
             .await,
         "resource",
     );
     let key = |n: usize| format!("tenants/acme/apiKeys/{}", ascii(n - 21));
-    s.audit()
+    w.audit()
         .list_audit_events(events(String::new(), key(256)))
         .await
         .expect("an actor of 256 characters");
     assert_invalid_field(
-        s.audit()
+        w.audit()
             .list_audit_events(events(String::new(), key(257)))
             .await,
         "actor",
@@ -860,27 +861,20 @@ fn assert_refused_briefly<T: std::fmt::Debug>(result: Result<T, tonic::Status>, 
 }
 
 async fn oversized_values_are_refused_without_being_echoed(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let sla = seed.create_agreement(&s, "sla", seed.service_level()).await;
-    let party = s
-        .parties()
-        .get_party(pb::GetPartyRequest {
-            name: seed.customer.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let w = World::new(&s, "acme").await;
+    let sla = w.draft("sla", w.standard_sla()).await;
+    let party = w.get_party(&w.bank).await;
 
     assert_refused_briefly(
-        s.parties()
+        w.parties()
             .get_party(pb::GetPartyRequest { name: huge() })
             .await,
         "name",
     );
     assert_refused_briefly(
-        s.parties()
+        w.parties()
             .create_party(pb::CreatePartyRequest {
-                parent: seed.tenant.clone(),
+                parent: w.tenant.clone(),
                 party_id: huge(),
                 party: Some(party.clone()),
                 request_id: String::new(),
@@ -889,16 +883,16 @@ async fn oversized_values_are_refused_without_being_echoed(s: TestServer) {
         "party_id",
     );
     assert_refused_briefly(
-        s.parties()
+        w.parties()
             .delete_party(pb::DeletePartyRequest {
-                name: seed.customer.clone(),
+                name: w.bank.clone(),
                 etag: huge(),
             })
             .await,
         "etag",
     );
     assert_refused_briefly(
-        s.parties()
+        w.parties()
             .update_party(pb::UpdatePartyRequest {
                 party: Some(pb::Party {
                     etag: ascii(65),
@@ -911,7 +905,7 @@ async fn oversized_values_are_refused_without_being_echoed(s: TestServer) {
         "party.etag",
     );
     assert_refused_briefly(
-        s.parties()
+        w.parties()
             .update_party(pb::UpdatePartyRequest {
                 party: Some(party.clone()),
                 update_mask: Some(FieldMask {
@@ -922,9 +916,9 @@ async fn oversized_values_are_refused_without_being_echoed(s: TestServer) {
         "update_mask",
     );
     assert_refused_briefly(
-        s.parties()
+        w.parties()
             .list_parties(pb::ListPartiesRequest {
-                parent: seed.tenant.clone(),
+                parent: w.tenant.clone(),
                 page_token: huge(),
                 ..Default::default()
             })
@@ -932,9 +926,9 @@ async fn oversized_values_are_refused_without_being_echoed(s: TestServer) {
         "page_token",
     );
     assert_refused_briefly(
-        s.agreements()
+        w.agreements()
             .list_agreements(pb::ListAgreementsRequest {
-                parent: seed.tenant.clone(),
+                parent: w.tenant.clone(),
                 filter: format!("kind = {}", huge()),
                 ..Default::default()
             })
@@ -942,10 +936,10 @@ async fn oversized_values_are_refused_without_being_echoed(s: TestServer) {
         "filter",
     );
     let agreement = |edit: &dyn Fn(&mut pb::Agreement)| {
-        let mut a = seed.customer_agreement();
+        let mut a = w.standard_deal();
         edit(&mut a);
         pb::CreateAgreementRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             agreement_id: "big".into(),
             agreement: Some(a),
             request_id: String::new(),
@@ -987,17 +981,17 @@ async fn oversized_values_are_refused_without_being_echoed(s: TestServer) {
         ),
     ] {
         assert_refused_briefly(
-            s.agreements().create_agreement(agreement(&*edit)).await,
+            w.agreements().create_agreement(agreement(&*edit)).await,
             field,
         );
     }
     assert_refused_briefly(
-        s.agreements()
+        w.agreements()
             .create_override(pb::CreateOverrideRequest {
                 parent: sla.name.clone(),
                 override_id: "gold".into(),
                 r#override: Some(pb::Override {
-                    consumer: seed.customer.clone(),
+                    consumer: w.bank.clone(),
                     effective_from: Some(ts(JAN_2026)),
                     objective_patches: vec![pb::ObjectivePatch {
                         key: huge(),
@@ -1017,24 +1011,24 @@ async fn oversized_values_are_refused_without_being_echoed(s: TestServer) {
 /// item; a list within it reports its items' violations in a status every
 /// client can read.
 async fn oversized_lists_are_refused_as_a_whole(s: TestServer) {
-    let seed = seed(&s, "acme").await;
+    let w = World::new(&s, "acme").await;
     let create = |services: Vec<String>| pb::CreateAgreementRequest {
-        parent: seed.tenant.clone(),
+        parent: w.tenant.clone(),
         agreement_id: "wide".into(),
         agreement: Some(pb::Agreement {
             services,
-            ..seed.customer_agreement()
+            ..w.standard_deal()
         }),
         request_id: String::new(),
     };
     // Two bytes each on the wire: the most items a message can carry.
     let empty = vec![String::new(); 1_500_000];
     assert_refused_briefly(
-        s.agreements().create_agreement(create(empty)).await,
+        w.agreements().create_agreement(create(empty)).await,
         "agreement.services",
     );
     let malformed = vec!["x".to_string(); MAX_SERVICES];
-    let status = s
+    let status = w
         .agreements()
         .create_agreement(create(malformed))
         .await
@@ -1054,39 +1048,31 @@ async fn oversized_lists_are_refused_as_a_whole(s: TestServer) {
 /// a published agreement. Nothing is stored: no agreement, revision or audit
 /// event.
 async fn a_three_megabyte_clause_is_refused_before_anything_is_stored(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let mut api = s.agreements();
+    let w = World::new(&s, "acme").await;
+    let mut api = w.agreements();
     let big = vec![clause("Indemnification".into(), huge())];
     let result = api
         .create_agreement(pb::CreateAgreementRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             agreement_id: "big".into(),
             agreement: Some(pb::Agreement {
                 clauses: big.clone(),
-                ..seed.service_level()
+                ..w.standard_sla()
             }),
             request_id: "3c1f0e2a-7d4b-4e0f-9a51-2b6d8c1e4f70".into(),
         })
         .await;
     assert_invalid_field(result, "agreement.clauses[0].text");
-    let name = format!("{}/agreements/big", seed.tenant);
+    let name = format!("{}/agreements/big", w.tenant);
     assert_code(
         api.get_agreement(pb::GetAgreementRequest { name: name.clone() })
             .await,
         Code::NotFound,
     );
-    assert!(s.audit_events(&seed.tenant, &name).await.is_empty());
+    assert!(w.audit_events(&name).await.is_empty());
 
-    let sla = seed.create_agreement(&s, "sla", seed.service_level()).await;
-    let published = api
-        .publish_agreement(pb::PublishAgreementRequest {
-            name: sla.name.clone(),
-            etag: sla.etag.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let events_before = s.audit_events(&seed.tenant, &sla.name).await.len();
+    let sla = w.publish("sla", w.standard_sla()).await;
+    let events_before = w.audit_events(&sla.name).await.len();
     let result = api
         .update_agreement(pb::UpdateAgreementRequest {
             agreement: Some(pb::Agreement {
@@ -1098,28 +1084,10 @@ async fn a_three_megabyte_clause_is_refused_before_anything_is_stored(s: TestSer
         })
         .await;
     assert_invalid_field(result, "agreement.clauses[0].text");
-    let revisions = api
-        .list_agreement_revisions(pb::ListAgreementRevisionsRequest {
-            name: sla.name.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .revisions;
+    let revisions = w.revisions(&sla.name).await;
     assert_eq!(revisions.len(), 1, "only the publication's revision");
-    let now = api
-        .get_agreement(pb::GetAgreementRequest {
-            name: sla.name.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(now, published);
-    assert_eq!(
-        s.audit_events(&seed.tenant, &sla.name).await.len(),
-        events_before
-    );
+    assert_eq!(w.get_agreement(&sla.name).await, sla);
+    assert_eq!(w.audit_events(&sla.name).await.len(), events_before);
 }
 
 /// What a page's items weigh on the wire: the response without its token.
@@ -1134,23 +1102,23 @@ fn items_len<T: Message>(items: &[T]) -> usize {
 }
 
 async fn pages_of_large_resources_stop_at_the_byte_budget_and_miss_nothing(s: TestServer) {
-    let seed = seed(&s, "acme").await;
+    let w = World::new(&s, "acme").await;
     // Twelve agreements of ~130 KB each: about 1.5 MiB in all.
     let mut expected = Vec::new();
     for i in 0..12 {
         let a = pb::Agreement {
             clauses: clauses_totalling(131_072),
-            ..seed.customer_agreement()
+            ..w.standard_deal()
         };
-        expected.push(seed.create_agreement(&s, &format!("a{i:02}"), a).await.name);
+        expected.push(w.draft(&format!("a{i:02}"), a).await.name);
     }
 
-    let mut api = s.agreements();
+    let mut api = w.agreements();
     let (mut seen, mut token, mut pages) = (Vec::new(), String::new(), 0);
     loop {
         let page = api
             .list_agreements(pb::ListAgreementsRequest {
-                parent: seed.tenant.clone(),
+                parent: w.tenant.clone(),
                 page_size: 1000,
                 page_token: token,
                 filter: String::new(),
@@ -1171,12 +1139,12 @@ async fn pages_of_large_resources_stop_at_the_byte_budget_and_miss_nothing(s: Te
     assert_eq!(seen, expected, "every agreement once, in order");
 
     // The audit trail carries each agreement whole as well.
-    let mut audit = s.audit();
+    let mut audit = w.audit();
     let (mut events, mut token, mut pages) = (Vec::new(), String::new(), 0);
     loop {
         let page = audit
             .list_audit_events(pb::ListAuditEventsRequest {
-                parent: seed.tenant.clone(),
+                parent: w.tenant.clone(),
                 page_size: 1000,
                 page_token: token,
                 ..Default::default()
@@ -1195,7 +1163,7 @@ async fn pages_of_large_resources_stop_at_the_byte_budget_and_miss_nothing(s: Te
     assert!(pages >= 2, "a page of 1.5 MiB was not split");
     let unique: BTreeSet<&String> = events.iter().collect();
     assert_eq!(unique.len(), events.len(), "an event came twice");
-    // The seed's tenant, key, two parties and service, then the agreements.
+    // The world's tenant, key, two parties and service, then the agreements.
     assert_eq!(events.len(), 5 + expected.len());
 }
 
@@ -1207,7 +1175,7 @@ fn wide(n: usize) -> String {
 
 /// A CUSTOMER agreement with every field at its limit, in four-byte
 /// characters where any character is allowed.
-fn largest(w: &World) -> pb::Agreement {
+fn largest(f: &Filled) -> pb::Agreement {
     let objectives = (0..MAX_OBJECTIVES)
         .map(|i| pb::Objective {
             key: format!("o{i:0>62}"),
@@ -1219,7 +1187,7 @@ fn largest(w: &World) -> pb::Agreement {
     let mut a = pb::Agreement {
         display_name: wide(200),
         description: wide(10_000),
-        services: w.services.clone(),
+        services: f.services.clone(),
         objectives,
         exclusions: (0..100).map(|_| exclusion(wide(500), rrule(500))).collect(),
         clauses: (0..4).map(|_| clause(wide(200), wide(32_768))).collect(),
@@ -1229,7 +1197,7 @@ fn largest(w: &World) -> pb::Agreement {
             .collect(),
         annotations: (0..64).map(|i| (format!("k{i:03}"), wide(1020))).collect(),
         credits: credits(20),
-        ..w.seed.customer_agreement()
+        ..f.w.standard_deal()
     };
     a.support = support(|s| {
         let c = calendar(s);
@@ -1263,20 +1231,14 @@ fn largest(w: &World) -> pb::Agreement {
 /// event of replacing it with another (both copies), its revision and the
 /// entitlement it yields all fit the server's 4 MiB messages.
 async fn the_largest_agreement_fits_every_response(s: TestServer) {
-    let w = world(&s).await;
-    let mut api = s.agreements();
-    let big = largest(&w);
-    let created = w.seed.create_agreement(&s, "largest", big.clone()).await;
+    let f = fill(&s).await;
+    let w = &f.w;
+    let mut api = w.agreements();
+    let big = largest(&f);
+    let created = w.draft("largest", big.clone()).await;
     let size = created.encoded_len();
     assert!(size > 1_000_000, "only {size} bytes");
-    let got = api
-        .get_agreement(pb::GetAgreementRequest {
-            name: created.name.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(got, created);
+    assert_eq!(w.get_agreement(&created.name).await, created);
     api.update_agreement(pb::UpdateAgreementRequest {
         agreement: Some(pb::Agreement {
             name: created.name.clone(),
@@ -1290,44 +1252,19 @@ async fn the_largest_agreement_fits_every_response(s: TestServer) {
     })
     .await
     .expect("update the largest agreement");
-    let events = s.audit_events(&w.seed.tenant, &created.name).await;
+    let events = w.audit_events(&created.name).await;
     assert_eq!(events.len(), 2);
     assert!(events[0].before.is_some() && events[0].after.is_some());
 
     // Published (with one service: a wide publication's change notice is
     // another defect's), it has a revision and an entitlement.
     let one = pb::Agreement {
-        services: vec![w.seed.service.clone()],
+        services: vec![w.payments.clone()],
         ..big
     };
-    let draft = w.seed.create_agreement(&s, "largest-published", one).await;
-    api.publish_agreement(pb::PublishAgreementRequest {
-        name: draft.name.clone(),
-        etag: draft.etag.clone(),
-    })
-    .await
-    .expect("publish the largest agreement");
-    let revisions = api
-        .list_agreement_revisions(pb::ListAgreementRevisionsRequest {
-            name: draft.name.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .revisions;
-    assert_eq!(revisions.len(), 1);
-    let entitlement = s
-        .entitlements()
-        .resolve_entitlement(pb::ResolveEntitlementRequest {
-            parent: w.seed.tenant.clone(),
-            consumer: w.seed.customer.clone(),
-            service: w.seed.service.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("resolve the largest agreement")
-        .into_inner();
+    let published = w.publish("largest-published", one).await;
+    assert_eq!(w.revisions(&published.name).await.len(), 1);
+    let entitlement = w.resolve_now(&w.bank, &w.payments).await;
     assert_eq!(entitlement.clauses.len(), 4);
     assert_eq!(entitlement.objectives.len(), MAX_OBJECTIVES);
 }
@@ -1337,21 +1274,21 @@ async fn the_largest_agreement_fits_every_response(s: TestServer) {
 /// is OUT_OF_RANGE from tonic, as a request over it is.
 async fn a_lower_message_limit_lowers_the_page_budget(s: TestServer) {
     let limit = 64 * 1024;
-    let seed = seed(&s, "acme").await;
+    let w = World::new(&s, "acme").await;
     let mut expected = Vec::new();
     for i in 0..3 {
         let a = pb::Agreement {
             clauses: vec![clause("Terms".into(), ascii(20_000))],
-            ..seed.customer_agreement()
+            ..w.standard_deal()
         };
-        expected.push(seed.create_agreement(&s, &format!("a{i}"), a).await.name);
+        expected.push(w.draft(&format!("a{i}"), a).await.name);
     }
-    let mut api = s.agreements();
+    let mut api = w.agreements();
     let (mut seen, mut token) = (Vec::new(), String::new());
     loop {
         let page = api
             .list_agreements(pb::ListAgreementsRequest {
-                parent: seed.tenant.clone(),
+                parent: w.tenant.clone(),
                 page_size: 1000,
                 page_token: token,
                 filter: String::new(),
@@ -1382,10 +1319,10 @@ async fn a_lower_message_limit_lowers_the_page_budget(s: TestServer) {
     })
     .await
     .unwrap();
-    let events = s
+    let events = w
         .audit()
         .list_audit_events(pb::ListAuditEventsRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             resource: expected[0].clone(),
             ..Default::default()
         })
@@ -1399,21 +1336,14 @@ async fn a_lower_message_limit_lowers_the_page_budget(s: TestServer) {
     );
 }
 
-/// Runs `test` on a server whose messages are at most 64 KiB.
-async fn with_small_messages(backend: Backend) {
-    if let Some(s) = TestServer::start_with(backend, |c| c.max_message_bytes = 64 * 1024).await {
-        a_lower_message_limit_lowers_the_page_budget(s).await;
-    }
+/// Servers whose messages are at most 64 KiB.
+fn small_messages(c: &mut accord::config::Config) {
+    c.max_message_bytes = 64 * 1024;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lower_message_limit_lowers_the_page_budget_on_sqlite() {
-    with_small_messages(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lower_message_limit_lowers_the_page_budget_on_postgres() {
-    with_small_messages(Backend::Postgres).await;
+mod small_message_limit {
+    use super::*;
+    on_both_backends!(configured by small_messages: a_lower_message_limit_lowers_the_page_budget);
 }
 
 on_both_backends!(

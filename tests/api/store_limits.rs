@@ -3,115 +3,55 @@
 //! a request_id is remembered (AIP-155), and how long a statement may run (no
 //! query outlives its call's deadline).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use accord::config::Config;
 use accord::domain::names::Id;
 use accord::proto::v1 as pb;
-use accord::store::{self, Access, Store};
+use accord::store::Access;
 use chrono::Utc;
-use pb::entitlement_service_client::EntitlementServiceClient;
 use tonic::Code;
 
-use crate::entitlement_cache::{eventually, second_replica};
 use crate::on_both_backends;
 use crate::support::*;
 
 // --- a change to many services --------------------------------------------------
 
-/// `n` services of the seed's provider, each with a 63-character id (the
-/// longest an id may be).
-async fn long_named_services(s: &TestServer, seed: &Seed, n: usize) -> Vec<String> {
+/// `n` services of the provider, each with a 63-character id (the longest
+/// an id may be).
+async fn long_named_services(w: &World, n: usize) -> Vec<String> {
     let mut names = Vec::with_capacity(n);
     for i in 0..n {
         let id = format!("service-{i:03}-{}", "x".repeat(51));
         assert_eq!(id.len(), 63);
-        let created = s
-            .services()
-            .create_service(pb::CreateServiceRequest {
-                parent: seed.tenant.clone(),
-                service_id: id,
-                service: Some(pb::Service {
-                    owner: seed.provider.clone(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await
-            .expect("create service")
-            .into_inner();
-        names.push(created.name);
+        names.push(w.service(&id).await);
     }
     names
 }
 
 /// Creates and publishes a SERVICE_LEVEL agreement over `services`.
-async fn publish_sla(
-    s: &TestServer,
-    seed: &Seed,
-    services: &[String],
-) -> Result<pb::Agreement, tonic::Status> {
-    let draft = seed
-        .create_agreement(
-            s,
+async fn publish_sla(w: &World, services: &[String]) -> Result<pb::Agreement, tonic::Status> {
+    let draft = w
+        .draft(
             "wide",
             pb::Agreement {
                 services: services.to_vec(),
-                objectives: vec![availability(0.99)],
-                ..seed.service_level()
+                ..w.sla(vec![availability(0.99)])
             },
         )
         .await;
-    s.agreements()
-        .publish_agreement(pb::PublishAgreementRequest {
-            name: draft.name,
-            etag: draft.etag,
-        })
-        .await
-        .map(|r| r.into_inner())
+    w.try_publish(&draft.name).await
 }
 
 async fn an_agreement_over_150_long_named_services_publishes(s: TestServer) {
-    let seed = seed(&s, "t").await;
-    let services = long_named_services(&s, &seed, 150).await;
+    let w = World::new(&s, "t").await;
+    let services = long_named_services(&w, 150).await;
 
-    let published = publish_sla(&s, &seed, &services).await;
+    let published = publish_sla(&w, &services).await;
 
     let published = published.expect("publishing a valid agreement succeeds");
     assert_eq!(published.state, pb::AgreementState::Active as i32);
     assert_eq!(published.services.len(), 150);
-}
-
-/// The availability target `client` resolves for the seed's customer on
-/// `service`, or the code of its error.
-async fn target_on<T>(
-    client: &mut EntitlementServiceClient<T>,
-    seed: &Seed,
-    service: &str,
-) -> Result<f64, Code>
-where
-    T: tonic::client::GrpcService<tonic::body::Body> + Clone,
-    T::Error: Into<tonic::codegen::StdError>,
-    T::ResponseBody: tonic::codegen::Body<Data = bytes::Bytes> + Send + 'static,
-    <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
-{
-    client
-        .resolve_entitlement(pb::ResolveEntitlementRequest {
-            parent: seed.tenant.clone(),
-            consumer: seed.customer.clone(),
-            service: service.into(),
-            ..Default::default()
-        })
-        .await
-        .map(|r| {
-            r.into_inner().objectives[0]
-                .objective
-                .as_ref()
-                .expect("objective")
-                .target
-        })
-        .map_err(|status| status.code())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,59 +59,50 @@ async fn other_replicas_follow_a_change_to_150_long_named_services() {
     let Some(first) = TestServer::start(Backend::Postgres).await else {
         return;
     };
-    let seed = seed(&first, "t").await;
-    let services = long_named_services(&first, &seed, 150).await;
-    let (channel, _replica) = second_replica(&first).await;
-    let mut other = EntitlementServiceClient::new(
-        tonic::service::interceptor::InterceptedService::new(channel, Bearer::new(&seed.admin_key)),
-    );
+    let w = World::new(&first, "t").await;
+    let services = long_named_services(&w, 150).await;
+    let replica = first.second_replica().await;
+    let mut other = replica.clients(&w.admin_key).entitlements();
     let (head, tail) = (&services[0], &services[149]);
     // Cached on the other replica: no entitlement yet.
     for service in [head, tail] {
         assert_eq!(
-            target_on(&mut other, &seed, service).await,
+            w.availability_on(&mut other, service).await,
             Err(Code::NotFound)
         );
         assert_eq!(
-            target_on(&mut other, &seed, service).await,
+            w.availability_on(&mut other, service).await,
             Err(Code::NotFound)
         );
     }
 
-    let published = publish_sla(&first, &seed, &services)
+    let published = publish_sla(&w, &services)
         .await
         .expect("publishing on the first replica succeeds");
 
     for service in [head, tail] {
         eventually(Duration::from_secs(1), || {
-            let mut other = other.clone();
-            let seed = &seed;
-            async move { target_on(&mut other, seed, service).await == Ok(0.99) }
+            let (mut other, w) = (other.clone(), &w);
+            async move { w.availability_on(&mut other, service).await == Ok(0.99) }
         })
         .await;
     }
     // Cached there now; an update through the first replica replaces it.
-    assert_eq!(target_on(&mut other, &seed, tail).await, Ok(0.99));
-    first
-        .agreements()
-        .update_agreement(pb::UpdateAgreementRequest {
-            agreement: Some(pb::Agreement {
-                name: published.name.clone(),
-                etag: published.etag.clone(),
-                objectives: vec![availability(0.995)],
-                ..Default::default()
-            }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: vec!["objectives".into()],
-            }),
-        })
-        .await
-        .expect("update on the first replica");
+    assert_eq!(w.availability_on(&mut other, tail).await, Ok(0.99));
+    w.update(
+        &published.name,
+        pb::Agreement {
+            etag: published.etag.clone(),
+            objectives: vec![availability(0.995)],
+            ..Default::default()
+        },
+        &["objectives"],
+    )
+    .await;
     for service in [head, tail] {
         eventually(Duration::from_secs(1), || {
-            let mut other = other.clone();
-            let seed = &seed;
-            async move { target_on(&mut other, seed, service).await == Ok(0.995) }
+            let (mut other, w) = (other.clone(), &w);
+            async move { w.availability_on(&mut other, service).await == Ok(0.995) }
         })
         .await;
     }
@@ -184,58 +115,19 @@ on_both_backends!(an_agreement_over_150_long_named_services_publishes);
 /// A request_id window short enough to wait out in a test.
 const SHORT_TTL: Duration = Duration::from_secs(2);
 
-/// Generates one test per backend for each named `async fn(TestServer)`, on a
-/// server that remembers request_ids for `SHORT_TTL`.
-macro_rules! with_short_request_id_ttl {
-    ($($name:ident),* $(,)?) => {
-        mod short_ttl {
-            mod sqlite {
-                $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn $name() {
-                        super::super::on_short_ttl(
-                            $crate::support::Backend::Sqlite,
-                            super::super::$name,
-                        )
-                        .await
-                    }
-                )*
-            }
-            mod postgres {
-                $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn $name() {
-                        super::super::on_short_ttl(
-                            $crate::support::Backend::Postgres,
-                            super::super::$name,
-                        )
-                        .await
-                    }
-                )*
-            }
-        }
-    };
-}
-
-async fn on_short_ttl<F, Fut>(backend: Backend, test: F)
-where
-    F: FnOnce(TestServer) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let tweak = |c: &mut Config| c.request_id_ttl = SHORT_TTL;
-    if let Some(server) = TestServer::start_with(backend, tweak).await {
-        test(server).await;
-    }
+/// Servers that remember request_ids for `SHORT_TTL`.
+fn short_request_id_ttl(c: &mut Config) {
+    c.request_id_ttl = SHORT_TTL;
 }
 
 fn create_party(
-    seed: &Seed,
+    w: &World,
     id: &str,
     display_name: &str,
     request_id: &str,
 ) -> pb::CreatePartyRequest {
     pb::CreatePartyRequest {
-        parent: seed.tenant.clone(),
+        parent: w.tenant.clone(),
         party_id: id.into(),
         party: Some(pb::Party {
             kind: pb::PartyKind::Customer.into(),
@@ -247,9 +139,9 @@ fn create_party(
 }
 
 async fn a_request_id_is_remembered_for_its_ttl_and_new_after_it(s: TestServer) {
-    let seed = seed(&s, "t").await;
-    let mut parties = s.parties();
-    let request = create_party(&seed, "shop", "Shop", "req-shop");
+    let w = World::new(&s, "t").await;
+    let mut parties = w.parties();
+    let request = create_party(&w, "shop", "Shop", "req-shop");
     let first = parties
         .create_party(request.clone())
         .await
@@ -264,7 +156,7 @@ async fn a_request_id_is_remembered_for_its_ttl_and_new_after_it(s: TestServer) 
     assert_eq!(retry, first);
     assert_invalid_field(
         parties
-            .create_party(create_party(&seed, "kiosk", "Kiosk", "req-shop"))
+            .create_party(create_party(&w, "kiosk", "Kiosk", "req-shop"))
             .await,
         "request_id",
     );
@@ -287,13 +179,7 @@ async fn a_request_id_is_remembered_for_its_ttl_and_new_after_it(s: TestServer) 
         }
     })
     .await;
-    let recreated = parties
-        .get_party(pb::GetPartyRequest {
-            name: first.name.clone(),
-        })
-        .await
-        .expect("the party exists again")
-        .into_inner();
+    let recreated = w.get_party(&first.name).await;
     let seconds = |p: &pb::Party| p.create_time.as_ref().map(|t| (t.seconds, t.nanos));
     assert!(seconds(&recreated) > seconds(&first));
     // The new request owns the id now: its retry replays it.
@@ -302,26 +188,21 @@ async fn a_request_id_is_remembered_for_its_ttl_and_new_after_it(s: TestServer) 
 
     // An expired id may carry another request.
     parties
-        .create_party(create_party(&seed, "cafe", "Cafe", "req-cafe"))
+        .create_party(create_party(&w, "cafe", "Cafe", "req-cafe"))
         .await
         .unwrap();
     eventually(SHORT_TTL * 3, || {
         let mut parties = parties.clone();
-        let seed = &seed;
+        let w = &w;
         async move {
             parties
-                .create_party(create_party(seed, "bakery", "Bakery", "req-cafe"))
+                .create_party(create_party(w, "bakery", "Bakery", "req-cafe"))
                 .await
                 .is_ok()
         }
     })
     .await;
-    assert_eq!(
-        s.audit_events("tenants/t", "tenants/t/parties/bakery")
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(w.audit_events("tenants/t/parties/bakery").await.len(), 1);
 }
 
 /// How many request_ids the database holds, read behind the server's back.
@@ -344,15 +225,10 @@ async fn request_id_rows(s: &TestServer) -> i64 {
 }
 
 async fn expired_request_ids_are_swept_from_the_database(s: TestServer) {
-    let seed = seed(&s, "t").await;
+    let w = World::new(&s, "t").await;
     for i in 0..5 {
-        s.parties()
-            .create_party(create_party(
-                &seed,
-                &format!("p{i}"),
-                "P",
-                &format!("req-{i}"),
-            ))
+        w.parties()
+            .create_party(create_party(&w, &format!("p{i}"), "P", &format!("req-{i}")))
             .await
             .unwrap();
     }
@@ -363,28 +239,22 @@ async fn expired_request_ids_are_swept_from_the_database(s: TestServer) {
     println!("swept {took:?} after they were recorded");
 }
 
-with_short_request_id_ttl!(
-    a_request_id_is_remembered_for_its_ttl_and_new_after_it,
-    expired_request_ids_are_swept_from_the_database,
-);
+mod short_ttl {
+    use super::*;
+    on_both_backends!(
+        configured by short_request_id_ttl:
+        a_request_id_is_remembered_for_its_ttl_and_new_after_it,
+        expired_request_ids_are_swept_from_the_database,
+    );
+}
 
 fn id(s: &str) -> Id {
     Id::parse("id", s).unwrap()
 }
 
-/// The store on a fresh database, without a server (so without a sweeper).
-async fn open_store(backend: Backend) -> Option<(TestDb, Arc<dyn Store>)> {
-    let (db, url) = TestDb::create(backend).await?;
-    let owner_url = db.migration_url().unwrap_or_else(|| url.clone());
-    store::migrate(&owner_url, &url).await.unwrap();
-    let store = store::connect(&url, 2, Duration::from_secs(5))
-        .await
-        .unwrap();
-    Some((db, store))
-}
-
 /// Correctness does not wait for the sweeper: a claim of an expired id takes
-/// it over, whatever request it carried.
+/// it over, whatever request it carried. (`open_store` runs no server, so no
+/// sweeper.)
 async fn a_claim_takes_over_an_expired_request_id(backend: Backend) {
     let Some((_db, store)) = open_store(backend).await else {
         return;
@@ -474,45 +344,21 @@ async fn expired_request_ids_are_deleted_in_bounded_batches(backend: Backend) {
     assert_eq!(live.fingerprint, "f");
 }
 
-/// Generates one test per backend for each named `async fn(Backend)`.
-macro_rules! on_each_store {
-    ($($name:ident),* $(,)?) => {
-        mod store_level {
-            mod sqlite {
-                $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn $name() {
-                        super::super::$name($crate::support::Backend::Sqlite).await
-                    }
-                )*
-            }
-            mod postgres {
-                $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn $name() {
-                        super::super::$name($crate::support::Backend::Postgres).await
-                    }
-                )*
-            }
-        }
-    };
+mod store_level {
+    use super::*;
+    on_both_backends!(
+        backend: a_claim_takes_over_an_expired_request_id,
+        expired_request_ids_are_deleted_in_bounded_batches,
+    );
 }
-
-on_each_store!(
-    a_claim_takes_over_an_expired_request_id,
-    expired_request_ids_are_deleted_in_bounded_batches,
-);
 
 // --- deadlines ----------------------------------------------------------------------
 
-/// An update of the seed's customer that waits for at most `timeout`.
-fn rename_customer(
-    seed: &Seed,
-    timeout: Option<Duration>,
-) -> tonic::Request<pb::UpdatePartyRequest> {
+/// An update of the bank that waits for at most `timeout`.
+fn rename_bank(w: &World, timeout: Option<Duration>) -> tonic::Request<pb::UpdatePartyRequest> {
     let mut request = tonic::Request::new(pb::UpdatePartyRequest {
         party: Some(pb::Party {
-            name: seed.customer.clone(),
+            name: w.bank.clone(),
             display_name: "renamed".into(),
             ..Default::default()
         }),
@@ -526,23 +372,15 @@ fn rename_customer(
     request
 }
 
-/// Nothing was written: the customer keeps its name and its one audit event.
-async fn assert_customer_unchanged(s: &TestServer, seed: &Seed) {
-    let customer = s
-        .parties()
-        .get_party(pb::GetPartyRequest {
-            name: seed.customer.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(customer.display_name, "bank");
-    assert_eq!(s.audit_events(&seed.tenant, &seed.customer).await.len(), 1);
+/// Nothing was written: the bank keeps its name and its one audit event.
+async fn assert_bank_unchanged(w: &World) {
+    assert_eq!(w.get_party(&w.bank).await.display_name, "bank");
+    assert_eq!(w.audit_events(&w.bank).await.len(), 1);
 }
 
-/// An admin connection holding the row lock of the seed's customer in an
+/// An admin connection holding the row lock of the bank in an
 /// open transaction, until it is rolled back.
-async fn lock_customer_row(s: &TestServer) -> sqlx::PgConnection {
+async fn lock_bank_row(s: &TestServer) -> sqlx::PgConnection {
     use sqlx::Connection;
     let mut admin = sqlx::PgConnection::connect(&s.db.admin_url().expect("postgres"))
         .await
@@ -577,12 +415,12 @@ async fn a_write_past_its_deadline_leaves_no_query_running_and_writes_nothing() 
     let Some(s) = TestServer::start(Backend::Postgres).await else {
         return;
     };
-    let seed = seed(&s, "t").await;
-    let mut lock = lock_customer_row(&s).await;
+    let w = World::new(&s, "t").await;
+    let mut lock = lock_bank_row(&s).await;
 
     let status = assert_code(
-        s.parties()
-            .update_party(rename_customer(&seed, Some(Duration::from_millis(300))))
+        w.parties()
+            .update_party(rename_bank(&w, Some(Duration::from_millis(300))))
             .await,
         Code::DeadlineExceeded,
     );
@@ -594,7 +432,7 @@ async fn a_write_past_its_deadline_leaves_no_query_running_and_writes_nothing() 
     .await;
     println!("the server's query was gone {cleared:?} after the call failed");
     sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
-    assert_customer_unchanged(&s, &seed).await;
+    assert_bank_unchanged(&w).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -606,13 +444,13 @@ async fn a_statement_past_the_server_maximum_is_deadline_exceeded() {
     else {
         return;
     };
-    let seed = seed(&s, "t").await;
-    let mut lock = lock_customer_row(&s).await;
+    let w = World::new(&s, "t").await;
+    let mut lock = lock_bank_row(&s).await;
 
     // No grpc-timeout: the call has the server's 30 s, its statements 500 ms.
     let started = std::time::Instant::now();
     let status = assert_code(
-        s.parties().update_party(rename_customer(&seed, None)).await,
+        w.parties().update_party(rename_bank(&w, None)).await,
         Code::DeadlineExceeded,
     );
 
@@ -623,7 +461,7 @@ async fn a_statement_past_the_server_maximum_is_deadline_exceeded() {
     );
     assert_reason(&status, "DEADLINE_EXCEEDED");
     sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
-    assert_customer_unchanged(&s, &seed).await;
+    assert_bank_unchanged(&w).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -631,7 +469,7 @@ async fn a_write_past_its_deadline_on_sqlite_fails_in_time_and_writes_nothing() 
     let Some(s) = TestServer::start(Backend::Sqlite).await else {
         return;
     };
-    let seed = seed(&s, "t").await;
+    let w = World::new(&s, "t").await;
     // SQLite's write lock, held from outside the server.
     let pool = sqlx::SqlitePool::connect(&s.database_url).await.unwrap();
     let mut lock = pool.acquire().await.unwrap();
@@ -642,8 +480,8 @@ async fn a_write_past_its_deadline_on_sqlite_fails_in_time_and_writes_nothing() 
 
     let started = std::time::Instant::now();
     let status = assert_code(
-        s.parties()
-            .update_party(rename_customer(&seed, Some(Duration::from_millis(300))))
+        w.parties()
+            .update_party(rename_bank(&w, Some(Duration::from_millis(300))))
             .await,
         Code::DeadlineExceeded,
     );
@@ -656,11 +494,11 @@ async fn a_write_past_its_deadline_on_sqlite_fails_in_time_and_writes_nothing() 
     assert_reason(&status, "DEADLINE_EXCEEDED");
     sqlx::query("ROLLBACK").execute(&mut *lock).await.unwrap();
     drop(lock);
-    assert_customer_unchanged(&s, &seed).await;
+    assert_bank_unchanged(&w).await;
     // The server is not stuck behind the abandoned write.
-    let renamed = s
+    let renamed = w
         .parties()
-        .update_party(rename_customer(&seed, Some(Duration::from_secs(5))))
+        .update_party(rename_bank(&w, Some(Duration::from_secs(5))))
         .await
         .expect("a write once the lock is free")
         .into_inner();

@@ -5,10 +5,7 @@
 //! deleted and created again does not inherit the overrides of the first.
 
 use accord::proto::v1 as pb;
-use pb::agreement_service_client::AgreementServiceClient;
 use pb::audit_service_client::AuditServiceClient;
-use pb::entitlement_service_client::EntitlementServiceClient;
-use prost_types::value::Kind;
 use tonic::{Code, Status};
 
 use crate::on_both_backends;
@@ -27,44 +24,8 @@ on_both_backends!(
 
 // --- helpers -------------------------------------------------------------------
 
-async fn create_tenant(s: &TestServer, id: &str, display_name: &str) -> pb::Tenant {
-    s.tenants()
-        .create_tenant(pb::CreateTenantRequest {
-            tenant_id: id.into(),
-            tenant: Some(pb::Tenant {
-                display_name: display_name.into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("create tenant")
-        .into_inner()
-}
-
-async fn get_tenant(s: &TestServer, id: &str) -> pb::Tenant {
-    s.tenants()
-        .get_tenant(pb::GetTenantRequest {
-            name: format!("tenants/{id}"),
-        })
-        .await
-        .expect("get tenant")
-        .into_inner()
-}
-
-async fn force_delete_tenant(s: &TestServer, id: &str) {
-    s.tenants()
-        .delete_tenant(pb::DeleteTenantRequest {
-            name: format!("tenants/{id}"),
-            etag: String::new(),
-            force: true,
-        })
-        .await
-        .expect("force-delete tenant");
-}
-
 fn audit_as(s: &TestServer, key: &str) -> AuditServiceClient<Authed> {
-    AuditServiceClient::new(s.authed(Bearer::new(key)))
+    s.clients(key).audit()
 }
 
 fn list_request(tenant: &str, show_deleted: bool) -> pb::ListAuditEventsRequest {
@@ -95,17 +56,6 @@ async fn list_all(
     }
 }
 
-fn rpc(e: &pb::AuditEvent) -> &str {
-    e.method.rsplit('/').next().unwrap_or_default()
-}
-
-fn string_field(snapshot: &Option<prost_types::Struct>, name: &str) -> Option<String> {
-    match snapshot.as_ref()?.fields.get(name)?.kind.as_ref()? {
-        Kind::StringValue(s) => Some(s.clone()),
-        _ => None,
-    }
-}
-
 /// The uids the events carry, each once, in the order first seen.
 fn uids(events: &[pb::AuditEvent]) -> Vec<String> {
     let mut seen: Vec<String> = Vec::new();
@@ -120,9 +70,9 @@ fn uids(events: &[pb::AuditEvent]) -> Vec<String> {
 // --- defect 1: a tenant id reused ---------------------------------------------------
 
 async fn every_tenant_gets_a_uid_the_next_tenant_of_its_id_does_not_share(s: TestServer) {
-    let first = create_tenant(&s, "acme", "Acme").await;
+    let first = s.create_tenant("acme", "Acme").await;
     assert!(!first.uid.is_empty(), "CreateTenant returns a uid");
-    assert_eq!(get_tenant(&s, "acme").await.uid, first.uid);
+    assert_eq!(s.get_tenant("acme").await.uid, first.uid);
     let listed = s
         .tenants()
         .list_tenants(pb::ListTenantsRequest::default())
@@ -150,27 +100,27 @@ async fn every_tenant_gets_a_uid_the_next_tenant_of_its_id_does_not_share(s: Tes
         .into_inner();
     assert_eq!(updated.uid, first.uid);
 
-    let other = create_tenant(&s, "other", "Other").await;
+    let other = s.create_tenant("other", "Other").await;
     assert_ne!(other.uid, first.uid, "uids are unique");
-    force_delete_tenant(&s, "acme").await;
-    let second = create_tenant(&s, "acme", "Another organisation").await;
+    s.force_delete_tenant("acme").await;
+    let second = s.create_tenant("acme", "Another organisation").await;
     assert!(!second.uid.is_empty());
     assert_ne!(second.uid, first.uid, "a new incarnation, a new uid");
-    assert_eq!(get_tenant(&s, "acme").await.uid, second.uid);
+    assert_eq!(s.get_tenant("acme").await.uid, second.uid);
 }
 
 async fn recreated_tenant_admin_sees_only_its_own_events(s: TestServer) {
-    let old = seed(&s, "acme").await;
-    let old_uid = get_tenant(&s, "acme").await.uid;
+    let old = World::new(&s, "acme").await;
+    let old_uid = s.get_tenant("acme").await.uid;
     let mut old_admin = audit_as(&s, &old.admin_key);
     let old_trail = list_all(&mut old_admin, list_request("acme", false))
         .await
         .unwrap();
-    assert!(old_trail.iter().any(|e| e.resource == old.customer));
+    assert!(old_trail.iter().any(|e| e.resource == old.bank));
     assert!(old_trail.iter().all(|e| e.tenant_uid == old_uid));
 
-    force_delete_tenant(&s, "acme").await;
-    let new = create_tenant(&s, "acme", "Another organisation").await;
+    s.force_delete_tenant("acme").await;
+    let new = s.create_tenant("acme", "Another organisation").await;
     let new_admin_key = s.create_key("acme", "admin", pb::Role::TenantAdmin).await;
     let events = list_all(
         &mut audit_as(&s, &new_admin_key),
@@ -181,7 +131,7 @@ async fn recreated_tenant_admin_sees_only_its_own_events(s: TestServer) {
 
     let seen: Vec<(&str, &str)> = events
         .iter()
-        .map(|e| (rpc(e), e.resource.as_str()))
+        .map(|e| (rpc_of(e), e.resource.as_str()))
         .collect();
     assert_eq!(
         seen,
@@ -197,7 +147,7 @@ async fn recreated_tenant_admin_sees_only_its_own_events(s: TestServer) {
         Some("Another organisation")
     );
     // Nothing of the former tenant, filtered by resource either.
-    for resource in [&old.customer, &old.provider, &old.service, &old.tenant] {
+    for resource in [&old.bank, &old.provider, &old.payments, &old.tenant] {
         let about = list_all(
             &mut audit_as(&s, &new_admin_key),
             pb::ListAuditEventsRequest {
@@ -215,13 +165,13 @@ async fn recreated_tenant_admin_sees_only_its_own_events(s: TestServer) {
 }
 
 async fn platform_admin_reads_every_trail_of_the_id_with_show_deleted(s: TestServer) {
-    let old = seed(&s, "acme").await;
-    let old_uid = get_tenant(&s, "acme").await.uid;
+    let old = World::new(&s, "acme").await;
+    let old_uid = s.get_tenant("acme").await.uid;
     let mut platform = audit_as(&s, &s.platform_key);
     let before_delete = list_all(&mut platform, list_request("acme", false))
         .await
         .unwrap();
-    force_delete_tenant(&s, "acme").await;
+    s.force_delete_tenant("acme").await;
 
     // No tenant has the id: its own trail is gone with it, the former one is
     // still there for the platform admin.
@@ -233,7 +183,7 @@ async fn platform_admin_reads_every_trail_of_the_id_with_show_deleted(s: TestSer
         .await
         .unwrap();
     assert_eq!(uids(&deleted_trail), std::slice::from_ref(&old_uid));
-    assert_eq!(rpc(&deleted_trail[0]), "DeleteTenant");
+    assert_eq!(rpc_of(&deleted_trail[0]), "DeleteTenant");
     assert_eq!(deleted_trail[0].resource, "tenants/acme");
     assert_eq!(
         deleted_trail[0].tenant_uid, old_uid,
@@ -241,14 +191,14 @@ async fn platform_admin_reads_every_trail_of_the_id_with_show_deleted(s: TestSer
     );
     assert!(deleted_trail[0].after.is_none());
     assert_eq!(&deleted_trail[1..], &before_delete[..]);
-    assert!(deleted_trail.iter().any(|e| e.resource == old.customer));
+    assert!(deleted_trail.iter().any(|e| e.resource == old.bank));
 
-    let new = create_tenant(&s, "acme", "Another organisation").await;
+    let new = s.create_tenant("acme", "Another organisation").await;
     let current = list_all(&mut platform, list_request("acme", false))
         .await
         .unwrap();
     assert_eq!(current.len(), 1);
-    assert_eq!(rpc(&current[0]), "CreateTenant");
+    assert_eq!(rpc_of(&current[0]), "CreateTenant");
     assert_eq!(
         current[0].tenant_uid, new.uid,
         "the uid of the tenant it created"
@@ -273,9 +223,9 @@ async fn platform_admin_reads_every_trail_of_the_id_with_show_deleted(s: TestSer
 }
 
 async fn show_deleted_is_permission_denied_below_the_platform_admin(s: TestServer) {
-    let seed = seed(&s, "acme").await;
+    let w = World::new(&s, "acme").await;
     let status = assert_code(
-        audit_as(&s, &seed.admin_key)
+        audit_as(&s, &w.admin_key)
             .list_audit_events(list_request("acme", true))
             .await,
         Code::PermissionDenied,
@@ -287,14 +237,14 @@ async fn show_deleted_is_permission_denied_below_the_platform_admin(s: TestServe
         status.message()
     );
     // Without it the same key lists its trail.
-    audit_as(&s, &seed.admin_key)
+    audit_as(&s, &w.admin_key)
         .list_audit_events(list_request("acme", false))
         .await
         .unwrap();
 }
 
 async fn page_tokens_do_not_carry_over_to_the_next_tenant_of_the_id(s: TestServer) {
-    seed(&s, "acme").await;
+    World::new(&s, "acme").await;
     let mut platform = audit_as(&s, &s.platform_key);
     let first_page = |show_deleted| pb::ListAuditEventsRequest {
         page_size: 1,
@@ -307,8 +257,8 @@ async fn page_tokens_do_not_carry_over_to_the_next_tenant_of_the_id(s: TestServe
         .into_inner()
         .next_page_token;
     assert!(!old_token.is_empty());
-    force_delete_tenant(&s, "acme").await;
-    create_tenant(&s, "acme", "Another organisation").await;
+    s.force_delete_tenant("acme").await;
+    s.create_tenant("acme", "Another organisation").await;
     s.create_key("acme", "admin", pb::Role::TenantAdmin).await;
 
     assert_invalid_field(
@@ -340,110 +290,26 @@ async fn page_tokens_do_not_carry_over_to_the_next_tenant_of_the_id(s: TestServe
 
 // --- defect 2: an agreement id reused ------------------------------------------------
 
-/// Availability 0.9999 for `consumer`.
-fn gold(consumer: &str) -> pb::Override {
-    pb::Override {
-        consumer: consumer.into(),
-        effective_from: Some(ts(JAN_2026)),
-        objective_patches: vec![pb::ObjectivePatch {
-            key: "availability".into(),
-            target: Some(0.9999),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
-}
-
-async fn create_override(
-    api: &mut AgreementServiceClient<Authed>,
-    agreement: &str,
-    id: &str,
-    o: pb::Override,
-) -> pb::Override {
-    api.create_override(pb::CreateOverrideRequest {
-        parent: agreement.into(),
-        override_id: id.into(),
-        r#override: Some(o),
-        request_id: String::new(),
-    })
-    .await
-    .expect("create override")
-    .into_inner()
-}
-
-async fn delete_agreement(api: &mut AgreementServiceClient<Authed>, name: &str) {
-    api.delete_agreement(pb::DeleteAgreementRequest {
-        name: name.into(),
-        etag: String::new(),
-    })
-    .await
-    .expect("delete agreement");
-}
-
-async fn publish(api: &mut AgreementServiceClient<Authed>, name: &str) -> pb::Agreement {
-    api.publish_agreement(pb::PublishAgreementRequest {
-        name: name.into(),
-        etag: String::new(),
-    })
-    .await
-    .expect("publish agreement")
-    .into_inner()
-}
-
 /// A draft `sla` with the override `bank-gold` (availability 0.9999 for the
 /// bank), deleted; then a new `sla` (availability 0.999) published. Returns
 /// the instants after the override was created and after the deletion.
-async fn ghost_scenario(
-    s: &TestServer,
-    seed: &Seed,
-) -> (prost_types::Timestamp, prost_types::Timestamp) {
-    let mut api = s.agreements();
-    let draft = seed.create_agreement(s, "sla", seed.service_level()).await;
-    create_override(&mut api, &draft.name, "bank-gold", gold(&seed.customer)).await;
-    let with_override = crate::entitlements::mark().await;
-    delete_agreement(&mut api, &draft.name).await;
-    let deleted = crate::entitlements::mark().await;
-    let successor = seed.create_agreement(s, "sla", seed.service_level()).await;
-    publish(&mut api, &successor.name).await;
+async fn ghost_scenario(w: &World) -> (prost_types::Timestamp, prost_types::Timestamp) {
+    let draft = w.draft("sla", w.standard_sla()).await;
+    w.add_override(&draft.name, "bank-gold", target_override(&w.bank, 0.9999))
+        .await;
+    let with_override = mark().await;
+    w.delete_agreement(&draft.name).await;
+    let deleted = mark().await;
+    w.publish("sla", w.standard_sla()).await;
     (with_override, deleted)
 }
 
-fn resolve_request(
-    seed: &Seed,
-    known_at: Option<prost_types::Timestamp>,
-) -> pb::ResolveEntitlementRequest {
-    pb::ResolveEntitlementRequest {
-        parent: seed.tenant.clone(),
-        consumer: seed.customer.clone(),
-        service: seed.service.clone(),
-        as_of: None,
-        known_at,
-    }
-}
-
-fn explain_request(
-    seed: &Seed,
-    known_at: Option<prost_types::Timestamp>,
-) -> pb::ExplainEntitlementRequest {
-    pb::ExplainEntitlementRequest {
-        parent: seed.tenant.clone(),
-        consumer: seed.customer.clone(),
-        service: seed.service.clone(),
-        as_of: None,
-        known_at,
-    }
-}
-
-fn entitlements(s: &TestServer, seed: &Seed) -> EntitlementServiceClient<Authed> {
-    EntitlementServiceClient::new(s.authed(Bearer::new(&seed.admin_key)))
-}
-
 async fn deleted_agreement_leaves_no_ghost_override_to_its_successor(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    ghost_scenario(&s, &seed).await;
-    let sla = format!("{}/agreements/sla", seed.tenant);
+    let w = World::new(&s, "acme").await;
+    ghost_scenario(&w).await;
+    let sla = w.name("agreements", "sla");
 
-    let overrides = s
+    let overrides = w
         .agreements()
         .list_overrides(pb::ListOverridesRequest {
             parent: sla.clone(),
@@ -455,11 +321,7 @@ async fn deleted_agreement_leaves_no_ghost_override_to_its_successor(s: TestServ
         .overrides;
     assert!(overrides.is_empty(), "{overrides:#?}");
 
-    let resolved = entitlements(&s, &seed)
-        .resolve_entitlement(resolve_request(&seed, None))
-        .await
-        .unwrap()
-        .into_inner();
+    let resolved = w.resolve_now(&w.bank, &w.payments).await;
     let [objective] = &resolved.objectives[..] else {
         panic!("one objective: {resolved:#?}")
     };
@@ -469,11 +331,7 @@ async fn deleted_agreement_leaves_no_ghost_override_to_its_successor(s: TestServ
     assert_eq!(provenance.r#override, "");
     assert!(objective.patched_fields.is_empty(), "{objective:#?}");
 
-    let explanation = entitlements(&s, &seed)
-        .explain_entitlement(explain_request(&seed, None))
-        .await
-        .unwrap()
-        .into_inner();
+    let explanation = w.explain(&w.bank, &w.payments, None, None).await.unwrap();
     let layers: Vec<(i32, &str)> = explanation
         .layers
         .iter()
@@ -487,33 +345,22 @@ async fn deleted_agreement_leaves_no_ghost_override_to_its_successor(s: TestServ
 }
 
 async fn deleting_an_agreement_audits_each_override_it_removes(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let mut api = s.agreements();
-    let shop = s
-        .parties()
-        .create_party(pb::CreatePartyRequest {
-            parent: seed.tenant.clone(),
-            party_id: "shop".into(),
-            party: Some(pb::Party {
-                kind: pb::PartyKind::Customer.into(),
-                display_name: "Shop".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let draft = seed.create_agreement(&s, "sla", seed.service_level()).await;
-    let bank_gold = create_override(&mut api, &draft.name, "bank-gold", gold(&seed.customer)).await;
-    let shop_gold = create_override(&mut api, &draft.name, "shop-gold", gold(&shop.name)).await;
-    delete_agreement(&mut api, &draft.name).await;
+    let w = World::new(&s, "acme").await;
+    let shop = w.party("shop", None).await;
+    let draft = w.draft("sla", w.standard_sla()).await;
+    let bank_gold = w
+        .add_override(&draft.name, "bank-gold", target_override(&w.bank, 0.9999))
+        .await;
+    let shop_gold = w
+        .add_override(&draft.name, "shop-gold", target_override(&shop, 0.9999))
+        .await;
+    w.delete_agreement(&draft.name).await;
 
-    let deletion = s.audit_events(&seed.tenant, &draft.name).await;
-    assert_eq!(rpc(&deletion[0]), "DeleteAgreement");
+    let deletion = w.audit_events(&draft.name).await;
+    assert_eq!(rpc_of(&deletion[0]), "DeleteAgreement");
     for removed in [&bank_gold, &shop_gold] {
-        let events = s.audit_events(&seed.tenant, &removed.name).await;
-        let rpcs: Vec<&str> = events.iter().map(rpc).collect();
+        let events = w.audit_events(&removed.name).await;
+        let rpcs: Vec<&str> = events.iter().map(rpc_of).collect();
         assert_eq!(
             rpcs,
             ["DeleteAgreement", "CreateOverride"],
@@ -537,34 +384,33 @@ async fn deleting_an_agreement_audits_each_override_it_removes(s: TestServer) {
         assert_eq!(event.tenant_uid, deletion[0].tenant_uid);
     }
     // The whole trail of the deletion: the agreement and its two overrides.
-    let all = s.audit_events(&seed.tenant, "").await;
+    let all = w.audit_events("").await;
     assert_eq!(
-        all.iter().filter(|e| rpc(e) == "DeleteAgreement").count(),
+        all.iter()
+            .filter(|e| rpc_of(e) == "DeleteAgreement")
+            .count(),
         3
     );
 }
 
 async fn known_at_before_the_deletion_resolves_as_the_registry_knew_it_then(s: TestServer) {
-    let seed = seed(&s, "acme").await;
-    let (with_override, deleted) = ghost_scenario(&s, &seed).await;
-    let mut api = entitlements(&s, &seed);
+    let w = World::new(&s, "acme").await;
+    let (with_override, deleted) = ghost_scenario(&w).await;
 
     // While the override existed, its agreement was a draft: nothing was in
     // force, so nothing resolves, and the explanation shows the override as
     // the registry held it then, on an agreement that was not the base.
     for known_at in [with_override, deleted] {
         let status = assert_code(
-            api.resolve_entitlement(resolve_request(&seed, Some(known_at)))
-                .await,
+            w.resolve(&w.bank, &w.payments, None, Some(known_at)).await,
             Code::NotFound,
         );
         assert_reason(&status, "NOT_FOUND");
     }
-    let then = api
-        .explain_entitlement(explain_request(&seed, Some(with_override)))
+    let then = w
+        .explain(&w.bank, &w.payments, None, Some(with_override))
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(then.entitlement.is_none());
     let outcomes: Vec<(i32, &str, i32)> = then
         .layers
@@ -594,11 +440,10 @@ async fn known_at_before_the_deletion_resolves_as_the_registry_knew_it_then(s: T
         "{then:#?}"
     );
     // Once it was deleted, the override is gone from every later known_at.
-    let after = api
-        .explain_entitlement(explain_request(&seed, Some(deleted)))
+    let after = w
+        .explain(&w.bank, &w.payments, None, Some(deleted))
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(
         after
             .layers
@@ -621,10 +466,10 @@ async fn postgres_tenant_scope_reads_only_the_current_tenants_events() {
     let Some(s) = TestServer::start(Backend::Postgres).await else {
         return;
     };
-    seed(&s, "acme").await;
-    let old_uid = get_tenant(&s, "acme").await.uid;
-    force_delete_tenant(&s, "acme").await;
-    let new_uid = create_tenant(&s, "acme", "Another organisation").await.uid;
+    World::new(&s, "acme").await;
+    let old_uid = s.get_tenant("acme").await.uid;
+    s.force_delete_tenant("acme").await;
+    let new_uid = s.create_tenant("acme", "Another organisation").await.uid;
 
     let store = PostgresStore::connect(&s.database_url, 1, std::time::Duration::from_secs(30))
         .await

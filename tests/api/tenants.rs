@@ -156,12 +156,12 @@ async fn tenant_errors_carry_codes_and_fields(s: TestServer) {
 }
 
 async fn deleting_a_tenant_with_resources_needs_force(s: TestServer) {
-    let seed = seed(&s, "acme").await;
+    let w = World::new(&s, "acme").await;
     let mut tenants = s.tenants();
     let status = assert_code(
         tenants
             .delete_tenant(pb::DeleteTenantRequest {
-                name: seed.tenant.clone(),
+                name: w.tenant.clone(),
                 etag: String::new(),
                 force: false,
             })
@@ -174,17 +174,10 @@ async fn deleting_a_tenant_with_resources_needs_force(s: TestServer) {
         "{status:?}"
     );
 
-    let a = seed.create_agreement(&s, "sla", seed.service_level()).await;
-    s.agreements()
-        .publish_agreement(pb::PublishAgreementRequest {
-            name: a.name,
-            etag: String::new(),
-        })
-        .await
-        .unwrap();
+    w.publish("sla", w.standard_sla()).await;
     tenants
         .delete_tenant(pb::DeleteTenantRequest {
-            name: seed.tenant.clone(),
+            name: w.tenant.clone(),
             etag: String::new(),
             force: true,
         })
@@ -192,19 +185,15 @@ async fn deleting_a_tenant_with_resources_needs_force(s: TestServer) {
         .unwrap();
     // The tenant's keys went with it.
     assert_code(
-        s.parties()
+        w.parties()
             .get_party(pb::GetPartyRequest {
-                name: seed.customer.clone(),
+                name: w.bank.clone(),
             })
             .await,
         Code::Unauthenticated,
     );
     // The id is free again.
-    seed_again(&s).await;
-}
-
-async fn seed_again(s: &TestServer) {
-    seed(s, "acme").await;
+    World::new(&s, "acme").await;
 }
 
 async fn update_with_star_mask_replaces_every_field(s: TestServer) {

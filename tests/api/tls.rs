@@ -9,8 +9,7 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::server::health_of;
-use crate::support::{Backend, TestDb};
+use crate::support::{Backend, TestDb, health_of};
 
 struct Pki {
     ca_pem: String,
