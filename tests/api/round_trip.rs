@@ -1,13 +1,11 @@
 //! What a client stores comes back bit for bit: targets are doubles, kept as
 //! JSON in the store, and must survive the trip on both engines.
 
-use accord::proto::v1 as pb;
-
 use crate::on_both_backends;
 use crate::support::*;
 
 async fn targets_come_back_exactly_as_sent(s: TestServer) {
-    let seed = seed(&s, "acme").await;
+    let w = World::new(&s, "acme").await;
     // Doubles whose shortest decimal form needs all 17 digits, or sits
     // next to a rounder one: a parser that is not exact reads them back
     // one step off (0.9299999999999999 came back as 0.93).
@@ -18,22 +16,10 @@ async fn targets_come_back_exactly_as_sent(s: TestServer) {
         1e-300,
     ];
     for (i, target) in targets.into_iter().enumerate() {
-        let created = seed
-            .create_agreement(
-                &s,
-                &format!("sla-{i}"),
-                pb::Agreement {
-                    objectives: vec![availability(target)],
-                    ..seed.service_level()
-                },
-            )
+        let created = w
+            .draft(&format!("sla-{i}"), w.sla(vec![availability(target)]))
             .await;
-        let read = s
-            .agreements()
-            .get_agreement(pb::GetAgreementRequest { name: created.name })
-            .await
-            .expect("get agreement")
-            .into_inner();
+        let read = w.get_agreement(&created.name).await;
         assert_eq!(
             read.objectives[0].target.to_bits(),
             target.to_bits(),

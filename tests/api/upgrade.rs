@@ -8,6 +8,7 @@ use accord::domain::api_key::Secret;
 use accord::proto::v1 as pb;
 use pb::entitlement_service_client::EntitlementServiceClient;
 
+use crate::on_both_backends;
 use crate::support::*;
 
 /// The tables and columns that exist at 0004, in an order foreign keys accept.
@@ -32,61 +33,23 @@ const TABLES_AT_0004: &[(&str, &str)] = &[
 /// `bank-eu`, a department of `bank`, on `payments`: the SLA's 0.999, raised
 /// to 0.9999 by the override for its parent. Every layer of resolution is
 /// there: the ancestry, the revision and the override.
-async fn used_registry(s: &TestServer) -> Seed {
-    let seed = seed(s, "acme").await;
-    s.parties()
-        .create_party(pb::CreatePartyRequest {
-            parent: seed.tenant.clone(),
-            party_id: "bank-eu".into(),
-            party: Some(pb::Party {
-                kind: pb::PartyKind::Customer.into(),
-                parent: seed.customer.clone(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("create department");
-    let sla = seed.create_agreement(s, "sla", seed.service_level()).await;
-    s.agreements()
-        .create_override(pb::CreateOverrideRequest {
-            parent: sla.name.clone(),
-            override_id: "bank-gold".into(),
-            r#override: Some(pb::Override {
-                consumer: seed.customer.clone(),
-                effective_from: Some(ts(JAN_2026)),
-                objective_patches: vec![pb::ObjectivePatch {
-                    key: "availability".into(),
-                    target: Some(0.9999),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await
-        .expect("create override");
-    s.agreements()
-        .publish_agreement(pb::PublishAgreementRequest {
-            name: sla.name,
-            etag: String::new(),
-        })
-        .await
-        .expect("publish");
-    seed
+async fn used_registry(s: &TestServer) -> World {
+    let w = World::new(s, "acme").await;
+    w.party("bank-eu", Some(&w.bank)).await;
+    let sla = w.draft("sla", w.standard_sla()).await;
+    w.add_override(&sla.name, "bank-gold", target_override(&w.bank, 0.9999))
+        .await;
+    w.publish_draft(&sla.name).await;
+    w
 }
 
 async fn availability_of_department(
     entitlements: &mut EntitlementServiceClient<Authed>,
-    seed: &Seed,
+    w: &World,
 ) -> f64 {
+    let department = w.name("parties", "bank-eu");
     let entitlement = entitlements
-        .resolve_entitlement(pb::ResolveEntitlementRequest {
-            parent: seed.tenant.clone(),
-            consumer: format!("{}/parties/bank-eu", seed.tenant),
-            service: seed.service.clone(),
-            ..Default::default()
-        })
+        .resolve_entitlement(w.resolve_request(&department, &w.payments))
         .await
         .expect("resolve the department's entitlement")
         .into_inner();
@@ -187,11 +150,11 @@ async fn a_registry_used_at_0004_resolves_as_before_after_the_upgrade(backend: B
     let Some(before) = TestServer::start(backend).await else {
         return;
     };
-    let seed = used_registry(&before).await;
-    let mut reader = EntitlementServiceClient::new(before.authed(Bearer::new(
-        &before.create_key("acme", "reader", pb::Role::Reader).await,
-    )));
-    assert_eq!(availability_of_department(&mut reader, &seed).await, 0.9999);
+    let w = used_registry(&before).await;
+    let mut reader = w
+        .calling_with(&w.key("reader", pb::Role::Reader).await)
+        .entitlements();
+    assert_eq!(availability_of_department(&mut reader, &w).await, 0.9999);
     let (db, url) = TestDb::create(backend).await.expect("a second database");
     migrate_to_0004(backend, &db, &url).await;
     copy_rows(backend, &before, &db, &url).await;
@@ -211,7 +174,7 @@ async fn a_registry_used_at_0004_resolves_as_before_after_the_upgrade(backend: B
     );
     let key = pb::api_key_service_client::ApiKeyServiceClient::new(platform)
         .create_api_key(pb::CreateApiKeyRequest {
-            parent: seed.tenant.clone(),
+            parent: w.tenant.clone(),
             api_key_id: "reader".into(),
             api_key: Some(pb::ApiKey {
                 role: pb::Role::Reader.into(),
@@ -228,18 +191,10 @@ async fn a_registry_used_at_0004_resolves_as_before_after_the_upgrade(backend: B
     );
 
     assert_eq!(
-        availability_of_department(&mut upgraded, &seed).await,
+        availability_of_department(&mut upgraded, &w).await,
         0.9999,
         "the upgraded registry lost a layer of the department's entitlement"
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_registry_used_at_0004_resolves_as_before_after_the_upgrade() {
-    a_registry_used_at_0004_resolves_as_before_after_the_upgrade(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_registry_used_at_0004_resolves_as_before_after_the_upgrade() {
-    a_registry_used_at_0004_resolves_as_before_after_the_upgrade(Backend::Postgres).await;
-}
+on_both_backends!(backend: a_registry_used_at_0004_resolves_as_before_after_the_upgrade);
