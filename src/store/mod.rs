@@ -26,7 +26,7 @@ use crate::domain::service::Service;
 use crate::domain::tenant::Tenant;
 use crate::error::{Error, Result};
 
-pub use postgres::{PostgresStore, follow_changes};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Whether a transaction writes. SQLite takes its write lock up front for a
@@ -49,8 +49,11 @@ pub struct StoredRequest {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// `sqlite` or `postgres`.
-    fn backend(&self) -> &'static str;
+    /// What follows the changes other replicas commit, where there can be
+    /// other replicas (PostgreSQL: LISTEN on `CHANGES_CHANNEL`); `None` where
+    /// one server owns the database (SQLite), whose own writes the registry
+    /// applies itself.
+    fn change_feed(&self) -> Option<Box<dyn ChangeFeed>>;
 
     /// Starts a transaction scoped to `tenant` (`None`: platform operations
     /// that span tenants, such as listing them).
@@ -62,6 +65,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Closes the pool, waiting for connections in use.
     async fn close(&self);
+}
+
+/// Follows the changes other replicas commit.
+#[async_trait]
+pub trait ChangeFeed: Send {
+    /// Calls `on_change` with each change another replica commits,
+    /// `Some(Change::Everything)` for one it cannot read and whenever it
+    /// (re)connects, and `None` when it loses the connection (changes may be
+    /// missed until it is back). Reconnects every second until it is; runs
+    /// until the task is dropped.
+    async fn follow(self: Box<Self>, on_change: Box<dyn Fn(Option<Change>) + Send>);
 }
 
 /// One transaction. Dropping it without `commit` rolls it back.

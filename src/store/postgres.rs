@@ -14,8 +14,8 @@ use sqlx::{PgPool, Postgres};
 
 use super::sql::impl_tx;
 use super::{
-    Access, CHANGES_CHANNEL, EntitlementRows, MAX_ANCESTRY, Store, StoredRequest, Tx, begin_failed,
-    from_json, internal, millis, statement_budget, translate,
+    Access, CHANGES_CHANNEL, ChangeFeed, EntitlementRows, MAX_ANCESTRY, Store, StoredRequest, Tx,
+    begin_failed, from_json, internal, millis, statement_budget, translate,
 };
 use crate::domain::agreement::{Agreement, AgreementKind, AgreementState, Revision};
 use crate::domain::api_key::ApiKey;
@@ -37,6 +37,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The longest a statement may run (`statement_timeout_seconds`).
     statement_timeout: Duration,
+    /// The URL connected to, for the connection that follows changes.
+    url: String,
     /// The password of the URL, masked in the errors of new connections.
     secrets: Secrets,
 }
@@ -139,6 +141,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             statement_timeout,
+            url: url.to_string(),
             secrets,
         })
     }
@@ -250,8 +253,11 @@ pub struct PostgresTx {
 
 #[async_trait]
 impl Store for PostgresStore {
-    fn backend(&self) -> &'static str {
-        "postgres"
+    fn change_feed(&self) -> Option<Box<dyn ChangeFeed>> {
+        Some(Box::new(PostgresChangeFeed {
+            url: self.url.clone(),
+            options: self.pool.connect_options().as_ref().clone(),
+        }))
     }
 
     async fn begin(&self, tenant: Option<&Id>, access: Access) -> Result<Box<dyn Tx>> {
@@ -282,78 +288,73 @@ impl Store for PostgresStore {
 
 impl_tx!(PostgresTx, Postgres, " FOR UPDATE");
 
-/// Follows the changes other replicas announce (`CHANGES_CHANNEL`) until the
-/// task is dropped, calling `on_change` with each, `Some(Change::Everything)`
-/// for one it cannot read, and `None` when the connection is lost (changes
-/// may be missed until it is back). Reconnects every second until it is. Its
-/// statements run for at most `statement_timeout`.
-pub async fn follow_changes(
+/// Other replicas' changes, heard with LISTEN on a connection of its own,
+/// whose statements run for at most the pool's `statement_timeout`.
+struct PostgresChangeFeed {
     url: String,
-    statement_timeout: Duration,
-    on_change: impl Fn(Option<Change>) + Send + 'static,
-) {
-    use sqlx::postgres::PgListener;
-    const RETRY: Duration = Duration::from_secs(1);
-    let options = match options(&url) {
-        Ok(options) => bounded(options, statement_timeout),
-        Err(error) => {
-            warn!(%error, "cannot follow changes");
-            return;
-        }
-    };
-    // A pool of one, as `PgListener::connect` makes, for connect options.
-    let listen = || async {
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .max_lifetime(None)
-            .idle_timeout(None)
-            .connect_with(options.clone())
-            .await?;
-        let mut listener = PgListener::connect_with(&pool).await?;
-        listener.ignore_pool_close_event(true);
-        Ok::<_, sqlx::Error>(listener)
-    };
-    let secrets = Secrets::new(url_secrets(&url, false));
-    let shown = |e: &sqlx::Error| describe(e, &url, &secrets);
-    let mut connected = false;
-    loop {
-        let mut listener = match listen().await {
-            Ok(l) => l,
-            Err(e) => {
-                if connected {
-                    warn!(error = %shown(&e), "cannot reconnect to follow changes; retrying");
+    options: PgConnectOptions,
+}
+
+#[async_trait]
+impl ChangeFeed for PostgresChangeFeed {
+    async fn follow(self: Box<Self>, on_change: Box<dyn Fn(Option<Change>) + Send>) {
+        use sqlx::postgres::PgListener;
+        const RETRY: Duration = Duration::from_secs(1);
+        let PostgresChangeFeed { url, options } = *self;
+        // A pool of one, as `PgListener::connect` makes, for connect options.
+        let listen = || async {
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .max_lifetime(None)
+                .idle_timeout(None)
+                .connect_with(options.clone())
+                .await?;
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.ignore_pool_close_event(true);
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let secrets = Secrets::new(url_secrets(&url, false));
+        let shown = |e: &sqlx::Error| describe(e, &url, &secrets);
+        let mut connected = false;
+        loop {
+            let mut listener = match listen().await {
+                Ok(l) => l,
+                Err(e) => {
+                    if connected {
+                        warn!(error = %shown(&e), "cannot reconnect to follow changes; retrying");
+                    }
+                    tokio::time::sleep(RETRY).await;
+                    continue;
                 }
+            };
+            if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
+                warn!(error = %shown(&e), "cannot LISTEN for changes; retrying");
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
-        };
-        if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
-            warn!(error = %shown(&e), "cannot LISTEN for changes; retrying");
-            tokio::time::sleep(RETRY).await;
-            continue;
-        }
-        connected = true;
-        // Back (or there for the first time): whatever happened meanwhile is
-        // unknown, so everything cached goes.
-        on_change(Some(Change::Everything));
-        loop {
-            match listener.try_recv().await {
-                Ok(Some(n)) => on_change(Some(
-                    serde_json::from_str(n.payload()).unwrap_or(Change::Everything),
-                )),
-                Ok(None) => {
-                    warn!(
-                        "lost the connection that follows changes: dropping the entitlement cache and reconnecting"
-                    );
-                    break;
-                }
-                Err(e) => {
-                    warn!(error = %shown(&e), "error following changes: dropping the entitlement cache and reconnecting");
-                    break;
+            connected = true;
+            // Back (or there for the first time): whatever happened meanwhile is
+            // unknown, so everything cached goes.
+            on_change(Some(Change::Everything));
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(n)) => on_change(Some(
+                        serde_json::from_str(n.payload()).unwrap_or(Change::Everything),
+                    )),
+                    Ok(None) => {
+                        warn!(
+                            "lost the connection that follows changes: dropping the entitlement cache and reconnecting"
+                        );
+                        break;
+                    }
+                    Err(e) => {
+                        warn!(error = %shown(&e), "error following changes: dropping the entitlement cache and reconnecting");
+                        break;
+                    }
                 }
             }
+            on_change(None);
+            tokio::time::sleep(RETRY).await;
         }
-        on_change(None);
-        tokio::time::sleep(RETRY).await;
     }
 }

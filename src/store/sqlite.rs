@@ -13,8 +13,8 @@ use sqlx::{Sqlite, SqlitePool};
 
 use super::sql::impl_tx;
 use super::{
-    Access, EntitlementRows, MAX_ANCESTRY, Store, StoredRequest, Tx, begin_failed, from_json,
-    internal, millis, statement_budget, translate,
+    Access, ChangeFeed, EntitlementRows, MAX_ANCESTRY, Store, StoredRequest, Tx, begin_failed,
+    from_json, internal, millis, statement_budget, translate,
 };
 use crate::domain::agreement::{Agreement, AgreementKind, AgreementState, Revision};
 use crate::domain::api_key::ApiKey;
@@ -103,8 +103,8 @@ pub struct SqliteTx {
 
 #[async_trait]
 impl Store for SqliteStore {
-    fn backend(&self) -> &'static str {
-        "sqlite"
+    fn change_feed(&self) -> Option<Box<dyn ChangeFeed>> {
+        None
     }
 
     async fn begin(&self, _tenant: Option<&Id>, access: Access) -> Result<Box<dyn Tx>> {
