@@ -218,11 +218,8 @@ pub(super) async fn supporters(
     id: &Id,
     limit: i64,
 ) -> Result<Vec<String>> {
-    let statement = Statement::new(SUPPORTERS)
-        .text(tenant.as_str())
-        .text(id.as_str())
-        .int(limit);
-    conn.texts(statement, "agreement supporters").await
+    conn.referrers(SUPPORTERS, tenant, id, limit, "agreement supporters")
+        .await
 }
 
 async fn delete_links(

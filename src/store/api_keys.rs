@@ -1,19 +1,21 @@
 //! API keys, stored by the hash of their secret; the one lookup made before
 //! the tenant is known (authentication) finds a key by that hash.
 
-use super::connection::{Connection, RowLock, Statement};
+use super::connection::{Collection, Connection, RowLock, Statement};
 use super::constraints::Subject;
 use crate::domain::api_key::ApiKey;
-use crate::domain::names::Id;
 use crate::error::Result;
 
 const INSERT: &str = "INSERT INTO api_keys (tenant, id, key_hash, body) VALUES ($1, $2, $3, $4)";
 
-const GET: &str = "SELECT body FROM api_keys WHERE tenant = $1 AND id = $2";
-
-const LIST: &str = "\
-    SELECT body FROM api_keys WHERE tenant = $1 AND ($2 IS NULL OR id > $2) \
-    ORDER BY id LIMIT $3";
+/// The API keys of a tenant, by id.
+pub(super) const API_KEYS: Collection = Collection {
+    get: "SELECT body FROM api_keys WHERE tenant = $1 AND id = $2",
+    list: "\
+        SELECT body FROM api_keys WHERE tenant = $1 AND ($2 IS NULL OR id > $2) \
+        ORDER BY id LIMIT $3",
+    context: "read api keys",
+};
 
 const UPDATE: &str = "UPDATE api_keys SET body = $3 WHERE tenant = $1 AND id = $2";
 
@@ -27,26 +29,6 @@ pub(super) async fn insert(conn: &mut dyn Connection, key: &ApiKey) -> Result<()
         .json(key)?;
     conn.write(statement, Subject::Writes(&key.name())).await?;
     Ok(())
-}
-
-pub(super) async fn get(
-    conn: &mut dyn Connection,
-    tenant: &Id,
-    id: &Id,
-    lock: RowLock,
-) -> Result<Option<ApiKey>> {
-    let keys = [tenant.as_str(), id.as_str()];
-    conn.body_by_key(GET, &keys, lock, "get api key").await
-}
-
-pub(super) async fn list(
-    conn: &mut dyn Connection,
-    tenant: &Id,
-    after: Option<&str>,
-    limit: i64,
-) -> Result<Vec<ApiKey>> {
-    conn.page(LIST, &[tenant.as_str()], after, limit, "list api keys")
-        .await
 }
 
 pub(super) async fn update(conn: &mut dyn Connection, key: &ApiKey) -> Result<()> {

@@ -377,6 +377,23 @@ impl dyn Connection + '_ {
         Ok(self.bodies(statement, context).await?.into_iter().next())
     }
 
+    /// The names `sql` lists of the resources that refer to `id` of
+    /// `tenant` (`$1`, `$2`), at most `limit` (`$3`).
+    pub(crate) async fn referrers(
+        &mut self,
+        sql: &'static str,
+        tenant: &Id,
+        id: &Id,
+        limit: i64,
+        context: &'static str,
+    ) -> Result<Vec<String>> {
+        let statement = Statement::new(sql)
+            .text(tenant.as_str())
+            .text(id.as_str())
+            .int(limit);
+        self.texts(statement, context).await
+    }
+
     /// The text column a statement selects.
     pub(crate) async fn texts(
         &mut self,
@@ -405,6 +422,43 @@ impl dyn Connection + '_ {
             .next()
             .ok_or_else(|| Error::internal(format!("{context}: no row")))?;
         row.int(0)
+    }
+}
+
+/// A collection of resources kept by tenant and id (AIP-122), and the two
+/// reads every such collection has, written once for all of them.
+#[derive(Debug)]
+pub(crate) struct Collection {
+    /// Selects the body of id `$2` of tenant `$1`.
+    pub(crate) get: &'static str,
+    /// Selects the bodies of tenant `$1` after id `$2` (from the first when
+    /// NULL), by id, at most `$3`.
+    pub(crate) list: &'static str,
+    /// What a failed read was reading, for the log.
+    pub(crate) context: &'static str,
+}
+
+impl Collection {
+    pub(crate) async fn get<T: DeserializeOwned>(
+        &self,
+        conn: &mut dyn Connection,
+        tenant: &Id,
+        id: &Id,
+        lock: RowLock,
+    ) -> Result<Option<T>> {
+        let keys = [tenant.as_str(), id.as_str()];
+        conn.body_by_key(self.get, &keys, lock, self.context).await
+    }
+
+    pub(crate) async fn list<T: DeserializeOwned>(
+        &self,
+        conn: &mut dyn Connection,
+        tenant: &Id,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<T>> {
+        conn.page(self.list, &[tenant.as_str()], after, limit, self.context)
+            .await
     }
 }
 

@@ -40,7 +40,6 @@ use crate::domain::party::Party;
 use crate::domain::service::Service;
 use crate::domain::tenant::Tenant;
 use crate::error::{Error, Result};
-
 use constraints::out_of_time;
 
 pub use postgres::PostgresStore;
@@ -67,9 +66,8 @@ pub struct StoredRequest {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// What follows the changes other replicas commit, where there can be
-    /// other replicas (PostgreSQL: LISTEN); `None` where
-    /// one server owns the database (SQLite), whose own writes the registry
-    /// applies itself.
+    /// other replicas (PostgreSQL: LISTEN); `None` where one server owns the
+    /// database (SQLite), whose own writes the registry applies itself.
     fn change_feed(&self) -> Option<Box<dyn ChangeFeed>>;
 
     /// Starts a transaction scoped to `tenant` (`None`: platform operations

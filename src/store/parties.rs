@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use super::MAX_ANCESTRY;
-use super::connection::{Connection, RowLock, Statement};
+use super::connection::{Collection, Connection, Statement};
 use super::constraints::Subject;
 use crate::domain::names::{Id, party_name};
 use crate::domain::party::Party;
@@ -14,11 +14,14 @@ use crate::error::Result;
 const INSERT: &str =
     "INSERT INTO parties (tenant, id, kind, parent, body) VALUES ($1, $2, $3, $4, $5)";
 
-const GET: &str = "SELECT body FROM parties WHERE tenant = $1 AND id = $2";
-
-const LIST: &str = "\
-    SELECT body FROM parties WHERE tenant = $1 AND ($2 IS NULL OR id > $2) \
-    ORDER BY id LIMIT $3";
+/// The parties of a tenant, by id.
+pub(super) const PARTIES: Collection = Collection {
+    get: "SELECT body FROM parties WHERE tenant = $1 AND id = $2",
+    list: "\
+        SELECT body FROM parties WHERE tenant = $1 AND ($2 IS NULL OR id > $2) \
+        ORDER BY id LIMIT $3",
+    context: "read parties",
+};
 
 const UPDATE: &str =
     "UPDATE parties SET kind = $3, parent = $4, body = $5 WHERE tenant = $1 AND id = $2";
@@ -118,26 +121,6 @@ async fn record(conn: &mut dyn Connection, party: &Party, at: DateTime<Utc>) -> 
     Ok(())
 }
 
-pub(super) async fn get(
-    conn: &mut dyn Connection,
-    tenant: &Id,
-    id: &Id,
-    lock: RowLock,
-) -> Result<Option<Party>> {
-    let keys = [tenant.as_str(), id.as_str()];
-    conn.body_by_key(GET, &keys, lock, "get party").await
-}
-
-pub(super) async fn list(
-    conn: &mut dyn Connection,
-    tenant: &Id,
-    after: Option<&str>,
-    limit: i64,
-) -> Result<Vec<Party>> {
-    conn.page(LIST, &[tenant.as_str()], after, limit, "list parties")
-        .await
-}
-
 pub(super) async fn update(conn: &mut dyn Connection, party: &Party) -> Result<()> {
     conn.write(with_columns(UPDATE, party)?, Subject::Writes(&party.name()))
         .await?;
@@ -178,11 +161,8 @@ pub(super) async fn users(
     id: &Id,
     limit: i64,
 ) -> Result<Vec<String>> {
-    let statement = Statement::new(USERS)
-        .text(tenant.as_str())
-        .text(id.as_str())
-        .int(limit);
-    conn.texts(statement, "party users").await
+    conn.referrers(USERS, tenant, id, limit, "party users")
+        .await
 }
 
 /// The party, then its parent and so on up, as recorded at `known_at`.

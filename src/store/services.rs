@@ -1,6 +1,6 @@
 //! Services of the catalogue, each owned by a party.
 
-use super::connection::{Connection, RowLock, Statement};
+use super::connection::{Collection, Connection, Statement};
 use super::constraints::Subject;
 use crate::domain::names::{Id, service_name};
 use crate::domain::service::Service;
@@ -8,11 +8,14 @@ use crate::error::Result;
 
 const INSERT: &str = "INSERT INTO services (tenant, id, owner, body) VALUES ($1, $2, $3, $4)";
 
-const GET: &str = "SELECT body FROM services WHERE tenant = $1 AND id = $2";
-
-const LIST: &str = "\
-    SELECT body FROM services WHERE tenant = $1 AND ($2 IS NULL OR id > $2) \
-    ORDER BY id LIMIT $3";
+/// The services of a tenant, by id.
+pub(super) const SERVICES: Collection = Collection {
+    get: "SELECT body FROM services WHERE tenant = $1 AND id = $2",
+    list: "\
+        SELECT body FROM services WHERE tenant = $1 AND ($2 IS NULL OR id > $2) \
+        ORDER BY id LIMIT $3",
+    context: "read services",
+};
 
 const UPDATE: &str = "UPDATE services SET owner = $3, body = $4 WHERE tenant = $1 AND id = $2";
 
@@ -40,26 +43,6 @@ pub(super) async fn insert(conn: &mut dyn Connection, service: &Service) -> Resu
     Ok(())
 }
 
-pub(super) async fn get(
-    conn: &mut dyn Connection,
-    tenant: &Id,
-    id: &Id,
-    lock: RowLock,
-) -> Result<Option<Service>> {
-    let keys = [tenant.as_str(), id.as_str()];
-    conn.body_by_key(GET, &keys, lock, "get service").await
-}
-
-pub(super) async fn list(
-    conn: &mut dyn Connection,
-    tenant: &Id,
-    after: Option<&str>,
-    limit: i64,
-) -> Result<Vec<Service>> {
-    conn.page(LIST, &[tenant.as_str()], after, limit, "list services")
-        .await
-}
-
 pub(super) async fn update(conn: &mut dyn Connection, service: &Service) -> Result<()> {
     let statement = with_columns(UPDATE, service)?;
     conn.write(statement, Subject::Writes(&service.name()))
@@ -82,9 +65,6 @@ pub(super) async fn users(
     id: &Id,
     limit: i64,
 ) -> Result<Vec<String>> {
-    let statement = Statement::new(USERS)
-        .text(tenant.as_str())
-        .text(id.as_str())
-        .int(limit);
-    conn.texts(statement, "service users").await
+    conn.referrers(USERS, tenant, id, limit, "service users")
+        .await
 }

@@ -112,11 +112,15 @@ impl Tx for Transaction {
     }
 
     async fn get_party(&mut self, tenant: &Id, id: &Id) -> Result<Option<Party>> {
-        parties::get(self.conn(), tenant, id, RowLock::None).await
+        parties::PARTIES
+            .get(self.conn(), tenant, id, RowLock::None)
+            .await
     }
 
     async fn get_party_for_update(&mut self, tenant: &Id, id: &Id) -> Result<Option<Party>> {
-        parties::get(self.conn(), tenant, id, RowLock::ForUpdate).await
+        parties::PARTIES
+            .get(self.conn(), tenant, id, RowLock::ForUpdate)
+            .await
     }
 
     async fn list_parties(
@@ -125,7 +129,9 @@ impl Tx for Transaction {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Party>> {
-        parties::list(self.conn(), tenant, after, limit).await
+        parties::PARTIES
+            .list(self.conn(), tenant, after, limit)
+            .await
     }
 
     async fn update_party(&mut self, party: &Party) -> Result<()> {
@@ -145,11 +151,15 @@ impl Tx for Transaction {
     }
 
     async fn get_service(&mut self, tenant: &Id, id: &Id) -> Result<Option<Service>> {
-        services::get(self.conn(), tenant, id, RowLock::None).await
+        services::SERVICES
+            .get(self.conn(), tenant, id, RowLock::None)
+            .await
     }
 
     async fn get_service_for_update(&mut self, tenant: &Id, id: &Id) -> Result<Option<Service>> {
-        services::get(self.conn(), tenant, id, RowLock::ForUpdate).await
+        services::SERVICES
+            .get(self.conn(), tenant, id, RowLock::ForUpdate)
+            .await
     }
 
     async fn list_services(
@@ -158,7 +168,9 @@ impl Tx for Transaction {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Service>> {
-        services::list(self.conn(), tenant, after, limit).await
+        services::SERVICES
+            .list(self.conn(), tenant, after, limit)
+            .await
     }
 
     async fn update_service(&mut self, service: &Service) -> Result<()> {
@@ -263,11 +275,15 @@ impl Tx for Transaction {
     }
 
     async fn get_api_key_for_update(&mut self, tenant: &Id, id: &Id) -> Result<Option<ApiKey>> {
-        api_keys::get(self.conn(), tenant, id, RowLock::ForUpdate).await
+        api_keys::API_KEYS
+            .get(self.conn(), tenant, id, RowLock::ForUpdate)
+            .await
     }
 
     async fn get_api_key(&mut self, tenant: &Id, id: &Id) -> Result<Option<ApiKey>> {
-        api_keys::get(self.conn(), tenant, id, RowLock::None).await
+        api_keys::API_KEYS
+            .get(self.conn(), tenant, id, RowLock::None)
+            .await
     }
 
     async fn list_api_keys(
@@ -276,7 +292,9 @@ impl Tx for Transaction {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<ApiKey>> {
-        api_keys::list(self.conn(), tenant, after, limit).await
+        api_keys::API_KEYS
+            .list(self.conn(), tenant, after, limit)
+            .await
     }
 
     async fn update_api_key(&mut self, key: &ApiKey) -> Result<()> {
