@@ -222,28 +222,25 @@ impl Application {
             ))
             .add_service(limited!(EntitlementServiceServer, entitlements));
 
-        // Other replicas' writes reach this one through PostgreSQL NOTIFY.
-        let follower = (store.backend() == "postgres").then(|| {
+        // Other replicas' writes reach this one through the store's change
+        // feed, where there can be other replicas.
+        let follower = store.change_feed().map(|feed| {
             let changes = resolver.changes().clone();
             changes.set_live(false);
             let resolver = resolver.clone();
-            tokio::spawn(store::follow_changes(
-                config.database_url.clone(),
-                config.statement_timeout,
-                move |change| match change {
-                    Some(change) => {
-                        if change == Change::Everything {
-                            resolver.clear();
-                        }
-                        changes.set_live(true);
-                        changes.apply(change);
-                    }
-                    None => {
-                        changes.set_live(false);
+            tokio::spawn(feed.follow(Box::new(move |change| match change {
+                Some(change) => {
+                    if change == Change::Everything {
                         resolver.clear();
                     }
-                },
-            ))
+                    changes.set_live(true);
+                    changes.apply(change);
+                }
+                None => {
+                    changes.set_live(false);
+                    resolver.clear();
+                }
+            })))
         });
 
         let sweeper = tokio::spawn(registry.clone().sweep_request_ids_periodically());

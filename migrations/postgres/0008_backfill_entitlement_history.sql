@@ -10,7 +10,9 @@
 -- revision_services rows gets them; an override with no history is recorded
 -- since its last update; a party with no history since its creation, under
 -- its current parent (earlier parents were never kept). Rows written since
--- the upgrade are left as they are. RLS is lifted for this transaction only.
+-- the upgrade are left as they are. A body without the time it names (never
+-- written by the server) counts as recorded now. RLS is lifted for this
+-- transaction only.
 
 ALTER TABLE parties NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE overrides NO FORCE ROW LEVEL SECURITY;
@@ -31,14 +33,15 @@ WHERE NOT EXISTS (
 INSERT INTO override_history
     (tenant, agreement_id, override_id, consumer, recorded_from, recorded_until, body)
 SELECT o.tenant, o.agreement_id, o.id, o.consumer,
-       (o.body -> 'meta' ->> 'update_time')::timestamptz, NULL, o.body
+       coalesce((o.body -> 'meta' ->> 'update_time')::timestamptz, now()), NULL, o.body
 FROM overrides o
 WHERE NOT EXISTS (
     SELECT 1 FROM override_history h
     WHERE h.tenant = o.tenant AND h.agreement_id = o.agreement_id AND h.override_id = o.id);
 
 INSERT INTO party_history (tenant, party_id, parent, recorded_from, recorded_until)
-SELECT p.tenant, p.id, p.parent, (p.body -> 'meta' ->> 'create_time')::timestamptz, NULL
+SELECT p.tenant, p.id, p.parent,
+       coalesce((p.body -> 'meta' ->> 'create_time')::timestamptz, now()), NULL
 FROM parties p
 WHERE NOT EXISTS (
     SELECT 1 FROM party_history h WHERE h.tenant = p.tenant AND h.party_id = p.id);

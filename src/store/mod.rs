@@ -1,15 +1,30 @@
 //! Storage: one `Store` trait, a PostgreSQL and a SQLite implementation. Every
 //! operation runs in a transaction (`Tx`) scoped to one tenant; every row
 //! carries its tenant and every key includes it. The store translates
-//! constraint violations into domain errors but decides no business rule.
+//! constraint violations into domain errors but decides no business rule:
+//! which kinds and states a query asks for come from the domain.
 //!
 //! Resources are stored as a JSON body beside the columns that keys, foreign
-//! keys and filters need; the SQL is written once (`sql.rs`) and compiled for
-//! both backends.
+//! keys and filters need. Each resource's SQL is written once, in its own
+//! module, against `connection::Connection`, which each engine implements
+//! (`postgres.rs`, `sqlite.rs`); `transaction.rs` is the one `Tx`.
 
+mod agreements;
+mod api_keys;
+mod audit;
+mod connection;
+mod constraints;
+mod entitlements;
+mod overrides;
+mod parties;
 mod postgres;
-mod sql;
+mod requests;
+mod revisions;
+mod services;
+mod settings;
 mod sqlite;
+mod tenants;
+mod transaction;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -25,8 +40,9 @@ use crate::domain::party::Party;
 use crate::domain::service::Service;
 use crate::domain::tenant::Tenant;
 use crate::error::{Error, Result};
+use constraints::out_of_time;
 
-pub use postgres::{PostgresStore, follow_changes};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Whether a transaction writes. SQLite takes its write lock up front for a
@@ -49,8 +65,10 @@ pub struct StoredRequest {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// `sqlite` or `postgres`.
-    fn backend(&self) -> &'static str;
+    /// What follows the changes other replicas commit, where there can be
+    /// other replicas (PostgreSQL: LISTEN); `None` where one server owns the
+    /// database (SQLite), whose own writes the registry applies itself.
+    fn change_feed(&self) -> Option<Box<dyn ChangeFeed>>;
 
     /// Starts a transaction scoped to `tenant` (`None`: platform operations
     /// that span tenants, such as listing them).
@@ -64,6 +82,17 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 }
 
+/// Follows the changes other replicas commit.
+#[async_trait]
+pub trait ChangeFeed: Send {
+    /// Calls `on_change` with each change another replica commits,
+    /// `Some(Change::Everything)` for one it cannot read and whenever it
+    /// (re)connects, and `None` when it loses the connection (changes may be
+    /// missed until it is back). Reconnects every second until it is; runs
+    /// until the task is dropped.
+    async fn follow(self: Box<Self>, on_change: Box<dyn Fn(Option<Change>) + Send>);
+}
+
 /// One transaction. Dropping it without `commit` rolls it back.
 #[async_trait]
 pub trait Tx: Send {
@@ -74,8 +103,7 @@ pub trait Tx: Send {
     async fn lock_tenant(&mut self, tenant: &Id) -> Result<()>;
 
     /// Tells other replicas of `change` once the transaction commits
-    /// (PostgreSQL NOTIFY on `CHANGES_CHANNEL`; nothing on SQLite, which has
-    /// one server).
+    /// (PostgreSQL NOTIFY; nothing on SQLite, which has one server).
     async fn notify(&mut self, change: &Change) -> Result<()>;
 
     /// Records `request_id` for this tenant (`""` for platform requests) until
@@ -299,15 +327,6 @@ pub struct EntitlementRows {
     pub overrides: Vec<Override>,
 }
 
-/// Decodes a stored JSON body.
-pub(crate) fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T> {
-    serde_json::from_value(value)
-        .map_err(|e| Error::Internal(anyhow::Error::new(e).context("decode a stored body")))
-}
-
-/// The PostgreSQL channel changes are announced on.
-pub const CHANGES_CHANNEL: &str = "accord_changes";
-
 /// How far up a party tree ancestry is followed; party trees are refused
 /// deeper than this.
 pub const MAX_ANCESTRY: usize = 64;
@@ -363,80 +382,4 @@ pub(crate) fn statement_budget(max: std::time::Duration) -> Result<std::time::Du
 /// (0 would mean no limit) and at most what their 32-bit settings hold.
 pub(crate) fn millis(budget: std::time::Duration) -> u128 {
     budget.as_millis().clamp(1, i32::MAX as u128)
-}
-
-/// Whether the database gave up on a statement for lack of time: PostgreSQL's
-/// `statement_timeout` (57014 query_canceled) or `lock_timeout` (55P03
-/// lock_not_available), or SQLite's busy timeout (SQLITE_BUSY). Each is bound
-/// to the call's deadline, so the call has run out of time, not the server
-/// into a fault; the transaction is rolled back.
-fn ran_out_of_time(error: &sqlx::Error) -> bool {
-    let Some(db) = error.as_database_error() else {
-        return false;
-    };
-    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-        return matches!(pg.code(), "57014" | "55P03");
-    }
-    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-        const SQLITE_BUSY: i32 = 5;
-        // Extended codes (SQLITE_BUSY_RECOVERY, ...) keep the primary code in
-        // their low byte.
-        return db
-            .code()
-            .and_then(|code| code.parse::<i32>().ok())
-            .is_some_and(|code| code & 0xff == SQLITE_BUSY);
-    }
-    false
-}
-
-fn out_of_time() -> Error {
-    Error::DeadlineExceeded(
-        "the call's deadline, or the server's statement_timeout_seconds, passed before the \
-         database answered"
-            .into(),
-    )
-}
-
-/// Translates a failure to open a transaction: out of time, or the database
-/// is unreachable.
-pub(crate) fn begin_failed(error: sqlx::Error) -> Error {
-    if ran_out_of_time(&error) {
-        return out_of_time();
-    }
-    Error::Unavailable(format!("database unavailable: {error}"))
-}
-
-/// Translates a database error. Unique and foreign-key violations become the
-/// domain errors they mean, a statement out of time DEADLINE_EXCEEDED;
-/// anything else is internal, with context for the log.
-pub(crate) fn translate(error: sqlx::Error, resource: &str) -> Error {
-    if ran_out_of_time(&error) {
-        return out_of_time();
-    }
-    if let Some(db) = error.as_database_error() {
-        match db.kind() {
-            sqlx::error::ErrorKind::UniqueViolation => {
-                return Error::AlreadyExists(resource.to_string());
-            }
-            sqlx::error::ErrorKind::ForeignKeyViolation => {
-                return Error::precondition(
-                    crate::error::Precondition::ResourceInUse,
-                    format!("{resource} refers to, or is referred to by, another resource"),
-                );
-            }
-            _ => {}
-        }
-    }
-    Error::Internal(anyhow::Error::new(error).context(format!("database error on {resource}")))
-}
-
-/// Shorthand for queries whose errors carry no resource name: internal, but
-/// for a statement out of time.
-pub(crate) fn internal(context: &'static str) -> impl Fn(sqlx::Error) -> Error {
-    move |e| {
-        if ran_out_of_time(&e) {
-            return out_of_time();
-        }
-        Error::Internal(anyhow::Error::new(e).context(context))
-    }
 }

@@ -1,82 +1,45 @@
 //! PostgreSQL: the production backend. Timestamps are `timestamptz`, bodies
 //! `jsonb`; rows read for update are locked, and writers that check rules across
 //! rows take a per-tenant advisory lock. Every transaction starts by setting the
-//! tenant (or platform) scope that row-level security checks (migration 0004).
+//! tenant (or platform) scope that row-level security checks (migration 0004),
+//! and changes are announced to other replicas with NOTIFY.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::types::Json;
-use sqlx::{PgPool, Postgres};
-
-use super::sql::impl_tx;
-use super::{
-    Access, CHANGES_CHANNEL, EntitlementRows, MAX_ANCESTRY, Store, StoredRequest, Tx, begin_failed,
-    from_json, internal, millis, statement_budget, translate,
+use sqlx::postgres::{
+    PgArguments, PgConnectOptions, PgDatabaseError, PgPoolOptions, PgRow, PgValueFormat, PgValueRef,
 };
-use crate::domain::agreement::{Agreement, AgreementKind, AgreementState, Revision};
-use crate::domain::api_key::ApiKey;
-use crate::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
-use crate::domain::changes::Change;
-use crate::domain::filter::{AgreementFilter, FilterTerm};
-use crate::domain::names::{Id, agreement_name, party_name, service_name};
-use crate::domain::overrides::Override;
-use crate::domain::party::Party;
-use crate::domain::service::Service;
-use crate::domain::tenant::Tenant;
-use crate::error::{Error, Result};
-use crate::redact::{Secrets, redact_url, url_secrets};
+use sqlx::types::Json;
+use sqlx::{Arguments, AssertSqlSafe, PgPool, Postgres, Row, TypeInfo, ValueRef};
 use tracing::warn;
 
+use super::connection::{Cell, Column, Connection, Failure, Rows, Statement, Value, Violation};
+use super::constraints::{begin_failed, internal};
+use super::transaction::Transaction;
+use super::{Access, ChangeFeed, Store, Tx, millis, settings, statement_budget};
+use crate::domain::changes::Change;
+use crate::domain::names::Id;
+use crate::error::{Error, Result};
+use crate::redact::{Secrets, redact_url, url_secrets};
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The channel changes are announced on.
+const CHANGES_CHANNEL: &str = "accord_changes";
+
+/// The longest NOTIFY payload PostgreSQL accepts ("shorter than 8000 bytes").
+const MAX_NOTIFY_PAYLOAD: usize = 7999;
 
 pub struct PostgresStore {
     pool: PgPool,
     /// The longest a statement may run (`statement_timeout_seconds`).
     statement_timeout: Duration,
+    /// The URL connected to, for the connection that follows changes.
+    url: String,
     /// The password of the URL, masked in the errors of new connections.
     secrets: Secrets,
-}
-
-fn db_time(t: DateTime<Utc>) -> DateTime<Utc> {
-    t
-}
-
-/// The longest NOTIFY payload PostgreSQL accepts ("shorter than 8000 bytes").
-const MAX_NOTIFY_PAYLOAD: usize = 7999;
-
-/// Announces `change` on commit. A change too long for one payload (an
-/// agreement over 150 services with long ids) goes out as several, sent in
-/// one statement of the same transaction: they are delivered together at
-/// commit, or not at all, and other replicas still invalidate only what it
-/// changed.
-async fn notify(conn: &mut sqlx::PgConnection, change: &Change) -> Result<()> {
-    let payloads = change
-        .clone()
-        .split_to_fit(MAX_NOTIFY_PAYLOAD)
-        .iter()
-        .map(serde_json::to_string)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Internal(anyhow::Error::new(e).context("encode change")))?;
-    sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload")
-        .bind(CHANGES_CHANNEL)
-        .bind(payloads)
-        .execute(conn)
-        .await
-        .map_err(internal("notify change"))?;
-    Ok(())
-}
-
-async fn lock_tenant(conn: &mut sqlx::PgConnection, tenant: &Id) -> Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("accord.tenant:{tenant}"))
-        .execute(conn)
-        .await
-        .map_err(internal("lock tenant"))?;
-    Ok(())
 }
 
 /// `error` as text with the password of `url` masked: a driver's message
@@ -105,6 +68,32 @@ fn bounded(options: PgConnectOptions, timeout: Duration) -> PgConnectOptions {
         ("statement_timeout", ms.as_str()),
         ("lock_timeout", ms.as_str()),
     ])
+}
+
+/// What PostgreSQL says of a failed statement: out of time when
+/// `statement_timeout` (57014 query_canceled) or `lock_timeout` (55P03
+/// lock_not_available) ended it; a unique (23505) or foreign-key (23503)
+/// violation by the constraint's name.
+fn classify(error: sqlx::Error) -> Failure {
+    let Some(pg) = error
+        .as_database_error()
+        .and_then(|db| db.try_downcast_ref::<PgDatabaseError>())
+    else {
+        return Failure::Other(error);
+    };
+    match (pg.code(), pg.constraint()) {
+        ("57014" | "55P03", _) => Failure::OutOfTime,
+        ("23505" | "23503", Some(name)) => {
+            let violation = Violation::Named(name.to_owned());
+            Failure::Constraint(violation, error)
+        }
+        _ => Failure::Other(error),
+    }
+}
+
+/// `internal`, for the statements this module runs with sqlx directly.
+fn failed(context: &'static str) -> impl Fn(sqlx::Error) -> Error {
+    move |error| internal(context)(classify(error))
 }
 
 impl PostgresStore {
@@ -139,6 +128,7 @@ impl PostgresStore {
         Ok(Self {
             pool,
             statement_timeout,
+            url: url.to_string(),
             secrets,
         })
     }
@@ -179,7 +169,7 @@ impl PostgresStore {
         )
         .fetch_one(&self.pool)
         .await
-        .map_err(internal("read the server's role"))?;
+        .map_err(failed("read the server's role"))?;
         if superuser || bypass {
             warn!(
                 %role,
@@ -195,16 +185,39 @@ impl PostgresStore {
         }
         Ok(())
     }
+
+    /// Opens a transaction scoped to `tenant`, its statements bounded by the
+    /// call's deadline.
+    async fn open_transaction(
+        &self,
+        tenant: Option<&Id>,
+        access: Access,
+    ) -> Result<PostgresConnection> {
+        // A dropped call does not cancel the statement it was waiting for;
+        // this bound ends it by the call's deadline.
+        let budget = statement_budget(self.statement_timeout)?;
+        let tx = self
+            .pool
+            .begin_with(AssertSqlSafe(begin_statement(tenant, access, budget)))
+            .await
+            .map_err(|e| match begin_failed(classify(e)) {
+                Error::Unavailable(message) => {
+                    Error::Unavailable(self.secrets.scrub(&message).into_owned())
+                }
+                other => other,
+            })?;
+        Ok(PostgresConnection { tx })
+    }
 }
 
 /// Grants the server's role what it needs (migration 0004's function), once at
 /// a time: concurrent GRANTs of one object can fail.
 async fn grant_server(pool: &PgPool, role: &str) -> Result<()> {
-    let mut tx = pool.begin().await.map_err(internal("begin grant"))?;
+    let mut tx = pool.begin().await.map_err(failed("begin grant"))?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('accord.grant_server', 0))")
         .execute(&mut *tx)
         .await
-        .map_err(internal("lock grants"))?;
+        .map_err(failed("lock grants"))?;
     sqlx::query("SELECT accord_grant_server($1)")
         .bind(role)
         .execute(&mut *tx)
@@ -214,7 +227,7 @@ async fn grant_server(pool: &PgPool, role: &str) -> Result<()> {
                 anyhow::Error::new(e).context(format!("granting the server role `{role}`")),
             )
         })?;
-    tx.commit().await.map_err(internal("commit grants"))
+    tx.commit().await.map_err(failed("commit grants"))
 }
 
 /// The statement that opens a transaction, sets its scope and bounds each of
@@ -244,35 +257,23 @@ fn begin_statement(tenant: Option<&Id>, access: Access, budget: Duration) -> Str
     )
 }
 
-pub struct PostgresTx {
-    tx: sqlx::Transaction<'static, Postgres>,
-}
-
 #[async_trait]
 impl Store for PostgresStore {
-    fn backend(&self) -> &'static str {
-        "postgres"
+    fn change_feed(&self) -> Option<Box<dyn ChangeFeed>> {
+        Some(Box::new(PostgresChangeFeed {
+            url: self.url.clone(),
+            options: self.pool.connect_options().as_ref().clone(),
+        }))
     }
 
     async fn begin(&self, tenant: Option<&Id>, access: Access) -> Result<Box<dyn Tx>> {
-        // A dropped call does not cancel the statement it was waiting for;
-        // this bound ends it by the call's deadline.
-        let budget = statement_budget(self.statement_timeout)?;
-        let tx = self
-            .pool
-            .begin_with(sqlx::AssertSqlSafe(begin_statement(tenant, access, budget)))
-            .await
-            .map_err(|e| match begin_failed(e) {
-                Error::Unavailable(message) => {
-                    Error::Unavailable(self.secrets.scrub(&message).into_owned())
-                }
-                other => other,
-            })?;
-        Ok(Box::new(PostgresTx { tx }))
+        let conn = self.open_transaction(tenant, access).await?;
+        Ok(Box::new(Transaction::new(Box::new(conn))))
     }
 
     async fn page_token_secret(&self) -> Result<Vec<u8>> {
-        page_token_secret(&self.pool).await
+        let conn = self.open_transaction(None, Access::Write).await?;
+        settings::page_token_secret(Box::new(conn)).await
     }
 
     async fn close(&self) {
@@ -280,80 +281,186 @@ impl Store for PostgresStore {
     }
 }
 
-impl_tx!(PostgresTx, Postgres, " FOR UPDATE");
+/// One PostgreSQL transaction.
+struct PostgresConnection {
+    tx: sqlx::Transaction<'static, Postgres>,
+}
 
-/// Follows the changes other replicas announce (`CHANGES_CHANNEL`) until the
-/// task is dropped, calling `on_change` with each, `Some(Change::Everything)`
-/// for one it cannot read, and `None` when the connection is lost (changes
-/// may be missed until it is back). Reconnects every second until it is. Its
-/// statements run for at most `statement_timeout`.
-pub async fn follow_changes(
-    url: String,
-    statement_timeout: Duration,
-    on_change: impl Fn(Option<Change>) + Send + 'static,
-) {
-    use sqlx::postgres::PgListener;
-    const RETRY: Duration = Duration::from_secs(1);
-    let options = match options(&url) {
-        Ok(options) => bounded(options, statement_timeout),
-        Err(error) => {
-            warn!(%error, "cannot follow changes");
-            return;
+/// Binds `values` in order: text, bigint, `timestamptz`, `jsonb`.
+fn arguments(values: Vec<Value<'_>>) -> Result<PgArguments, Failure> {
+    let mut args = PgArguments::default();
+    for value in values {
+        let added = match value {
+            Value::Text(text) => args.add(text),
+            Value::Int(n) => args.add(n),
+            Value::Time(time) => args.add(time),
+            Value::Json(raw) => args.add(Json(raw)),
+        };
+        added.map_err(|e| Failure::Other(sqlx::Error::Encode(e)))?;
+    }
+    Ok(args)
+}
+
+/// The text of a JSON value as the server sent it: `jsonb` in binary
+/// format is a version byte (1) and the text.
+fn json_text(value: PgValueRef<'_>) -> Result<String, sqlx::error::BoxDynError> {
+    let binary_jsonb =
+        value.format() == PgValueFormat::Binary && value.type_info().name() == "JSONB";
+    let bytes = value.as_bytes()?;
+    let text = match bytes.split_first() {
+        Some((1, text)) if binary_jsonb => text,
+        Some((version, _)) if binary_jsonb => {
+            return Err(format!("unsupported jsonb format version {version}").into());
         }
+        _ => bytes,
     };
-    // A pool of one, as `PgListener::connect` makes, for connect options.
-    let listen = || async {
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .max_lifetime(None)
-            .idle_timeout(None)
-            .connect_with(options.clone())
-            .await?;
-        let mut listener = PgListener::connect_with(&pool).await?;
-        listener.ignore_pool_close_event(true);
-        Ok::<_, sqlx::Error>(listener)
-    };
-    let secrets = Secrets::new(url_secrets(&url, false));
-    let shown = |e: &sqlx::Error| describe(e, &url, &secrets);
-    let mut connected = false;
-    loop {
-        let mut listener = match listen().await {
-            Ok(l) => l,
-            Err(e) => {
-                if connected {
-                    warn!(error = %shown(&e), "cannot reconnect to follow changes; retrying");
+    Ok(std::str::from_utf8(text)?.to_owned())
+}
+
+fn decode(row: &PgRow, i: usize, column: Column) -> Result<Cell, sqlx::Error> {
+    let raw = row.try_get_raw(i)?;
+    if raw.is_null() {
+        return Ok(Cell::Null);
+    }
+    Ok(match column {
+        Column::Text => Cell::Text(row.try_get(i)?),
+        Column::Int => Cell::Int(row.try_get(i)?),
+        Column::Json => Cell::Json(json_text(raw).map_err(|source| sqlx::Error::ColumnDecode {
+            index: i.to_string(),
+            source,
+        })?),
+    })
+}
+
+#[async_trait]
+impl Connection for PostgresConnection {
+    async fn execute(&mut self, statement: Statement<'_>) -> Result<u64, Failure> {
+        let (sql, values) = statement.into_parts();
+        let done = sqlx::query_with(sql, arguments(values)?)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn fetch(
+        &mut self,
+        statement: Statement<'_>,
+        columns: &[Column],
+    ) -> Result<Rows, Failure> {
+        let (sql, values) = statement.into_parts();
+        let stream = sqlx::query_with(sql, arguments(values)?).fetch(&mut *self.tx);
+        Rows::read(stream, columns, decode, classify).await
+    }
+
+    fn row_lock(&self) -> &'static str {
+        " FOR UPDATE"
+    }
+
+    /// A transaction-scoped advisory lock on the tenant's id.
+    async fn lock_tenant(&mut self, tenant: &Id) -> Result<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("accord.tenant:{tenant}"))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(failed("lock tenant"))?;
+        Ok(())
+    }
+
+    /// NOTIFY on `CHANGES_CHANNEL`. A change too long for one payload (an
+    /// agreement over 150 services with long ids) goes out as several, sent
+    /// in one statement of the same transaction: they are delivered together
+    /// at commit, or not at all, and other replicas still invalidate only
+    /// what it changed.
+    async fn notify(&mut self, change: &Change) -> Result<()> {
+        let payloads = change
+            .clone()
+            .split_to_fit(MAX_NOTIFY_PAYLOAD)
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Internal(anyhow::Error::new(e).context("encode change")))?;
+        sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload")
+            .bind(CHANGES_CHANNEL)
+            .bind(payloads)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(failed("notify change"))?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await.map_err(failed("commit"))
+    }
+}
+
+/// Other replicas' changes, heard with LISTEN on a connection of its own,
+/// whose statements run for at most the pool's `statement_timeout`.
+struct PostgresChangeFeed {
+    url: String,
+    options: PgConnectOptions,
+}
+
+#[async_trait]
+impl ChangeFeed for PostgresChangeFeed {
+    async fn follow(self: Box<Self>, on_change: Box<dyn Fn(Option<Change>) + Send>) {
+        use sqlx::postgres::PgListener;
+        const RETRY: Duration = Duration::from_secs(1);
+        let PostgresChangeFeed { url, options } = *self;
+        // A pool of one, as `PgListener::connect` makes, for connect options.
+        let listen = || async {
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .max_lifetime(None)
+                .idle_timeout(None)
+                .connect_with(options.clone())
+                .await?;
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.ignore_pool_close_event(true);
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let secrets = Secrets::new(url_secrets(&url, false));
+        let shown = |e: &sqlx::Error| describe(e, &url, &secrets);
+        let mut connected = false;
+        loop {
+            let mut listener = match listen().await {
+                Ok(l) => l,
+                Err(e) => {
+                    if connected {
+                        warn!(error = %shown(&e), "cannot reconnect to follow changes; retrying");
+                    }
+                    tokio::time::sleep(RETRY).await;
+                    continue;
                 }
+            };
+            if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
+                warn!(error = %shown(&e), "cannot LISTEN for changes; retrying");
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
-        };
-        if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
-            warn!(error = %shown(&e), "cannot LISTEN for changes; retrying");
-            tokio::time::sleep(RETRY).await;
-            continue;
-        }
-        connected = true;
-        // Back (or there for the first time): whatever happened meanwhile is
-        // unknown, so everything cached goes.
-        on_change(Some(Change::Everything));
-        loop {
-            match listener.try_recv().await {
-                Ok(Some(n)) => on_change(Some(
-                    serde_json::from_str(n.payload()).unwrap_or(Change::Everything),
-                )),
-                Ok(None) => {
-                    warn!(
-                        "lost the connection that follows changes: dropping the entitlement cache and reconnecting"
-                    );
-                    break;
-                }
-                Err(e) => {
-                    warn!(error = %shown(&e), "error following changes: dropping the entitlement cache and reconnecting");
-                    break;
+            connected = true;
+            // Back (or there for the first time): whatever happened meanwhile
+            // is unknown, so everything cached goes.
+            on_change(Some(Change::Everything));
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(n)) => on_change(Some(
+                        serde_json::from_str(n.payload()).unwrap_or(Change::Everything),
+                    )),
+                    Ok(None) => {
+                        warn!(
+                            "lost the connection that follows changes: dropping the entitlement cache and reconnecting"
+                        );
+                        break;
+                    }
+                    Err(e) => {
+                        warn!(error = %shown(&e), "error following changes: dropping the entitlement cache and reconnecting");
+                        break;
+                    }
                 }
             }
+            on_change(None);
+            tokio::time::sleep(RETRY).await;
         }
-        on_change(None);
-        tokio::time::sleep(RETRY).await;
     }
 }

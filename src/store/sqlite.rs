@@ -1,30 +1,24 @@
 //! SQLite: the embedded default. One file in WAL mode; timestamps are integer
 //! microseconds so they compare in SQL; writing transactions begin IMMEDIATE,
-//! which serialises writers, so row and tenant locks are not needed.
+//! which serialises writers, so row and tenant locks are not needed. One
+//! server owns the file, so there is no one to notify of changes.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::types::Json;
-use sqlx::{Sqlite, SqlitePool};
-
-use super::sql::impl_tx;
-use super::{
-    Access, EntitlementRows, MAX_ANCESTRY, Store, StoredRequest, Tx, begin_failed, from_json,
-    internal, millis, statement_budget, translate,
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
-use crate::domain::agreement::{Agreement, AgreementKind, AgreementState, Revision};
-use crate::domain::api_key::ApiKey;
-use crate::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
-use crate::domain::filter::{AgreementFilter, FilterTerm};
-use crate::domain::names::{Id, agreement_name, party_name, service_name};
-use crate::domain::overrides::Override;
-use crate::domain::party::Party;
-use crate::domain::service::Service;
-use crate::domain::tenant::Tenant;
+use sqlx::{Arguments, AssertSqlSafe, Row, Sqlite, SqlitePool, ValueRef};
+
+use super::connection::{Cell, Column, Connection, Failure, Rows, Statement, Value, Violation};
+use super::constraints::{begin_failed, internal};
+use super::transaction::Transaction;
+use super::{Access, ChangeFeed, Store, Tx, millis, settings, statement_budget};
+use crate::domain::changes::Change;
+use crate::domain::names::Id;
 use crate::error::{Error, Result};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -36,23 +30,6 @@ pub struct SqliteStore {
     statement_timeout: Duration,
 }
 
-fn db_time(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-async fn notify(
-    _conn: &mut sqlx::SqliteConnection,
-    _change: &crate::domain::changes::Change,
-) -> Result<()> {
-    // One server per SQLite file: the registry applies its changes itself.
-    Ok(())
-}
-
-async fn lock_tenant(_conn: &mut sqlx::SqliteConnection, _tenant: &Id) -> Result<()> {
-    // Writing transactions begin IMMEDIATE and already exclude each other.
-    Ok(())
-}
-
 fn options(url: &str, busy_timeout: Duration) -> Result<SqliteConnectOptions> {
     Ok(SqliteConnectOptions::from_str(url)
         .map_err(|e| Error::Internal(anyhow::anyhow!("invalid SQLite URL: {e}")))?
@@ -61,6 +38,36 @@ fn options(url: &str, busy_timeout: Duration) -> Result<SqliteConnectOptions> {
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(busy_timeout)
         .foreign_keys(true))
+}
+
+/// SQLite's result codes that `classify` tells apart (sqlite.org/rescode.html).
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_CONSTRAINT_FOREIGNKEY: i32 = 787;
+const SQLITE_CONSTRAINT_PRIMARYKEY: i32 = 1555;
+const SQLITE_CONSTRAINT_UNIQUE: i32 = 2067;
+
+/// What SQLite says of a failed statement: out of time when the busy timeout
+/// ran out (SQLITE_BUSY, and its extended codes, which keep it in their low
+/// byte); a taken key by its columns ("UNIQUE constraint failed: t.a, t.b");
+/// a foreign key without saying which.
+fn classify(error: sqlx::Error) -> Failure {
+    let Some(db) = error.as_database_error() else {
+        return Failure::Other(error);
+    };
+    let code = db.code().and_then(|code| code.parse::<i32>().ok());
+    let violation = match code {
+        Some(code) if code & 0xff == SQLITE_BUSY => return Failure::OutOfTime,
+        Some(SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY) => db
+            .message()
+            .strip_prefix("UNIQUE constraint failed: ")
+            .map(|columns| Violation::UniqueColumns(columns.to_owned())),
+        Some(SQLITE_CONSTRAINT_FOREIGNKEY) => Some(Violation::ForeignKey),
+        _ => None,
+    };
+    match violation {
+        Some(violation) => Failure::Constraint(violation, error),
+        None => Failure::Other(error),
+    }
 }
 
 impl SqliteStore {
@@ -95,19 +102,10 @@ impl SqliteStore {
         store.pool.close().await;
         Ok(())
     }
-}
 
-pub struct SqliteTx {
-    tx: sqlx::Transaction<'static, Sqlite>,
-}
-
-#[async_trait]
-impl Store for SqliteStore {
-    fn backend(&self) -> &'static str {
-        "sqlite"
-    }
-
-    async fn begin(&self, _tenant: Option<&Id>, access: Access) -> Result<Box<dyn Tx>> {
+    /// Opens a transaction (SQLite has no scopes), taking the write lock at
+    /// once for a writing one.
+    async fn open_transaction(&self, access: Access) -> Result<SqliteConnection> {
         let begin = match access {
             Access::Read => "BEGIN",
             Access::Write => "BEGIN IMMEDIATE",
@@ -120,16 +118,29 @@ impl Store for SqliteStore {
         let ms = millis(statement_budget(self.statement_timeout)?);
         let tx = self
             .pool
-            .begin_with(sqlx::AssertSqlSafe(format!(
+            .begin_with(AssertSqlSafe(format!(
                 "PRAGMA busy_timeout = {ms}; {begin}"
             )))
             .await
-            .map_err(begin_failed)?;
-        Ok(Box::new(SqliteTx { tx }))
+            .map_err(|e| begin_failed(classify(e)))?;
+        Ok(SqliteConnection { tx })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn change_feed(&self) -> Option<Box<dyn ChangeFeed>> {
+        None
+    }
+
+    async fn begin(&self, _tenant: Option<&Id>, access: Access) -> Result<Box<dyn Tx>> {
+        let conn = self.open_transaction(access).await?;
+        Ok(Box::new(Transaction::new(Box::new(conn))))
     }
 
     async fn page_token_secret(&self) -> Result<Vec<u8>> {
-        page_token_secret(&self.pool).await
+        let conn = self.open_transaction(Access::Write).await?;
+        settings::page_token_secret(Box::new(conn)).await
     }
 
     async fn close(&self) {
@@ -137,4 +148,77 @@ impl Store for SqliteStore {
     }
 }
 
-impl_tx!(SqliteTx, Sqlite, "");
+/// One SQLite transaction.
+struct SqliteConnection {
+    tx: sqlx::Transaction<'static, Sqlite>,
+}
+
+/// Binds `values` in order: text, integer, integer microseconds, JSON text.
+fn arguments(values: Vec<Value<'_>>) -> Result<SqliteArguments, Failure> {
+    let mut args = SqliteArguments::default();
+    for value in values {
+        let added = match value {
+            Value::Text(text) => args.add(text),
+            Value::Int(n) => args.add(n),
+            Value::Time(time) => args.add(time.map(|t| t.timestamp_micros())),
+            Value::Json(raw) => args.add(String::from(Box::<str>::from(raw))),
+        };
+        added.map_err(|e| Failure::Other(sqlx::Error::Encode(e)))?;
+    }
+    Ok(args)
+}
+
+fn decode(row: &SqliteRow, i: usize, column: Column) -> Result<Cell, sqlx::Error> {
+    if row.try_get_raw(i)?.is_null() {
+        return Ok(Cell::Null);
+    }
+    Ok(match column {
+        Column::Text => Cell::Text(row.try_get(i)?),
+        Column::Int => Cell::Int(row.try_get(i)?),
+        Column::Json => Cell::Json(row.try_get(i)?),
+    })
+}
+
+#[async_trait]
+impl Connection for SqliteConnection {
+    async fn execute(&mut self, statement: Statement<'_>) -> Result<u64, Failure> {
+        let (sql, values) = statement.into_parts();
+        let done = sqlx::query_with(sql, arguments(values)?)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn fetch(
+        &mut self,
+        statement: Statement<'_>,
+        columns: &[Column],
+    ) -> Result<Rows, Failure> {
+        let (sql, values) = statement.into_parts();
+        let stream = sqlx::query_with(sql, arguments(values)?).fetch(&mut *self.tx);
+        Rows::read(stream, columns, decode, classify).await
+    }
+
+    fn row_lock(&self) -> &'static str {
+        // Writing transactions begin IMMEDIATE and exclude each other.
+        ""
+    }
+
+    async fn lock_tenant(&mut self, _tenant: &Id) -> Result<()> {
+        // Writing transactions begin IMMEDIATE and already exclude each other.
+        Ok(())
+    }
+
+    async fn notify(&mut self, _change: &Change) -> Result<()> {
+        // One server per SQLite file: the registry applies its changes itself.
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx
+            .commit()
+            .await
+            .map_err(|e| internal("commit")(classify(e)))
+    }
+}

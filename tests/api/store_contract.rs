@@ -1,38 +1,112 @@
 //! The store's contract, run against each backend directly: what every
-//! implementation of `Store` must do, whatever the engine.
+//! implementation of `Store` must do, whatever the engine. Each case is one
+//! async function given a fresh store holding two tenants (`populate`);
+//! `contract!` runs it on both engines, so that
+//! `cargo test store_contract::<case>` runs one case everywhere.
+
+use std::future::Future;
+use std::sync::Arc;
 
 use accord::domain::agreement::{
     Agreement, AgreementFields, AgreementKind, AgreementState, Revision,
 };
-use accord::domain::fields::Meta;
+use accord::domain::api_key::{ApiKey, ApiKeyFields, Role};
+use accord::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
+use accord::domain::changes::Change;
 use accord::domain::filter::{AgreementFilter, FilterTerm};
 use accord::domain::names::Id;
+use accord::domain::overrides::{Override, OverrideFields};
 use accord::domain::party::{Party, PartyFields, PartyKind};
 use accord::domain::service::{Service, ServiceFields};
 use accord::domain::tenant::{Tenant, TenantFields};
 use accord::error::{Error, Violations};
-use accord::store::{self, Access, Store};
-use chrono::{TimeZone, Utc};
-use std::sync::Arc;
+use accord::store::{Access, Store, Tx};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 
-use crate::support::{Backend, TestDb};
+use crate::support::{Backend, open_store};
+
+/// Runs each named case on SQLite and on PostgreSQL (when
+/// `ACCORD_TEST_DATABASE_URL` is set), as `<case>::sqlite` and
+/// `<case>::postgres`.
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                use crate::support::Backend;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::run(Backend::Sqlite, super::$case).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::run(Backend::Postgres, super::$case).await;
+                }
+            }
+        )*
+    };
+}
+
+contract!(
+    commits_what_it_wrote_and_rolls_back_what_it_dropped,
+    tenants_round_trip_and_list_in_id_order,
+    deleting_a_tenant_removes_what_it_holds_and_nothing_of_another,
+    parties_round_trip_and_list_in_pages,
+    party_users_name_what_refers_to_a_party,
+    services_round_trip_and_name_the_agreements_covering_them,
+    agreements_round_trip_with_their_services_labels_and_supports,
+    lists_agreements_by_kind_parties_service_and_label,
+    lists_agreements_by_state_as_the_domain_derives_it,
+    published_agreements_covering_leave_out_drafts_and_other_kinds,
+    deleting_an_agreement_removes_its_overrides_and_closes_their_history,
+    revisions_list_newest_first_and_are_counted,
+    api_keys_round_trip_and_are_found_by_their_hash,
+    audit_events_list_newest_first_filtered_and_paged,
+    audit_events_list_by_tenant_uid,
+    lists_overrides_of_agreement,
+    overrides_round_trip_and_deleting_one_closes_its_history,
+    a_claimed_request_id_returns_what_the_first_call_stored,
+    an_expired_request_id_is_claimed_again,
+    deletes_expired_request_ids_of_every_tenant_in_bounded_batches,
+    locks_a_tenant_and_announces_a_change,
+    the_page_token_secret_is_created_once_and_kept,
+    a_taken_key_already_exists,
+    a_missing_reference_is_a_failed_precondition,
+    deleting_what_another_resource_refers_to_is_a_failed_precondition,
+    party_ancestry_follows_the_parents_recorded_at_known_at,
+    entitlement_overrides_are_read_as_of_known_at,
+    overrides_recorded_after_known_at_are_read_as_first_recorded,
+    entitlement_revisions_are_those_of_the_kinds_that_count,
+    entitlement_rows_read_everything_a_resolution_needs_as_of_known_at,
+);
+
+async fn run<F, Fut>(backend: Backend, case: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some((_db, store)) = open_store(backend).await else {
+        return;
+    };
+    populate(&store).await;
+    case(store.clone()).await;
+    // Closing waits for connections in use; the case has given its back.
+    store.close().await;
+}
+
+// --- fixtures ------------------------------------------------------------
 
 fn id(s: &str) -> Id {
     Id::parse("id", s).unwrap()
 }
 
-async fn open(backend: Backend) -> Option<(TestDb, Arc<dyn Store>)> {
-    let (db, url) = TestDb::create(backend).await?;
-    let owner_url = db.migration_url().unwrap_or_else(|| url.clone());
-    store::migrate(&owner_url, &url).await.unwrap();
-    let store = store::connect(&url, 4, accord::config::Config::default().statement_timeout)
-        .await
-        .unwrap();
-    Some((db, store))
+/// `hours` after 2026-01-01T00:00Z, when `populate` writes.
+fn t(hours: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_767_225_600, 0).unwrap() + Duration::hours(hours)
 }
 
-fn party(tenant: &str, pid: &str, parent: Option<&str>) -> Party {
-    let mut v = Violations::new();
+fn party_at(tenant: &str, pid: &str, parent: Option<&str>, now: DateTime<Utc>) -> Party {
     Party::new(
         &id(tenant),
         id(pid),
@@ -41,333 +115,1337 @@ fn party(tenant: &str, pid: &str, parent: Option<&str>) -> Party {
             parent: Some(parent.map(id)),
             ..Default::default()
         },
-        Utc::now(),
-        &mut v,
+        now,
+        &mut Violations::new(),
         "party",
     )
     .unwrap()
 }
 
-fn agreement(tenant: &str, aid: &str, kind: AgreementKind) -> Agreement {
-    let mut v = Violations::new();
-    Agreement::new(
+fn party(tenant: &str, pid: &str, parent: Option<&str>) -> Party {
+    party_at(tenant, pid, parent, t(0))
+}
+
+fn service(tenant: &str, sid: &str) -> Service {
+    Service::new(
         &id(tenant),
+        id(sid),
+        ServiceFields {
+            owner: Some(id("provider")),
+            ..Default::default()
+        },
+        t(0),
+        &mut Violations::new(),
+        "service",
+    )
+    .unwrap()
+}
+
+/// An agreement of tenant `a` from `provider` over `svc`, for `customer`
+/// unless it is service-level, labelled `tier=gold`.
+fn agreement(aid: &str, kind: AgreementKind) -> Agreement {
+    Agreement::new(
+        &id("a"),
         id(aid),
         AgreementFields {
             kind: Some(kind),
             provider: Some(id("provider")),
             consumer: Some((kind != AgreementKind::ServiceLevel).then(|| id("customer"))),
             services: Some(vec![id("svc")]),
-            effective_from: Some(Utc.timestamp_opt(1_767_225_600, 0).unwrap()),
+            effective_from: Some(t(0)),
             labels: Some([("tier".to_string(), "gold".to_string())].into()),
             ..Default::default()
         },
-        Utc::now(),
-        &mut v,
+        t(0),
+        &mut Violations::new(),
         "agreement",
     )
     .unwrap()
 }
 
-/// Two tenants, each with a provider, a customer and a service `svc`.
+fn published(aid: &str, kind: AgreementKind) -> Agreement {
+    Agreement {
+        state: AgreementState::Active,
+        ..agreement(aid, kind)
+    }
+}
+
+/// Revision `seq` of `agreement`, recorded at `at`.
+fn revision(agreement: &Agreement, seq: i64, at: DateTime<Utc>) -> Revision {
+    Revision {
+        tenant: agreement.tenant.clone(),
+        agreement: agreement.id.clone(),
+        id: id(&format!("rev{seq}")),
+        seq,
+        create_time: at,
+        snapshot: agreement.clone(),
+    }
+}
+
+/// Override `oid` of `agreement` for `consumer`, recorded at `at`.
+fn override_at(agreement: &Agreement, oid: &str, consumer: &str, at: DateTime<Utc>) -> Override {
+    Override::new(
+        agreement,
+        id(oid),
+        OverrideFields {
+            consumer: Some(id(consumer)),
+            effective_from: Some(t(0)),
+            ..Default::default()
+        },
+        at,
+        &mut Violations::new(),
+        "override",
+    )
+    .unwrap()
+}
+
+/// `o` as updated at `at`, with a new display name.
+fn updated(o: &Override, display_name: &str, at: DateTime<Utc>) -> Override {
+    let mut o = o.clone();
+    o.display_name = display_name.into();
+    o.meta.touch(at);
+    o
+}
+
+fn api_key(tenant: &str, kid: &str) -> ApiKey {
+    let fields = ApiKeyFields {
+        role: Some(Role::Reader),
+        ..Default::default()
+    };
+    ApiKey::new(&id(tenant), id(kid), fields, t(0), &mut Violations::new())
+        .unwrap()
+        .0
+}
+
+fn event(uid: &str, eid: &str, hours: i64, actor: &str, resource: &str) -> AuditEvent {
+    AuditEvent {
+        tenant: id("a"),
+        tenant_uid: uid.into(),
+        id: id(eid),
+        event_time: t(hours),
+        actor: actor.into(),
+        method: "/test".into(),
+        resource: resource.into(),
+        request_id: String::new(),
+        before: None,
+        after: None,
+    }
+}
+
+/// Two tenants, `a` and `b`, each with parties `provider` and `customer`
+/// and a service `svc`, written at `t(0)`.
 async fn populate(store: &Arc<dyn Store>) {
-    for t in ["a", "b"] {
-        let mut tx = store.begin(Some(&id(t)), Access::Write).await.unwrap();
-        tx.insert_tenant(&Tenant::new(id(t), TenantFields::default(), Utc::now()))
+    for tenant in ["a", "b"] {
+        let mut tx = writing(store, tenant).await;
+        tx.insert_tenant(&Tenant::new(id(tenant), TenantFields::default(), t(0)))
             .await
             .unwrap();
-        tx.insert_party(&party(t, "provider", None)).await.unwrap();
-        tx.insert_party(&party(t, "customer", None)).await.unwrap();
-        let mut v = Violations::new();
-        let svc = Service::new(
-            &id(t),
-            id("svc"),
-            ServiceFields {
-                owner: Some(id("provider")),
-                ..Default::default()
-            },
-            Utc::now(),
-            &mut v,
-            "service",
-        )
-        .unwrap();
-        tx.insert_service(&svc).await.unwrap();
+        tx.insert_party(&party(tenant, "provider", None))
+            .await
+            .unwrap();
+        tx.insert_party(&party(tenant, "customer", None))
+            .await
+            .unwrap();
+        tx.insert_service(&service(tenant, "svc")).await.unwrap();
         tx.commit().await.unwrap();
     }
 }
 
-async fn contract(backend: Backend) {
-    let Some((_db, store)) = open(backend).await else {
-        return;
-    };
-    populate(&store).await;
-    let (a, b) = (id("a"), id("b"));
+async fn writing(store: &Arc<dyn Store>, tenant: &str) -> Box<dyn Tx> {
+    store.begin(Some(&id(tenant)), Access::Write).await.unwrap()
+}
 
-    // Reads round-trip what was written, scoped to the tenant.
-    let mut tx = store.begin(Some(&a), Access::Read).await.unwrap();
-    let provider = tx.get_party(&a, &id("provider")).await.unwrap().unwrap();
-    assert_eq!(
-        provider,
-        party("a", "provider", None).with_meta(provider.meta.clone())
+async fn reading(store: &Arc<dyn Store>, tenant: &str) -> Box<dyn Tx> {
+    store.begin(Some(&id(tenant)), Access::Read).await.unwrap()
+}
+
+/// Writes `agreements` to tenant `a`, committed.
+async fn insert_agreements(store: &Arc<dyn Store>, agreements: &[&Agreement]) {
+    let mut tx = writing(store, "a").await;
+    for agreement in agreements {
+        tx.insert_agreement(agreement).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+fn ids<T>(list: &[T], id: impl Fn(&T) -> &Id) -> Vec<String> {
+    list.iter().map(|item| id(item).to_string()).collect()
+}
+
+fn agreement_ids(list: &[Agreement]) -> Vec<String> {
+    ids(list, |a| &a.id)
+}
+
+fn override_ids(list: &[Override]) -> Vec<String> {
+    ids(list, |o| &o.id)
+}
+
+fn texts(list: &[Id]) -> Vec<&str> {
+    list.iter().map(Id::as_str).collect()
+}
+
+fn assert_precondition(result: accord::error::Result<()>, says: &str) {
+    let error = result.unwrap_err();
+    assert!(
+        matches!(error, Error::FailedPrecondition { .. }),
+        "{error:?}"
     );
-    assert_eq!(tx.list_parties(&a, None, 10).await.unwrap().len(), 2);
+    assert!(error.to_string().contains(says), "{error}");
+}
+
+// --- transactions --------------------------------------------------------
+
+async fn commits_what_it_wrote_and_rolls_back_what_it_dropped(store: Arc<dyn Store>) {
+    let a = id("a");
+    let mut tx = writing(&store, "a").await;
+    tx.insert_party(&party("a", "kept", None)).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = writing(&store, "a").await;
+    tx.insert_party(&party("a", "dropped", None)).await.unwrap();
+    drop(tx);
+
+    let mut tx = reading(&store, "a").await;
+    assert!(tx.get_party(&a, &id("kept")).await.unwrap().is_some());
+    assert!(tx.get_party(&a, &id("dropped")).await.unwrap().is_none());
+}
+
+// --- tenants -------------------------------------------------------------
+
+async fn tenants_round_trip_and_list_in_id_order(store: Arc<dyn Store>) {
+    let a = id("a");
+    let mut tx = writing(&store, "a").await;
+    let mut tenant = tx.get_tenant_for_update(&a).await.unwrap().unwrap();
+    tenant.display_name = "Alpha".into();
+    tx.update_tenant(&tenant).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin(None, Access::Read).await.unwrap();
+    assert_eq!(tx.get_tenant(&a).await.unwrap(), Some(tenant));
+    assert!(tx.get_tenant(&id("ghost")).await.unwrap().is_none());
+    let listed = tx.list_tenants(None, 10).await.unwrap();
+    assert_eq!(ids(&listed, |t| &t.id), ["a", "b"]);
+    let after_a = tx.list_tenants(Some("a"), 10).await.unwrap();
+    assert_eq!(ids(&after_a, |t| &t.id), ["b"]);
+    assert_eq!(tx.list_tenants(None, 1).await.unwrap().len(), 1);
+}
+
+async fn deleting_a_tenant_removes_what_it_holds_and_nothing_of_another(store: Arc<dyn Store>) {
+    let (a, b) = (id("a"), id("b"));
+    let deal = published("deal", AgreementKind::Customer);
+    let mut tx = writing(&store, "a").await;
+    tx.insert_agreement(&deal).await.unwrap();
+    tx.insert_revision(&revision(&deal, 1, t(1))).await.unwrap();
+    tx.insert_override(&override_at(&deal, "o", "customer", t(1)))
+        .await
+        .unwrap();
+    tx.insert_api_key(&api_key("a", "key")).await.unwrap();
+    tx.claim_request("a", "r", "f", t(1), t(2)).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = writing(&store, "a").await;
     assert_eq!(
-        tx.list_parties(&a, Some("customer"), 10)
+        tx.tenant_contents(&a, 10).await.unwrap(),
+        [
+            "tenants/a/agreements/deal",
+            "tenants/a/parties/customer",
+            "tenants/a/parties/provider",
+            "tenants/a/services/svc",
+        ]
+    );
+    assert_eq!(tx.tenant_contents(&a, 2).await.unwrap().len(), 2);
+    tx.delete_tenant(&a).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.begin(None, Access::Read).await.unwrap();
+    assert!(tx.get_tenant(&a).await.unwrap().is_none());
+    assert_eq!(
+        ids(&tx.list_tenants(None, 10).await.unwrap(), |t| &t.id),
+        ["b"]
+    );
+    drop(tx);
+    let mut tx = reading(&store, "a").await;
+    assert!(tx.tenant_contents(&a, 10).await.unwrap().is_empty());
+    assert!(tx.list_api_keys(&a, None, 10).await.unwrap().is_empty());
+    drop(tx);
+    let mut tx = reading(&store, "b").await;
+    assert_eq!(tx.list_parties(&b, None, 10).await.unwrap().len(), 2);
+    assert_eq!(tx.tenant_contents(&b, 10).await.unwrap().len(), 3);
+    drop(tx);
+    // The id is free again, with a clean slate.
+    let mut tx = writing(&store, "a").await;
+    tx.insert_tenant(&Tenant::new(a.clone(), TenantFields::default(), t(3)))
+        .await
+        .unwrap();
+    assert!(
+        tx.claim_request("a", "r", "f2", t(1), t(2))
             .await
             .unwrap()
-            .len(),
+            .is_none()
+    );
+}
+
+// --- parties -------------------------------------------------------------
+
+async fn parties_round_trip_and_list_in_pages(store: Arc<dyn Store>) {
+    let a = id("a");
+    let mut tx = writing(&store, "a").await;
+    let child = party("a", "child", Some("customer"));
+    tx.insert_party(&child).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = writing(&store, "a").await;
+    let mut moved = tx
+        .get_party_for_update(&a, &id("child"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved, child);
+    moved.parent = Some(id("provider"));
+    moved.display_name = "Child".into();
+    tx.update_party(&moved).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = reading(&store, "a").await;
+    assert_eq!(tx.get_party(&a, &id("child")).await.unwrap(), Some(moved));
+    assert!(tx.get_party(&a, &id("ghost")).await.unwrap().is_none());
+    let page = tx.list_parties(&a, None, 2).await.unwrap();
+    assert_eq!(ids(&page, |p| &p.id), ["child", "customer"]);
+    let rest = tx.list_parties(&a, Some("customer"), 2).await.unwrap();
+    assert_eq!(ids(&rest, |p| &p.id), ["provider"]);
+}
+
+async fn party_users_name_what_refers_to_a_party(store: Arc<dyn Store>) {
+    let a = id("a");
+    let deal = agreement("deal", AgreementKind::Customer);
+    let sla = agreement("sla", AgreementKind::ServiceLevel);
+    let mut tx = writing(&store, "a").await;
+    tx.insert_party(&party("a", "child", Some("customer")))
+        .await
+        .unwrap();
+    tx.insert_agreement(&deal).await.unwrap();
+    tx.insert_agreement(&sla).await.unwrap();
+    tx.insert_override(&override_at(&sla, "o", "customer", t(1)))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = reading(&store, "a").await;
+    assert_eq!(
+        tx.party_users(&a, &id("customer"), 10).await.unwrap(),
+        [
+            "tenants/a/agreements/deal",
+            "tenants/a/agreements/sla/overrides/o",
+            "tenants/a/parties/child",
+        ]
+    );
+    assert_eq!(
+        tx.party_users(&a, &id("provider"), 10).await.unwrap(),
+        [
+            "tenants/a/agreements/deal",
+            "tenants/a/agreements/sla",
+            "tenants/a/services/svc",
+        ]
+    );
+    assert_eq!(
+        tx.party_users(&a, &id("provider"), 1).await.unwrap().len(),
         1
     );
-    assert!(tx.get_party(&a, &id("ghost")).await.unwrap().is_none());
-    drop(tx);
-
-    // Unique keys include the tenant; a duplicate is AlreadyExists.
-    let mut tx = store.begin(Some(&a), Access::Write).await.unwrap();
-    let err = tx
-        .insert_party(&party("a", "customer", None))
-        .await
-        .unwrap_err();
     assert!(
-        matches!(err, Error::AlreadyExists(ref n) if n == "tenants/a/parties/customer"),
-        "{err:?}"
+        tx.party_users(&a, &id("child"), 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
-    drop(tx);
+}
 
-    // Foreign keys include the tenant: a parent in another tenant, or missing, is refused.
-    let mut tx = store.begin(Some(&a), Access::Write).await.unwrap();
-    let err = tx
-        .insert_party(&party("a", "orphan", Some("ghost")))
+// --- services ------------------------------------------------------------
+
+async fn services_round_trip_and_name_the_agreements_covering_them(store: Arc<dyn Store>) {
+    let a = id("a");
+    let mut tx = writing(&store, "a").await;
+    let mut svc = tx
+        .get_service_for_update(&a, &id("svc"))
         .await
-        .unwrap_err();
-    assert!(matches!(err, Error::FailedPrecondition { .. }), "{err:?}");
-    drop(tx);
-
-    // Agreements, their side tables and filters.
-    let mut tx = store.begin(Some(&a), Access::Write).await.unwrap();
-    let sla = agreement("a", "sla", AgreementKind::ServiceLevel);
-    let deal = agreement("a", "deal", AgreementKind::Customer);
-    tx.insert_agreement(&sla).await.unwrap();
-    tx.insert_agreement(&deal).await.unwrap();
+        .unwrap()
+        .unwrap();
+    svc.owner = id("customer");
+    tx.update_service(&svc).await.unwrap();
+    tx.insert_service(&service("a", "spare")).await.unwrap();
     tx.commit().await.unwrap();
-    let mut tx = store.begin(Some(&a), Access::Read).await.unwrap();
-    let filter = |terms| AgreementFilter { terms };
-    let names = |list: Vec<Agreement>| {
-        list.into_iter()
-            .map(|a| a.id.to_string())
-            .collect::<Vec<_>>()
-    };
+    insert_agreements(
+        &store,
+        &[
+            &agreement("sla", AgreementKind::ServiceLevel),
+            &agreement("deal", AgreementKind::Customer),
+        ],
+    )
+    .await;
+
+    let mut tx = writing(&store, "a").await;
+    assert_eq!(tx.get_service(&a, &id("svc")).await.unwrap(), Some(svc));
+    let listed = tx.list_services(&a, None, 10).await.unwrap();
+    assert_eq!(ids(&listed, |s| &s.id), ["spare", "svc"]);
+    let after = tx.list_services(&a, Some("spare"), 10).await.unwrap();
+    assert_eq!(ids(&after, |s| &s.id), ["svc"]);
     assert_eq!(
-        names(
-            tx.list_agreements(&a, &filter(vec![]), Utc::now(), None, 10)
-                .await
-                .unwrap()
-        ),
-        ["deal", "sla"]
+        tx.service_users(&a, &id("svc"), 10).await.unwrap(),
+        ["tenants/a/agreements/deal", "tenants/a/agreements/sla"]
     );
-    assert_eq!(
-        names(
-            tx.list_agreements(
-                &a,
-                &filter(vec![FilterTerm::Kind(AgreementKind::ServiceLevel)]),
-                Utc::now(),
-                None,
-                10
-            )
-            .await
-            .unwrap()
-        ),
-        ["sla"]
-    );
-    assert_eq!(
-        names(
-            tx.list_agreements(
-                &a,
-                &filter(vec![FilterTerm::Consumer(id("customer"))]),
-                Utc::now(),
-                None,
-                10
-            )
-            .await
-            .unwrap()
-        ),
-        ["deal"]
-    );
-    assert_eq!(
-        names(
-            tx.list_agreements(
-                &a,
-                &filter(vec![
-                    FilterTerm::Label("tier".into(), "gold".into()),
-                    FilterTerm::Service(id("svc"))
-                ]),
-                Utc::now(),
-                Some("deal"),
-                10
-            )
-            .await
-            .unwrap()
-        ),
-        ["sla"]
-    );
-    assert_eq!(
-        names(
-            tx.list_agreements(
-                &a,
-                &filter(vec![FilterTerm::State(AgreementState::Active)]),
-                Utc::now(),
-                None,
-                10
-            )
-            .await
-            .unwrap()
-        ),
-        Vec::<String>::new()
-    );
+    assert_eq!(tx.service_users(&a, &id("svc"), 1).await.unwrap().len(), 1);
     assert!(
-        tx.list_agreements(&b, &filter(vec![]), Utc::now(), None, 10)
+        tx.service_users(&id("b"), &id("svc"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tx.delete_service(&a, &id("spare")).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = reading(&store, "a").await;
+    assert!(tx.get_service(&a, &id("spare")).await.unwrap().is_none());
+}
+
+// --- agreements ----------------------------------------------------------
+
+async fn agreements_round_trip_with_their_services_labels_and_supports(store: Arc<dyn Store>) {
+    let a = id("a");
+    let sla = agreement("sla", AgreementKind::ServiceLevel);
+    let mut ola = agreement("ola", AgreementKind::Operational);
+    ola.supports = vec![id("sla")];
+    insert_agreements(&store, &[&sla, &ola]).await;
+
+    let mut tx = writing(&store, "a").await;
+    assert_eq!(
+        tx.agreement_supporters(&a, &id("sla"), 10).await.unwrap(),
+        ["tenants/a/agreements/ola"]
+    );
+    let mut changed = tx
+        .get_agreement_for_update(&a, &id("ola"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed, ola);
+    changed.supports = Vec::new();
+    changed.labels = [("tier".to_string(), "silver".to_string())].into();
+    changed.services = Vec::new();
+    tx.update_agreement(&changed).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = reading(&store, "a").await;
+    assert_eq!(
+        tx.get_agreement(&a, &id("ola")).await.unwrap(),
+        Some(changed)
+    );
+    assert!(tx.get_agreement(&a, &id("ghost")).await.unwrap().is_none());
+    assert!(
+        tx.agreement_supporters(&a, &id("sla"), 10)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
         tx.service_users(&a, &id("svc"), 10).await.unwrap(),
-        ["tenants/a/agreements/deal", "tenants/a/agreements/sla"]
+        ["tenants/a/agreements/sla"]
     );
+    let gold = AgreementFilter {
+        terms: vec![FilterTerm::Label("tier".into(), "gold".into())],
+    };
+    let listed = tx.list_agreements(&a, &gold, t(0), None, 10).await.unwrap();
+    assert_eq!(agreement_ids(&listed), ["sla"]);
+}
+
+async fn lists_agreements_by_kind_parties_service_and_label(store: Arc<dyn Store>) {
+    let a = id("a");
+    let mut spare = agreement("spare", AgreementKind::Customer);
+    spare.services = Vec::new();
+    spare.labels = Default::default();
+    insert_agreements(
+        &store,
+        &[
+            &agreement("sla", AgreementKind::ServiceLevel),
+            &agreement("deal", AgreementKind::Customer),
+            &spare,
+        ],
+    )
+    .await;
+
+    let mut tx = reading(&store, "a").await;
+    let mut list = async |terms: Vec<FilterTerm>, after: Option<&str>| {
+        let filter = AgreementFilter { terms };
+        let listed = tx.list_agreements(&a, &filter, t(1), after, 10).await;
+        agreement_ids(&listed.unwrap())
+    };
+    assert_eq!(list(vec![], None).await, ["deal", "sla", "spare"]);
+    assert_eq!(list(vec![], Some("deal")).await, ["sla", "spare"]);
+    let kind = FilterTerm::Kind(AgreementKind::ServiceLevel);
+    assert_eq!(list(vec![kind], None).await, ["sla"]);
+    let consumer = FilterTerm::Consumer(id("customer"));
+    assert_eq!(list(vec![consumer], None).await, ["deal", "spare"]);
+    let provider = FilterTerm::Provider(id("customer"));
+    assert!(list(vec![provider], None).await.is_empty());
+    let service = FilterTerm::Service(id("svc"));
+    assert_eq!(list(vec![service.clone()], None).await, ["deal", "sla"]);
+    let gold = FilterTerm::Label("tier".into(), "gold".into());
+    let both = vec![gold, service, FilterTerm::Consumer(id("customer"))];
+    assert_eq!(list(both, None).await, ["deal"]);
+    let listed = tx
+        .list_agreements(&a, &AgreementFilter::default(), t(1), None, 2)
+        .await
+        .unwrap();
+    assert_eq!(agreement_ids(&listed), ["deal", "sla"]);
+    let other = tx
+        .list_agreements(&id("b"), &AgreementFilter::default(), t(1), None, 10)
+        .await
+        .unwrap();
+    assert!(other.is_empty());
+}
+
+async fn lists_agreements_by_state_as_the_domain_derives_it(store: Arc<dyn Store>) {
+    let a = id("a");
+    let draft = agreement("draft", AgreementKind::Customer);
+    let live = published("live", AgreementKind::Customer);
+    let ended = Agreement {
+        effective_until: Some(t(2)),
+        ..published("ended", AgreementKind::Customer)
+    };
+    let stopped = Agreement {
+        state: AgreementState::Terminated,
+        terminate_time: Some(t(1)),
+        ..published("stopped", AgreementKind::Customer)
+    };
+    let all = [&draft, &live, &ended, &stopped];
+    insert_agreements(&store, &all).await;
+
+    let mut tx = reading(&store, "a").await;
+    for now in [t(1), t(2), t(3)] {
+        for (_, state) in AgreementState::ALL {
+            let filter = AgreementFilter {
+                terms: vec![FilterTerm::State(*state)],
+            };
+            let listed = tx
+                .list_agreements(&a, &filter, now, None, 10)
+                .await
+                .unwrap();
+            let expected: Vec<String> = all
+                .iter()
+                .filter(|agreement| agreement.state_at(now) == *state)
+                .map(|agreement| agreement.id.to_string())
+                .collect();
+            let mut listed = agreement_ids(&listed);
+            listed.sort();
+            let mut expected = expected;
+            expected.sort();
+            assert_eq!(listed, expected, "{state:?} at {now}");
+        }
+    }
+    // The instants that matter: `ended` is ACTIVE before its validity ends
+    // and EXPIRED from then on.
+    let active = AgreementFilter {
+        terms: vec![FilterTerm::State(AgreementState::Active)],
+    };
+    let before = tx
+        .list_agreements(&a, &active, t(1), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(agreement_ids(&before), ["ended", "live"]);
+    let after = tx
+        .list_agreements(&a, &active, t(2), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(agreement_ids(&after), ["live"]);
+}
+
+async fn published_agreements_covering_leave_out_drafts_and_other_kinds(store: Arc<dyn Store>) {
+    let a = id("a");
+    let mut tx = writing(&store, "a").await;
+    tx.insert_service(&service("a", "other")).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut elsewhere = published("elsewhere", AgreementKind::ServiceLevel);
+    elsewhere.services = vec![id("other")];
+    let stopped = Agreement {
+        state: AgreementState::Terminated,
+        ..published("stopped", AgreementKind::ServiceLevel)
+    };
+    insert_agreements(
+        &store,
+        &[
+            &agreement("draft", AgreementKind::ServiceLevel),
+            &published("live", AgreementKind::ServiceLevel),
+            &published("deal", AgreementKind::Customer),
+            &stopped,
+            &elsewhere,
+        ],
+    )
+    .await;
+
+    let mut tx = reading(&store, "a").await;
+    let kind = AgreementKind::ServiceLevel;
+    let covering = tx
+        .published_agreements_covering(&a, kind, &[id("svc")])
+        .await
+        .unwrap();
+    assert_eq!(agreement_ids(&covering), ["live", "stopped"]);
+    let both = [id("svc"), id("other")];
+    let covering = tx
+        .published_agreements_covering(&a, kind, &both)
+        .await
+        .unwrap();
+    assert_eq!(agreement_ids(&covering), ["elsewhere", "live", "stopped"]);
+    let customer = tx
+        .published_agreements_covering(&a, AgreementKind::Customer, &[id("svc")])
+        .await
+        .unwrap();
+    assert_eq!(agreement_ids(&customer), ["deal"]);
+}
+
+async fn deleting_an_agreement_removes_its_overrides_and_closes_their_history(
+    store: Arc<dyn Store>,
+) {
+    let a = id("a");
+    let sla = agreement("sla", AgreementKind::ServiceLevel);
+    let kept = agreement("kept", AgreementKind::ServiceLevel);
+    let first = override_at(&sla, "first", "customer", t(1));
+    let second = override_at(&sla, "second", "provider", t(1));
+    let untouched = override_at(&kept, "untouched", "customer", t(1));
+    let mut tx = writing(&store, "a").await;
+    tx.insert_agreement(&sla).await.unwrap();
+    tx.insert_agreement(&kept).await.unwrap();
+    for o in [&second, &first, &untouched] {
+        tx.insert_override(o).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let mut tx = writing(&store, "a").await;
+    let removed = tx.delete_agreement(&a, &id("sla"), t(2)).await.unwrap();
+    assert_eq!(removed, [first.clone(), second.clone()]);
+    tx.commit().await.unwrap();
+
+    let mut tx = writing(&store, "a").await;
+    assert!(tx.get_agreement(&a, &id("sla")).await.unwrap().is_none());
     assert!(
-        tx.service_users(&b, &id("svc"), 10)
+        tx.list_overrides(&a, &id("sla"), None, 10)
             .await
             .unwrap()
             .is_empty()
     );
-    assert_eq!(
-        tx.party_users(&a, &id("customer"), 10).await.unwrap(),
-        ["tenants/a/agreements/deal"]
+    assert!(
+        tx.service_users(&a, &id("svc"), 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|name| !name.ends_with("/sla"))
     );
-    drop(tx);
-
-    // Revisions: newest first, paged by sequence.
-    let mut tx = store.begin(Some(&a), Access::Write).await.unwrap();
-    for seq in 1..=3 {
-        tx.insert_revision(&Revision {
-            tenant: a.clone(),
-            agreement: id("sla"),
-            id: id(&format!("rev{seq}")),
-            seq,
-            create_time: Utc::now(),
-            snapshot: sla.clone(),
-        })
+    let agreements = [id("sla"), id("kept")];
+    let then = tx
+        .entitlement_overrides(&a, &agreements, t(1))
         .await
         .unwrap();
+    assert_eq!(override_ids(&then), ["untouched", "first", "second"]);
+    let now = tx
+        .entitlement_overrides(&a, &agreements, t(2))
+        .await
+        .unwrap();
+    assert_eq!(override_ids(&now), ["untouched"]);
+    // A new agreement under the same id does not bring them back.
+    tx.insert_agreement(&sla).await.unwrap();
+    let later = tx
+        .entitlement_overrides(&a, &[id("sla")], t(3))
+        .await
+        .unwrap();
+    assert!(later.is_empty());
+}
+
+// --- revisions -----------------------------------------------------------
+
+async fn revisions_list_newest_first_and_are_counted(store: Arc<dyn Store>) {
+    let a = id("a");
+    let sla = published("sla", AgreementKind::ServiceLevel);
+    let mut tx = writing(&store, "a").await;
+    tx.insert_agreement(&sla).await.unwrap();
+    for seq in 1..=3 {
+        tx.insert_revision(&revision(&sla, seq, t(seq)))
+            .await
+            .unwrap();
     }
     tx.commit().await.unwrap();
-    let mut tx = store.begin(Some(&a), Access::Read).await.unwrap();
+
+    let mut tx = reading(&store, "a").await;
     let seqs = |list: Vec<Revision>| list.into_iter().map(|r| r.seq).collect::<Vec<_>>();
+    let sla_id = id("sla");
     assert_eq!(
-        seqs(tx.list_revisions(&a, &id("sla"), None, 10).await.unwrap()),
+        seqs(tx.list_revisions(&a, &sla_id, None, 10).await.unwrap()),
         [3, 2, 1]
     );
     assert_eq!(
-        seqs(tx.list_revisions(&a, &id("sla"), Some(3), 1).await.unwrap()),
+        seqs(tx.list_revisions(&a, &sla_id, Some(3), 1).await.unwrap()),
         [2]
     );
-    assert_eq!(tx.count_revisions(&a, &id("sla")).await.unwrap(), 3);
+    assert_eq!(tx.count_revisions(&a, &sla_id).await.unwrap(), 3);
+    assert_eq!(tx.count_revisions(&a, &id("ghost")).await.unwrap(), 0);
+    assert_eq!(
+        tx.get_revision(&a, &sla_id, &id("rev2")).await.unwrap(),
+        Some(revision(&sla, 2, t(2)))
+    );
     assert!(
-        tx.get_revision(&b, &id("sla"), &id("rev1"))
+        tx.get_revision(&id("b"), &sla_id, &id("rev1"))
             .await
             .unwrap()
             .is_none()
     );
-    drop(tx);
+}
 
-    // request_id claims: the first claim wins, later ones see its response.
-    let mut tx = store.begin(Some(&a), Access::Write).await.unwrap();
-    assert!(
-        tx.claim_request(
-            "a",
-            "r1",
-            "f1",
-            Utc::now(),
-            Utc::now() + chrono::Duration::days(1)
-        )
-        .await
-        .unwrap()
-        .is_none()
-    );
-    tx.complete_request("a", "r1", &serde_json::json!({"ok": true}))
-        .await
-        .unwrap();
+// --- API keys ------------------------------------------------------------
+
+async fn api_keys_round_trip_and_are_found_by_their_hash(store: Arc<dyn Store>) {
+    let a = id("a");
+    let key = api_key("a", "reader");
+    let mut tx = writing(&store, "a").await;
+    tx.insert_api_key(&key).await.unwrap();
+    tx.insert_api_key(&api_key("a", "another")).await.unwrap();
     tx.commit().await.unwrap();
-    let mut tx = store.begin(Some(&a), Access::Write).await.unwrap();
-    let stored = tx
-        .claim_request(
-            "a",
-            "r1",
-            "f2",
-            Utc::now(),
-            Utc::now() + chrono::Duration::days(1),
-        )
+
+    let mut tx = writing(&store, "a").await;
+    let mut revoked = tx
+        .get_api_key_for_update(&a, &id("reader"))
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(revoked, key);
+    revoked.revoke_time = Some(t(1));
+    tx.update_api_key(&revoked).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = reading(&store, "a").await;
+    assert_eq!(
+        tx.get_api_key(&a, &id("reader")).await.unwrap(),
+        Some(revoked.clone())
+    );
+    let listed = tx.list_api_keys(&a, None, 10).await.unwrap();
+    assert_eq!(ids(&listed, |k| &k.id), ["another", "reader"]);
+    let after = tx.list_api_keys(&a, Some("another"), 10).await.unwrap();
+    assert_eq!(ids(&after, |k| &k.id), ["reader"]);
+    drop(tx);
+    // Authentication looks a key up before it knows the tenant.
+    let mut tx = store.begin(None, Access::Read).await.unwrap();
+    assert_eq!(tx.find_api_key(&key.key_hash).await.unwrap(), Some(revoked));
+    assert!(tx.find_api_key("no such hash").await.unwrap().is_none());
+}
+
+// --- audit events --------------------------------------------------------
+
+/// The uid of tenant `a`, which its events carry.
+async fn uid_of_a(store: &Arc<dyn Store>) -> String {
+    let mut tx = reading(store, "a").await;
+    tx.get_tenant(&id("a")).await.unwrap().unwrap().uid
+}
+
+async fn audit_events_list_newest_first_filtered_and_paged(store: Arc<dyn Store>) {
+    let a = id("a");
+    let uid = uid_of_a(&store).await;
+    let events = [
+        event(&uid, "e1", 1, "alice", "tenants/a/parties/p"),
+        event(&uid, "e2", 2, "bob", "tenants/a/parties/p"),
+        event(&uid, "e3", 2, "alice", "tenants/a/services/s"),
+        event(&uid, "e4", 3, "alice", "tenants/a/parties/p"),
+    ];
+    let mut tx = writing(&store, "a").await;
+    for e in &events {
+        tx.insert_audit_event(e).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let mut tx = reading(&store, "a").await;
+    let mut list = async |filter: AuditFilter, before: Option<AuditCursor>, limit| {
+        let listed = tx
+            .list_audit_events(&a, None, &filter, before.as_ref(), limit)
+            .await
+            .unwrap();
+        ids(&listed, |e| &e.id)
+    };
+    let all = AuditFilter::default();
+    assert_eq!(list(all.clone(), None, 10).await, ["e4", "e3", "e2", "e1"]);
+    // Events of one instant are ordered by id; a page continues after the
+    // last one it returned.
+    assert_eq!(list(all.clone(), None, 2).await, ["e4", "e3"]);
+    let cursor = events[2].cursor();
+    assert_eq!(list(all.clone(), Some(cursor), 10).await, ["e2", "e1"]);
+    let alice = AuditFilter {
+        actor: Some("alice".into()),
+        ..Default::default()
+    };
+    assert_eq!(list(alice, None, 10).await, ["e4", "e3", "e1"]);
+    let party = AuditFilter {
+        resource: Some("tenants/a/parties/p".into()),
+        ..Default::default()
+    };
+    assert_eq!(list(party, None, 10).await, ["e4", "e2", "e1"]);
+    let window = AuditFilter {
+        start_time: Some(t(2)),
+        end_time: Some(t(3)),
+        ..Default::default()
+    };
+    assert_eq!(list(window, None, 10).await, ["e3", "e2"]);
+    let other = tx
+        .list_audit_events(&id("b"), None, &AuditFilter::default(), None, 10)
+        .await
+        .unwrap();
+    assert!(other.is_empty());
+}
+
+async fn audit_events_list_by_tenant_uid(store: Arc<dyn Store>) {
+    let a = id("a");
+    let uid = uid_of_a(&store).await;
+    // An event of an earlier tenant with the same id, and one of this one.
+    let earlier = event("earlier-uid", "e1", 1, "alice", "tenants/a");
+    let current = event(&uid, "e2", 2, "alice", "tenants/a");
+    let mut tx = writing(&store, "a").await;
+    tx.insert_audit_event(&earlier).await.unwrap();
+    tx.insert_audit_event(&current).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let all = AuditFilter::default();
+    let mut tx = reading(&store, "a").await;
+    let mine = tx.list_audit_events(&a, Some(&uid), &all, None, 10).await;
+    assert_eq!(mine.unwrap(), std::slice::from_ref(&current));
+    drop(tx);
+    // Every trail of the id is read in the platform scope (show_deleted).
+    let mut tx = store.begin(None, Access::Read).await.unwrap();
+    let every = tx
+        .list_audit_events(&a, None, &all, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(every, [current, earlier.clone()]);
+    let theirs = tx.list_audit_events(&a, Some("earlier-uid"), &all, None, 10);
+    assert_eq!(theirs.await.unwrap(), [earlier]);
+}
+
+// --- overrides -----------------------------------------------------------
+
+async fn lists_overrides_of_agreement(store: Arc<dyn Store>) {
+    let a = id("a");
+    let sla = agreement("sla", AgreementKind::ServiceLevel);
+    let other = agreement("other", AgreementKind::ServiceLevel);
+    let mut tx = writing(&store, "a").await;
+    tx.insert_agreement(&sla).await.unwrap();
+    tx.insert_agreement(&other).await.unwrap();
+    for (agreement, oid) in [(&sla, "o2"), (&sla, "o1"), (&sla, "o3"), (&other, "o0")] {
+        tx.insert_override(&override_at(agreement, oid, "customer", t(1)))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let mut tx = reading(&store, "a").await;
+    let sla_id = id("sla");
+    let all = tx.list_overrides(&a, &sla_id, None, 10).await.unwrap();
+    assert_eq!(override_ids(&all), ["o1", "o2", "o3"]);
+    let page = tx.list_overrides(&a, &sla_id, None, 2).await.unwrap();
+    assert_eq!(override_ids(&page), ["o1", "o2"]);
+    let rest = tx.list_overrides(&a, &sla_id, Some("o2"), 2).await.unwrap();
+    assert_eq!(override_ids(&rest), ["o3"]);
+    assert!(
+        tx.list_overrides(&id("b"), &sla_id, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn overrides_round_trip_and_deleting_one_closes_its_history(store: Arc<dyn Store>) {
+    let a = id("a");
+    let sla = agreement("sla", AgreementKind::ServiceLevel);
+    let first = override_at(&sla, "o", "customer", t(1));
+    let mut tx = writing(&store, "a").await;
+    tx.insert_agreement(&sla).await.unwrap();
+    tx.insert_override(&first).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let (sla_id, o) = (id("sla"), id("o"));
+    let mut tx = writing(&store, "a").await;
+    let stored = tx.get_override_for_update(&a, &sla_id, &o).await.unwrap();
+    assert_eq!(stored.as_ref(), Some(&first));
+    let second = updated(&first, "second", t(2));
+    tx.update_override(&second).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = writing(&store, "a").await;
+    assert_eq!(
+        tx.get_override(&a, &sla_id, &o).await.unwrap(),
+        Some(second.clone())
+    );
+    tx.delete_override(&a, &sla_id, &o, t(3)).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = reading(&store, "a").await;
+    assert!(tx.get_override(&a, &sla_id, &o).await.unwrap().is_none());
+    let at = async |tx: &mut Box<dyn Tx>, hours| {
+        tx.entitlement_overrides(&a, &[id("sla")], t(hours))
+            .await
+            .unwrap()
+    };
+    assert_eq!(at(&mut tx, 2).await, [second]);
+    assert!(at(&mut tx, 3).await.is_empty());
+}
+
+// --- request_ids ---------------------------------------------------------
+
+async fn a_claimed_request_id_returns_what_the_first_call_stored(store: Arc<dyn Store>) {
+    let mut tx = writing(&store, "a").await;
+    let claimed = tx.claim_request("a", "r1", "f1", t(0), t(24)).await;
+    assert!(claimed.unwrap().is_none());
+    tx.commit().await.unwrap();
+
+    // Before the first call completes, a retry sees the claim alone.
+    let mut tx = writing(&store, "a").await;
+    let pending = tx.claim_request("a", "r1", "f1", t(1), t(25)).await;
+    let pending = pending.unwrap().unwrap();
+    assert_eq!(
+        (pending.fingerprint.as_str(), pending.response),
+        ("f1", None)
+    );
+    let response = serde_json::json!({"name": "tenants/a/parties/p", "n": 1});
+    tx.complete_request("a", "r1", &response).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = writing(&store, "a").await;
+    let stored = tx.claim_request("a", "r1", "f2", t(2), t(26)).await;
+    let stored = stored.unwrap().unwrap();
     assert_eq!(stored.fingerprint, "f1");
-    assert_eq!(stored.response, Some(serde_json::json!({"ok": true})));
+    assert_eq!(stored.response, Some(response));
     drop(tx);
-    let mut tx = store.begin(Some(&b), Access::Write).await.unwrap();
-    assert!(
-        tx.claim_request(
-            "b",
-            "r1",
-            "f1",
-            Utc::now(),
-            Utc::now() + chrono::Duration::days(1)
-        )
-        .await
-        .unwrap()
-        .is_none(),
-        "claims are per tenant"
-    );
-    drop(tx);
-
-    // A rolled-back transaction leaves nothing behind.
-    let mut tx = store.begin(Some(&a), Access::Write).await.unwrap();
-    tx.insert_party(&party("a", "temp", None)).await.unwrap();
-    drop(tx);
-    let mut tx = store.begin(Some(&a), Access::Read).await.unwrap();
-    assert!(tx.get_party(&a, &id("temp")).await.unwrap().is_none());
-    drop(tx);
-
-    // Deleting a tenant removes everything it holds and nothing of another.
-    let mut tx = store.begin(Some(&a), Access::Write).await.unwrap();
-    assert!(!tx.tenant_contents(&a, 10).await.unwrap().is_empty());
-    tx.delete_tenant(&a).await.unwrap();
+    // Claims are per tenant, and the platform's ("") are its own.
+    let mut tx = writing(&store, "b").await;
+    let other = tx.claim_request("b", "r1", "f1", t(2), t(26)).await;
+    assert!(other.unwrap().is_none());
     tx.commit().await.unwrap();
-    let mut tx = store.begin(Some(&b), Access::Read).await.unwrap();
-    assert!(tx.get_tenant(&a).await.unwrap().is_none());
-    assert!(tx.list_parties(&a, None, 10).await.unwrap().is_empty());
-    assert_eq!(tx.list_parties(&b, None, 10).await.unwrap().len(), 2);
-    assert_eq!(tx.list_tenants(None, 10).await.unwrap().len(), 1);
-    // Closing waits for connections in use: give this one back first.
+    let mut tx = store.begin(None, Access::Write).await.unwrap();
+    let platform = tx.claim_request("", "r1", "f1", t(2), t(26)).await;
+    assert!(platform.unwrap().is_none());
+}
+
+async fn an_expired_request_id_is_claimed_again(store: Arc<dyn Store>) {
+    let mut tx = writing(&store, "a").await;
+    tx.claim_request("a", "r", "first", t(0), t(1))
+        .await
+        .unwrap();
+    tx.complete_request("a", "r", &serde_json::json!({"first": true}))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = writing(&store, "a").await;
+    let live = tx.claim_request("a", "r", "second", t(0) + Duration::minutes(59), t(2));
+    assert_eq!(live.await.unwrap().unwrap().fingerprint, "first");
     drop(tx);
-    store.close().await;
+    // At its expiry the id is free: the claim takes the row over, response
+    // and all.
+    let mut tx = writing(&store, "a").await;
+    let taken = tx.claim_request("a", "r", "second", t(1), t(2)).await;
+    assert!(taken.unwrap().is_none());
+    tx.commit().await.unwrap();
+    let mut tx = writing(&store, "a").await;
+    let again = tx.claim_request("a", "r", "third", t(1), t(3)).await;
+    let again = again.unwrap().unwrap();
+    assert_eq!(
+        (again.fingerprint.as_str(), again.response),
+        ("second", None)
+    );
 }
 
-trait WithMeta {
-    fn with_meta(self, meta: Meta) -> Self;
+async fn deletes_expired_request_ids_of_every_tenant_in_bounded_batches(store: Arc<dyn Store>) {
+    for (tenant, request_id, expire) in [
+        ("a", "gone-1", 1),
+        ("a", "gone-2", 2),
+        ("b", "gone-3", 3),
+        ("a", "live", 10),
+    ] {
+        let mut tx = writing(&store, tenant).await;
+        tx.claim_request(tenant, request_id, "f", t(0), t(expire))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let mut tx = store.begin(None, Access::Write).await.unwrap();
+    tx.claim_request("", "platform", "f", t(0), t(4))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut swept = Vec::new();
+    loop {
+        let mut tx = store.begin(None, Access::Write).await.unwrap();
+        let deleted = tx.delete_expired_requests(t(5), 2).await.unwrap();
+        tx.commit().await.unwrap();
+        assert!(deleted <= 2);
+        swept.push(deleted);
+        if deleted == 0 {
+            break;
+        }
+    }
+    assert_eq!(swept, [2, 2, 0]);
+    // The live one is still claimed; the swept ones are free.
+    let mut tx = writing(&store, "a").await;
+    let live = tx.claim_request("a", "live", "other", t(5), t(20)).await;
+    assert_eq!(live.unwrap().unwrap().fingerprint, "f");
+    let gone = tx.claim_request("a", "gone-1", "other", t(0), t(20)).await;
+    assert!(gone.unwrap().is_none());
 }
 
-impl WithMeta for Party {
-    fn with_meta(mut self, meta: Meta) -> Self {
-        self.meta = meta;
-        self
+// --- locks, notifications, settings --------------------------------------
+
+async fn locks_a_tenant_and_announces_a_change(store: Arc<dyn Store>) {
+    let mut tx = writing(&store, "a").await;
+    tx.lock_tenant(&id("a")).await.unwrap();
+    tx.insert_party(&party("a", "p", None)).await.unwrap();
+    tx.notify(&Change::Everything).await.unwrap();
+    tx.commit().await.unwrap();
+    // The lock ends with its transaction.
+    let mut tx = writing(&store, "a").await;
+    tx.lock_tenant(&id("a")).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn the_page_token_secret_is_created_once_and_kept(store: Arc<dyn Store>) {
+    let first = store.page_token_secret().await.unwrap();
+    assert_eq!(first.len(), 64, "32 random bytes in hex");
+    assert_eq!(store.page_token_secret().await.unwrap(), first);
+}
+
+// --- constraints ---------------------------------------------------------
+
+async fn a_taken_key_already_exists(store: Arc<dyn Store>) {
+    let sla = published("sla", AgreementKind::ServiceLevel);
+    let o = override_at(&sla, "o", "customer", t(1));
+    let key = api_key("a", "key");
+    let e = event("u", "e1", 1, "alice", "tenants/a");
+    let mut tx = writing(&store, "a").await;
+    tx.insert_agreement(&sla).await.unwrap();
+    tx.insert_revision(&revision(&sla, 1, t(1))).await.unwrap();
+    tx.insert_override(&o).await.unwrap();
+    tx.insert_api_key(&key).await.unwrap();
+    tx.insert_audit_event(&e).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let same_id = Revision {
+        id: id("rev1"),
+        ..revision(&sla, 2, t(2))
+    };
+    let same_seq = Revision {
+        id: id("another"),
+        ..revision(&sla, 1, t(2))
+    };
+    let another_key = ApiKey {
+        key_hash: "another hash".into(),
+        ..key.clone()
+    };
+    let tenant = Tenant::new(id("a"), TenantFields::default(), t(1));
+    let exists = [
+        "tenants/a",
+        "tenants/a/parties/customer",
+        "tenants/a/services/svc",
+        "tenants/a/agreements/sla",
+        "tenants/a/agreements/sla/revisions/rev1",
+        "tenants/a/agreements/sla/revisions/another",
+        "tenants/a/agreements/sla/overrides/o",
+        "tenants/a/apiKeys/key",
+        "tenants/a/auditEvents/e1",
+    ];
+    for (i, expected) in exists.into_iter().enumerate() {
+        let mut tx = writing(&store, "a").await;
+        let result = match i {
+            0 => tx.insert_tenant(&tenant).await,
+            1 => tx.insert_party(&party("a", "customer", None)).await,
+            2 => tx.insert_service(&service("a", "svc")).await,
+            3 => tx.insert_agreement(&sla).await,
+            4 => tx.insert_revision(&same_id).await,
+            5 => tx.insert_revision(&same_seq).await,
+            6 => tx.insert_override(&o).await,
+            7 => tx.insert_api_key(&another_key).await,
+            _ => tx.insert_audit_event(&e).await,
+        };
+        let error = result.unwrap_err();
+        assert!(
+            matches!(&error, Error::AlreadyExists(name) if name == expected),
+            "{expected}: {error:?}"
+        );
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_store_meets_the_contract() {
-    contract(Backend::Sqlite).await;
+async fn a_missing_reference_is_a_failed_precondition(store: Arc<dyn Store>) {
+    let mut orphan_service = service("a", "orphan");
+    orphan_service.owner = id("ghost");
+    let mut orphan_agreement = agreement("orphan", AgreementKind::Customer);
+    orphan_agreement.services = vec![id("ghost")];
+    let sla = agreement("sla", AgreementKind::ServiceLevel);
+    insert_agreements(&store, &[&sla]).await;
+    for i in 0..4 {
+        let mut tx = writing(&store, "a").await;
+        let result = match i {
+            0 => tx.insert_party(&party("a", "orphan", Some("ghost"))).await,
+            1 => tx.insert_service(&orphan_service).await,
+            2 => tx.insert_agreement(&orphan_agreement).await,
+            _ => {
+                let o = override_at(&sla, "o", "ghost", t(1));
+                tx.insert_override(&o).await
+            }
+        };
+        assert_precondition(result, "does not exist");
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_store_meets_the_contract() {
-    contract(Backend::Postgres).await;
+async fn deleting_what_another_resource_refers_to_is_a_failed_precondition(store: Arc<dyn Store>) {
+    let (a, now) = (id("a"), t(1));
+    insert_agreements(&store, &[&agreement("deal", AgreementKind::Customer)]).await;
+    let mut tx = writing(&store, "a").await;
+    assert_precondition(tx.delete_party(&a, &id("provider"), now).await, "in use");
+    drop(tx);
+    let mut tx = writing(&store, "a").await;
+    assert_precondition(tx.delete_service(&a, &id("svc")).await, "in use");
+}
+
+// --- entitlements, as known at a time ------------------------------------
+
+async fn party_ancestry_follows_the_parents_recorded_at_known_at(store: Arc<dyn Store>) {
+    let a = id("a");
+    let mut tx = writing(&store, "a").await;
+    tx.insert_party(&party_at("a", "holding", None, t(1)))
+        .await
+        .unwrap();
+    tx.insert_party(&party_at("a", "dept", Some("customer"), t(1)))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // At t(3) the customer joins the holding; at t(5) the department goes.
+    let mut tx = writing(&store, "a").await;
+    let mut customer = tx.get_party(&a, &id("customer")).await.unwrap().unwrap();
+    customer.parent = Some(id("holding"));
+    customer.meta.touch(t(3));
+    tx.update_party(&customer).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = writing(&store, "a").await;
+    tx.delete_party(&a, &id("dept"), t(5)).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = reading(&store, "a").await;
+    let dept = id("dept");
+    let at = async |tx: &mut Box<dyn Tx>, hours| {
+        let ancestry = tx.party_ancestry(&a, &dept, t(hours)).await.unwrap();
+        texts(&ancestry).join(" ")
+    };
+    assert_eq!(at(&mut tx, 0).await, "", "before it existed");
+    assert_eq!(at(&mut tx, 2).await, "dept customer");
+    assert_eq!(at(&mut tx, 3).await, "dept customer holding");
+    assert_eq!(at(&mut tx, 4).await, "dept customer holding");
+    assert_eq!(at(&mut tx, 5).await, "", "after it was deleted");
+    let customer = tx.party_ancestry(&a, &id("customer"), t(2)).await.unwrap();
+    assert_eq!(texts(&customer), ["customer"]);
+}
+
+async fn entitlement_overrides_are_read_as_of_known_at(store: Arc<dyn Store>) {
+    let a = id("a");
+    let sla = agreement("sla", AgreementKind::ServiceLevel);
+    let other = agreement("other", AgreementKind::ServiceLevel);
+    let first = override_at(&sla, "o", "customer", t(1));
+    let second = updated(&first, "second", t(3));
+    let mut tx = writing(&store, "a").await;
+    tx.insert_agreement(&sla).await.unwrap();
+    tx.insert_agreement(&other).await.unwrap();
+    tx.insert_override(&first).await.unwrap();
+    tx.insert_override(&override_at(&other, "x", "customer", t(1)))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = writing(&store, "a").await;
+    tx.update_override(&second).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = writing(&store, "a").await;
+    tx.delete_override(&a, &id("sla"), &id("o"), t(5))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = reading(&store, "a").await;
+    let at = async |tx: &mut Box<dyn Tx>, hours| {
+        tx.entitlement_overrides(&a, &[id("sla")], t(hours))
+            .await
+            .unwrap()
+    };
+    assert!(at(&mut tx, 0).await.is_empty());
+    assert_eq!(at(&mut tx, 1).await, std::slice::from_ref(&first));
+    assert_eq!(at(&mut tx, 2).await, [first]);
+    assert_eq!(at(&mut tx, 3).await, std::slice::from_ref(&second));
+    assert_eq!(at(&mut tx, 4).await, [second]);
+    assert!(at(&mut tx, 5).await.is_empty());
+    let both = [id("sla"), id("other")];
+    let listed = tx.entitlement_overrides(&a, &both, t(4)).await.unwrap();
+    assert_eq!(override_ids(&listed), ["x", "o"]);
+    assert!(
+        tx.entitlement_overrides(&a, &[], t(4))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn overrides_recorded_after_known_at_are_read_as_first_recorded(store: Arc<dyn Store>) {
+    let a = id("a");
+    let sla = agreement("sla", AgreementKind::ServiceLevel);
+    let early = override_at(&sla, "early", "customer", t(1));
+    let late = override_at(&sla, "late", "provider", t(3));
+    let mut tx = writing(&store, "a").await;
+    tx.insert_agreement(&sla).await.unwrap();
+    tx.insert_override(&early).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = writing(&store, "a").await;
+    tx.insert_override(&late).await.unwrap();
+    tx.update_override(&updated(&early, "changed", t(4)))
+        .await
+        .unwrap();
+    tx.update_override(&updated(&late, "changed", t(4)))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = reading(&store, "a").await;
+    let agreements = [id("sla")];
+    let after = async |tx: &mut Box<dyn Tx>, hours| {
+        tx.overrides_recorded_after(&a, &agreements, t(hours))
+            .await
+            .unwrap()
+    };
+    assert_eq!(after(&mut tx, 0).await, [early, late.clone()]);
+    assert_eq!(after(&mut tx, 2).await, [late]);
+    assert!(after(&mut tx, 3).await.is_empty());
+    assert!(
+        tx.overrides_recorded_after(&a, &[], t(0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Tenant `a` as a resolution sees it: `customer` under `holding`; on `svc`
+/// a service-level agreement (revised at t(1) and t(3)) with an override for
+/// the customer (t(2)) and one for the provider, a customer agreement for
+/// `holding` (t(2)), one for the provider, and an OLA that counts in no
+/// resolution. Returns the customer's override.
+async fn resolution_world(store: &Arc<dyn Store>) -> Override {
+    let a = id("a");
+    let mut tx = writing(store, "a").await;
+    tx.insert_party(&party_at("a", "holding", None, t(0)))
+        .await
+        .unwrap();
+    let mut customer = tx.get_party(&a, &id("customer")).await.unwrap().unwrap();
+    customer.parent = Some(id("holding"));
+    customer.meta.touch(t(0));
+    tx.update_party(&customer).await.unwrap();
+    let sla = published("sla", AgreementKind::ServiceLevel);
+    let group = Agreement {
+        consumer: Some(id("holding")),
+        ..published("group", AgreementKind::Customer)
+    };
+    let elsewhere = Agreement {
+        consumer: Some(id("provider")),
+        ..published("elsewhere", AgreementKind::Customer)
+    };
+    let ola = published("ola", AgreementKind::Operational);
+    for agreement in [&sla, &group, &elsewhere, &ola] {
+        tx.insert_agreement(agreement).await.unwrap();
+    }
+    tx.insert_revision(&revision(&sla, 1, t(1))).await.unwrap();
+    tx.insert_revision(&revision(&sla, 2, t(3))).await.unwrap();
+    tx.insert_revision(&revision(&group, 1, t(2)))
+        .await
+        .unwrap();
+    tx.insert_revision(&revision(&elsewhere, 1, t(1)))
+        .await
+        .unwrap();
+    tx.insert_revision(&revision(&ola, 1, t(1))).await.unwrap();
+    let mine = override_at(&sla, "mine", "customer", t(2));
+    tx.insert_override(&mine).await.unwrap();
+    tx.insert_override(&override_at(&sla, "theirs", "provider", t(2)))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    mine
+}
+
+fn revision_keys(list: &[Revision]) -> Vec<String> {
+    let mut keys: Vec<String> = list
+        .iter()
+        .map(|r| format!("{}/{}", r.agreement, r.seq))
+        .collect();
+    keys.sort();
+    keys
+}
+
+async fn entitlement_revisions_are_those_of_the_kinds_that_count(store: Arc<dyn Store>) {
+    resolution_world(&store).await;
+    let mut tx = reading(&store, "a").await;
+    let revisions = tx
+        .entitlement_revisions(&id("a"), &id("svc"))
+        .await
+        .unwrap();
+    // Every consumer's, by agreement then sequence; never the OLA's.
+    let keys: Vec<String> = revisions
+        .iter()
+        .map(|r| format!("{}/{}", r.agreement, r.seq))
+        .collect();
+    assert_eq!(keys, ["elsewhere/1", "group/1", "sla/1", "sla/2"]);
+    assert!(
+        tx.entitlement_revisions(&id("b"), &id("svc"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn entitlement_rows_read_everything_a_resolution_needs_as_of_known_at(store: Arc<dyn Store>) {
+    let mine = resolution_world(&store).await;
+    let (a, customer, svc) = (id("a"), id("customer"), id("svc"));
+    let mut tx = reading(&store, "a").await;
+    let svc_now = tx.get_service(&a, &svc).await.unwrap();
+
+    let before = tx
+        .entitlement_rows(&a, &customer, &svc, t(0) - Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(before.ancestry.is_empty(), "the customer did not exist yet");
+    assert_eq!(before.service, svc_now, "the service as it is now");
+    assert!(before.revisions.is_empty() && before.overrides.is_empty());
+
+    let early = tx
+        .entitlement_rows(&a, &customer, &svc, t(1))
+        .await
+        .unwrap();
+    assert_eq!(texts(&early.ancestry), ["customer", "holding"]);
+    assert_eq!(revision_keys(&early.revisions), ["sla/1"]);
+    assert!(early.overrides.is_empty());
+
+    let later = tx
+        .entitlement_rows(&a, &customer, &svc, t(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        revision_keys(&later.revisions),
+        ["group/1", "sla/1", "sla/2"]
+    );
+    assert_eq!(later.overrides, [mine]);
+    // The separate reads explanations make agree with the one round trip.
+    let ancestry = tx.party_ancestry(&a, &customer, t(3)).await.unwrap();
+    assert_eq!(ancestry, later.ancestry);
+    let overrides = tx
+        .entitlement_overrides(&a, &[id("sla")], t(3))
+        .await
+        .unwrap();
+    let for_ancestry: Vec<Override> = overrides
+        .into_iter()
+        .filter(|o| ancestry.contains(&o.consumer))
+        .collect();
+    assert_eq!(for_ancestry, later.overrides);
+
+    let unknown = tx
+        .entitlement_rows(&a, &customer, &id("ghost"), t(3))
+        .await
+        .unwrap();
+    assert!(unknown.service.is_none() && unknown.revisions.is_empty());
 }
