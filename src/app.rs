@@ -24,9 +24,7 @@ use crate::api::tenant::TenantApi;
 use crate::auth::{AuthenticateLayer, Authenticator};
 use crate::config::{Config, TlsFiles};
 use crate::deadline::DeadlineLayer;
-use crate::domain::Registry;
 use crate::domain::changes::Change;
-use crate::domain::resolver::Resolver;
 use crate::proto::v1::agreement_service_server::AgreementServiceServer;
 use crate::proto::v1::api_key_service_server::ApiKeyServiceServer;
 use crate::proto::v1::audit_service_server::AuditServiceServer;
@@ -35,6 +33,8 @@ use crate::proto::v1::party_service_server::PartyServiceServer;
 use crate::proto::v1::service_catalog_service_server::ServiceCatalogServiceServer;
 use crate::proto::v1::tenant_service_server::TenantServiceServer;
 use crate::redact::{redact_endpoint, redact_url};
+use crate::service::Registry;
+use crate::service::entitlements::Resolver;
 use crate::store::{self, Store};
 
 /// The fully qualified names of Accord's services, as health and reflection

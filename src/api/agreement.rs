@@ -8,7 +8,6 @@ use tonic::{Request, Response, Status};
 use super::convert::*;
 use super::{listed_len, request_key, required, set_fields, update_paths};
 use crate::auth::principal;
-use crate::domain::Registry;
 use crate::domain::agreement::{
     AGREEMENT_OUTPUT_ONLY, AGREEMENT_UPDATABLE, Agreement, AgreementFields, AgreementKind,
     AgreementState, Revision,
@@ -25,6 +24,7 @@ use crate::domain::page::PageItem;
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
 use crate::proto::v1::agreement_service_server::AgreementService;
+use crate::service::Registry;
 
 pub struct AgreementApi {
     registry: Arc<Registry>,
@@ -414,7 +414,8 @@ impl AgreementService for AgreementApi {
         let fields = agreement_fields_in(&agreement, AGREEMENT_UPDATABLE, &tenant)?;
         let created = self
             .registry
-            .create_agreement(&principal.caller(&request_id), &tenant, id, fields, key)
+            .agreements()
+            .create(&principal.caller(&request_id), &tenant, id, fields, key)
             .await?;
         Ok(Response::new(agreement_out(created)))
     }
@@ -425,7 +426,11 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::Agreement>, Status> {
         let name = agreement_name_in("name", &request.get_ref().name)?;
         principal(&request)?.check_tenant(&name.tenant)?;
-        let a = self.registry.get_agreement(&name.tenant, &name.id).await?;
+        let a = self
+            .registry
+            .agreements()
+            .get(&name.tenant, &name.id)
+            .await?;
         Ok(Response::new(agreement_out(a)))
     }
 
@@ -438,7 +443,8 @@ impl AgreementService for AgreementApi {
         principal(&request)?.check_tenant(&tenant)?;
         let page = self
             .registry
-            .list_agreements(&tenant, &req.filter, req.page_size, &req.page_token)
+            .agreements()
+            .list(&tenant, &req.filter, req.page_size, &req.page_token)
             .await?;
         Ok(Response::new(pb::ListAgreementsResponse {
             agreements: page.items.into_iter().map(agreement_out).collect(),
@@ -465,7 +471,8 @@ impl AgreementService for AgreementApi {
         let fields = agreement_fields_in(a, &paths, &name.tenant)?;
         let updated = self
             .registry
-            .update_agreement(
+            .agreements()
+            .update(
                 &principal.caller(""),
                 &name.tenant,
                 &name.id,
@@ -486,7 +493,8 @@ impl AgreementService for AgreementApi {
         let principal = principal(&request)?;
         principal.check_tenant(&name.tenant)?;
         self.registry
-            .delete_agreement(&principal.caller(""), &name.tenant, &name.id, &req.etag)
+            .agreements()
+            .delete(&principal.caller(""), &name.tenant, &name.id, &req.etag)
             .await?;
         Ok(Response::new(()))
     }
@@ -502,7 +510,8 @@ impl AgreementService for AgreementApi {
         principal.check_tenant(&name.tenant)?;
         let a = self
             .registry
-            .publish_agreement(&principal.caller(""), &name.tenant, &name.id, &req.etag)
+            .agreements()
+            .publish(&principal.caller(""), &name.tenant, &name.id, &req.etag)
             .await?;
         Ok(Response::new(agreement_out(a)))
     }
@@ -522,7 +531,8 @@ impl AgreementService for AgreementApi {
         };
         let a = self
             .registry
-            .terminate_agreement(&principal.caller(""), &name.tenant, &name.id, &req.etag, at)
+            .agreements()
+            .terminate(&principal.caller(""), &name.tenant, &name.id, &req.etag, at)
             .await?;
         Ok(Response::new(agreement_out(a)))
     }
@@ -536,6 +546,7 @@ impl AgreementService for AgreementApi {
         principal(&request)?.check_tenant(&name.tenant)?;
         let page = self
             .registry
+            .agreements()
             .list_revisions(&name.tenant, &name.id, req.page_size, &req.page_token)
             .await?;
         Ok(Response::new(pb::ListAgreementRevisionsResponse {
@@ -553,6 +564,7 @@ impl AgreementService for AgreementApi {
         principal(&request)?.check_tenant(&name.tenant)?;
         let r = self
             .registry
+            .agreements()
             .get_revision(&name.tenant, &name.agreement, &name.id)
             .await?;
         Ok(Response::new(revision_out(r)))
@@ -573,7 +585,8 @@ impl AgreementService for AgreementApi {
         let fields = override_fields_in(&o, OVERRIDE_UPDATABLE, &parent.tenant)?;
         let created = self
             .registry
-            .create_override(
+            .overrides()
+            .create(
                 &principal.caller(&request_id),
                 &parent.tenant,
                 &parent.id,
@@ -594,7 +607,8 @@ impl AgreementService for AgreementApi {
         principal(&request)?.check_tenant(&name.tenant)?;
         let o = self
             .registry
-            .get_override(&name.tenant, &name.agreement, &name.id)
+            .overrides()
+            .get(&name.tenant, &name.agreement, &name.id)
             .await?;
         Ok(Response::new(override_out(o)))
     }
@@ -608,7 +622,8 @@ impl AgreementService for AgreementApi {
         principal(&request)?.check_tenant(&parent.tenant)?;
         let page = self
             .registry
-            .list_overrides(&parent.tenant, &parent.id, req.page_size, &req.page_token)
+            .overrides()
+            .list(&parent.tenant, &parent.id, req.page_size, &req.page_token)
             .await?;
         Ok(Response::new(pb::ListOverridesResponse {
             overrides: page.items.into_iter().map(override_out).collect(),
@@ -636,7 +651,8 @@ impl AgreementService for AgreementApi {
         let fields = override_fields_in(o, &paths, &name.tenant)?;
         let updated = self
             .registry
-            .update_override(
+            .overrides()
+            .update(
                 &principal.caller(""),
                 &name.tenant,
                 &name.agreement,
@@ -659,7 +675,8 @@ impl AgreementService for AgreementApi {
         let principal = principal(&request)?;
         principal.check_tenant(&name.tenant)?;
         self.registry
-            .delete_override(
+            .overrides()
+            .delete(
                 &principal.caller(""),
                 &name.tenant,
                 &name.agreement,

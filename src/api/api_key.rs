@@ -7,7 +7,6 @@ use tonic::{Request, Response, Status};
 use super::convert::{time_in, time_out};
 use super::{listed_len, request_key};
 use crate::auth::principal;
-use crate::domain::Registry;
 use crate::domain::api_key::{ApiKey, ApiKeyFields, Role};
 use crate::domain::fields::validate_etag;
 use crate::domain::names::{Id, TenantName, parse_api_key_name};
@@ -15,6 +14,7 @@ use crate::domain::page::PageItem;
 use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::api_key_service_server::ApiKeyService;
+use crate::service::Registry;
 
 pub struct ApiKeyApi {
     registry: Arc<Registry>,
@@ -98,7 +98,8 @@ impl ApiKeyService for ApiKeyApi {
         };
         let (created, secret) = self
             .registry
-            .create_api_key(&principal.caller(&request_id), &tenant, id, fields, key)
+            .api_keys()
+            .create(&principal.caller(&request_id), &tenant, id, fields, key)
             .await?;
         Ok(Response::new(pb::CreateApiKeyResponse {
             api_key: Some(api_key_out(created)),
@@ -112,7 +113,7 @@ impl ApiKeyService for ApiKeyApi {
     ) -> Result<Response<pb::ApiKey>, Status> {
         let (tenant, id) = parse_api_key_name("name", &request.get_ref().name)?;
         principal(&request)?.check_tenant(&tenant)?;
-        let key = self.registry.get_api_key(&tenant, &id).await?;
+        let key = self.registry.api_keys().get(&tenant, &id).await?;
         Ok(Response::new(api_key_out(key)))
     }
 
@@ -125,7 +126,8 @@ impl ApiKeyService for ApiKeyApi {
         principal(&request)?.check_tenant(&tenant)?;
         let page = self
             .registry
-            .list_api_keys(&tenant, req.page_size, &req.page_token)
+            .api_keys()
+            .list(&tenant, req.page_size, &req.page_token)
             .await?;
         Ok(Response::new(pb::ListApiKeysResponse {
             api_keys: page.items.into_iter().map(api_key_out).collect(),
@@ -144,7 +146,8 @@ impl ApiKeyService for ApiKeyApi {
         principal.check_tenant(&tenant)?;
         let key = self
             .registry
-            .revoke_api_key(&principal.caller(""), &tenant, &id, &req.etag)
+            .api_keys()
+            .revoke(&principal.caller(""), &tenant, &id, &req.etag)
             .await?;
         Ok(Response::new(api_key_out(key)))
     }

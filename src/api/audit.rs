@@ -7,7 +7,6 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{time_in, time_out};
 use crate::auth::{BOOTSTRAP_ACTOR, principal};
-use crate::domain::Registry;
 use crate::domain::api_key::Role;
 use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::domain::fields::too_long;
@@ -16,6 +15,7 @@ use crate::domain::page::PageItem;
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
 use crate::proto::v1::audit_service_server::AuditService;
+use crate::service::Registry;
 
 pub struct AuditApi {
     registry: Arc<Registry>,
@@ -148,7 +148,8 @@ impl AuditService for AuditApi {
         let filter = filter_in(req, &tenant)?;
         let page = self
             .registry
-            .list_audit_events(
+            .audit_trail()
+            .list(
                 &tenant,
                 filter,
                 req.show_deleted,

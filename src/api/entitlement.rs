@@ -16,15 +16,15 @@ use super::convert::{
     clause_out, credits_out, exclusion_out, objective_out, opt_time_in, support_out, time_out,
 };
 use crate::auth::{Authenticator, Principal, principal};
-use crate::domain::entitlement::{Entitlement, LayerKind, Outcome, Provenance};
+use crate::domain::entitlement::{Entitlement, LayerKind, MAX_BATCH, Outcome, Pair, Provenance};
 use crate::domain::names::{
     Collection, Id, ResourceName, TenantName, agreement_name, override_name, party_name,
     service_name,
 };
-use crate::domain::resolver::{MAX_BATCH, Pair, Resolved, Resolver};
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
 use crate::proto::v1::entitlement_service_server::EntitlementService;
+use crate::service::entitlements::{Resolved, Resolver};
 
 pub struct EntitlementApi {
     resolver: Arc<Resolver>,

@@ -1,5 +1,6 @@
 //! The gRPC services, one file each: decode the request into domain values,
-//! call the registry, encode the answer. No business rule lives here.
+//! check the caller may act on its tenant, call a service, encode the answer.
+//! No business rule lives here.
 
 pub mod agreement;
 pub mod api_key;
@@ -14,8 +15,8 @@ use prost::Message;
 use prost_types::FieldMask;
 use sha2::{Digest, Sha256};
 
-use crate::domain::RequestKey;
 use crate::domain::fields::resolve_mask;
+use crate::domain::request_id::RequestKey;
 use crate::error::{Error, Result};
 
 /// What `message` adds to a list response: its bytes, their length and the

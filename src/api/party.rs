@@ -7,7 +7,6 @@ use tonic::{Request, Response, Status};
 use super::convert::{resource_enum_in, time_out};
 use super::{listed_len, request_key, required, set_fields, update_paths};
 use crate::auth::principal;
-use crate::domain::Registry;
 use crate::domain::fields::validate_etag;
 use crate::domain::names::{Collection, Id, ResourceName, TenantName, party_name};
 use crate::domain::page::PageItem;
@@ -15,6 +14,7 @@ use crate::domain::party::{PARTY_OUTPUT_ONLY, PARTY_UPDATABLE, Party, PartyField
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
 use crate::proto::v1::party_service_server::PartyService;
+use crate::service::Registry;
 
 pub struct PartyApi {
     registry: Arc<Registry>,
@@ -111,7 +111,8 @@ impl PartyService for PartyApi {
         let fields = fields_in(&party, PARTY_UPDATABLE, &tenant)?;
         let created = self
             .registry
-            .create_party(&principal.caller(&request_id), &tenant, id, fields, key)
+            .parties()
+            .create(&principal.caller(&request_id), &tenant, id, fields, key)
             .await?;
         Ok(Response::new(party_out(created)))
     }
@@ -122,7 +123,7 @@ impl PartyService for PartyApi {
     ) -> Result<Response<pb::Party>, Status> {
         let name = ResourceName::parse("name", &request.get_ref().name, Collection::Parties)?;
         principal(&request)?.check_tenant(&name.tenant)?;
-        let party = self.registry.get_party(&name.tenant, &name.id).await?;
+        let party = self.registry.parties().get(&name.tenant, &name.id).await?;
         Ok(Response::new(party_out(party)))
     }
 
@@ -135,7 +136,8 @@ impl PartyService for PartyApi {
         principal(&request)?.check_tenant(&tenant)?;
         let page = self
             .registry
-            .list_parties(&tenant, req.page_size, &req.page_token)
+            .parties()
+            .list(&tenant, req.page_size, &req.page_token)
             .await?;
         Ok(Response::new(pb::ListPartiesResponse {
             parties: page.items.into_iter().map(party_out).collect(),
@@ -162,7 +164,8 @@ impl PartyService for PartyApi {
         let fields = fields_in(party, &paths, &name.tenant)?;
         let updated = self
             .registry
-            .update_party(
+            .parties()
+            .update(
                 &principal.caller(""),
                 &name.tenant,
                 &name.id,
@@ -183,7 +186,8 @@ impl PartyService for PartyApi {
         let principal = principal(&request)?;
         principal.check_tenant(&name.tenant)?;
         self.registry
-            .delete_party(&principal.caller(""), &name.tenant, &name.id, &req.etag)
+            .parties()
+            .delete(&principal.caller(""), &name.tenant, &name.id, &req.etag)
             .await?;
         Ok(Response::new(()))
     }

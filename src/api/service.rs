@@ -7,7 +7,6 @@ use tonic::{Request, Response, Status};
 use super::convert::time_out;
 use super::{listed_len, request_key, required, set_fields, update_paths};
 use crate::auth::principal;
-use crate::domain::Registry;
 use crate::domain::fields::validate_etag;
 use crate::domain::names::{Collection, Id, ResourceName, TenantName, party_name};
 use crate::domain::page::PageItem;
@@ -15,6 +14,7 @@ use crate::domain::service::{SERVICE_OUTPUT_ONLY, SERVICE_UPDATABLE, Service, Se
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
 use crate::proto::v1::service_catalog_service_server::ServiceCatalogService;
+use crate::service::Registry;
 
 pub struct ServiceCatalogApi {
     registry: Arc<Registry>,
@@ -85,7 +85,8 @@ impl ServiceCatalogService for ServiceCatalogApi {
         let fields = fields_in(&service, SERVICE_UPDATABLE, &tenant)?;
         let created = self
             .registry
-            .create_service(&principal.caller(&request_id), &tenant, id, fields, key)
+            .catalog()
+            .create(&principal.caller(&request_id), &tenant, id, fields, key)
             .await?;
         Ok(Response::new(service_out(created)))
     }
@@ -96,7 +97,7 @@ impl ServiceCatalogService for ServiceCatalogApi {
     ) -> Result<Response<pb::Service>, Status> {
         let name = ResourceName::parse("name", &request.get_ref().name, Collection::Services)?;
         principal(&request)?.check_tenant(&name.tenant)?;
-        let service = self.registry.get_service(&name.tenant, &name.id).await?;
+        let service = self.registry.catalog().get(&name.tenant, &name.id).await?;
         Ok(Response::new(service_out(service)))
     }
 
@@ -109,7 +110,8 @@ impl ServiceCatalogService for ServiceCatalogApi {
         principal(&request)?.check_tenant(&tenant)?;
         let page = self
             .registry
-            .list_services(&tenant, req.page_size, &req.page_token)
+            .catalog()
+            .list(&tenant, req.page_size, &req.page_token)
             .await?;
         Ok(Response::new(pb::ListServicesResponse {
             services: page.items.into_iter().map(service_out).collect(),
@@ -136,7 +138,8 @@ impl ServiceCatalogService for ServiceCatalogApi {
         let fields = fields_in(service, &paths, &name.tenant)?;
         let updated = self
             .registry
-            .update_service(
+            .catalog()
+            .update(
                 &principal.caller(""),
                 &name.tenant,
                 &name.id,
@@ -157,7 +160,8 @@ impl ServiceCatalogService for ServiceCatalogApi {
         let principal = principal(&request)?;
         principal.check_tenant(&name.tenant)?;
         self.registry
-            .delete_service(&principal.caller(""), &name.tenant, &name.id, &req.etag)
+            .catalog()
+            .delete(&principal.caller(""), &name.tenant, &name.id, &req.etag)
             .await?;
         Ok(Response::new(()))
     }

@@ -7,13 +7,13 @@ use tonic::{Request, Response, Status};
 use super::convert::time_out;
 use super::{listed_len, request_key, required, set_fields, update_paths};
 use crate::auth::principal;
-use crate::domain::Registry;
 use crate::domain::fields::validate_etag;
 use crate::domain::names::{Id, TenantName};
 use crate::domain::page::PageItem;
 use crate::domain::tenant::{TENANT_OUTPUT_ONLY, TENANT_UPDATABLE, Tenant, TenantFields};
 use crate::proto::v1 as pb;
 use crate::proto::v1::tenant_service_server::TenantService;
+use crate::service::Registry;
 
 pub struct TenantApi {
     registry: Arc<Registry>,
@@ -71,7 +71,8 @@ impl TenantService for TenantApi {
         let fields = fields_in(&tenant, TENANT_UPDATABLE);
         let created = self
             .registry
-            .create_tenant(&principal.caller(&request_id), id, fields, key)
+            .tenants()
+            .create(&principal.caller(&request_id), id, fields, key)
             .await?;
         Ok(Response::new(tenant_out(created)))
     }
@@ -82,7 +83,7 @@ impl TenantService for TenantApi {
     ) -> Result<Response<pb::Tenant>, Status> {
         let name = TenantName::parse("name", &request.get_ref().name)?;
         principal(&request)?.check_tenant(&name.0)?;
-        let tenant = self.registry.get_tenant(&name.0).await?;
+        let tenant = self.registry.tenants().get(&name.0).await?;
         Ok(Response::new(tenant_out(tenant)))
     }
 
@@ -93,7 +94,8 @@ impl TenantService for TenantApi {
         let req = request.get_ref();
         let page = self
             .registry
-            .list_tenants(req.page_size, &req.page_token)
+            .tenants()
+            .list(req.page_size, &req.page_token)
             .await?;
         Ok(Response::new(pb::ListTenantsResponse {
             tenants: page.items.into_iter().map(tenant_out).collect(),
@@ -119,7 +121,8 @@ impl TenantService for TenantApi {
         )?;
         let updated = self
             .registry
-            .update_tenant(
+            .tenants()
+            .update(
                 &principal.caller(""),
                 &name.0,
                 &tenant.etag,
@@ -139,7 +142,8 @@ impl TenantService for TenantApi {
         let principal = principal(&request)?;
         principal.check_tenant(&name.0)?;
         self.registry
-            .delete_tenant(&principal.caller(""), &name.0, &req.etag, req.force)
+            .tenants()
+            .delete(&principal.caller(""), &name.0, &req.etag, req.force)
             .await?;
         Ok(Response::new(()))
     }

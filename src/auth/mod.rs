@@ -17,9 +17,9 @@ use tracing::warn;
 
 use crate::domain::api_key::{ApiKey, Role, Secret, hash_secret};
 use crate::domain::audit::Caller;
-use crate::domain::changes::{Changes, KeyStamp, KeysSeen};
 use crate::domain::names::Id;
 use crate::error::Error;
+use crate::service::changes::{Changes, KeyStamp, KeysSeen};
 use crate::store::{Access, Store};
 
 /// Who is calling: the key's tenant (none for the bootstrap key), its role and

@@ -22,6 +22,16 @@ use crate::domain::names::Id;
 use crate::domain::overrides::Override;
 use crate::domain::terms::{Clause, CreditSchedule, Exclusion, Objective, SupportTerms};
 
+/// The most pairs one batch or watch may hold.
+pub const MAX_BATCH: usize = 1000;
+
+/// One pair of a question: consumer and service ids in the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Pair {
+    pub consumer: Id,
+    pub service: Id,
+}
+
 /// What is asked: one pair, at two instants.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Query {

@@ -1,9 +1,9 @@
 //! Serving entitlements: reads what resolution needs in one read transaction,
-//! resolves (`entitlement.rs`), and answers "now" questions from a bounded
-//! cache. An entry is good while the change generations it was read under are
-//! current (`changes.rs`: the registry bumps them after each commit, other
-//! replicas through NOTIFY) and until its `stable_until`, when a validity
-//! window opens or closes. Questions about another instant (`as_of`,
+//! resolves (`crate::domain::entitlement`, pure), and answers "now" questions
+//! from a bounded cache. An entry is good while the change generations it was
+//! read under are current (`changes.rs`: the registry bumps them after each
+//! commit, other replicas through NOTIFY) and until its `stable_until`, when a
+//! validity window opens or closes. Questions about another instant (`as_of`,
 //! `known_at`) always read the store.
 
 use std::sync::Arc;
@@ -11,15 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 
+use super::changes::{Changes, Stamp};
 use crate::domain::agreement::AgreementKind;
-use crate::domain::changes::{Changes, Stamp};
-use crate::domain::entitlement::{self, Entitlement, Explanation, Inputs, Query};
+use crate::domain::entitlement::{self, Entitlement, Explanation, Inputs, Pair, Query};
 use crate::domain::names::{Id, party_name, service_name};
 use crate::error::{Error, Result};
 use crate::store::{Access, Store, Tx};
-
-/// The most pairs one batch may hold.
-pub const MAX_BATCH: usize = 1000;
 
 /// An entitlement and the instants it answers for.
 #[derive(Debug, Clone)]
@@ -35,13 +32,6 @@ pub struct Resolved {
 pub struct Answer {
     pub result: Result<Resolved>,
     pub stable_until: Option<DateTime<Utc>>,
-}
-
-/// One pair of a question: consumer and service ids in the tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Pair {
-    pub consumer: Id,
-    pub service: Id,
 }
 
 type TenantCache = moka::sync::Cache<Pair, Cached>;

@@ -1,0 +1,116 @@
+//! API keys of a tenant: created with a secret shown once, listed, revoked.
+//! A revocation reaches every replica's key cache through the change feed.
+
+use chrono::Utc;
+
+use super::{Page, Registry};
+use crate::domain::api_key::{ApiKey, ApiKeyFields, Secret};
+use crate::domain::audit::Caller;
+use crate::domain::changes::Change;
+use crate::domain::names::{Id, api_key_name};
+use crate::domain::request_id::RequestKey;
+use crate::error::{Error, Result, Violations};
+
+pub struct ApiKeys<'a> {
+    pub(super) registry: &'a Registry,
+}
+
+impl ApiKeys<'_> {
+    /// Creates a key and returns it with its secret. A retry with the same
+    /// request_id returns the key without the secret, which is never stored.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        tenant: &Id,
+        id: Id,
+        fields: ApiKeyFields,
+        request: Option<RequestKey>,
+    ) -> Result<(ApiKey, Option<Secret>)> {
+        let now = Utc::now();
+        let mut v = Violations::new();
+        let created = ApiKey::new(tenant, id, fields, now, &mut v);
+        v.into_result()?;
+        let (key, secret) = created.expect("validated");
+        let mut tx = self.registry.write(tenant).await?;
+        if let Some(replayed) = self
+            .registry
+            .replay(&mut *tx, tenant.as_str(), request.as_ref(), now)
+            .await?
+        {
+            return Ok((replayed, None));
+        }
+        Registry::require_tenant(&mut *tx, tenant).await?;
+        tx.insert_api_key(&key).await?;
+        self.registry
+            .commit_create(
+                tx,
+                caller,
+                tenant.as_str(),
+                request.as_ref(),
+                &key,
+                now,
+                None,
+            )
+            .await?;
+        Ok((key, Some(secret)))
+    }
+
+    pub async fn get(&self, tenant: &Id, id: &Id) -> Result<ApiKey> {
+        let mut tx = self.registry.read(tenant).await?;
+        tx.get_api_key(tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(api_key_name(tenant, id)))
+    }
+
+    pub async fn list(
+        &self,
+        tenant: &Id,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<Page<ApiKey>> {
+        let page = self
+            .registry
+            .page(page_size, page_token, format!("apiKeys|{tenant}"))?;
+        let mut tx = self.registry.read(tenant).await?;
+        Registry::require_tenant(&mut *tx, tenant).await?;
+        let rows = tx
+            .list_api_keys(tenant, page.after.as_deref(), page.fetch_limit())
+            .await?;
+        Ok(self.registry.finish_page(&page, rows, |k| k.id.to_string()))
+    }
+
+    /// Revoking is final; revoking a revoked key changes nothing.
+    pub async fn revoke(
+        &self,
+        caller: &Caller,
+        tenant: &Id,
+        id: &Id,
+        etag: &str,
+    ) -> Result<ApiKey> {
+        let now = Utc::now();
+        let mut tx = self.registry.write(tenant).await?;
+        let mut key = tx
+            .get_api_key_for_update(tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(api_key_name(tenant, id)))?;
+        key.meta.check_etag(etag, &key.name())?;
+        if key.revoke_time.is_none() {
+            let before = key.clone();
+            key.revoke_time = Some(now);
+            key.meta.touch(now);
+            tx.update_api_key(&key).await?;
+            Registry::audit(&mut *tx, caller, Some(&before), Some(&key), now).await?;
+            // Every replica drops the keys it cached, so the revocation
+            // binds at once.
+            self.registry
+                .commit_changing(
+                    tx,
+                    Change::Keys {
+                        tenant: tenant.clone(),
+                    },
+                )
+                .await?;
+        }
+        Ok(key)
+    }
+}

@@ -1,0 +1,197 @@
+//! Parties: who signs agreements. A party's parent must exist in the same
+//! tenant and must not make a cycle; a party in use cannot be deleted.
+
+use chrono::Utc;
+
+use super::{Page, Registry, USERS_SHOWN};
+use crate::domain::audit::Caller;
+use crate::domain::changes::Change;
+use crate::domain::names::{Id, party_name};
+use crate::domain::party::{Party, PartyFields};
+use crate::domain::request_id::RequestKey;
+use crate::error::{Error, Precondition, Result, Violations};
+use crate::store::Tx;
+
+/// Party trees deeper than this are refused, which also bounds the cycle walk.
+const MAX_PARTY_DEPTH: usize = crate::store::MAX_ANCESTRY;
+
+pub struct Parties<'a> {
+    pub(super) registry: &'a Registry,
+}
+
+impl Parties<'_> {
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        tenant: &Id,
+        id: Id,
+        fields: PartyFields,
+        request: Option<RequestKey>,
+    ) -> Result<Party> {
+        let r = self.registry;
+        let now = Utc::now();
+        let mut v = Violations::new();
+        let party = Party::new(tenant, id, fields, now, &mut v, "party");
+        if let Some(p) = &party {
+            p.validate(&mut v, "party");
+        }
+        v.into_result()?;
+        let party = party.expect("validated");
+        let mut tx = r.write(tenant).await?;
+        if let Some(replayed) = r
+            .replay(&mut *tx, tenant.as_str(), request.as_ref(), now)
+            .await?
+        {
+            return Ok(replayed);
+        }
+        Registry::require_tenant(&mut *tx, tenant).await?;
+        if party.parent.is_some() {
+            tx.lock_tenant(tenant).await?;
+            check_parent(&mut *tx, &party).await?;
+        }
+        tx.insert_party(&party).await?;
+        r.commit_create(
+            tx,
+            caller,
+            tenant.as_str(),
+            request.as_ref(),
+            &party,
+            now,
+            Some(Change::Tenant {
+                tenant: tenant.clone(),
+            }),
+        )
+        .await?;
+        Ok(party)
+    }
+
+    pub async fn get(&self, tenant: &Id, id: &Id) -> Result<Party> {
+        let mut tx = self.registry.read(tenant).await?;
+        tx.get_party(tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(party_name(tenant, id)))
+    }
+
+    pub async fn list(&self, tenant: &Id, page_size: i32, page_token: &str) -> Result<Page<Party>> {
+        let r = self.registry;
+        let page = r.page(page_size, page_token, format!("parties|{tenant}"))?;
+        let mut tx = r.read(tenant).await?;
+        Registry::require_tenant(&mut *tx, tenant).await?;
+        let rows = tx
+            .list_parties(tenant, page.after.as_deref(), page.fetch_limit())
+            .await?;
+        Ok(r.finish_page(&page, rows, |p| p.id.to_string()))
+    }
+
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        tenant: &Id,
+        id: &Id,
+        etag: &str,
+        fields: PartyFields,
+    ) -> Result<Party> {
+        let r = self.registry;
+        let mut tx = r.write(tenant).await?;
+        tx.lock_tenant(tenant).await?;
+        let mut party = tx
+            .get_party_for_update(tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(party_name(tenant, id)))?;
+        party.meta.check_etag(etag, &party.name())?;
+        let before = party.clone();
+        party.apply(fields);
+        let mut v = Violations::new();
+        party.validate(&mut v, "party");
+        v.into_result()?;
+        check_parent(&mut *tx, &party).await?;
+        let now = Utc::now();
+        party.meta.touch(now);
+        tx.update_party(&party).await?;
+        Registry::audit(&mut *tx, caller, Some(&before), Some(&party), now).await?;
+        r.commit_changing(
+            tx,
+            Change::Tenant {
+                tenant: tenant.clone(),
+            },
+        )
+        .await?;
+        Ok(party)
+    }
+
+    pub async fn delete(&self, caller: &Caller, tenant: &Id, id: &Id, etag: &str) -> Result<()> {
+        let r = self.registry;
+        let mut tx = r.write(tenant).await?;
+        let party = tx
+            .get_party_for_update(tenant, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(party_name(tenant, id)))?;
+        party.meta.check_etag(etag, &party.name())?;
+        let users = tx.party_users(tenant, id, USERS_SHOWN).await?;
+        if !users.is_empty() {
+            return Err(Error::precondition(
+                Precondition::ResourceInUse,
+                format!("{} is still used by {}", party.name(), users.join(", ")),
+            ));
+        }
+        let now = Utc::now();
+        tx.delete_party(tenant, id, now).await?;
+        Registry::audit(&mut *tx, caller, Some(&party), None, now).await?;
+        r.commit_changing(
+            tx,
+            Change::Tenant {
+                tenant: tenant.clone(),
+            },
+        )
+        .await
+    }
+}
+
+/// The parent must exist and must not have the party among its ancestors.
+async fn check_parent(tx: &mut dyn Tx, party: &Party) -> Result<()> {
+    let Some(parent) = &party.parent else {
+        return Ok(());
+    };
+    let mut next = Some(parent.clone());
+    let mut depth = 0;
+    while let Some(current) = next {
+        let Some(ancestor) = tx.get_party(&party.tenant, &current).await? else {
+            // Only the direct parent can be missing: stored parents exist.
+            return Err(Error::invalid(
+                "party.parent",
+                format!("{} does not exist", party_name(&party.tenant, &current)),
+            ));
+        };
+        if ancestor.parent.as_ref() == Some(&party.id) {
+            return Err(Error::invalid(
+                "party.parent",
+                format!(
+                    "{} is a descendant of {}: the parent would make a cycle",
+                    party_name(&party.tenant, parent),
+                    party.name()
+                ),
+            ));
+        }
+        depth += 1;
+        if depth > MAX_PARTY_DEPTH {
+            return Err(Error::invalid(
+                "party.parent",
+                format!("party trees are at most {MAX_PARTY_DEPTH} levels deep"),
+            ));
+        }
+        next = ancestor.parent;
+    }
+    Ok(())
+}
+
+/// A referenced party must exist; its absence is the request's fault.
+pub(super) async fn require_party(
+    tx: &mut dyn Tx,
+    tenant: &Id,
+    id: &Id,
+    field: &str,
+) -> Result<Party> {
+    tx.get_party(tenant, id)
+        .await?
+        .ok_or_else(|| Error::invalid(field, format!("{} does not exist", party_name(tenant, id))))
+}
