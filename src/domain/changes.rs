@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::agreement::Agreement;
 use crate::domain::names::Id;
 
 /// What a write may have changed.
@@ -23,6 +24,32 @@ pub enum Change {
 }
 
 impl Change {
+    /// What a write to agreement `a` (or one of its overrides) may change:
+    /// the entitlements of its services.
+    pub fn agreement(a: &Agreement) -> Change {
+        Change::Services {
+            tenant: a.tenant.clone(),
+            services: a.services.clone(),
+        }
+    }
+
+    /// What editing an agreement may change: the entitlements of the
+    /// services it covered before and of those it covers after.
+    pub fn agreement_edit(before: &Agreement, after: &Agreement) -> Change {
+        let mut services = before.services.clone();
+        services.extend(
+            after
+                .services
+                .iter()
+                .filter(|s| !before.services.contains(s))
+                .cloned(),
+        );
+        Change::Services {
+            tenant: after.tenant.clone(),
+            services,
+        }
+    }
+
     /// Whether the change may affect the entitlement of (tenant, service).
     pub fn affects(&self, tenant: &Id, service: &Id) -> bool {
         match self {
@@ -99,6 +126,35 @@ mod tests {
 
     fn id(s: &str) -> Id {
         Id::parse("id", s).unwrap()
+    }
+
+    #[test]
+    fn an_agreement_edit_changes_the_services_covered_before_and_after() {
+        let mut v = crate::error::Violations::new();
+        let before = Agreement::new(
+            &id("t"),
+            id("gold"),
+            crate::domain::agreement::AgreementFields {
+                kind: Some(crate::domain::agreement::AgreementKind::ServiceLevel),
+                provider: Some(id("ops")),
+                effective_from: Some(chrono::Utc::now()),
+                services: Some(vec![id("a"), id("b")]),
+                ..Default::default()
+            },
+            chrono::Utc::now(),
+            &mut v,
+            "agreement",
+        )
+        .unwrap();
+        let mut after = before.clone();
+        after.services = vec![id("b"), id("c")];
+        assert_eq!(
+            Change::agreement_edit(&before, &after),
+            Change::Services {
+                tenant: id("t"),
+                services: vec![id("a"), id("b"), id("c")]
+            }
+        );
     }
 
     fn long_ids(n: usize) -> Vec<Id> {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, FieldViolation, Result, Violations};
+use crate::error::{Error, FieldViolation, Precondition, Result, Violations};
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -67,6 +67,19 @@ impl Meta {
 
 fn new_etag() -> String {
     format!("{:016x}", rand::rng().random::<u64>())
+}
+
+/// A resource that others still refer to cannot be deleted: `users` names
+/// some of them (RESOURCE_IN_USE), `relation` says how they refer to it
+/// (`is still used by`).
+pub fn check_unreferenced(name: &str, relation: &str, users: &[String]) -> Result<()> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    Err(Error::precondition(
+        Precondition::ResourceInUse,
+        format!("{name} {relation} {}", users.join(", ")),
+    ))
 }
 
 /// The etag a request sends: no longer than any etag the server makes, so a

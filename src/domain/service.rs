@@ -1,11 +1,14 @@
-//! Services of the catalogue, each owned by a party of the same tenant.
+//! Services of the catalogue, each owned by a party of the same tenant. A
+//! service an agreement covers is not deleted.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::fields::{Labels, MAX_DISPLAY_NAME_CHARS, Meta, validate_labels, validate_text};
+use crate::domain::fields::{
+    Labels, MAX_DISPLAY_NAME_CHARS, Meta, check_unreferenced, validate_labels, validate_text,
+};
 use crate::domain::names::{Id, service_name};
-use crate::error::Violations;
+use crate::error::{Result, Violations};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Service {
@@ -75,6 +78,12 @@ impl Service {
         if let Some(l) = fields.labels {
             self.labels = l;
         }
+    }
+
+    /// A service that agreements (`users`, some of them) still cover is not
+    /// deleted.
+    pub fn check_deletable(&self, users: &[String]) -> Result<()> {
+        check_unreferenced(&self.name(), "is still covered by", users)
     }
 
     pub fn validate(&self, v: &mut Violations, prefix: &str) {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::fields::{Labels, MAX_DISPLAY_NAME_CHARS, Meta, validate_labels, validate_text};
 use crate::domain::names::Id;
-use crate::error::Violations;
+use crate::error::{Error, Precondition, Result, Violations};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tenant {
@@ -57,6 +57,22 @@ impl Tenant {
         }
     }
 
+    /// A tenant that still holds resources (`contents`, some of them) is
+    /// deleted only when the caller sets `force`.
+    pub fn check_empty(&self, contents: &[String]) -> Result<()> {
+        if contents.is_empty() {
+            return Ok(());
+        }
+        Err(Error::precondition(
+            Precondition::TenantNotEmpty,
+            format!(
+                "{} still holds resources ({}); delete them first or set force",
+                self.name(),
+                contents.join(", ")
+            ),
+        ))
+    }
+
     pub fn validate(&self, v: &mut Violations, prefix: &str) {
         validate_text(
             v,
@@ -87,6 +103,22 @@ pub fn new_uid() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tenant_holding_resources_is_not_empty() {
+        let t = Tenant::new(
+            Id::parse("id", "acme").unwrap(),
+            TenantFields::default(),
+            chrono::Utc::now(),
+        );
+        assert!(t.check_empty(&[]).is_ok());
+        let refused = t.check_empty(&["tenants/acme/parties/bank".into()]);
+        assert!(
+            matches!(&refused, Err(Error::FailedPrecondition { reason: Precondition::TenantNotEmpty, message })
+                if message.starts_with("tenants/acme still holds resources (tenants/acme/parties/bank)")),
+            "{refused:?}"
+        );
+    }
 
     #[test]
     fn uids_are_version_4_uuids_and_differ() {

@@ -94,10 +94,8 @@ impl ApiKeys<'_> {
             .await?
             .ok_or_else(|| Error::NotFound(api_key_name(tenant, id)))?;
         key.meta.check_etag(etag, &key.name())?;
-        if key.revoke_time.is_none() {
-            let before = key.clone();
-            key.revoke_time = Some(now);
-            key.meta.touch(now);
+        let before = key.clone();
+        if key.revoke(now) {
             tx.update_api_key(&key).await?;
             Registry::audit(&mut *tx, caller, Some(&before), Some(&key), now).await?;
             // Every replica drops the keys it cached, so the revocation

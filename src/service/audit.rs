@@ -24,11 +24,7 @@ impl AuditTrail<'_> {
         page_size: i32,
         page_token: &str,
     ) -> Result<Page<AuditEvent>> {
-        if let (Some(start), Some(end)) = (filter.start_time, filter.end_time)
-            && end <= start
-        {
-            return Err(Error::invalid("end_time", "must be after start_time"));
-        }
+        filter.validate()?;
         // Every trail of the id is read in the platform scope: a tenant's own
         // scope sees only its current uid's events (on PostgreSQL, RLS).
         let (mut tx, uid) = if show_deleted {

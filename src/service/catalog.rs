@@ -10,7 +10,7 @@ use crate::domain::changes::Change;
 use crate::domain::names::{Id, service_name};
 use crate::domain::request_id::RequestKey;
 use crate::domain::service::{Service, ServiceFields};
-use crate::error::{Error, Precondition, Result, Violations};
+use crate::error::{Error, Result, Violations};
 
 pub struct Catalog<'a> {
     pub(super) registry: &'a Registry,
@@ -130,17 +130,7 @@ impl Catalog<'_> {
             .await?
             .ok_or_else(|| Error::NotFound(service_name(tenant, id)))?;
         service.meta.check_etag(etag, &service.name())?;
-        let users = tx.service_users(tenant, id, USERS_SHOWN).await?;
-        if !users.is_empty() {
-            return Err(Error::precondition(
-                Precondition::ResourceInUse,
-                format!(
-                    "{} is still covered by {}",
-                    service.name(),
-                    users.join(", ")
-                ),
-            ));
-        }
+        service.check_deletable(&tx.service_users(tenant, id, USERS_SHOWN).await?)?;
         tx.delete_service(tenant, id).await?;
         Registry::audit(&mut *tx, caller, Some(&service), None, Utc::now()).await?;
         r.commit_changing(

@@ -2,44 +2,23 @@
 //! in resolution on top of it. Each write changes the entitlements of the
 //! agreement's services.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
-use super::agreements::Agreements;
+use super::agreements::require_agreement;
 use super::parties::require_party;
 use super::{Page, Registry};
-use crate::domain::agreement::{Agreement, AgreementKind, AgreementState};
 use crate::domain::audit::Caller;
 use crate::domain::changes::Change;
 use crate::domain::names::{Id, override_name};
 use crate::domain::overrides::{Override, OverrideFields};
 use crate::domain::request_id::RequestKey;
-use crate::error::{Error, Precondition, Result, Violations};
+use crate::error::{Error, Result, Violations};
 
 pub struct Overrides<'a> {
     pub(super) registry: &'a Registry,
 }
 
 impl Overrides<'_> {
-    /// Overrides patch SERVICE_LEVEL agreements that are still open to change.
-    fn check_overridable(a: &Agreement, now: DateTime<Utc>) -> Result<()> {
-        if a.kind != AgreementKind::ServiceLevel {
-            return Err(Error::precondition(
-                Precondition::AgreementState,
-                format!(
-                    "{} is a {} agreement: overrides apply to SERVICE_LEVEL agreements",
-                    a.name(),
-                    a.kind.as_str()
-                ),
-            ));
-        }
-        Agreements::require_state(
-            a,
-            &[AgreementState::Draft, AgreementState::Active],
-            "override",
-            now,
-        )
-    }
-
     pub async fn create(
         &self,
         caller: &Caller,
@@ -58,7 +37,7 @@ impl Overrides<'_> {
         {
             return Ok(replayed);
         }
-        let a = Agreements::require_agreement(&mut *tx, tenant, agreement).await?;
+        let a = require_agreement(&mut *tx, tenant, agreement).await?;
         let mut v = Violations::new();
         let o = Override::new(&a, id, fields, now, &mut v, "override");
         if let Some(o) = &o {
@@ -66,7 +45,7 @@ impl Overrides<'_> {
         }
         v.into_result()?;
         let o = o.expect("validated");
-        Self::check_overridable(&a, now)?;
+        a.check_overridable(now)?;
         require_party(&mut *tx, tenant, &o.consumer, "override.consumer").await?;
         tx.insert_override(&o).await?;
         self.registry
@@ -77,10 +56,7 @@ impl Overrides<'_> {
                 request.as_ref(),
                 &o,
                 now,
-                Some(Change::Services {
-                    tenant: tenant.clone(),
-                    services: a.services.clone(),
-                }),
+                Some(Change::agreement(&a)),
             )
             .await?;
         Ok(o)
@@ -106,7 +82,7 @@ impl Overrides<'_> {
             format!("overrides|{tenant}|{agreement}"),
         )?;
         let mut tx = self.registry.read(tenant).await?;
-        Agreements::require_agreement(&mut *tx, tenant, agreement).await?;
+        require_agreement(&mut *tx, tenant, agreement).await?;
         let rows = tx
             .list_overrides(tenant, agreement, page.after.as_deref(), page.fetch_limit())
             .await?;
@@ -124,13 +100,13 @@ impl Overrides<'_> {
     ) -> Result<Override> {
         let now = Utc::now();
         let mut tx = self.registry.write(tenant).await?;
-        let a = Agreements::require_agreement(&mut *tx, tenant, agreement).await?;
+        let a = require_agreement(&mut *tx, tenant, agreement).await?;
         let mut o = tx
             .get_override_for_update(tenant, agreement, id)
             .await?
             .ok_or_else(|| Error::NotFound(override_name(tenant, agreement, id)))?;
         o.meta.check_etag(etag, &o.name())?;
-        Self::check_overridable(&a, now)?;
+        a.check_overridable(now)?;
         let before = o.clone();
         let consumer_changed = fields.consumer.as_ref().is_some_and(|c| *c != o.consumer);
         o.apply(fields);
@@ -144,13 +120,7 @@ impl Overrides<'_> {
         tx.update_override(&o).await?;
         Registry::audit(&mut *tx, caller, Some(&before), Some(&o), now).await?;
         self.registry
-            .commit_changing(
-                tx,
-                Change::Services {
-                    tenant: tenant.clone(),
-                    services: a.services.clone(),
-                },
-            )
+            .commit_changing(tx, Change::agreement(&a))
             .await?;
         Ok(o)
     }

@@ -9,11 +9,8 @@ use crate::domain::changes::Change;
 use crate::domain::names::{Id, party_name};
 use crate::domain::party::{Party, PartyFields};
 use crate::domain::request_id::RequestKey;
-use crate::error::{Error, Precondition, Result, Violations};
+use crate::error::{Error, Result, Violations};
 use crate::store::Tx;
-
-/// Party trees deeper than this are refused, which also bounds the cycle walk.
-const MAX_PARTY_DEPTH: usize = crate::store::MAX_ANCESTRY;
 
 pub struct Parties<'a> {
     pub(super) registry: &'a Registry,
@@ -47,7 +44,7 @@ impl Parties<'_> {
         Registry::require_tenant(&mut *tx, tenant).await?;
         if party.parent.is_some() {
             tx.lock_tenant(tenant).await?;
-            check_parent(&mut *tx, &party).await?;
+            party.check_ancestry(&read_ancestry(&mut *tx, &party).await?)?;
         }
         tx.insert_party(&party).await?;
         r.commit_create(
@@ -104,7 +101,7 @@ impl Parties<'_> {
         let mut v = Violations::new();
         party.validate(&mut v, "party");
         v.into_result()?;
-        check_parent(&mut *tx, &party).await?;
+        party.check_ancestry(&read_ancestry(&mut *tx, &party).await?)?;
         let now = Utc::now();
         party.meta.touch(now);
         tx.update_party(&party).await?;
@@ -127,13 +124,7 @@ impl Parties<'_> {
             .await?
             .ok_or_else(|| Error::NotFound(party_name(tenant, id)))?;
         party.meta.check_etag(etag, &party.name())?;
-        let users = tx.party_users(tenant, id, USERS_SHOWN).await?;
-        if !users.is_empty() {
-            return Err(Error::precondition(
-                Precondition::ResourceInUse,
-                format!("{} is still used by {}", party.name(), users.join(", ")),
-            ));
-        }
+        party.check_deletable(&tx.party_users(tenant, id, USERS_SHOWN).await?)?;
         let now = Utc::now();
         tx.delete_party(tenant, id, now).await?;
         Registry::audit(&mut *tx, caller, Some(&party), None, now).await?;
@@ -147,41 +138,22 @@ impl Parties<'_> {
     }
 }
 
-/// The parent must exist and must not have the party among its ancestors.
-async fn check_parent(tx: &mut dyn Tx, party: &Party) -> Result<()> {
-    let Some(parent) = &party.parent else {
-        return Ok(());
-    };
-    let mut next = Some(parent.clone());
-    let mut depth = 0;
-    while let Some(current) = next {
-        let Some(ancestor) = tx.get_party(&party.tenant, &current).await? else {
-            // Only the direct parent can be missing: stored parents exist.
-            return Err(Error::invalid(
-                "party.parent",
-                format!("{} does not exist", party_name(&party.tenant, &current)),
-            ));
+/// The new parent of `party` and its ancestors, nearest first, as
+/// `Party::check_ancestry` needs them: read up to the root, to a party that
+/// does not exist or to `party` itself, or one more than a tree may hold.
+async fn read_ancestry(tx: &mut dyn Tx, party: &Party) -> Result<Vec<Party>> {
+    let mut ancestry = Vec::new();
+    let mut next = party.parent.clone();
+    while let Some(id) = next.take_if(|id| *id != party.id)
+        && ancestry.len() <= Party::MAX_DEPTH
+    {
+        let Some(ancestor) = tx.get_party(&party.tenant, &id).await? else {
+            break;
         };
-        if ancestor.parent.as_ref() == Some(&party.id) {
-            return Err(Error::invalid(
-                "party.parent",
-                format!(
-                    "{} is a descendant of {}: the parent would make a cycle",
-                    party_name(&party.tenant, parent),
-                    party.name()
-                ),
-            ));
-        }
-        depth += 1;
-        if depth > MAX_PARTY_DEPTH {
-            return Err(Error::invalid(
-                "party.parent",
-                format!("party trees are at most {MAX_PARTY_DEPTH} levels deep"),
-            ));
-        }
-        next = ancestor.parent;
+        next = ancestor.parent.clone();
+        ancestry.push(ancestor);
     }
-    Ok(())
+    Ok(ancestry)
 }
 
 /// A referenced party must exist; its absence is the request's fault.

@@ -9,7 +9,7 @@ use crate::domain::changes::Change;
 use crate::domain::names::Id;
 use crate::domain::request_id::RequestKey;
 use crate::domain::tenant::{Tenant, TenantFields};
-use crate::error::{Error, Precondition, Result, Violations};
+use crate::error::{Error, Result, Violations};
 use crate::store::Access;
 
 pub struct Tenants<'a> {
@@ -92,16 +92,7 @@ impl Tenants<'_> {
             .ok_or_else(|| Error::NotFound(format!("tenants/{id}")))?;
         tenant.meta.check_etag(etag, &tenant.name())?;
         if !force {
-            let contents = tx.tenant_contents(id, USERS_SHOWN).await?;
-            if !contents.is_empty() {
-                return Err(Error::precondition(
-                    Precondition::TenantNotEmpty,
-                    format!(
-                        "tenants/{id} still holds resources ({}); delete them first or set force",
-                        contents.join(", ")
-                    ),
-                ));
-            }
+            tenant.check_empty(&tx.tenant_contents(id, USERS_SHOWN).await?)?;
         }
         tx.delete_tenant(id).await?;
         Registry::audit(&mut *tx, caller, Some(&tenant), None, Utc::now()).await?;
