@@ -308,9 +308,8 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value
 /// The PostgreSQL channel changes are announced on.
 pub const CHANGES_CHANNEL: &str = "accord_changes";
 
-/// How far up a party tree ancestry is followed; party trees are refused
-/// deeper than this.
-pub const MAX_ANCESTRY: usize = 64;
+/// How far up a party tree ancestry is followed: as deep as a tree may be.
+pub const MAX_ANCESTRY: usize = Party::MAX_DEPTH;
 
 /// Opens the store the URL names: `sqlite:` or `postgres:`/`postgresql:`. No
 /// statement runs longer than `statement_timeout`, nor past the deadline of
