@@ -107,9 +107,8 @@ impl Application {
             );
         }
         let authenticator = Arc::new(Authenticator::new(
-            store.clone(),
+            registry.clone(),
             config.bootstrap_key.as_ref(),
-            registry.changes().clone(),
         ));
         let entitlements =
             Entitlements::new(EntitlementApi::new(resolver.clone(), authenticator.clone()));

@@ -2,7 +2,8 @@
 //! `authorization: Bearer <secret>`; the `Authenticate` layer turns it into a
 //! `Principal` (or UNAUTHENTICATED), checks the method's roles in the one
 //! table (`methods.rs`), and hands the principal to the API, which checks the
-//! tenant of every name the request carries.
+//! tenant of every name the request carries. Keys are read through the
+//! API key service and cached here; the API never sees a secret.
 
 pub mod methods;
 
@@ -19,8 +20,8 @@ use crate::domain::api_key::{ApiKey, Role, Secret, hash_secret};
 use crate::domain::audit::Caller;
 use crate::domain::names::Id;
 use crate::error::Error;
+use crate::service::Registry;
 use crate::service::changes::{Changes, KeyStamp, KeysSeen};
-use crate::store::{Access, Store};
 
 /// Who is calling: the key's tenant (none for the bootstrap key), its role and
 /// its name, and the method the layer let it call, for the audit trail.
@@ -74,7 +75,7 @@ pub const BOOTSTRAP_ACTOR: &str = "bootstrap";
 
 /// Turns bearer secrets into principals.
 pub struct Authenticator {
-    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
     bootstrap_hash: Option<String>,
     keys: KeyCache,
 }
@@ -88,9 +89,10 @@ const KEY_CACHE_SIZE: u64 = 10_000;
 const LAST_USE_RESOLUTION_SECONDS: i64 = 60;
 
 impl Authenticator {
-    pub fn new(store: Arc<dyn Store>, bootstrap: Option<&Secret>, changes: Arc<Changes>) -> Self {
+    pub fn new(registry: Arc<Registry>, bootstrap: Option<&Secret>) -> Self {
+        let changes = registry.changes().clone();
         Self {
-            store,
+            registry,
             bootstrap_hash: bootstrap.map(Secret::hash),
             keys: KeyCache::new(changes, KEY_CACHE_TTL),
         }
@@ -181,10 +183,7 @@ impl Authenticator {
                 (None, expire_time) => Ok(expire_time),
             };
         }
-        let mut tx = self.store.begin(Some(tenant), Access::Read).await?;
-        if tx.get_tenant(tenant).await?.is_none() {
-            return Err(Error::NotFound(format!("tenants/{tenant}")));
-        }
+        self.registry.tenants().get(tenant).await?;
         match principal.key_hash {
             Some(_) => Err(Error::Unauthenticated(format!(
                 "API key {} no longer exists",
@@ -201,9 +200,7 @@ impl Authenticator {
             return Ok(Some(key));
         }
         let read = self.keys.read_started();
-        let mut tx = self.store.begin(None, Access::Read).await?;
-        let found = tx.find_api_key(hash).await?;
-        drop(tx);
+        let found = self.registry.api_keys().find_by_secret_hash(hash).await?;
         if let Some(key) = &found {
             self.keys.insert(hash, key.clone(), read);
         }
@@ -212,18 +209,10 @@ impl Authenticator {
 
     /// Updates `last_use_time` in the background; a failure only costs accuracy.
     fn record_use(&self, tenant: &Id, id: &Id, now: chrono::DateTime<Utc>) {
-        let store = self.store.clone();
+        let registry = self.registry.clone();
         let (tenant, id) = (tenant.clone(), id.clone());
         tokio::spawn(async move {
-            let result: Result<(), Error> = async {
-                let mut tx = store.begin(Some(&tenant), Access::Write).await?;
-                if let Some(mut key) = tx.get_api_key_for_update(&tenant, &id).await? {
-                    key.last_use_time = Some(now);
-                    tx.update_api_key(&key).await?;
-                }
-                tx.commit().await
-            }
-            .await;
+            let result = registry.api_keys().record_use(&tenant, &id, now).await;
             if let Err(error) = result {
                 warn!(%tenant, key = %id, %error, "could not record an API key's last use");
             }

@@ -1,7 +1,7 @@
 //! API keys of a tenant: created with a secret shown once, listed, revoked.
 //! A revocation reaches every replica's key cache through the change feed.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::{Page, Registry};
 use crate::domain::api_key::{ApiKey, ApiKeyFields, Secret};
@@ -10,6 +10,7 @@ use crate::domain::changes::Change;
 use crate::domain::names::{Id, api_key_name};
 use crate::domain::request_id::RequestKey;
 use crate::error::{Error, Result, Violations};
+use crate::store::Access;
 
 pub struct ApiKeys<'a> {
     pub(super) registry: &'a Registry,
@@ -53,6 +54,25 @@ impl ApiKeys<'_> {
             )
             .await?;
         Ok((key, Some(secret)))
+    }
+
+    /// The key whose secret hashes to `hash`, in whichever tenant: how a
+    /// bearer secret is recognised, before its tenant is known (so read in
+    /// the platform scope).
+    pub async fn find_by_secret_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
+        let mut tx = self.registry.store.begin(None, Access::Read).await?;
+        tx.find_api_key(hash).await
+    }
+
+    /// Notes that the key was used at `now`. Neither audited nor announced:
+    /// it changes no one's access.
+    pub async fn record_use(&self, tenant: &Id, id: &Id, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.registry.write(tenant).await?;
+        if let Some(mut key) = tx.get_api_key_for_update(tenant, id).await? {
+            key.last_use_time = Some(now);
+            tx.update_api_key(&key).await?;
+        }
+        tx.commit().await
     }
 
     pub async fn get(&self, tenant: &Id, id: &Id) -> Result<ApiKey> {
