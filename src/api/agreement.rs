@@ -9,17 +9,14 @@ use super::convert::*;
 use super::{listed_len, request_key, required, set_fields, update_paths};
 use crate::auth::principal;
 use crate::domain::agreement::{
-    AGREEMENT_OUTPUT_ONLY, AGREEMENT_UPDATABLE, Agreement, AgreementFields, AgreementKind,
-    AgreementState, Revision,
+    Agreement, AgreementFields, AgreementKind, AgreementState, Revision,
 };
 use crate::domain::fields::validate_etag;
 use crate::domain::names::{
     AgreementChildName, Collection, Id, ResourceName, TenantName, agreement_name, party_name,
     service_name,
 };
-use crate::domain::overrides::{
-    OVERRIDE_OUTPUT_ONLY, OVERRIDE_UPDATABLE, Override, OverrideFields,
-};
+use crate::domain::overrides::{Override, OverrideFields};
 use crate::domain::page::PageItem;
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
@@ -411,7 +408,7 @@ impl AgreementService for AgreementApi {
         principal.check_tenant(&tenant)?;
         let id = Id::parse("agreement_id", &req.agreement_id)?;
         let agreement = req.agreement.unwrap_or_default();
-        let fields = agreement_fields_in(&agreement, AGREEMENT_UPDATABLE, &tenant)?;
+        let fields = agreement_fields_in(&agreement, AgreementFields::PATHS, &tenant)?;
         let created = self
             .registry
             .agreements()
@@ -465,8 +462,8 @@ impl AgreementService for AgreementApi {
         let paths = update_paths(
             req.update_mask.as_ref(),
             || agreement_set_fields(a),
-            AGREEMENT_UPDATABLE,
-            AGREEMENT_OUTPUT_ONLY,
+            AgreementFields::PATHS,
+            AgreementFields::OUTPUT_ONLY,
         )?;
         let fields = agreement_fields_in(a, &paths, &name.tenant)?;
         let updated = self
@@ -582,7 +579,7 @@ impl AgreementService for AgreementApi {
         principal.check_tenant(&parent.tenant)?;
         let id = Id::parse("override_id", &req.override_id)?;
         let o = req.r#override.unwrap_or_default();
-        let fields = override_fields_in(&o, OVERRIDE_UPDATABLE, &parent.tenant)?;
+        let fields = override_fields_in(&o, OverrideFields::PATHS, &parent.tenant)?;
         let created = self
             .registry
             .overrides()
@@ -645,8 +642,8 @@ impl AgreementService for AgreementApi {
         let paths = update_paths(
             req.update_mask.as_ref(),
             || override_set_fields(o),
-            OVERRIDE_UPDATABLE,
-            OVERRIDE_OUTPUT_ONLY,
+            OverrideFields::PATHS,
+            OverrideFields::OUTPUT_ONLY,
         )?;
         let fields = override_fields_in(o, &paths, &name.tenant)?;
         let updated = self
@@ -720,9 +717,9 @@ mod tests {
             annotations: [("k".to_string(), "v".to_string())].into(),
             ..Default::default()
         };
-        assert_eq!(agreement_set_fields(&full), AGREEMENT_UPDATABLE);
+        assert_eq!(agreement_set_fields(&full), AgreementFields::PATHS);
         // Every updatable path decodes (shape errors are fine, panics are not).
-        let _ = agreement_fields_in(&full, AGREEMENT_UPDATABLE, &id("t"));
+        let _ = agreement_fields_in(&full, AgreementFields::PATHS, &id("t"));
     }
 
     #[test]
@@ -739,7 +736,7 @@ mod tests {
             labels: [("k".to_string(), "v".to_string())].into(),
             ..Default::default()
         };
-        assert_eq!(override_set_fields(&full), OVERRIDE_UPDATABLE);
-        let _ = override_fields_in(&full, OVERRIDE_UPDATABLE, &id("t"));
+        assert_eq!(override_set_fields(&full), OverrideFields::PATHS);
+        let _ = override_fields_in(&full, OverrideFields::PATHS, &id("t"));
     }
 }

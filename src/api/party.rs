@@ -10,7 +10,7 @@ use crate::auth::principal;
 use crate::domain::fields::validate_etag;
 use crate::domain::names::{Collection, Id, ResourceName, TenantName, party_name};
 use crate::domain::page::PageItem;
-use crate::domain::party::{PARTY_OUTPUT_ONLY, PARTY_UPDATABLE, Party, PartyFields, PartyKind};
+use crate::domain::party::{Party, PartyFields, PartyKind};
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
 use crate::proto::v1::party_service_server::PartyService;
@@ -108,7 +108,7 @@ impl PartyService for PartyApi {
         principal.check_tenant(&tenant)?;
         let id = Id::parse("party_id", &req.party_id)?;
         let party = req.party.unwrap_or_default();
-        let fields = fields_in(&party, PARTY_UPDATABLE, &tenant)?;
+        let fields = fields_in(&party, PartyFields::PATHS, &tenant)?;
         let created = self
             .registry
             .parties()
@@ -158,8 +158,8 @@ impl PartyService for PartyApi {
         let paths = update_paths(
             req.update_mask.as_ref(),
             || set_fields!(party, [display_name, kind, parent, labels]),
-            PARTY_UPDATABLE,
-            PARTY_OUTPUT_ONLY,
+            PartyFields::PATHS,
+            PartyFields::OUTPUT_ONLY,
         )?;
         let fields = fields_in(party, &paths, &name.tenant)?;
         let updated = self

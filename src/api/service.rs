@@ -10,7 +10,7 @@ use crate::auth::principal;
 use crate::domain::fields::validate_etag;
 use crate::domain::names::{Collection, Id, ResourceName, TenantName, party_name};
 use crate::domain::page::PageItem;
-use crate::domain::service::{SERVICE_OUTPUT_ONLY, SERVICE_UPDATABLE, Service, ServiceFields};
+use crate::domain::service::{Service, ServiceFields};
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
 use crate::proto::v1::service_catalog_service_server::ServiceCatalogService;
@@ -82,7 +82,7 @@ impl ServiceCatalogService for ServiceCatalogApi {
         principal.check_tenant(&tenant)?;
         let id = Id::parse("service_id", &req.service_id)?;
         let service = req.service.unwrap_or_default();
-        let fields = fields_in(&service, SERVICE_UPDATABLE, &tenant)?;
+        let fields = fields_in(&service, ServiceFields::PATHS, &tenant)?;
         let created = self
             .registry
             .catalog()
@@ -132,8 +132,8 @@ impl ServiceCatalogService for ServiceCatalogApi {
         let paths = update_paths(
             req.update_mask.as_ref(),
             || set_fields!(service, [display_name, description, owner, labels]),
-            SERVICE_UPDATABLE,
-            SERVICE_OUTPUT_ONLY,
+            ServiceFields::PATHS,
+            ServiceFields::OUTPUT_ONLY,
         )?;
         let fields = fields_in(service, &paths, &name.tenant)?;
         let updated = self

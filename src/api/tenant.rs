@@ -10,7 +10,7 @@ use crate::auth::principal;
 use crate::domain::fields::validate_etag;
 use crate::domain::names::{Id, TenantName};
 use crate::domain::page::PageItem;
-use crate::domain::tenant::{TENANT_OUTPUT_ONLY, TENANT_UPDATABLE, Tenant, TenantFields};
+use crate::domain::tenant::{Tenant, TenantFields};
 use crate::proto::v1 as pb;
 use crate::proto::v1::tenant_service_server::TenantService;
 use crate::service::Registry;
@@ -68,7 +68,7 @@ impl TenantService for TenantApi {
         let id = Id::parse("tenant_id", &req.tenant_id)?;
         principal.check_tenant(&id)?;
         let tenant = req.tenant.unwrap_or_default();
-        let fields = fields_in(&tenant, TENANT_UPDATABLE);
+        let fields = fields_in(&tenant, TenantFields::PATHS);
         let created = self
             .registry
             .tenants()
@@ -116,8 +116,8 @@ impl TenantService for TenantApi {
         let paths = update_paths(
             req.update_mask.as_ref(),
             || set_fields!(tenant, [display_name, labels]),
-            TENANT_UPDATABLE,
-            TENANT_OUTPUT_ONLY,
+            TenantFields::PATHS,
+            TenantFields::OUTPUT_ONLY,
         )?;
         let updated = self
             .registry

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::fields::{
-    Labels, MAX_DISPLAY_NAME_CHARS, Meta, check_unreferenced, validate_annotations, validate_count,
-    validate_labels, validate_text,
+    Labels, MAX_DISPLAY_NAME_CHARS, Meta, check_unreferenced, updatable_fields,
+    validate_annotations, validate_count, validate_labels, validate_text,
 };
 use crate::domain::names::{Id, agreement_name, party_name, revision_name, service_name};
 use crate::domain::party::{Party, PartyKind};
@@ -217,55 +217,37 @@ pub struct Agreement {
     pub meta: Meta,
 }
 
-/// The client-settable fields; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct AgreementFields {
-    pub display_name: Option<String>,
-    pub description: Option<String>,
-    pub kind: Option<AgreementKind>,
-    pub provider: Option<Id>,
-    pub consumer: Option<Option<Id>>,
-    pub services: Option<Vec<Id>>,
-    pub effective_from: Option<DateTime<Utc>>,
-    pub effective_until: Option<Option<DateTime<Utc>>>,
-    pub objectives: Option<Vec<Objective>>,
-    pub support: Option<Option<SupportTerms>>,
-    pub credits: Option<Option<CreditSchedule>>,
-    pub exclusions: Option<Vec<Exclusion>>,
-    pub clauses: Option<Vec<Clause>>,
-    pub supports: Option<Vec<Id>>,
-    pub labels: Option<Labels>,
-    pub annotations: Option<Labels>,
+updatable_fields! {
+    /// The client-settable fields of an agreement.
+    pub struct AgreementFields for Agreement {
+        display_name: String,
+        description: String,
+        kind: AgreementKind,
+        provider: Id,
+        consumer: Option<Id>,
+        services: Vec<Id>,
+        effective_from: DateTime<Utc>,
+        effective_until: Option<DateTime<Utc>>,
+        objectives: Vec<Objective>,
+        support: Option<SupportTerms>,
+        credits: Option<CreditSchedule>,
+        exclusions: Vec<Exclusion>,
+        clauses: Vec<Clause>,
+        supports: Vec<Id>,
+        labels: Labels,
+        annotations: Labels,
+    }
+    output_only: [
+        "name",
+        "state",
+        "etag",
+        "create_time",
+        "update_time",
+        "revision_id",
+        "revision_create_time",
+        "terminate_time",
+    ]
 }
-
-pub const AGREEMENT_UPDATABLE: &[&str] = &[
-    "display_name",
-    "description",
-    "kind",
-    "provider",
-    "consumer",
-    "services",
-    "effective_from",
-    "effective_until",
-    "objectives",
-    "support",
-    "credits",
-    "exclusions",
-    "clauses",
-    "supports",
-    "labels",
-    "annotations",
-];
-pub const AGREEMENT_OUTPUT_ONLY: &[&str] = &[
-    "name",
-    "state",
-    "etag",
-    "create_time",
-    "update_time",
-    "revision_id",
-    "revision_create_time",
-    "terminate_time",
-];
 
 /// What an agreement names, as found in its tenant when it is written.
 #[derive(Debug, Clone, Default)]
@@ -589,30 +571,6 @@ impl Agreement {
             create_time: now,
             snapshot: self.clone(),
         }
-    }
-
-    pub fn apply(&mut self, f: AgreementFields) {
-        macro_rules! set {
-            ($($field:ident),*) => { $( if let Some(value) = f.$field { self.$field = value; } )* };
-        }
-        set!(
-            display_name,
-            description,
-            kind,
-            provider,
-            consumer,
-            services,
-            effective_from,
-            effective_until,
-            objectives,
-            support,
-            credits,
-            exclusions,
-            clauses,
-            supports,
-            labels,
-            annotations
-        );
     }
 
     /// The rules an agreement must satisfy on its own.

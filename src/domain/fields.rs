@@ -69,6 +69,41 @@ fn new_etag() -> String {
     format!("{:016x}", rand::rng().random::<u64>())
 }
 
+/// Declares what a client may set on a resource, once: the `Fields` struct a
+/// create or update carries (`None` leaves a field as it is), the paths an
+/// update mask may name (`PATHS`, the API's field names) beside those it may
+/// name but not change (`OUTPUT_ONLY`), and the resource's `apply`.
+macro_rules! updatable_fields {
+    (
+        $(#[$meta:meta])*
+        pub struct $fields:ident for $resource:ty {
+            $( $(#[$field_meta:meta])* $field:ident: $ty:ty, )*
+        }
+        output_only: [$($output:literal),* $(,)?]
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default)]
+        pub struct $fields {
+            $( $(#[$field_meta])* pub $field: Option<$ty>, )*
+        }
+
+        impl $fields {
+            /// The paths an update mask may name to change a field.
+            pub const PATHS: &'static [&'static str] = &[$(stringify!($field)),*];
+            /// The paths an update mask may name but that change nothing.
+            pub const OUTPUT_ONLY: &'static [&'static str] = &[$($output),*];
+        }
+
+        impl $resource {
+            /// Sets the fields `fields` carries and leaves the others.
+            pub fn apply(&mut self, fields: $fields) {
+                $( if let Some(value) = fields.$field { self.$field = value; } )*
+            }
+        }
+    };
+}
+pub(crate) use updatable_fields;
+
 /// A resource that others still refer to cannot be deleted: `users` names
 /// some of them (RESOURCE_IN_USE), `relation` says how they refer to it
 /// (`is still used by`).
@@ -237,6 +272,41 @@ mod tests {
     use super::*;
 
     const UPDATABLE: &[&str] = &["display_name", "labels"];
+
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Thing {
+        name: String,
+        size: u32,
+    }
+
+    updatable_fields! {
+        pub struct ThingFields for Thing {
+            name: String,
+            size: u32,
+        }
+        output_only: ["etag"]
+    }
+
+    #[test]
+    fn updatable_fields_name_their_paths_and_apply_only_what_is_set() {
+        assert_eq!(ThingFields::PATHS, ["name", "size"]);
+        assert_eq!(ThingFields::OUTPUT_ONLY, ["etag"]);
+        let mut thing = Thing {
+            name: "a".into(),
+            size: 1,
+        };
+        thing.apply(ThingFields {
+            size: Some(2),
+            ..Default::default()
+        });
+        assert_eq!(
+            thing,
+            Thing {
+                name: "a".into(),
+                size: 2
+            }
+        );
+    }
 
     #[test]
     fn masks_resolve_star_and_reject_unknown_paths() {

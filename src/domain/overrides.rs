@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::agreement::Agreement;
 use crate::domain::fields::{
-    Labels, MAX_DISPLAY_NAME_CHARS, Meta, validate_count, validate_labels, validate_text,
+    Labels, MAX_DISPLAY_NAME_CHARS, Meta, updatable_fields, validate_count, validate_labels,
+    validate_text,
 };
 use crate::domain::names::{Id, override_name};
 use crate::domain::terms::{
@@ -44,31 +45,21 @@ pub struct Override {
     pub meta: Meta,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct OverrideFields {
-    pub display_name: Option<String>,
-    pub consumer: Option<Id>,
-    pub effective_from: Option<DateTime<Utc>>,
-    pub effective_until: Option<Option<DateTime<Utc>>>,
-    pub objective_patches: Option<Vec<ObjectivePatch>>,
-    pub added_objectives: Option<Vec<Objective>>,
-    pub support: Option<Option<SupportTerms>>,
-    pub credits: Option<Option<CreditSchedule>>,
-    pub labels: Option<Labels>,
+updatable_fields! {
+    /// The client-settable fields of an override.
+    pub struct OverrideFields for Override {
+        display_name: String,
+        consumer: Id,
+        effective_from: DateTime<Utc>,
+        effective_until: Option<DateTime<Utc>>,
+        objective_patches: Vec<ObjectivePatch>,
+        added_objectives: Vec<Objective>,
+        support: Option<SupportTerms>,
+        credits: Option<CreditSchedule>,
+        labels: Labels,
+    }
+    output_only: ["name", "etag", "create_time", "update_time"]
 }
-
-pub const OVERRIDE_UPDATABLE: &[&str] = &[
-    "display_name",
-    "consumer",
-    "effective_from",
-    "effective_until",
-    "objective_patches",
-    "added_objectives",
-    "support",
-    "credits",
-    "labels",
-];
-pub const OVERRIDE_OUTPUT_ONLY: &[&str] = &["name", "etag", "create_time", "update_time"];
 
 impl Override {
     /// At most one patch per objective of the agreement.
@@ -114,23 +105,6 @@ impl Override {
 
     pub fn name(&self) -> String {
         override_name(&self.tenant, &self.agreement, &self.id)
-    }
-
-    pub fn apply(&mut self, f: OverrideFields) {
-        macro_rules! set {
-            ($($field:ident),*) => { $( if let Some(value) = f.$field { self.$field = value; } )* };
-        }
-        set!(
-            display_name,
-            consumer,
-            effective_from,
-            effective_until,
-            objective_patches,
-            added_objectives,
-            support,
-            credits,
-            labels
-        );
     }
 
     /// The rules an override must satisfy against the agreement it patches.

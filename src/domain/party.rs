@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::fields::{
-    Labels, MAX_DISPLAY_NAME_CHARS, Meta, check_unreferenced, validate_labels, validate_text,
+    Labels, MAX_DISPLAY_NAME_CHARS, Meta, check_unreferenced, updatable_fields, validate_labels,
+    validate_text,
 };
 use crate::domain::names::{Id, party_name};
 use crate::error::{Error, Result, Violations};
@@ -42,17 +43,17 @@ pub struct Party {
     pub meta: Meta,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct PartyFields {
-    pub display_name: Option<String>,
-    pub kind: Option<PartyKind>,
-    /// `Some(None)` clears the parent.
-    pub parent: Option<Option<Id>>,
-    pub labels: Option<Labels>,
+updatable_fields! {
+    /// The client-settable fields of a party.
+    pub struct PartyFields for Party {
+        display_name: String,
+        kind: PartyKind,
+        /// `Some(None)` clears the parent.
+        parent: Option<Id>,
+        labels: Labels,
+    }
+    output_only: ["name", "etag", "create_time", "update_time"]
 }
-
-pub const PARTY_UPDATABLE: &[&str] = &["display_name", "kind", "parent", "labels"];
-pub const PARTY_OUTPUT_ONLY: &[&str] = &["name", "etag", "create_time", "update_time"];
 
 impl Party {
     /// Party trees deeper than this are refused, which also bounds every walk
@@ -87,21 +88,6 @@ impl Party {
 
     pub fn name(&self) -> String {
         party_name(&self.tenant, &self.id)
-    }
-
-    pub fn apply(&mut self, fields: PartyFields) {
-        if let Some(d) = fields.display_name {
-            self.display_name = d;
-        }
-        if let Some(k) = fields.kind {
-            self.kind = k;
-        }
-        if let Some(p) = fields.parent {
-            self.parent = p;
-        }
-        if let Some(l) = fields.labels {
-            self.labels = l;
-        }
     }
 
     /// The party tree rule, for this party under its (new) parent: the parent

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::fields::{
-    Labels, MAX_DISPLAY_NAME_CHARS, Meta, check_unreferenced, validate_labels, validate_text,
+    Labels, MAX_DISPLAY_NAME_CHARS, Meta, check_unreferenced, updatable_fields, validate_labels,
+    validate_text,
 };
 use crate::domain::names::{Id, service_name};
 use crate::error::{Result, Violations};
@@ -21,16 +22,16 @@ pub struct Service {
     pub meta: Meta,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct ServiceFields {
-    pub display_name: Option<String>,
-    pub description: Option<String>,
-    pub owner: Option<Id>,
-    pub labels: Option<Labels>,
+updatable_fields! {
+    /// The client-settable fields of a service.
+    pub struct ServiceFields for Service {
+        display_name: String,
+        description: String,
+        owner: Id,
+        labels: Labels,
+    }
+    output_only: ["name", "etag", "create_time", "update_time"]
 }
-
-pub const SERVICE_UPDATABLE: &[&str] = &["display_name", "description", "owner", "labels"];
-pub const SERVICE_OUTPUT_ONLY: &[&str] = &["name", "etag", "create_time", "update_time"];
 
 impl Service {
     pub const MAX_DESCRIPTION_CHARS: usize = 4000;
@@ -63,21 +64,6 @@ impl Service {
 
     pub fn name(&self) -> String {
         service_name(&self.tenant, &self.id)
-    }
-
-    pub fn apply(&mut self, fields: ServiceFields) {
-        if let Some(d) = fields.display_name {
-            self.display_name = d;
-        }
-        if let Some(d) = fields.description {
-            self.description = d;
-        }
-        if let Some(o) = fields.owner {
-            self.owner = o;
-        }
-        if let Some(l) = fields.labels {
-            self.labels = l;
-        }
     }
 
     /// A service that agreements (`users`, some of them) still cover is not

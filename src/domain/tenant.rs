@@ -6,7 +6,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::fields::{Labels, MAX_DISPLAY_NAME_CHARS, Meta, validate_labels, validate_text};
+use crate::domain::fields::{
+    Labels, MAX_DISPLAY_NAME_CHARS, Meta, updatable_fields, validate_labels, validate_text,
+};
 use crate::domain::names::Id;
 use crate::error::{Error, Precondition, Result, Violations};
 
@@ -21,15 +23,14 @@ pub struct Tenant {
     pub meta: Meta,
 }
 
-/// The client-settable fields; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct TenantFields {
-    pub display_name: Option<String>,
-    pub labels: Option<Labels>,
+updatable_fields! {
+    /// The client-settable fields of a tenant.
+    pub struct TenantFields for Tenant {
+        display_name: String,
+        labels: Labels,
+    }
+    output_only: ["name", "uid", "etag", "create_time", "update_time"]
 }
-
-pub const TENANT_UPDATABLE: &[&str] = &["display_name", "labels"];
-pub const TENANT_OUTPUT_ONLY: &[&str] = &["name", "uid", "etag", "create_time", "update_time"];
 
 impl Tenant {
     pub fn new(id: Id, fields: TenantFields, now: DateTime<Utc>) -> Self {
@@ -46,15 +47,6 @@ impl Tenant {
 
     pub fn name(&self) -> String {
         format!("tenants/{}", self.id)
-    }
-
-    pub fn apply(&mut self, fields: TenantFields) {
-        if let Some(d) = fields.display_name {
-            self.display_name = d;
-        }
-        if let Some(l) = fields.labels {
-            self.labels = l;
-        }
     }
 
     /// A tenant that still holds resources (`contents`, some of them) is
