@@ -12,7 +12,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use prost::Message;
 use tonic::body::Body;
 
 use crate::auth::Principal;
@@ -179,10 +178,8 @@ impl Shape {
 /// Every `accord.v1` method by its HTTP/2 path, so a new streaming method
 /// is counted as one without a table to keep in step.
 fn method_shapes() -> HashMap<String, Shape> {
-    let set = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET)
-        .expect("the generated descriptor set decodes");
     let mut shapes = HashMap::new();
-    for file in &set.file {
+    for file in &crate::proto::descriptor_set().file {
         let package = file.package();
         for service in &file.service {
             for method in &service.method {

@@ -6,8 +6,8 @@ use chrono::Utc;
 use tonic::{Request, Response, Status};
 
 use super::convert::*;
-use super::{listed_len, request_key, required, set_fields, update_paths};
-use crate::auth::principal;
+use super::{Create, create, listed_len, required, update_paths};
+use crate::auth::authorize;
 use crate::domain::agreement::{
     Agreement, AgreementFields, AgreementKind, AgreementState, Revision,
 };
@@ -347,49 +347,6 @@ fn override_fields_in(
     Ok(f)
 }
 
-/// The updatable fields an Agreement sets (the implied mask of AIP-134).
-fn agreement_set_fields(a: &pb::Agreement) -> Vec<String> {
-    set_fields!(
-        a,
-        [
-            display_name,
-            description,
-            kind,
-            provider,
-            consumer,
-            services,
-            effective_from,
-            effective_until,
-            objectives,
-            support,
-            credits,
-            exclusions,
-            clauses,
-            supports,
-            labels,
-            annotations
-        ]
-    )
-}
-
-/// The updatable fields an Override sets.
-fn override_set_fields(o: &pb::Override) -> Vec<String> {
-    set_fields!(
-        o,
-        [
-            display_name,
-            consumer,
-            effective_from,
-            effective_until,
-            objective_patches,
-            added_objectives,
-            support,
-            credits,
-            labels
-        ]
-    )
-}
-
 fn agreement_name_in(field: &str, name: &str) -> Result<ResourceName, Error> {
     Ok(ResourceName::parse(field, name, Collection::Agreements)?)
 }
@@ -400,10 +357,12 @@ impl AgreementService for AgreementApi {
         &self,
         request: Request<pb::CreateAgreementRequest>,
     ) -> Result<Response<pb::Agreement>, Status> {
-        let principal = principal(&request)?.clone();
-        let mut req = request.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let key = request_key("CreateAgreement", &request_id, &req)?;
+        let Create {
+            principal,
+            caller,
+            key,
+            request: req,
+        } = create(request, |r| &mut r.request_id)?;
         let tenant = TenantName::parse("parent", &req.parent)?.0;
         principal.check_tenant(&tenant)?;
         let id = Id::parse("agreement_id", &req.agreement_id)?;
@@ -412,7 +371,7 @@ impl AgreementService for AgreementApi {
         let created = self
             .registry
             .agreements()
-            .create(&principal.caller(&request_id), &tenant, id, fields, key)
+            .create(&caller, &tenant, id, fields, key)
             .await?;
         Ok(Response::new(agreement_out(created)))
     }
@@ -422,7 +381,7 @@ impl AgreementService for AgreementApi {
         request: Request<pb::GetAgreementRequest>,
     ) -> Result<Response<pb::Agreement>, Status> {
         let name = agreement_name_in("name", &request.get_ref().name)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        authorize(&request, &name.tenant)?;
         let a = self
             .registry
             .agreements()
@@ -437,7 +396,7 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::ListAgreementsResponse>, Status> {
         let req = request.get_ref();
         let tenant = TenantName::parse("parent", &req.parent)?.0;
-        principal(&request)?.check_tenant(&tenant)?;
+        authorize(&request, &tenant)?;
         let page = self
             .registry
             .agreements()
@@ -457,11 +416,10 @@ impl AgreementService for AgreementApi {
         let a = required("agreement", &req.agreement)?;
         let name = agreement_name_in("agreement.name", &a.name)?;
         validate_etag("agreement.etag", &a.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
-            || agreement_set_fields(a),
+            a,
             AgreementFields::PATHS,
             AgreementFields::OUTPUT_ONLY,
         )?;
@@ -487,8 +445,7 @@ impl AgreementService for AgreementApi {
         let req = request.get_ref();
         let name = agreement_name_in("name", &req.name)?;
         validate_etag("etag", &req.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         self.registry
             .agreements()
             .delete(&principal.caller(""), &name.tenant, &name.id, &req.etag)
@@ -503,8 +460,7 @@ impl AgreementService for AgreementApi {
         let req = request.get_ref();
         let name = agreement_name_in("name", &req.name)?;
         validate_etag("etag", &req.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         let a = self
             .registry
             .agreements()
@@ -520,8 +476,7 @@ impl AgreementService for AgreementApi {
         let req = request.get_ref();
         let name = agreement_name_in("name", &req.name)?;
         validate_etag("etag", &req.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         let at = match &req.terminate_time {
             None => None,
             Some(t) => Some(time_in("terminate_time", t).map_err(Error::from)?),
@@ -540,7 +495,7 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::ListAgreementRevisionsResponse>, Status> {
         let req = request.get_ref();
         let name = agreement_name_in("name", &req.name)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        authorize(&request, &name.tenant)?;
         let page = self
             .registry
             .agreements()
@@ -558,7 +513,7 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::AgreementRevision>, Status> {
         let name = AgreementChildName::parse("name", &request.get_ref().name, "revisions")
             .map_err(Error::from)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        authorize(&request, &name.tenant)?;
         let r = self
             .registry
             .agreements()
@@ -571,10 +526,12 @@ impl AgreementService for AgreementApi {
         &self,
         request: Request<pb::CreateOverrideRequest>,
     ) -> Result<Response<pb::Override>, Status> {
-        let principal = principal(&request)?.clone();
-        let mut req = request.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let key = request_key("CreateOverride", &request_id, &req)?;
+        let Create {
+            principal,
+            caller,
+            key,
+            request: req,
+        } = create(request, |r| &mut r.request_id)?;
         let parent = agreement_name_in("parent", &req.parent)?;
         principal.check_tenant(&parent.tenant)?;
         let id = Id::parse("override_id", &req.override_id)?;
@@ -583,14 +540,7 @@ impl AgreementService for AgreementApi {
         let created = self
             .registry
             .overrides()
-            .create(
-                &principal.caller(&request_id),
-                &parent.tenant,
-                &parent.id,
-                id,
-                fields,
-                key,
-            )
+            .create(&caller, &parent.tenant, &parent.id, id, fields, key)
             .await?;
         Ok(Response::new(override_out(created)))
     }
@@ -601,7 +551,7 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::Override>, Status> {
         let name = AgreementChildName::parse("name", &request.get_ref().name, "overrides")
             .map_err(Error::from)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        authorize(&request, &name.tenant)?;
         let o = self
             .registry
             .overrides()
@@ -616,7 +566,7 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::ListOverridesResponse>, Status> {
         let req = request.get_ref();
         let parent = agreement_name_in("parent", &req.parent)?;
-        principal(&request)?.check_tenant(&parent.tenant)?;
+        authorize(&request, &parent.tenant)?;
         let page = self
             .registry
             .overrides()
@@ -637,11 +587,10 @@ impl AgreementService for AgreementApi {
         let name = AgreementChildName::parse("override.name", &o.name, "overrides")
             .map_err(Error::from)?;
         validate_etag("override.etag", &o.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
-            || override_set_fields(o),
+            o,
             OverrideFields::PATHS,
             OverrideFields::OUTPUT_ONLY,
         )?;
@@ -669,8 +618,7 @@ impl AgreementService for AgreementApi {
         let name =
             AgreementChildName::parse("name", &req.name, "overrides").map_err(Error::from)?;
         validate_etag("etag", &req.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         self.registry
             .overrides()
             .delete(
@@ -717,7 +665,10 @@ mod tests {
             annotations: [("k".to_string(), "v".to_string())].into(),
             ..Default::default()
         };
-        assert_eq!(agreement_set_fields(&full), AgreementFields::PATHS);
+        assert_eq!(
+            crate::api::set_fields(&full, AgreementFields::PATHS),
+            AgreementFields::PATHS
+        );
         // Every updatable path decodes (shape errors are fine, panics are not).
         let _ = agreement_fields_in(&full, AgreementFields::PATHS, &id("t"));
     }
@@ -736,7 +687,10 @@ mod tests {
             labels: [("k".to_string(), "v".to_string())].into(),
             ..Default::default()
         };
-        assert_eq!(override_set_fields(&full), OverrideFields::PATHS);
+        assert_eq!(
+            crate::api::set_fields(&full, OverrideFields::PATHS),
+            OverrideFields::PATHS
+        );
         let _ = override_fields_in(&full, OverrideFields::PATHS, &id("t"));
     }
 }

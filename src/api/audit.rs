@@ -6,7 +6,7 @@ use prost_types::value::Kind;
 use tonic::{Request, Response, Status};
 
 use super::convert::{time_in, time_out};
-use crate::auth::{BOOTSTRAP_ACTOR, principal};
+use crate::auth::{BOOTSTRAP_ACTOR, authorize};
 use crate::domain::api_key::Role;
 use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::domain::fields::too_long;
@@ -133,8 +133,7 @@ impl AuditService for AuditApi {
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
         let req = request.get_ref();
         let tenant = TenantName::parse("parent", &req.parent)?.0;
-        let principal = principal(&request)?;
-        principal.check_tenant(&tenant)?;
+        let principal = authorize(&request, &tenant)?;
         // The trails of deleted tenants are the platform's: a tenant's own
         // admin may hold the id of a tenant that belonged to someone else.
         if req.show_deleted && principal.role != Role::PlatformAdmin {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert::{resource_enum_in, time_out};
-use super::{listed_len, request_key, required, set_fields, update_paths};
-use crate::auth::principal;
+use super::{Create, create, listed_len, required, update_paths};
+use crate::auth::authorize;
 use crate::domain::fields::validate_etag;
 use crate::domain::names::{Collection, Id, ResourceName, TenantName, party_name};
 use crate::domain::page::PageItem;
@@ -100,10 +100,12 @@ impl PartyService for PartyApi {
         &self,
         request: Request<pb::CreatePartyRequest>,
     ) -> Result<Response<pb::Party>, Status> {
-        let principal = principal(&request)?.clone();
-        let mut req = request.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let key = request_key("CreateParty", &request_id, &req)?;
+        let Create {
+            principal,
+            caller,
+            key,
+            request: req,
+        } = create(request, |r| &mut r.request_id)?;
         let tenant = TenantName::parse("parent", &req.parent)?.0;
         principal.check_tenant(&tenant)?;
         let id = Id::parse("party_id", &req.party_id)?;
@@ -112,7 +114,7 @@ impl PartyService for PartyApi {
         let created = self
             .registry
             .parties()
-            .create(&principal.caller(&request_id), &tenant, id, fields, key)
+            .create(&caller, &tenant, id, fields, key)
             .await?;
         Ok(Response::new(party_out(created)))
     }
@@ -122,7 +124,7 @@ impl PartyService for PartyApi {
         request: Request<pb::GetPartyRequest>,
     ) -> Result<Response<pb::Party>, Status> {
         let name = ResourceName::parse("name", &request.get_ref().name, Collection::Parties)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        authorize(&request, &name.tenant)?;
         let party = self.registry.parties().get(&name.tenant, &name.id).await?;
         Ok(Response::new(party_out(party)))
     }
@@ -133,7 +135,7 @@ impl PartyService for PartyApi {
     ) -> Result<Response<pb::ListPartiesResponse>, Status> {
         let req = request.get_ref();
         let tenant = TenantName::parse("parent", &req.parent)?.0;
-        principal(&request)?.check_tenant(&tenant)?;
+        authorize(&request, &tenant)?;
         let page = self
             .registry
             .parties()
@@ -153,11 +155,10 @@ impl PartyService for PartyApi {
         let party = required("party", &req.party)?;
         let name = ResourceName::parse("party.name", &party.name, Collection::Parties)?;
         validate_etag("party.etag", &party.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
-            || set_fields!(party, [display_name, kind, parent, labels]),
+            party,
             PartyFields::PATHS,
             PartyFields::OUTPUT_ONLY,
         )?;
@@ -183,8 +184,7 @@ impl PartyService for PartyApi {
         let req = request.get_ref();
         let name = ResourceName::parse("name", &req.name, Collection::Parties)?;
         validate_etag("etag", &req.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         self.registry
             .parties()
             .delete(&principal.caller(""), &name.tenant, &name.id, &req.etag)

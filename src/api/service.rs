@@ -5,8 +5,8 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert::time_out;
-use super::{listed_len, request_key, required, set_fields, update_paths};
-use crate::auth::principal;
+use super::{Create, create, listed_len, required, update_paths};
+use crate::auth::authorize;
 use crate::domain::fields::validate_etag;
 use crate::domain::names::{Collection, Id, ResourceName, TenantName, party_name};
 use crate::domain::page::PageItem;
@@ -74,10 +74,12 @@ impl ServiceCatalogService for ServiceCatalogApi {
         &self,
         request: Request<pb::CreateServiceRequest>,
     ) -> Result<Response<pb::Service>, Status> {
-        let principal = principal(&request)?.clone();
-        let mut req = request.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let key = request_key("CreateService", &request_id, &req)?;
+        let Create {
+            principal,
+            caller,
+            key,
+            request: req,
+        } = create(request, |r| &mut r.request_id)?;
         let tenant = TenantName::parse("parent", &req.parent)?.0;
         principal.check_tenant(&tenant)?;
         let id = Id::parse("service_id", &req.service_id)?;
@@ -86,7 +88,7 @@ impl ServiceCatalogService for ServiceCatalogApi {
         let created = self
             .registry
             .catalog()
-            .create(&principal.caller(&request_id), &tenant, id, fields, key)
+            .create(&caller, &tenant, id, fields, key)
             .await?;
         Ok(Response::new(service_out(created)))
     }
@@ -96,7 +98,7 @@ impl ServiceCatalogService for ServiceCatalogApi {
         request: Request<pb::GetServiceRequest>,
     ) -> Result<Response<pb::Service>, Status> {
         let name = ResourceName::parse("name", &request.get_ref().name, Collection::Services)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        authorize(&request, &name.tenant)?;
         let service = self.registry.catalog().get(&name.tenant, &name.id).await?;
         Ok(Response::new(service_out(service)))
     }
@@ -107,7 +109,7 @@ impl ServiceCatalogService for ServiceCatalogApi {
     ) -> Result<Response<pb::ListServicesResponse>, Status> {
         let req = request.get_ref();
         let tenant = TenantName::parse("parent", &req.parent)?.0;
-        principal(&request)?.check_tenant(&tenant)?;
+        authorize(&request, &tenant)?;
         let page = self
             .registry
             .catalog()
@@ -127,11 +129,10 @@ impl ServiceCatalogService for ServiceCatalogApi {
         let service = required("service", &req.service)?;
         let name = ResourceName::parse("service.name", &service.name, Collection::Services)?;
         validate_etag("service.etag", &service.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
-            || set_fields!(service, [display_name, description, owner, labels]),
+            service,
             ServiceFields::PATHS,
             ServiceFields::OUTPUT_ONLY,
         )?;
@@ -157,8 +158,7 @@ impl ServiceCatalogService for ServiceCatalogApi {
         let req = request.get_ref();
         let name = ResourceName::parse("name", &req.name, Collection::Services)?;
         validate_etag("etag", &req.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         self.registry
             .catalog()
             .delete(&principal.caller(""), &name.tenant, &name.id, &req.etag)

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert::time_out;
-use super::{listed_len, request_key, required, set_fields, update_paths};
-use crate::auth::principal;
+use super::{Create, create, listed_len, required, update_paths};
+use crate::auth::authorize;
 use crate::domain::fields::validate_etag;
 use crate::domain::names::{Id, TenantName};
 use crate::domain::page::PageItem;
@@ -61,10 +61,12 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
-        let principal = principal(&request)?.clone();
-        let mut req = request.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let key = request_key("CreateTenant", &request_id, &req)?;
+        let Create {
+            principal,
+            caller,
+            key,
+            request: req,
+        } = create(request, |r| &mut r.request_id)?;
         let id = Id::parse("tenant_id", &req.tenant_id)?;
         principal.check_tenant(&id)?;
         let tenant = req.tenant.unwrap_or_default();
@@ -72,7 +74,7 @@ impl TenantService for TenantApi {
         let created = self
             .registry
             .tenants()
-            .create(&principal.caller(&request_id), id, fields, key)
+            .create(&caller, id, fields, key)
             .await?;
         Ok(Response::new(tenant_out(created)))
     }
@@ -82,7 +84,7 @@ impl TenantService for TenantApi {
         request: Request<pb::GetTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
         let name = TenantName::parse("name", &request.get_ref().name)?;
-        principal(&request)?.check_tenant(&name.0)?;
+        authorize(&request, &name.0)?;
         let tenant = self.registry.tenants().get(&name.0).await?;
         Ok(Response::new(tenant_out(tenant)))
     }
@@ -111,11 +113,10 @@ impl TenantService for TenantApi {
         let tenant = required("tenant", &req.tenant)?;
         let name = TenantName::parse("tenant.name", &tenant.name)?;
         validate_etag("tenant.etag", &tenant.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.0)?;
+        let principal = authorize(&request, &name.0)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
-            || set_fields!(tenant, [display_name, labels]),
+            tenant,
             TenantFields::PATHS,
             TenantFields::OUTPUT_ONLY,
         )?;
@@ -139,8 +140,7 @@ impl TenantService for TenantApi {
         let req = request.get_ref();
         let name = TenantName::parse("name", &req.name)?;
         validate_etag("etag", &req.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.0)?;
+        let principal = authorize(&request, &name.0)?;
         self.registry
             .tenants()
             .delete(&principal.caller(""), &name.0, &req.etag, req.force)

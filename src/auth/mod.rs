@@ -70,6 +70,17 @@ pub fn principal<T>(request: &tonic::Request<T>) -> Result<&Principal, Error> {
         .ok_or_else(|| Error::Unauthenticated("no credentials".into()))
 }
 
+/// The principal of `request`, if it may act on `tenant`
+/// (`Principal::check_tenant`).
+pub fn authorize<'a, T>(
+    request: &'a tonic::Request<T>,
+    tenant: &Id,
+) -> Result<&'a Principal, Error> {
+    let principal = principal(request)?;
+    principal.check_tenant(tenant)?;
+    Ok(principal)
+}
+
 /// The key name of the bootstrap key, as the audit trail shows it.
 pub const BOOTSTRAP_ACTOR: &str = "bootstrap";
 
