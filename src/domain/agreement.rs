@@ -275,7 +275,8 @@ impl Agreement {
     /// audit event and entitlement carries them whole.
     pub const MAX_CLAUSE_TEXT_CHARS: usize = 131_072;
 
-    /// A new DRAFT; `kind`, `provider` and `effective_from` are required.
+    /// A new DRAFT, checked (`validate`); `kind`, `provider` and
+    /// `effective_from` are required.
     pub fn new(
         tenant: &Id,
         id: Id,
@@ -323,6 +324,7 @@ impl Agreement {
             meta: Meta::new(now),
         };
         agreement.apply(fields);
+        agreement.validate(v, prefix);
         Some(agreement)
     }
 

@@ -24,6 +24,22 @@ pub enum Change {
 }
 
 impl Change {
+    /// What a write to the tenant or its parties may change: any of its
+    /// entitlements (and its keys).
+    pub fn tenant(tenant: &Id) -> Change {
+        Change::Tenant {
+            tenant: tenant.clone(),
+        }
+    }
+
+    /// What a write to a service of the catalogue may change.
+    pub fn service(tenant: &Id, service: &Id) -> Change {
+        Change::Services {
+            tenant: tenant.clone(),
+            services: vec![service.clone()],
+        }
+    }
+
     /// What a write to agreement `a` (or one of its overrides) may change:
     /// the entitlements of its services.
     pub fn agreement(a: &Agreement) -> Change {

@@ -69,6 +69,21 @@ fn new_etag() -> String {
     format!("{:016x}", rand::rng().random::<u64>())
 }
 
+/// Runs `validate` and reports every violation it finds, at once.
+pub fn check(validate: impl FnOnce(&mut Violations)) -> Result<()> {
+    let mut v = Violations::new();
+    validate(&mut v);
+    v.into_result()
+}
+
+/// What `make` made of a request's fields, or every violation it found
+/// (`make` makes nothing only when it finds one).
+pub fn made<T>(make: impl FnOnce(&mut Violations) -> Option<T>) -> Result<T> {
+    let mut made = None;
+    check(|v| made = make(v))?;
+    Ok(made.expect("nothing is made without a violation"))
+}
+
 /// Declares what a client may set on a resource, once: the `Fields` struct a
 /// create or update carries (`None` leaves a field as it is), the paths an
 /// update mask may name (`PATHS`, the API's field names) beside those it may

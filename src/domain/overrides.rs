@@ -65,7 +65,8 @@ impl Override {
     /// At most one patch per objective of the agreement.
     pub const MAX_PATCHES: usize = MAX_OBJECTIVES;
 
-    /// A new override; `consumer` and `effective_from` are required.
+    /// A new override of `agreement`, checked against it (`validate`);
+    /// `consumer` and `effective_from` are required.
     pub fn new(
         agreement: &Agreement,
         id: Id,
@@ -100,6 +101,7 @@ impl Override {
             meta: Meta::new(now),
         };
         o.apply(fields);
+        o.validate(agreement, v, prefix);
         Some(o)
     }
 

@@ -60,7 +60,7 @@ impl Party {
     /// up a tree (the store's ancestry reads, the cycle check).
     pub const MAX_DEPTH: usize = 64;
 
-    /// A new party; `kind` is required.
+    /// A new party, checked (`validate`); `kind` is required.
     pub fn new(
         tenant: &Id,
         id: Id,
@@ -83,6 +83,7 @@ impl Party {
             meta: Meta::new(now),
         };
         party.apply(fields);
+        party.validate(v, prefix);
         Some(party)
     }
 

@@ -36,7 +36,7 @@ updatable_fields! {
 impl Service {
     pub const MAX_DESCRIPTION_CHARS: usize = 4000;
 
-    /// A new service; `owner` is required.
+    /// A new service, checked (`validate`); `owner` is required.
     pub fn new(
         tenant: &Id,
         id: Id,
@@ -59,6 +59,7 @@ impl Service {
             meta: Meta::new(now),
         };
         service.apply(fields);
+        service.validate(v, prefix);
         Some(service)
     }
 

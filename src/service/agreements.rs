@@ -15,10 +15,11 @@ use crate::domain::agreement::{
 };
 use crate::domain::audit::{AuditEvent, Caller};
 use crate::domain::changes::Change;
+use crate::domain::fields::made;
 use crate::domain::filter::AgreementFilter;
 use crate::domain::names::{Id, agreement_name, revision_name};
 use crate::domain::request_id::RequestKey;
-use crate::error::{Error, Result, Violations};
+use crate::error::{Error, Result};
 use crate::store::Tx;
 
 pub struct Agreements<'a> {
@@ -34,36 +35,19 @@ impl Agreements<'_> {
         fields: AgreementFields,
         request: Option<RequestKey>,
     ) -> Result<Agreement> {
+        let r = self.registry;
         let now = Utc::now();
-        let mut v = Violations::new();
-        let agreement = Agreement::new(tenant, id, fields, now, &mut v, "agreement");
-        if let Some(a) = &agreement {
-            a.validate(&mut v, "agreement");
-        }
-        v.into_result()?;
-        let agreement = agreement.expect("validated");
-        let mut tx = self.registry.write(tenant).await?;
-        if let Some(replayed) = self
-            .registry
-            .replay(&mut *tx, tenant.as_str(), request.as_ref(), now)
-            .await?
-        {
+        let agreement = made(|v| Agreement::new(tenant, id, fields, now, v, "agreement"))?;
+        let mut tx = r.write(tenant).await?;
+        let (scope, request) = (tenant.as_str(), request.as_ref());
+        if let Some(replayed) = r.replay(&mut *tx, scope, request, now).await? {
             return Ok(replayed);
         }
         Registry::require_tenant(&mut *tx, tenant).await?;
         agreement.check_references(&read_references(&mut *tx, &agreement).await?)?;
         tx.insert_agreement(&agreement).await?;
         // A draft resolves nothing: no change to announce.
-        self.registry
-            .commit_create(
-                tx,
-                caller,
-                tenant.as_str(),
-                request.as_ref(),
-                &agreement,
-                now,
-                None,
-            )
+        r.commit_create(tx, caller, scope, request, &agreement, now, None)
             .await?;
         Ok(agreement)
     }
@@ -110,8 +94,7 @@ impl Agreements<'_> {
     ) -> Result<Agreement> {
         let now = Utc::now();
         let mut tx = self.registry.write(tenant).await?;
-        let before = lock_agreement(&mut *tx, tenant, id).await?;
-        before.meta.check_etag(etag, &before.name())?;
+        let before = lock_agreement(&mut *tx, tenant, id, etag).await?;
         let Some(mut a) = before.updated(fields, now)? else {
             return Ok(before);
         };
@@ -125,21 +108,16 @@ impl Agreements<'_> {
             write_revision(&mut *tx, &mut a, now).await?;
         }
         tx.update_agreement(&a).await?;
-        Registry::audit(&mut *tx, caller, Some(&before), Some(&a), now).await?;
-        if published {
-            self.registry
-                .commit_changing(tx, Change::agreement_edit(&before, &a))
-                .await?;
-        } else {
-            tx.commit().await?;
-        }
+        let change = published.then(|| Change::agreement_edit(&before, &a));
+        self.registry
+            .commit_audited(tx, caller, Some(&before), Some(&a), now, change)
+            .await?;
         Ok(a)
     }
 
     pub async fn delete(&self, caller: &Caller, tenant: &Id, id: &Id, etag: &str) -> Result<()> {
         let mut tx = self.registry.write(tenant).await?;
-        let a = lock_agreement(&mut *tx, tenant, id).await?;
-        a.meta.check_etag(etag, &a.name())?;
+        let a = lock_agreement(&mut *tx, tenant, id, etag).await?;
         a.check_deletable(&tx.agreement_supporters(tenant, id, USERS_SHOWN).await?)?;
         let now = Utc::now();
         let removed = tx.delete_agreement(tenant, id, now).await?;
@@ -163,17 +141,16 @@ impl Agreements<'_> {
     ) -> Result<Agreement> {
         let now = Utc::now();
         let mut tx = self.registry.write(tenant).await?;
-        let mut a = lock_agreement(&mut *tx, tenant, id).await?;
-        a.meta.check_etag(etag, &a.name())?;
+        let mut a = lock_agreement(&mut *tx, tenant, id, etag).await?;
         a.check_publishable(now)?;
         check_no_overlap(&mut *tx, &a).await?;
         let before = a.clone();
         a.publish(now);
         write_revision(&mut *tx, &mut a, now).await?;
         tx.update_agreement(&a).await?;
-        Registry::audit(&mut *tx, caller, Some(&before), Some(&a), now).await?;
+        let change = Some(Change::agreement(&a));
         self.registry
-            .commit_changing(tx, Change::agreement(&a))
+            .commit_audited(tx, caller, Some(&before), Some(&a), now, change)
             .await?;
         Ok(a)
     }
@@ -188,17 +165,16 @@ impl Agreements<'_> {
     ) -> Result<Agreement> {
         let now = Utc::now();
         let mut tx = self.registry.write(tenant).await?;
-        let mut a = lock_agreement(&mut *tx, tenant, id).await?;
-        a.meta.check_etag(etag, &a.name())?;
+        let mut a = lock_agreement(&mut *tx, tenant, id, etag).await?;
         let at = terminate_time.unwrap_or(now);
         a.check_terminable(at, now)?;
         let before = a.clone();
         a.terminate(at, now);
         write_revision(&mut *tx, &mut a, now).await?;
         tx.update_agreement(&a).await?;
-        Registry::audit(&mut *tx, caller, Some(&before), Some(&a), now).await?;
+        let change = Some(Change::agreement(&a));
         self.registry
-            .commit_changing(tx, Change::agreement(&a))
+            .commit_audited(tx, caller, Some(&before), Some(&a), now, change)
             .await?;
         Ok(a)
     }
@@ -246,11 +222,15 @@ pub(super) async fn require_agreement(tx: &mut dyn Tx, tenant: &Id, id: &Id) -> 
         .ok_or_else(|| Error::NotFound(agreement_name(tenant, id)))
 }
 
-/// The agreement an operation changes, locked until it commits.
-async fn lock_agreement(tx: &mut dyn Tx, tenant: &Id, id: &Id) -> Result<Agreement> {
-    tx.get_agreement_for_update(tenant, id)
+/// The agreement an operation changes, locked until it commits, if `etag`
+/// (when given) is still its etag.
+async fn lock_agreement(tx: &mut dyn Tx, tenant: &Id, id: &Id, etag: &str) -> Result<Agreement> {
+    let a = tx
+        .get_agreement_for_update(tenant, id)
         .await?
-        .ok_or_else(|| Error::NotFound(agreement_name(tenant, id)))
+        .ok_or_else(|| Error::NotFound(agreement_name(tenant, id)))?;
+    a.meta.check_etag(etag, &a.name())?;
+    Ok(a)
 }
 
 /// What `a` names, as it is in the tenant now (`Agreement::check_references`).

@@ -7,9 +7,10 @@ use super::{Page, Registry};
 use crate::domain::api_key::{ApiKey, ApiKeyFields, Secret};
 use crate::domain::audit::Caller;
 use crate::domain::changes::Change;
+use crate::domain::fields::made;
 use crate::domain::names::{Id, api_key_name};
 use crate::domain::request_id::RequestKey;
-use crate::error::{Error, Result, Violations};
+use crate::error::{Error, Result};
 use crate::store::Access;
 
 pub struct ApiKeys<'a> {
@@ -27,31 +28,18 @@ impl ApiKeys<'_> {
         fields: ApiKeyFields,
         request: Option<RequestKey>,
     ) -> Result<(ApiKey, Option<Secret>)> {
+        let r = self.registry;
         let now = Utc::now();
-        let mut v = Violations::new();
-        let created = ApiKey::new(tenant, id, fields, now, &mut v);
-        v.into_result()?;
-        let (key, secret) = created.expect("validated");
-        let mut tx = self.registry.write(tenant).await?;
-        if let Some(replayed) = self
-            .registry
-            .replay(&mut *tx, tenant.as_str(), request.as_ref(), now)
-            .await?
-        {
+        let (key, secret) = made(|v| ApiKey::new(tenant, id, fields, now, v))?;
+        let mut tx = r.write(tenant).await?;
+        let (scope, request) = (tenant.as_str(), request.as_ref());
+        if let Some(replayed) = r.replay(&mut *tx, scope, request, now).await? {
             return Ok((replayed, None));
         }
         Registry::require_tenant(&mut *tx, tenant).await?;
         tx.insert_api_key(&key).await?;
-        self.registry
-            .commit_create(
-                tx,
-                caller,
-                tenant.as_str(),
-                request.as_ref(),
-                &key,
-                now,
-                None,
-            )
+        // A new key grants nothing cached anywhere: no change to announce.
+        r.commit_create(tx, caller, scope, request, &key, now, None)
             .await?;
         Ok((key, Some(secret)))
     }
@@ -117,16 +105,13 @@ impl ApiKeys<'_> {
         let before = key.clone();
         if key.revoke(now) {
             tx.update_api_key(&key).await?;
-            Registry::audit(&mut *tx, caller, Some(&before), Some(&key), now).await?;
             // Every replica drops the keys it cached, so the revocation
             // binds at once.
+            let change = Change::Keys {
+                tenant: tenant.clone(),
+            };
             self.registry
-                .commit_changing(
-                    tx,
-                    Change::Keys {
-                        tenant: tenant.clone(),
-                    },
-                )
+                .commit_audited(tx, caller, Some(&before), Some(&key), now, Some(change))
                 .await?;
         }
         Ok(key)

@@ -7,10 +7,12 @@ use super::parties::require_party;
 use super::{Page, Registry, USERS_SHOWN};
 use crate::domain::audit::Caller;
 use crate::domain::changes::Change;
+use crate::domain::fields::{check, made};
 use crate::domain::names::{Id, service_name};
 use crate::domain::request_id::RequestKey;
 use crate::domain::service::{Service, ServiceFields};
-use crate::error::{Error, Result, Violations};
+use crate::error::{Error, Result};
+use crate::store::Tx;
 
 pub struct Catalog<'a> {
     pub(super) registry: &'a Registry,
@@ -27,36 +29,18 @@ impl Catalog<'_> {
     ) -> Result<Service> {
         let r = self.registry;
         let now = Utc::now();
-        let mut v = Violations::new();
-        let service = Service::new(tenant, id, fields, now, &mut v, "service");
-        if let Some(s) = &service {
-            s.validate(&mut v, "service");
-        }
-        v.into_result()?;
-        let service = service.expect("validated");
+        let service = made(|v| Service::new(tenant, id, fields, now, v, "service"))?;
         let mut tx = r.write(tenant).await?;
-        if let Some(replayed) = r
-            .replay(&mut *tx, tenant.as_str(), request.as_ref(), now)
-            .await?
-        {
+        let (scope, request) = (tenant.as_str(), request.as_ref());
+        if let Some(replayed) = r.replay(&mut *tx, scope, request, now).await? {
             return Ok(replayed);
         }
         Registry::require_tenant(&mut *tx, tenant).await?;
         require_party(&mut *tx, tenant, &service.owner, "service.owner").await?;
         tx.insert_service(&service).await?;
-        r.commit_create(
-            tx,
-            caller,
-            tenant.as_str(),
-            request.as_ref(),
-            &service,
-            now,
-            Some(Change::Services {
-                tenant: tenant.clone(),
-                services: vec![service.id.clone()],
-            }),
-        )
-        .await?;
+        let change = Some(Change::service(tenant, &service.id));
+        r.commit_create(tx, caller, scope, request, &service, now, change)
+            .await?;
         Ok(service)
     }
 
@@ -91,55 +75,55 @@ impl Catalog<'_> {
         etag: &str,
         fields: ServiceFields,
     ) -> Result<Service> {
-        let r = self.registry;
-        let mut tx = r.write(tenant).await?;
-        let mut service = tx
-            .get_service_for_update(tenant, id)
-            .await?
-            .ok_or_else(|| Error::NotFound(service_name(tenant, id)))?;
-        service.meta.check_etag(etag, &service.name())?;
-        let before = service.clone();
-        let owner_changed = fields.owner.as_ref().is_some_and(|o| *o != service.owner);
+        let mut tx = self.registry.write(tenant).await?;
+        let before = lock_service(&mut *tx, tenant, id, etag).await?;
+        let mut service = before.clone();
         service.apply(fields);
-        let mut v = Violations::new();
-        service.validate(&mut v, "service");
-        v.into_result()?;
-        if owner_changed {
+        check(|v| service.validate(v, "service"))?;
+        if service.owner != before.owner {
             require_party(&mut *tx, tenant, &service.owner, "service.owner").await?;
         }
         let now = Utc::now();
         service.meta.touch(now);
         tx.update_service(&service).await?;
-        Registry::audit(&mut *tx, caller, Some(&before), Some(&service), now).await?;
-        r.commit_changing(
-            tx,
-            Change::Services {
-                tenant: tenant.clone(),
-                services: vec![service.id.clone()],
-            },
-        )
-        .await?;
+        self.registry
+            .commit_audited(
+                tx,
+                caller,
+                Some(&before),
+                Some(&service),
+                now,
+                Some(Change::service(tenant, id)),
+            )
+            .await?;
         Ok(service)
     }
 
     pub async fn delete(&self, caller: &Caller, tenant: &Id, id: &Id, etag: &str) -> Result<()> {
-        let r = self.registry;
-        let mut tx = r.write(tenant).await?;
-        let service = tx
-            .get_service_for_update(tenant, id)
-            .await?
-            .ok_or_else(|| Error::NotFound(service_name(tenant, id)))?;
-        service.meta.check_etag(etag, &service.name())?;
+        let mut tx = self.registry.write(tenant).await?;
+        let service = lock_service(&mut *tx, tenant, id, etag).await?;
         service.check_deletable(&tx.service_users(tenant, id, USERS_SHOWN).await?)?;
         tx.delete_service(tenant, id).await?;
-        Registry::audit(&mut *tx, caller, Some(&service), None, Utc::now()).await?;
-        r.commit_changing(
-            tx,
-            Change::Services {
-                tenant: tenant.clone(),
-                services: vec![id.clone()],
-            },
-        )
-        .await
+        self.registry
+            .commit_audited(
+                tx,
+                caller,
+                Some(&service),
+                None,
+                Utc::now(),
+                Some(Change::service(tenant, id)),
+            )
+            .await
     }
+}
+
+/// The service an operation changes, locked until it commits, if `etag`
+/// (when given) is still its etag.
+async fn lock_service(tx: &mut dyn Tx, tenant: &Id, id: &Id, etag: &str) -> Result<Service> {
+    let service = tx
+        .get_service_for_update(tenant, id)
+        .await?
+        .ok_or_else(|| Error::NotFound(service_name(tenant, id)))?;
+    service.meta.check_etag(etag, &service.name())?;
+    Ok(service)
 }

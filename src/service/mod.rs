@@ -186,7 +186,8 @@ impl Registry {
             .map_err(|e| Error::Internal(anyhow::Error::new(e).context("decode stored response")))
     }
 
-    /// Audits a create, records its response under its request_id and commits.
+    /// Audits a create, records its response under its request_id, and
+    /// commits, announcing `change`.
     #[allow(clippy::too_many_arguments)]
     async fn commit_create<T: Audited>(
         &self,
@@ -205,16 +206,32 @@ impl Registry {
             tx.complete_request(scope, &request.request_id, &response)
                 .await?;
         }
-        match change {
-            Some(change) => self.commit_changing(tx, change).await,
-            None => tx.commit().await,
-        }
+        self.commit(tx, change).await
     }
 
-    /// Commits a write that may change entitlements: announces the change to
-    /// other replicas in the transaction (NOTIFY is delivered on commit), and
-    /// to this one once committed, before the call returns.
-    async fn commit_changing(&self, mut tx: Box<dyn Tx>, change: Change) -> Result<()> {
+    /// Audits a change from `before` to `after` (absent for a create or a
+    /// delete) and commits it, announcing `change`.
+    async fn commit_audited<T: Audited>(
+        &self,
+        mut tx: Box<dyn Tx>,
+        caller: &Caller,
+        before: Option<&T>,
+        after: Option<&T>,
+        now: DateTime<Utc>,
+        change: Option<Change>,
+    ) -> Result<()> {
+        Self::audit(&mut *tx, caller, before, after, now).await?;
+        self.commit(tx, change).await
+    }
+
+    /// Commits a write. What it may have changed for entitlements and keys
+    /// (`change`; `None` for what resolves nothing, such as a draft) is
+    /// announced to other replicas in the transaction (NOTIFY is delivered on
+    /// commit), and to this one once committed, before the call returns.
+    async fn commit(&self, mut tx: Box<dyn Tx>, change: Option<Change>) -> Result<()> {
+        let Some(change) = change else {
+            return tx.commit().await;
+        };
         tx.notify(&change).await?;
         tx.commit().await?;
         self.changes.apply(change);

@@ -1,6 +1,7 @@
 //! Overrides: one consumer's changes to a SERVICE_LEVEL agreement, applied
-//! in resolution on top of it. Each write changes the entitlements of the
-//! agreement's services.
+//! in resolution on top of it. Only an agreement that takes overrides and is
+//! open to change gets them (`Agreement::check_overridable`); each write
+//! changes the entitlements of the agreement's services.
 
 use chrono::Utc;
 
@@ -9,10 +10,12 @@ use super::parties::require_party;
 use super::{Page, Registry};
 use crate::domain::audit::Caller;
 use crate::domain::changes::Change;
+use crate::domain::fields::{check, made};
 use crate::domain::names::{Id, override_name};
 use crate::domain::overrides::{Override, OverrideFields};
 use crate::domain::request_id::RequestKey;
-use crate::error::{Error, Result, Violations};
+use crate::error::{Error, Result};
+use crate::store::Tx;
 
 pub struct Overrides<'a> {
     pub(super) registry: &'a Registry,
@@ -28,36 +31,20 @@ impl Overrides<'_> {
         fields: OverrideFields,
         request: Option<RequestKey>,
     ) -> Result<Override> {
+        let r = self.registry;
         let now = Utc::now();
-        let mut tx = self.registry.write(tenant).await?;
-        if let Some(replayed) = self
-            .registry
-            .replay(&mut *tx, tenant.as_str(), request.as_ref(), now)
-            .await?
-        {
+        let mut tx = r.write(tenant).await?;
+        let (scope, request) = (tenant.as_str(), request.as_ref());
+        if let Some(replayed) = r.replay(&mut *tx, scope, request, now).await? {
             return Ok(replayed);
         }
         let a = require_agreement(&mut *tx, tenant, agreement).await?;
-        let mut v = Violations::new();
-        let o = Override::new(&a, id, fields, now, &mut v, "override");
-        if let Some(o) = &o {
-            o.validate(&a, &mut v, "override");
-        }
-        v.into_result()?;
-        let o = o.expect("validated");
+        let o = made(|v| Override::new(&a, id, fields, now, v, "override"))?;
         a.check_overridable(now)?;
         require_party(&mut *tx, tenant, &o.consumer, "override.consumer").await?;
         tx.insert_override(&o).await?;
-        self.registry
-            .commit_create(
-                tx,
-                caller,
-                tenant.as_str(),
-                request.as_ref(),
-                &o,
-                now,
-                Some(Change::agreement(&a)),
-            )
+        let change = Some(Change::agreement(&a));
+        r.commit_create(tx, caller, scope, request, &o, now, change)
             .await?;
         Ok(o)
     }
@@ -76,17 +63,15 @@ impl Overrides<'_> {
         page_size: i32,
         page_token: &str,
     ) -> Result<Page<Override>> {
-        let page = self.registry.page(
-            page_size,
-            page_token,
-            format!("overrides|{tenant}|{agreement}"),
-        )?;
-        let mut tx = self.registry.read(tenant).await?;
+        let r = self.registry;
+        let scope = format!("overrides|{tenant}|{agreement}");
+        let page = r.page(page_size, page_token, scope)?;
+        let mut tx = r.read(tenant).await?;
         require_agreement(&mut *tx, tenant, agreement).await?;
         let rows = tx
             .list_overrides(tenant, agreement, page.after.as_deref(), page.fetch_limit())
             .await?;
-        Ok(self.registry.finish_page(&page, rows, |o| o.id.to_string()))
+        Ok(r.finish_page(&page, rows, |o| o.id.to_string()))
     }
 
     pub async fn update(
@@ -101,26 +86,25 @@ impl Overrides<'_> {
         let now = Utc::now();
         let mut tx = self.registry.write(tenant).await?;
         let a = require_agreement(&mut *tx, tenant, agreement).await?;
-        let mut o = tx
-            .get_override_for_update(tenant, agreement, id)
-            .await?
-            .ok_or_else(|| Error::NotFound(override_name(tenant, agreement, id)))?;
-        o.meta.check_etag(etag, &o.name())?;
+        let before = lock_override(&mut *tx, tenant, agreement, id, etag).await?;
         a.check_overridable(now)?;
-        let before = o.clone();
-        let consumer_changed = fields.consumer.as_ref().is_some_and(|c| *c != o.consumer);
+        let mut o = before.clone();
         o.apply(fields);
-        let mut v = Violations::new();
-        o.validate(&a, &mut v, "override");
-        v.into_result()?;
-        if consumer_changed {
+        check(|v| o.validate(&a, v, "override"))?;
+        if o.consumer != before.consumer {
             require_party(&mut *tx, tenant, &o.consumer, "override.consumer").await?;
         }
         o.meta.touch(now);
         tx.update_override(&o).await?;
-        Registry::audit(&mut *tx, caller, Some(&before), Some(&o), now).await?;
         self.registry
-            .commit_changing(tx, Change::agreement(&a))
+            .commit_audited(
+                tx,
+                caller,
+                Some(&before),
+                Some(&o),
+                now,
+                Some(Change::agreement(&a)),
+            )
             .await?;
         Ok(o)
     }
@@ -134,26 +118,36 @@ impl Overrides<'_> {
         etag: &str,
     ) -> Result<()> {
         let mut tx = self.registry.write(tenant).await?;
-        let o = tx
-            .get_override_for_update(tenant, agreement, id)
-            .await?
-            .ok_or_else(|| Error::NotFound(override_name(tenant, agreement, id)))?;
-        o.meta.check_etag(etag, &o.name())?;
+        let o = lock_override(&mut *tx, tenant, agreement, id, etag).await?;
         let now = Utc::now();
         tx.delete_override(tenant, agreement, id, now).await?;
-        Registry::audit(&mut *tx, caller, Some(&o), None, now).await?;
         let services = match tx.get_agreement(tenant, agreement).await? {
             Some(a) => a.services,
             None => Vec::new(),
         };
+        let change = Change::Services {
+            tenant: tenant.clone(),
+            services,
+        };
         self.registry
-            .commit_changing(
-                tx,
-                Change::Services {
-                    tenant: tenant.clone(),
-                    services,
-                },
-            )
+            .commit_audited(tx, caller, Some(&o), None, now, Some(change))
             .await
     }
+}
+
+/// The override an operation changes, locked until it commits, if `etag`
+/// (when given) is still its etag.
+async fn lock_override(
+    tx: &mut dyn Tx,
+    tenant: &Id,
+    agreement: &Id,
+    id: &Id,
+    etag: &str,
+) -> Result<Override> {
+    let o = tx
+        .get_override_for_update(tenant, agreement, id)
+        .await?
+        .ok_or_else(|| Error::NotFound(override_name(tenant, agreement, id)))?;
+    o.meta.check_etag(etag, &o.name())?;
+    Ok(o)
 }

@@ -1,15 +1,17 @@
 //! Parties: who signs agreements. A party's parent must exist in the same
-//! tenant and must not make a cycle; a party in use cannot be deleted.
+//! tenant and must not make a cycle (`Party::check_ancestry`, over the
+//! ancestry read here); a party in use cannot be deleted.
 
 use chrono::Utc;
 
 use super::{Page, Registry, USERS_SHOWN};
 use crate::domain::audit::Caller;
 use crate::domain::changes::Change;
+use crate::domain::fields::{check, made};
 use crate::domain::names::{Id, party_name};
 use crate::domain::party::{Party, PartyFields};
 use crate::domain::request_id::RequestKey;
-use crate::error::{Error, Result, Violations};
+use crate::error::{Error, Result};
 use crate::store::Tx;
 
 pub struct Parties<'a> {
@@ -27,18 +29,10 @@ impl Parties<'_> {
     ) -> Result<Party> {
         let r = self.registry;
         let now = Utc::now();
-        let mut v = Violations::new();
-        let party = Party::new(tenant, id, fields, now, &mut v, "party");
-        if let Some(p) = &party {
-            p.validate(&mut v, "party");
-        }
-        v.into_result()?;
-        let party = party.expect("validated");
+        let party = made(|v| Party::new(tenant, id, fields, now, v, "party"))?;
         let mut tx = r.write(tenant).await?;
-        if let Some(replayed) = r
-            .replay(&mut *tx, tenant.as_str(), request.as_ref(), now)
-            .await?
-        {
+        let (scope, request) = (tenant.as_str(), request.as_ref());
+        if let Some(replayed) = r.replay(&mut *tx, scope, request, now).await? {
             return Ok(replayed);
         }
         Registry::require_tenant(&mut *tx, tenant).await?;
@@ -47,18 +41,9 @@ impl Parties<'_> {
             party.check_ancestry(&read_ancestry(&mut *tx, &party).await?)?;
         }
         tx.insert_party(&party).await?;
-        r.commit_create(
-            tx,
-            caller,
-            tenant.as_str(),
-            request.as_ref(),
-            &party,
-            now,
-            Some(Change::Tenant {
-                tenant: tenant.clone(),
-            }),
-        )
-        .await?;
+        let change = Some(Change::tenant(tenant));
+        r.commit_create(tx, caller, scope, request, &party, now, change)
+            .await?;
         Ok(party)
     }
 
@@ -88,54 +73,59 @@ impl Parties<'_> {
         etag: &str,
         fields: PartyFields,
     ) -> Result<Party> {
-        let r = self.registry;
-        let mut tx = r.write(tenant).await?;
+        let mut tx = self.registry.write(tenant).await?;
+        // Under the tenant lock, two moves in one tree cannot each pass the
+        // cycle check against a tree the other is changing.
         tx.lock_tenant(tenant).await?;
-        let mut party = tx
-            .get_party_for_update(tenant, id)
-            .await?
-            .ok_or_else(|| Error::NotFound(party_name(tenant, id)))?;
-        party.meta.check_etag(etag, &party.name())?;
-        let before = party.clone();
+        let before = lock_party(&mut *tx, tenant, id, etag).await?;
+        let mut party = before.clone();
         party.apply(fields);
-        let mut v = Violations::new();
-        party.validate(&mut v, "party");
-        v.into_result()?;
+        check(|v| party.validate(v, "party"))?;
         party.check_ancestry(&read_ancestry(&mut *tx, &party).await?)?;
         let now = Utc::now();
         party.meta.touch(now);
         tx.update_party(&party).await?;
-        Registry::audit(&mut *tx, caller, Some(&before), Some(&party), now).await?;
-        r.commit_changing(
-            tx,
-            Change::Tenant {
-                tenant: tenant.clone(),
-            },
-        )
-        .await?;
+        self.registry
+            .commit_audited(
+                tx,
+                caller,
+                Some(&before),
+                Some(&party),
+                now,
+                Some(Change::tenant(tenant)),
+            )
+            .await?;
         Ok(party)
     }
 
     pub async fn delete(&self, caller: &Caller, tenant: &Id, id: &Id, etag: &str) -> Result<()> {
-        let r = self.registry;
-        let mut tx = r.write(tenant).await?;
-        let party = tx
-            .get_party_for_update(tenant, id)
-            .await?
-            .ok_or_else(|| Error::NotFound(party_name(tenant, id)))?;
-        party.meta.check_etag(etag, &party.name())?;
+        let mut tx = self.registry.write(tenant).await?;
+        let party = lock_party(&mut *tx, tenant, id, etag).await?;
         party.check_deletable(&tx.party_users(tenant, id, USERS_SHOWN).await?)?;
         let now = Utc::now();
         tx.delete_party(tenant, id, now).await?;
-        Registry::audit(&mut *tx, caller, Some(&party), None, now).await?;
-        r.commit_changing(
-            tx,
-            Change::Tenant {
-                tenant: tenant.clone(),
-            },
-        )
-        .await
+        self.registry
+            .commit_audited(
+                tx,
+                caller,
+                Some(&party),
+                None,
+                now,
+                Some(Change::tenant(tenant)),
+            )
+            .await
     }
+}
+
+/// The party an operation changes, locked until it commits, if `etag` (when
+/// given) is still its etag.
+async fn lock_party(tx: &mut dyn Tx, tenant: &Id, id: &Id, etag: &str) -> Result<Party> {
+    let party = tx
+        .get_party_for_update(tenant, id)
+        .await?
+        .ok_or_else(|| Error::NotFound(party_name(tenant, id)))?;
+    party.meta.check_etag(etag, &party.name())?;
+    Ok(party)
 }
 
 /// The new parent of `party` and its ancestors, nearest first, as

@@ -6,11 +6,15 @@ use chrono::Utc;
 use super::{Page, Registry, USERS_SHOWN};
 use crate::domain::audit::Caller;
 use crate::domain::changes::Change;
+use crate::domain::fields::check;
 use crate::domain::names::Id;
 use crate::domain::request_id::RequestKey;
 use crate::domain::tenant::{Tenant, TenantFields};
-use crate::error::{Error, Result, Violations};
-use crate::store::Access;
+use crate::error::{Error, Result};
+use crate::store::{Access, Tx};
+
+/// Tenants are the platform's: their creates claim request_ids in its scope.
+const PLATFORM_SCOPE: &str = "";
 
 pub struct Tenants<'a> {
     pub(super) registry: &'a Registry,
@@ -27,15 +31,14 @@ impl Tenants<'_> {
         let r = self.registry;
         let now = Utc::now();
         let tenant = Tenant::new(id, fields, now);
-        let mut v = Violations::new();
-        tenant.validate(&mut v, "tenant");
-        v.into_result()?;
+        check(|v| tenant.validate(v, "tenant"))?;
         let mut tx = r.store.begin(None, Access::Write).await?;
-        if let Some(replayed) = r.replay(&mut *tx, "", request.as_ref(), now).await? {
+        let request = request.as_ref();
+        if let Some(replayed) = r.replay(&mut *tx, PLATFORM_SCOPE, request, now).await? {
             return Ok(replayed);
         }
         tx.insert_tenant(&tenant).await?;
-        r.commit_create(tx, caller, "", request.as_ref(), &tenant, now, None)
+        r.commit_create(tx, caller, PLATFORM_SCOPE, request, &tenant, now, None)
             .await?;
         Ok(tenant)
     }
@@ -62,41 +65,54 @@ impl Tenants<'_> {
         etag: &str,
         fields: TenantFields,
     ) -> Result<Tenant> {
-        let r = self.registry;
-        let mut tx = r.write(id).await?;
-        let mut tenant = tx
-            .get_tenant_for_update(id)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("tenants/{id}")))?;
-        tenant.meta.check_etag(etag, &tenant.name())?;
-        let before = tenant.clone();
+        let mut tx = self.registry.write(id).await?;
+        let before = lock_tenant(&mut *tx, id, etag).await?;
+        let mut tenant = before.clone();
         tenant.apply(fields);
-        let mut v = Violations::new();
-        tenant.validate(&mut v, "tenant");
-        v.into_result()?;
+        check(|v| tenant.validate(v, "tenant"))?;
         let now = Utc::now();
         tenant.meta.touch(now);
         tx.update_tenant(&tenant).await?;
-        Registry::audit(&mut *tx, caller, Some(&before), Some(&tenant), now).await?;
-        r.commit_changing(tx, Change::Tenant { tenant: id.clone() })
+        self.registry
+            .commit_audited(
+                tx,
+                caller,
+                Some(&before),
+                Some(&tenant),
+                now,
+                Some(Change::tenant(id)),
+            )
             .await?;
         Ok(tenant)
     }
 
     pub async fn delete(&self, caller: &Caller, id: &Id, etag: &str, force: bool) -> Result<()> {
-        let r = self.registry;
-        let mut tx = r.write(id).await?;
-        let tenant = tx
-            .get_tenant_for_update(id)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("tenants/{id}")))?;
-        tenant.meta.check_etag(etag, &tenant.name())?;
+        let mut tx = self.registry.write(id).await?;
+        let tenant = lock_tenant(&mut *tx, id, etag).await?;
         if !force {
             tenant.check_empty(&tx.tenant_contents(id, USERS_SHOWN).await?)?;
         }
         tx.delete_tenant(id).await?;
-        Registry::audit(&mut *tx, caller, Some(&tenant), None, Utc::now()).await?;
-        r.commit_changing(tx, Change::Tenant { tenant: id.clone() })
+        self.registry
+            .commit_audited(
+                tx,
+                caller,
+                Some(&tenant),
+                None,
+                Utc::now(),
+                Some(Change::tenant(id)),
+            )
             .await
     }
+}
+
+/// The tenant an operation changes, locked until it commits, if `etag`
+/// (when given) is still its etag.
+async fn lock_tenant(tx: &mut dyn Tx, id: &Id, etag: &str) -> Result<Tenant> {
+    let tenant = tx
+        .get_tenant_for_update(id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("tenants/{id}")))?;
+    tenant.meta.check_etag(etag, &tenant.name())?;
+    Ok(tenant)
 }
