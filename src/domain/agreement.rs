@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::fields::{
-    Labels, MAX_DISPLAY_NAME_CHARS, Meta, check_unreferenced, updatable_fields,
-    validate_annotations, validate_count, validate_labels, validate_text,
+    Labels, Meta, check_unreferenced, updatable_fields, validate_annotations, validate_count,
+    validate_display_name, validate_labels, validate_text,
 };
 use crate::domain::names::{Id, agreement_name, party_name, revision_name, service_name};
 use crate::domain::party::{Party, PartyKind};
@@ -578,12 +578,7 @@ impl Agreement {
     /// The rules an agreement must satisfy on its own.
     pub fn validate(&self, v: &mut Violations, prefix: &str) {
         let field = |name: &str| format!("{prefix}.{name}");
-        validate_text(
-            v,
-            &field("display_name"),
-            &self.display_name,
-            MAX_DISPLAY_NAME_CHARS,
-        );
+        validate_display_name(v, &field("display_name"), &self.display_name);
         validate_text(
             v,
             &field("description"),

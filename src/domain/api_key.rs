@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::domain::fields::{MAX_DISPLAY_NAME_CHARS, Meta, validate_text};
+use crate::domain::fields::{Meta, validate_display_name};
 use crate::domain::names::{Id, api_key_name};
 use crate::error::Violations;
 
@@ -131,12 +131,7 @@ impl ApiKey {
             Some(_) => {}
         }
         let display_name = fields.display_name.unwrap_or_default();
-        validate_text(
-            v,
-            "api_key.display_name",
-            &display_name,
-            MAX_DISPLAY_NAME_CHARS,
-        );
+        validate_display_name(v, "api_key.display_name", &display_name);
         if let Some(expiry) = fields.expire_time
             && expiry <= now
         {

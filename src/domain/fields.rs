@@ -151,6 +151,11 @@ pub fn too_long(max: usize, chars: usize) -> String {
     format!("must be at most {max} characters, not {chars}")
 }
 
+/// A display name: at most `MAX_DISPLAY_NAME_CHARS` characters.
+pub fn validate_display_name(v: &mut Violations, field: &str, text: &str) {
+    validate_text(v, field, text, MAX_DISPLAY_NAME_CHARS);
+}
+
 /// Text of at most `max` characters.
 pub fn validate_text(v: &mut Violations, field: &str, text: &str, max: usize) {
     let chars = text.chars().count();

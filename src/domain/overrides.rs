@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::agreement::Agreement;
 use crate::domain::fields::{
-    Labels, MAX_DISPLAY_NAME_CHARS, Meta, updatable_fields, validate_count, validate_labels,
-    validate_text,
+    Labels, Meta, updatable_fields, validate_count, validate_display_name, validate_labels,
 };
 use crate::domain::names::{Id, override_name};
 use crate::domain::terms::{
@@ -112,12 +111,7 @@ impl Override {
     /// The rules an override must satisfy against the agreement it patches.
     pub fn validate(&self, agreement: &Agreement, v: &mut Violations, prefix: &str) {
         let field = |name: &str| format!("{prefix}.{name}");
-        validate_text(
-            v,
-            &field("display_name"),
-            &self.display_name,
-            MAX_DISPLAY_NAME_CHARS,
-        );
+        validate_display_name(v, &field("display_name"), &self.display_name);
         if let Some(until) = self.effective_until
             && until <= self.effective_from
         {

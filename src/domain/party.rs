@@ -6,8 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::fields::{
-    Labels, MAX_DISPLAY_NAME_CHARS, Meta, check_unreferenced, updatable_fields, validate_labels,
-    validate_text,
+    Labels, Meta, check_unreferenced, updatable_fields, validate_display_name, validate_labels,
 };
 use crate::domain::names::{Id, party_name};
 use crate::error::{Error, Result, Violations};
@@ -135,12 +134,7 @@ impl Party {
     }
 
     pub fn validate(&self, v: &mut Violations, prefix: &str) {
-        validate_text(
-            v,
-            &format!("{prefix}.display_name"),
-            &self.display_name,
-            MAX_DISPLAY_NAME_CHARS,
-        );
+        validate_display_name(v, &format!("{prefix}.display_name"), &self.display_name);
         validate_labels(v, &format!("{prefix}.labels"), &self.labels);
         if self.parent.as_ref() == Some(&self.id) {
             v.add(

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::fields::{
-    Labels, MAX_DISPLAY_NAME_CHARS, Meta, check_unreferenced, updatable_fields, validate_labels,
+    Labels, Meta, check_unreferenced, updatable_fields, validate_display_name, validate_labels,
     validate_text,
 };
 use crate::domain::names::{Id, service_name};
@@ -74,12 +74,7 @@ impl Service {
     }
 
     pub fn validate(&self, v: &mut Violations, prefix: &str) {
-        validate_text(
-            v,
-            &format!("{prefix}.display_name"),
-            &self.display_name,
-            MAX_DISPLAY_NAME_CHARS,
-        );
+        validate_display_name(v, &format!("{prefix}.display_name"), &self.display_name);
         validate_text(
             v,
             &format!("{prefix}.description"),

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::fields::{
-    Labels, MAX_DISPLAY_NAME_CHARS, Meta, updatable_fields, validate_labels, validate_text,
+    Labels, Meta, updatable_fields, validate_display_name, validate_labels,
 };
 use crate::domain::names::Id;
 use crate::error::{Error, Precondition, Result, Violations};
@@ -66,12 +66,7 @@ impl Tenant {
     }
 
     pub fn validate(&self, v: &mut Violations, prefix: &str) {
-        validate_text(
-            v,
-            &format!("{prefix}.display_name"),
-            &self.display_name,
-            MAX_DISPLAY_NAME_CHARS,
-        );
+        validate_display_name(v, &format!("{prefix}.display_name"), &self.display_name);
         validate_labels(v, &format!("{prefix}.labels"), &self.labels);
     }
 }

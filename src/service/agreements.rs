@@ -70,8 +70,7 @@ impl Agreements<'_> {
             page_token,
             format!("agreements|{tenant}|{filter}"),
         )?;
-        let mut tx = self.registry.read(tenant).await?;
-        Registry::require_tenant(&mut *tx, tenant).await?;
+        let mut tx = self.registry.read_existing(tenant).await?;
         let rows = tx
             .list_agreements(
                 tenant,
@@ -141,18 +140,12 @@ impl Agreements<'_> {
     ) -> Result<Agreement> {
         let now = Utc::now();
         let mut tx = self.registry.write(tenant).await?;
-        let mut a = lock_agreement(&mut *tx, tenant, id, etag).await?;
-        a.check_publishable(now)?;
-        check_no_overlap(&mut *tx, &a).await?;
-        let before = a.clone();
+        let before = lock_agreement(&mut *tx, tenant, id, etag).await?;
+        before.check_publishable(now)?;
+        check_no_overlap(&mut *tx, &before).await?;
+        let mut a = before.clone();
         a.publish(now);
-        write_revision(&mut *tx, &mut a, now).await?;
-        tx.update_agreement(&a).await?;
-        let change = Some(Change::agreement(&a));
-        self.registry
-            .commit_audited(tx, caller, Some(&before), Some(&a), now, change)
-            .await?;
-        Ok(a)
+        self.commit_transition(tx, caller, &before, a, now).await
     }
 
     pub async fn terminate(
@@ -165,18 +158,33 @@ impl Agreements<'_> {
     ) -> Result<Agreement> {
         let now = Utc::now();
         let mut tx = self.registry.write(tenant).await?;
-        let mut a = lock_agreement(&mut *tx, tenant, id, etag).await?;
+        let before = lock_agreement(&mut *tx, tenant, id, etag).await?;
         let at = terminate_time.unwrap_or(now);
-        a.check_terminable(at, now)?;
-        let before = a.clone();
+        before.check_terminable(at, now)?;
+        let mut a = before.clone();
         a.terminate(at, now);
-        write_revision(&mut *tx, &mut a, now).await?;
-        tx.update_agreement(&a).await?;
-        let change = Some(Change::agreement(&a));
+        self.commit_transition(tx, caller, &before, a, now).await
+    }
+
+    /// Records a change of state (`before` to `after`, published or
+    /// terminated): a new revision, the agreement, its audit event; then
+    /// commits and announces it to whatever its services' entitlements
+    /// depend on.
+    async fn commit_transition(
+        &self,
+        mut tx: Box<dyn Tx>,
+        caller: &Caller,
+        before: &Agreement,
+        mut after: Agreement,
+        now: DateTime<Utc>,
+    ) -> Result<Agreement> {
+        write_revision(&mut *tx, &mut after, now).await?;
+        tx.update_agreement(&after).await?;
+        let change = Some(Change::agreement(&after));
         self.registry
-            .commit_audited(tx, caller, Some(&before), Some(&a), now, change)
+            .commit_audited(tx, caller, Some(before), Some(&after), now, change)
             .await?;
-        Ok(a)
+        Ok(after)
     }
 
     pub async fn list_revisions(

@@ -79,8 +79,7 @@ impl ApiKeys<'_> {
         let page = self
             .registry
             .page(page_size, page_token, format!("apiKeys|{tenant}"))?;
-        let mut tx = self.registry.read(tenant).await?;
-        Registry::require_tenant(&mut *tx, tenant).await?;
+        let mut tx = self.registry.read_existing(tenant).await?;
         let rows = tx
             .list_api_keys(tenant, page.after.as_deref(), page.fetch_limit())
             .await?;

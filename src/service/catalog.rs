@@ -59,8 +59,7 @@ impl Catalog<'_> {
     ) -> Result<Page<Service>> {
         let r = self.registry;
         let page = r.page(page_size, page_token, format!("services|{tenant}"))?;
-        let mut tx = r.read(tenant).await?;
-        Registry::require_tenant(&mut *tx, tenant).await?;
+        let mut tx = r.read_existing(tenant).await?;
         let rows = tx
             .list_services(tenant, page.after.as_deref(), page.fetch_limit())
             .await?;

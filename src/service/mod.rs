@@ -144,6 +144,14 @@ impl Registry {
         self.store.begin(Some(tenant), Access::Read).await
     }
 
+    /// A read transaction in `tenant`, which must exist: a list of what a
+    /// missing tenant holds is NOT_FOUND, not an empty page.
+    async fn read_existing(&self, tenant: &Id) -> Result<Box<dyn Tx>> {
+        let mut tx = self.read(tenant).await?;
+        Self::require_tenant(&mut *tx, tenant).await?;
+        Ok(tx)
+    }
+
     async fn write(&self, tenant: &Id) -> Result<Box<dyn Tx>> {
         self.store.begin(Some(tenant), Access::Write).await
     }

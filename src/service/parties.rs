@@ -57,8 +57,7 @@ impl Parties<'_> {
     pub async fn list(&self, tenant: &Id, page_size: i32, page_token: &str) -> Result<Page<Party>> {
         let r = self.registry;
         let page = r.page(page_size, page_token, format!("parties|{tenant}"))?;
-        let mut tx = r.read(tenant).await?;
-        Registry::require_tenant(&mut *tx, tenant).await?;
+        let mut tx = r.read_existing(tenant).await?;
         let rows = tx
             .list_parties(tenant, page.after.as_deref(), page.fetch_limit())
             .await?;
