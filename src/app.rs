@@ -1,7 +1,9 @@
-//! Start-up and shutdown: `Application::build` migrates and connects the store
-//! and binds the services to a listener it is given (port 0 in tests);
-//! `serve_until` runs until a shutdown signal, then drains in-flight calls for
-//! at most the grace period.
+//! Start-up and shutdown: `Application::build` migrates and connects the store,
+//! builds the use cases on it (one `Registry` for the resources, a `Resolver`
+//! for entitlements, sharing one change feed) and the API and auth on those,
+//! and binds them to a listener it is given (port 0 in tests); `serve_until`
+//! runs until a shutdown signal, then drains in-flight calls for at most the
+//! grace period.
 
 use std::future::Future;
 use std::sync::Arc;
