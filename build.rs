@@ -24,6 +24,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // BTreeMap keeps map fields in a stable order, so the encoding of a request is
     // deterministic and can be hashed for request_id idempotency.
     config.btree_map(["."]);
+    // Each message names itself (`prost::Name`), so the API finds its
+    // descriptor: an update without a mask changes the fields the client set.
+    config.enable_type_names();
     // google.rpc.Status (vendored under proto/google/rpc) is tonic-types' own
     // type, so a batch item's error converts with tonic's richer-error helpers.
     config.extern_path(".google.rpc", "::tonic_types::pb");

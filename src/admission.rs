@@ -5,14 +5,13 @@
 //! retry hint, never queued. Runs after authentication, which tells the tenant.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use prost::Message;
 use tonic::body::Body;
 
 use crate::auth::Principal;
@@ -179,10 +178,8 @@ impl Shape {
 /// Every `accord.v1` method by its HTTP/2 path, so a new streaming method
 /// is counted as one without a table to keep in step.
 fn method_shapes() -> HashMap<String, Shape> {
-    let set = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET)
-        .expect("the generated descriptor set decodes");
     let mut shapes = HashMap::new();
-    for file in &set.file {
+    for file in &crate::proto::descriptor_set().file {
         let package = file.package();
         for service in &file.service {
             for method in &service.method {
@@ -262,8 +259,6 @@ pub struct Admission<S> {
     shared: Arc<Shared>,
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 impl<S> tower::Service<http::Request<Body>> for Admission<S>
 where
     S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
@@ -275,7 +270,7 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

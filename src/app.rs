@@ -1,7 +1,9 @@
-//! Start-up and shutdown: `Application::build` migrates and connects the store
-//! and binds the services to a listener it is given (port 0 in tests);
-//! `serve_until` runs until a shutdown signal, then drains in-flight calls for
-//! at most the grace period.
+//! Start-up and shutdown: `Application::build` migrates and connects the store,
+//! builds the use cases on it (one `Registry` for the resources, a `Resolver`
+//! for entitlements, sharing one change feed) and the API and auth on those,
+//! and binds them to a listener it is given (port 0 in tests); `serve_until`
+//! runs until a shutdown signal, then drains in-flight calls for at most the
+//! grace period.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,9 +26,7 @@ use crate::api::tenant::TenantApi;
 use crate::auth::{AuthenticateLayer, Authenticator};
 use crate::config::{Config, TlsFiles};
 use crate::deadline::DeadlineLayer;
-use crate::domain::Registry;
 use crate::domain::changes::Change;
-use crate::domain::resolver::Resolver;
 use crate::proto::v1::agreement_service_server::AgreementServiceServer;
 use crate::proto::v1::api_key_service_server::ApiKeyServiceServer;
 use crate::proto::v1::audit_service_server::AuditServiceServer;
@@ -35,6 +35,8 @@ use crate::proto::v1::party_service_server::PartyServiceServer;
 use crate::proto::v1::service_catalog_service_server::ServiceCatalogServiceServer;
 use crate::proto::v1::tenant_service_server::TenantServiceServer;
 use crate::redact::{redact_endpoint, redact_url};
+use crate::service::Registry;
+use crate::service::entitlements::Resolver;
 use crate::store::{self, Store};
 
 /// The fully qualified names of Accord's services, as health and reflection
@@ -107,9 +109,8 @@ impl Application {
             );
         }
         let authenticator = Arc::new(Authenticator::new(
-            store.clone(),
+            registry.clone(),
             config.bootstrap_key.as_ref(),
-            registry.changes().clone(),
         ));
         let entitlements =
             Entitlements::new(EntitlementApi::new(resolver.clone(), authenticator.clone()));

@@ -12,3 +12,14 @@ pub use accord::v1;
 
 /// The encoded file descriptor set that server reflection serves.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("accord_descriptor");
+
+/// `FILE_DESCRIPTOR_SET`, decoded once: the methods and messages of
+/// `accord.v1` as the server sees them.
+pub fn descriptor_set() -> &'static prost_types::FileDescriptorSet {
+    static SET: std::sync::LazyLock<prost_types::FileDescriptorSet> =
+        std::sync::LazyLock::new(|| {
+            prost::Message::decode(FILE_DESCRIPTOR_SET)
+                .expect("the generated descriptor set decodes")
+        });
+    &SET
+}

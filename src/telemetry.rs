@@ -60,7 +60,7 @@ impl<W: Write> Write for Redacted<W> {
 pub fn export_metrics(
     endpoint: &str,
     interval: std::time::Duration,
-    resolver: std::sync::Arc<crate::domain::resolver::Resolver>,
+    resolver: std::sync::Arc<crate::service::entitlements::Resolver>,
 ) -> anyhow::Result<opentelemetry_sdk::metrics::SdkMeterProvider> {
     use opentelemetry::metrics::MeterProvider as _;
     use opentelemetry_otlp::WithExportConfig as _;

@@ -6,25 +6,22 @@ use chrono::Utc;
 use tonic::{Request, Response, Status};
 
 use super::convert::*;
-use super::{listed_len, request_key, required, set_fields, update_paths};
-use crate::auth::principal;
-use crate::domain::Registry;
+use super::{Create, create, listed_len, required, update_paths};
+use crate::auth::authorize;
 use crate::domain::agreement::{
-    AGREEMENT_OUTPUT_ONLY, AGREEMENT_UPDATABLE, Agreement, AgreementFields, AgreementKind,
-    AgreementState, Revision,
+    Agreement, AgreementFields, AgreementKind, AgreementState, Revision,
 };
 use crate::domain::fields::validate_etag;
 use crate::domain::names::{
     AgreementChildName, Collection, Id, ResourceName, TenantName, agreement_name, party_name,
     service_name,
 };
-use crate::domain::overrides::{
-    OVERRIDE_OUTPUT_ONLY, OVERRIDE_UPDATABLE, Override, OverrideFields,
-};
+use crate::domain::overrides::{Override, OverrideFields};
 use crate::domain::page::PageItem;
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
 use crate::proto::v1::agreement_service_server::AgreementService;
+use crate::service::Registry;
 
 pub struct AgreementApi {
     registry: Arc<Registry>,
@@ -350,49 +347,6 @@ fn override_fields_in(
     Ok(f)
 }
 
-/// The updatable fields an Agreement sets (the implied mask of AIP-134).
-fn agreement_set_fields(a: &pb::Agreement) -> Vec<String> {
-    set_fields!(
-        a,
-        [
-            display_name,
-            description,
-            kind,
-            provider,
-            consumer,
-            services,
-            effective_from,
-            effective_until,
-            objectives,
-            support,
-            credits,
-            exclusions,
-            clauses,
-            supports,
-            labels,
-            annotations
-        ]
-    )
-}
-
-/// The updatable fields an Override sets.
-fn override_set_fields(o: &pb::Override) -> Vec<String> {
-    set_fields!(
-        o,
-        [
-            display_name,
-            consumer,
-            effective_from,
-            effective_until,
-            objective_patches,
-            added_objectives,
-            support,
-            credits,
-            labels
-        ]
-    )
-}
-
 fn agreement_name_in(field: &str, name: &str) -> Result<ResourceName, Error> {
     Ok(ResourceName::parse(field, name, Collection::Agreements)?)
 }
@@ -403,18 +357,21 @@ impl AgreementService for AgreementApi {
         &self,
         request: Request<pb::CreateAgreementRequest>,
     ) -> Result<Response<pb::Agreement>, Status> {
-        let principal = principal(&request)?.clone();
-        let mut req = request.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let key = request_key("CreateAgreement", &request_id, &req)?;
+        let Create {
+            principal,
+            caller,
+            key,
+            request: req,
+        } = create(request, |r| &mut r.request_id)?;
         let tenant = TenantName::parse("parent", &req.parent)?.0;
         principal.check_tenant(&tenant)?;
         let id = Id::parse("agreement_id", &req.agreement_id)?;
         let agreement = req.agreement.unwrap_or_default();
-        let fields = agreement_fields_in(&agreement, AGREEMENT_UPDATABLE, &tenant)?;
+        let fields = agreement_fields_in(&agreement, AgreementFields::PATHS, &tenant)?;
         let created = self
             .registry
-            .create_agreement(&principal.caller(&request_id), &tenant, id, fields, key)
+            .agreements()
+            .create(&caller, &tenant, id, fields, key)
             .await?;
         Ok(Response::new(agreement_out(created)))
     }
@@ -424,8 +381,12 @@ impl AgreementService for AgreementApi {
         request: Request<pb::GetAgreementRequest>,
     ) -> Result<Response<pb::Agreement>, Status> {
         let name = agreement_name_in("name", &request.get_ref().name)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
-        let a = self.registry.get_agreement(&name.tenant, &name.id).await?;
+        authorize(&request, &name.tenant)?;
+        let a = self
+            .registry
+            .agreements()
+            .get(&name.tenant, &name.id)
+            .await?;
         Ok(Response::new(agreement_out(a)))
     }
 
@@ -435,10 +396,11 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::ListAgreementsResponse>, Status> {
         let req = request.get_ref();
         let tenant = TenantName::parse("parent", &req.parent)?.0;
-        principal(&request)?.check_tenant(&tenant)?;
+        authorize(&request, &tenant)?;
         let page = self
             .registry
-            .list_agreements(&tenant, &req.filter, req.page_size, &req.page_token)
+            .agreements()
+            .list(&tenant, &req.filter, req.page_size, &req.page_token)
             .await?;
         Ok(Response::new(pb::ListAgreementsResponse {
             agreements: page.items.into_iter().map(agreement_out).collect(),
@@ -454,18 +416,18 @@ impl AgreementService for AgreementApi {
         let a = required("agreement", &req.agreement)?;
         let name = agreement_name_in("agreement.name", &a.name)?;
         validate_etag("agreement.etag", &a.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
-            || agreement_set_fields(a),
-            AGREEMENT_UPDATABLE,
-            AGREEMENT_OUTPUT_ONLY,
+            a,
+            AgreementFields::PATHS,
+            AgreementFields::OUTPUT_ONLY,
         )?;
         let fields = agreement_fields_in(a, &paths, &name.tenant)?;
         let updated = self
             .registry
-            .update_agreement(
+            .agreements()
+            .update(
                 &principal.caller(""),
                 &name.tenant,
                 &name.id,
@@ -483,10 +445,10 @@ impl AgreementService for AgreementApi {
         let req = request.get_ref();
         let name = agreement_name_in("name", &req.name)?;
         validate_etag("etag", &req.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         self.registry
-            .delete_agreement(&principal.caller(""), &name.tenant, &name.id, &req.etag)
+            .agreements()
+            .delete(&principal.caller(""), &name.tenant, &name.id, &req.etag)
             .await?;
         Ok(Response::new(()))
     }
@@ -498,11 +460,11 @@ impl AgreementService for AgreementApi {
         let req = request.get_ref();
         let name = agreement_name_in("name", &req.name)?;
         validate_etag("etag", &req.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         let a = self
             .registry
-            .publish_agreement(&principal.caller(""), &name.tenant, &name.id, &req.etag)
+            .agreements()
+            .publish(&principal.caller(""), &name.tenant, &name.id, &req.etag)
             .await?;
         Ok(Response::new(agreement_out(a)))
     }
@@ -514,15 +476,15 @@ impl AgreementService for AgreementApi {
         let req = request.get_ref();
         let name = agreement_name_in("name", &req.name)?;
         validate_etag("etag", &req.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         let at = match &req.terminate_time {
             None => None,
             Some(t) => Some(time_in("terminate_time", t).map_err(Error::from)?),
         };
         let a = self
             .registry
-            .terminate_agreement(&principal.caller(""), &name.tenant, &name.id, &req.etag, at)
+            .agreements()
+            .terminate(&principal.caller(""), &name.tenant, &name.id, &req.etag, at)
             .await?;
         Ok(Response::new(agreement_out(a)))
     }
@@ -533,9 +495,10 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::ListAgreementRevisionsResponse>, Status> {
         let req = request.get_ref();
         let name = agreement_name_in("name", &req.name)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        authorize(&request, &name.tenant)?;
         let page = self
             .registry
+            .agreements()
             .list_revisions(&name.tenant, &name.id, req.page_size, &req.page_token)
             .await?;
         Ok(Response::new(pb::ListAgreementRevisionsResponse {
@@ -550,9 +513,10 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::AgreementRevision>, Status> {
         let name = AgreementChildName::parse("name", &request.get_ref().name, "revisions")
             .map_err(Error::from)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        authorize(&request, &name.tenant)?;
         let r = self
             .registry
+            .agreements()
             .get_revision(&name.tenant, &name.agreement, &name.id)
             .await?;
         Ok(Response::new(revision_out(r)))
@@ -562,25 +526,21 @@ impl AgreementService for AgreementApi {
         &self,
         request: Request<pb::CreateOverrideRequest>,
     ) -> Result<Response<pb::Override>, Status> {
-        let principal = principal(&request)?.clone();
-        let mut req = request.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let key = request_key("CreateOverride", &request_id, &req)?;
+        let Create {
+            principal,
+            caller,
+            key,
+            request: req,
+        } = create(request, |r| &mut r.request_id)?;
         let parent = agreement_name_in("parent", &req.parent)?;
         principal.check_tenant(&parent.tenant)?;
         let id = Id::parse("override_id", &req.override_id)?;
         let o = req.r#override.unwrap_or_default();
-        let fields = override_fields_in(&o, OVERRIDE_UPDATABLE, &parent.tenant)?;
+        let fields = override_fields_in(&o, OverrideFields::PATHS, &parent.tenant)?;
         let created = self
             .registry
-            .create_override(
-                &principal.caller(&request_id),
-                &parent.tenant,
-                &parent.id,
-                id,
-                fields,
-                key,
-            )
+            .overrides()
+            .create(&caller, &parent.tenant, &parent.id, id, fields, key)
             .await?;
         Ok(Response::new(override_out(created)))
     }
@@ -591,10 +551,11 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::Override>, Status> {
         let name = AgreementChildName::parse("name", &request.get_ref().name, "overrides")
             .map_err(Error::from)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
+        authorize(&request, &name.tenant)?;
         let o = self
             .registry
-            .get_override(&name.tenant, &name.agreement, &name.id)
+            .overrides()
+            .get(&name.tenant, &name.agreement, &name.id)
             .await?;
         Ok(Response::new(override_out(o)))
     }
@@ -605,10 +566,11 @@ impl AgreementService for AgreementApi {
     ) -> Result<Response<pb::ListOverridesResponse>, Status> {
         let req = request.get_ref();
         let parent = agreement_name_in("parent", &req.parent)?;
-        principal(&request)?.check_tenant(&parent.tenant)?;
+        authorize(&request, &parent.tenant)?;
         let page = self
             .registry
-            .list_overrides(&parent.tenant, &parent.id, req.page_size, &req.page_token)
+            .overrides()
+            .list(&parent.tenant, &parent.id, req.page_size, &req.page_token)
             .await?;
         Ok(Response::new(pb::ListOverridesResponse {
             overrides: page.items.into_iter().map(override_out).collect(),
@@ -625,18 +587,18 @@ impl AgreementService for AgreementApi {
         let name = AgreementChildName::parse("override.name", &o.name, "overrides")
             .map_err(Error::from)?;
         validate_etag("override.etag", &o.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
-            || override_set_fields(o),
-            OVERRIDE_UPDATABLE,
-            OVERRIDE_OUTPUT_ONLY,
+            o,
+            OverrideFields::PATHS,
+            OverrideFields::OUTPUT_ONLY,
         )?;
         let fields = override_fields_in(o, &paths, &name.tenant)?;
         let updated = self
             .registry
-            .update_override(
+            .overrides()
+            .update(
                 &principal.caller(""),
                 &name.tenant,
                 &name.agreement,
@@ -656,10 +618,10 @@ impl AgreementService for AgreementApi {
         let name =
             AgreementChildName::parse("name", &req.name, "overrides").map_err(Error::from)?;
         validate_etag("etag", &req.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         self.registry
-            .delete_override(
+            .overrides()
+            .delete(
                 &principal.caller(""),
                 &name.tenant,
                 &name.agreement,
@@ -703,9 +665,12 @@ mod tests {
             annotations: [("k".to_string(), "v".to_string())].into(),
             ..Default::default()
         };
-        assert_eq!(agreement_set_fields(&full), AGREEMENT_UPDATABLE);
+        assert_eq!(
+            crate::api::set_fields(&full, AgreementFields::PATHS),
+            AgreementFields::PATHS
+        );
         // Every updatable path decodes (shape errors are fine, panics are not).
-        let _ = agreement_fields_in(&full, AGREEMENT_UPDATABLE, &id("t"));
+        let _ = agreement_fields_in(&full, AgreementFields::PATHS, &id("t"));
     }
 
     #[test]
@@ -722,7 +687,10 @@ mod tests {
             labels: [("k".to_string(), "v".to_string())].into(),
             ..Default::default()
         };
-        assert_eq!(override_set_fields(&full), OVERRIDE_UPDATABLE);
-        let _ = override_fields_in(&full, OVERRIDE_UPDATABLE, &id("t"));
+        assert_eq!(
+            crate::api::set_fields(&full, OverrideFields::PATHS),
+            OverrideFields::PATHS
+        );
+        let _ = override_fields_in(&full, OverrideFields::PATHS, &id("t"));
     }
 }

@@ -5,9 +5,8 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert::{time_in, time_out};
-use super::{listed_len, request_key};
-use crate::auth::principal;
-use crate::domain::Registry;
+use super::{Create, create, listed_len};
+use crate::auth::authorize;
 use crate::domain::api_key::{ApiKey, ApiKeyFields, Role};
 use crate::domain::fields::validate_etag;
 use crate::domain::names::{Id, TenantName, parse_api_key_name};
@@ -15,6 +14,7 @@ use crate::domain::page::PageItem;
 use crate::error::Error;
 use crate::proto::v1 as pb;
 use crate::proto::v1::api_key_service_server::ApiKeyService;
+use crate::service::Registry;
 
 pub struct ApiKeyApi {
     registry: Arc<Registry>,
@@ -73,10 +73,12 @@ impl ApiKeyService for ApiKeyApi {
         &self,
         request: Request<pb::CreateApiKeyRequest>,
     ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
-        let principal = principal(&request)?.clone();
-        let mut req = request.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let key = request_key("CreateApiKey", &request_id, &req)?;
+        let Create {
+            principal,
+            caller,
+            key,
+            request: req,
+        } = create(request, |r| &mut r.request_id)?;
         let tenant = TenantName::parse("parent", &req.parent)?.0;
         principal.check_tenant(&tenant)?;
         let id = Id::parse("api_key_id", &req.api_key_id)?;
@@ -98,7 +100,8 @@ impl ApiKeyService for ApiKeyApi {
         };
         let (created, secret) = self
             .registry
-            .create_api_key(&principal.caller(&request_id), &tenant, id, fields, key)
+            .api_keys()
+            .create(&caller, &tenant, id, fields, key)
             .await?;
         Ok(Response::new(pb::CreateApiKeyResponse {
             api_key: Some(api_key_out(created)),
@@ -111,8 +114,8 @@ impl ApiKeyService for ApiKeyApi {
         request: Request<pb::GetApiKeyRequest>,
     ) -> Result<Response<pb::ApiKey>, Status> {
         let (tenant, id) = parse_api_key_name("name", &request.get_ref().name)?;
-        principal(&request)?.check_tenant(&tenant)?;
-        let key = self.registry.get_api_key(&tenant, &id).await?;
+        authorize(&request, &tenant)?;
+        let key = self.registry.api_keys().get(&tenant, &id).await?;
         Ok(Response::new(api_key_out(key)))
     }
 
@@ -122,10 +125,11 @@ impl ApiKeyService for ApiKeyApi {
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
         let req = request.get_ref();
         let tenant = TenantName::parse("parent", &req.parent)?.0;
-        principal(&request)?.check_tenant(&tenant)?;
+        authorize(&request, &tenant)?;
         let page = self
             .registry
-            .list_api_keys(&tenant, req.page_size, &req.page_token)
+            .api_keys()
+            .list(&tenant, req.page_size, &req.page_token)
             .await?;
         Ok(Response::new(pb::ListApiKeysResponse {
             api_keys: page.items.into_iter().map(api_key_out).collect(),
@@ -140,11 +144,11 @@ impl ApiKeyService for ApiKeyApi {
         let req = request.get_ref();
         let (tenant, id) = parse_api_key_name("name", &req.name)?;
         validate_etag("etag", &req.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&tenant)?;
+        let principal = authorize(&request, &tenant)?;
         let key = self
             .registry
-            .revoke_api_key(&principal.caller(""), &tenant, &id, &req.etag)
+            .api_keys()
+            .revoke(&principal.caller(""), &tenant, &id, &req.etag)
             .await?;
         Ok(Response::new(api_key_out(key)))
     }

@@ -6,8 +6,7 @@ use prost_types::value::Kind;
 use tonic::{Request, Response, Status};
 
 use super::convert::{time_in, time_out};
-use crate::auth::{BOOTSTRAP_ACTOR, principal};
-use crate::domain::Registry;
+use crate::auth::{BOOTSTRAP_ACTOR, authorize};
 use crate::domain::api_key::Role;
 use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::domain::fields::too_long;
@@ -16,6 +15,7 @@ use crate::domain::page::PageItem;
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
 use crate::proto::v1::audit_service_server::AuditService;
+use crate::service::Registry;
 
 pub struct AuditApi {
     registry: Arc<Registry>,
@@ -133,8 +133,7 @@ impl AuditService for AuditApi {
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
         let req = request.get_ref();
         let tenant = TenantName::parse("parent", &req.parent)?.0;
-        let principal = principal(&request)?;
-        principal.check_tenant(&tenant)?;
+        let principal = authorize(&request, &tenant)?;
         // The trails of deleted tenants are the platform's: a tenant's own
         // admin may hold the id of a tenant that belonged to someone else.
         if req.show_deleted && principal.role != Role::PlatformAdmin {
@@ -148,7 +147,8 @@ impl AuditService for AuditApi {
         let filter = filter_in(req, &tenant)?;
         let page = self
             .registry
-            .list_audit_events(
+            .audit_trail()
+            .list(
                 &tenant,
                 filter,
                 req.show_deleted,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_core::Stream;
 use prost::Message;
+use prost_types::Timestamp;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -15,16 +16,16 @@ use tonic::{Request, Response, Status};
 use super::convert::{
     clause_out, credits_out, exclusion_out, objective_out, opt_time_in, support_out, time_out,
 };
-use crate::auth::{Authenticator, Principal, principal};
-use crate::domain::entitlement::{Entitlement, LayerKind, Outcome, Provenance};
+use crate::auth::{Authenticator, Principal, authorize, principal};
+use crate::domain::entitlement::{Entitlement, LayerKind, MAX_BATCH, Outcome, Pair, Provenance};
 use crate::domain::names::{
     Collection, Id, ResourceName, TenantName, agreement_name, override_name, party_name,
     service_name,
 };
-use crate::domain::resolver::{MAX_BATCH, Pair, Resolved, Resolver};
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
 use crate::proto::v1::entitlement_service_server::EntitlementService;
+use crate::service::entitlements::{Resolved, Resolver};
 
 pub struct EntitlementApi {
     resolver: Arc<Resolver>,
@@ -75,26 +76,38 @@ fn pair_in(prefix: &str, consumer: &str, service: &str, tenant: &Id) -> Result<P
 
 type Instants = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
+/// A question about one pair at two instants, as ResolveEntitlement and
+/// ExplainEntitlement both ask it.
+trait PairQuestion {
+    /// Parent, consumer, service, as_of and known_at.
+    fn parts(&self) -> (&str, &str, &str, &Option<Timestamp>, &Option<Timestamp>);
+}
+
+impl PairQuestion for pb::ResolveEntitlementRequest {
+    fn parts(&self) -> (&str, &str, &str, &Option<Timestamp>, &Option<Timestamp>) {
+        let r = self;
+        (&r.parent, &r.consumer, &r.service, &r.as_of, &r.known_at)
+    }
+}
+
+impl PairQuestion for pb::ExplainEntitlementRequest {
+    fn parts(&self) -> (&str, &str, &str, &Option<Timestamp>, &Option<Timestamp>) {
+        let r = self;
+        (&r.parent, &r.consumer, &r.service, &r.as_of, &r.known_at)
+    }
+}
+
 /// The tenant, pair and instants of a single question (resolve, explain),
 /// after checking the caller may ask in that tenant.
-fn question(
-    principal: &crate::auth::Principal,
-    parent: &str,
-    consumer: &str,
-    service: &str,
-    as_of: &Option<prost_types::Timestamp>,
-    known_at: &Option<prost_types::Timestamp>,
-) -> Result<(Id, Pair, Instants), Error> {
+fn question<Q: PairQuestion>(request: &Request<Q>) -> Result<(Id, Pair, Instants), Error> {
+    let (parent, consumer, service, as_of, known_at) = request.get_ref().parts();
     let tenant = TenantName::parse("parent", parent)?.0;
-    principal.check_tenant(&tenant)?;
+    authorize(request, &tenant)?;
     let pair = pair_in("", consumer, service, &tenant)?;
     Ok((tenant, pair, instants_in(as_of, known_at)?))
 }
 
-fn instants_in(
-    as_of: &Option<prost_types::Timestamp>,
-    known_at: &Option<prost_types::Timestamp>,
-) -> Result<Instants, Error> {
+fn instants_in(as_of: &Option<Timestamp>, known_at: &Option<Timestamp>) -> Result<Instants, Error> {
     let mut v = Violations::new();
     let as_of = opt_time_in(&mut v, "as_of", as_of);
     let known_at = opt_time_in(&mut v, "known_at", known_at);
@@ -326,16 +339,7 @@ impl EntitlementService for EntitlementApi {
         &self,
         request: Request<pb::ResolveEntitlementRequest>,
     ) -> Result<Response<pb::Entitlement>, Status> {
-        let principal = principal(&request)?.clone();
-        let req = request.into_inner();
-        let (tenant, pair, (as_of, known_at)) = question(
-            &principal,
-            &req.parent,
-            &req.consumer,
-            &req.service,
-            &req.as_of,
-            &req.known_at,
-        )?;
+        let (tenant, pair, (as_of, known_at)) = question(&request)?;
         let resolved = self
             .resolver
             .resolve(&tenant, &pair, as_of, known_at)
@@ -414,16 +418,7 @@ impl EntitlementService for EntitlementApi {
         &self,
         request: Request<pb::ExplainEntitlementRequest>,
     ) -> Result<Response<pb::EntitlementExplanation>, Status> {
-        let principal = principal(&request)?.clone();
-        let req = request.into_inner();
-        let (tenant, pair, (as_of, known_at)) = question(
-            &principal,
-            &req.parent,
-            &req.consumer,
-            &req.service,
-            &req.as_of,
-            &req.known_at,
-        )?;
+        let (tenant, pair, (as_of, known_at)) = question(&request)?;
         let x = self
             .resolver
             .explain(&tenant, &pair, as_of, known_at)

@@ -5,16 +5,16 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert::{resource_enum_in, time_out};
-use super::{listed_len, request_key, required, set_fields, update_paths};
-use crate::auth::principal;
-use crate::domain::Registry;
+use super::{Create, create, listed_len, required, update_paths};
+use crate::auth::authorize;
 use crate::domain::fields::validate_etag;
 use crate::domain::names::{Collection, Id, ResourceName, TenantName, party_name};
 use crate::domain::page::PageItem;
-use crate::domain::party::{PARTY_OUTPUT_ONLY, PARTY_UPDATABLE, Party, PartyFields, PartyKind};
+use crate::domain::party::{Party, PartyFields, PartyKind};
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
 use crate::proto::v1::party_service_server::PartyService;
+use crate::service::Registry;
 
 pub struct PartyApi {
     registry: Arc<Registry>,
@@ -100,18 +100,21 @@ impl PartyService for PartyApi {
         &self,
         request: Request<pb::CreatePartyRequest>,
     ) -> Result<Response<pb::Party>, Status> {
-        let principal = principal(&request)?.clone();
-        let mut req = request.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let key = request_key("CreateParty", &request_id, &req)?;
+        let Create {
+            principal,
+            caller,
+            key,
+            request: req,
+        } = create(request, |r| &mut r.request_id)?;
         let tenant = TenantName::parse("parent", &req.parent)?.0;
         principal.check_tenant(&tenant)?;
         let id = Id::parse("party_id", &req.party_id)?;
         let party = req.party.unwrap_or_default();
-        let fields = fields_in(&party, PARTY_UPDATABLE, &tenant)?;
+        let fields = fields_in(&party, PartyFields::PATHS, &tenant)?;
         let created = self
             .registry
-            .create_party(&principal.caller(&request_id), &tenant, id, fields, key)
+            .parties()
+            .create(&caller, &tenant, id, fields, key)
             .await?;
         Ok(Response::new(party_out(created)))
     }
@@ -121,8 +124,8 @@ impl PartyService for PartyApi {
         request: Request<pb::GetPartyRequest>,
     ) -> Result<Response<pb::Party>, Status> {
         let name = ResourceName::parse("name", &request.get_ref().name, Collection::Parties)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
-        let party = self.registry.get_party(&name.tenant, &name.id).await?;
+        authorize(&request, &name.tenant)?;
+        let party = self.registry.parties().get(&name.tenant, &name.id).await?;
         Ok(Response::new(party_out(party)))
     }
 
@@ -132,10 +135,11 @@ impl PartyService for PartyApi {
     ) -> Result<Response<pb::ListPartiesResponse>, Status> {
         let req = request.get_ref();
         let tenant = TenantName::parse("parent", &req.parent)?.0;
-        principal(&request)?.check_tenant(&tenant)?;
+        authorize(&request, &tenant)?;
         let page = self
             .registry
-            .list_parties(&tenant, req.page_size, &req.page_token)
+            .parties()
+            .list(&tenant, req.page_size, &req.page_token)
             .await?;
         Ok(Response::new(pb::ListPartiesResponse {
             parties: page.items.into_iter().map(party_out).collect(),
@@ -151,18 +155,18 @@ impl PartyService for PartyApi {
         let party = required("party", &req.party)?;
         let name = ResourceName::parse("party.name", &party.name, Collection::Parties)?;
         validate_etag("party.etag", &party.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
-            || set_fields!(party, [display_name, kind, parent, labels]),
-            PARTY_UPDATABLE,
-            PARTY_OUTPUT_ONLY,
+            party,
+            PartyFields::PATHS,
+            PartyFields::OUTPUT_ONLY,
         )?;
         let fields = fields_in(party, &paths, &name.tenant)?;
         let updated = self
             .registry
-            .update_party(
+            .parties()
+            .update(
                 &principal.caller(""),
                 &name.tenant,
                 &name.id,
@@ -180,10 +184,10 @@ impl PartyService for PartyApi {
         let req = request.get_ref();
         let name = ResourceName::parse("name", &req.name, Collection::Parties)?;
         validate_etag("etag", &req.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         self.registry
-            .delete_party(&principal.caller(""), &name.tenant, &name.id, &req.etag)
+            .parties()
+            .delete(&principal.caller(""), &name.tenant, &name.id, &req.etag)
             .await?;
         Ok(Response::new(()))
     }

@@ -5,16 +5,16 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert::time_out;
-use super::{listed_len, request_key, required, set_fields, update_paths};
-use crate::auth::principal;
-use crate::domain::Registry;
+use super::{Create, create, listed_len, required, update_paths};
+use crate::auth::authorize;
 use crate::domain::fields::validate_etag;
 use crate::domain::names::{Collection, Id, ResourceName, TenantName, party_name};
 use crate::domain::page::PageItem;
-use crate::domain::service::{SERVICE_OUTPUT_ONLY, SERVICE_UPDATABLE, Service, ServiceFields};
+use crate::domain::service::{Service, ServiceFields};
 use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
 use crate::proto::v1::service_catalog_service_server::ServiceCatalogService;
+use crate::service::Registry;
 
 pub struct ServiceCatalogApi {
     registry: Arc<Registry>,
@@ -74,18 +74,21 @@ impl ServiceCatalogService for ServiceCatalogApi {
         &self,
         request: Request<pb::CreateServiceRequest>,
     ) -> Result<Response<pb::Service>, Status> {
-        let principal = principal(&request)?.clone();
-        let mut req = request.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let key = request_key("CreateService", &request_id, &req)?;
+        let Create {
+            principal,
+            caller,
+            key,
+            request: req,
+        } = create(request, |r| &mut r.request_id)?;
         let tenant = TenantName::parse("parent", &req.parent)?.0;
         principal.check_tenant(&tenant)?;
         let id = Id::parse("service_id", &req.service_id)?;
         let service = req.service.unwrap_or_default();
-        let fields = fields_in(&service, SERVICE_UPDATABLE, &tenant)?;
+        let fields = fields_in(&service, ServiceFields::PATHS, &tenant)?;
         let created = self
             .registry
-            .create_service(&principal.caller(&request_id), &tenant, id, fields, key)
+            .catalog()
+            .create(&caller, &tenant, id, fields, key)
             .await?;
         Ok(Response::new(service_out(created)))
     }
@@ -95,8 +98,8 @@ impl ServiceCatalogService for ServiceCatalogApi {
         request: Request<pb::GetServiceRequest>,
     ) -> Result<Response<pb::Service>, Status> {
         let name = ResourceName::parse("name", &request.get_ref().name, Collection::Services)?;
-        principal(&request)?.check_tenant(&name.tenant)?;
-        let service = self.registry.get_service(&name.tenant, &name.id).await?;
+        authorize(&request, &name.tenant)?;
+        let service = self.registry.catalog().get(&name.tenant, &name.id).await?;
         Ok(Response::new(service_out(service)))
     }
 
@@ -106,10 +109,11 @@ impl ServiceCatalogService for ServiceCatalogApi {
     ) -> Result<Response<pb::ListServicesResponse>, Status> {
         let req = request.get_ref();
         let tenant = TenantName::parse("parent", &req.parent)?.0;
-        principal(&request)?.check_tenant(&tenant)?;
+        authorize(&request, &tenant)?;
         let page = self
             .registry
-            .list_services(&tenant, req.page_size, &req.page_token)
+            .catalog()
+            .list(&tenant, req.page_size, &req.page_token)
             .await?;
         Ok(Response::new(pb::ListServicesResponse {
             services: page.items.into_iter().map(service_out).collect(),
@@ -125,18 +129,18 @@ impl ServiceCatalogService for ServiceCatalogApi {
         let service = required("service", &req.service)?;
         let name = ResourceName::parse("service.name", &service.name, Collection::Services)?;
         validate_etag("service.etag", &service.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
-            || set_fields!(service, [display_name, description, owner, labels]),
-            SERVICE_UPDATABLE,
-            SERVICE_OUTPUT_ONLY,
+            service,
+            ServiceFields::PATHS,
+            ServiceFields::OUTPUT_ONLY,
         )?;
         let fields = fields_in(service, &paths, &name.tenant)?;
         let updated = self
             .registry
-            .update_service(
+            .catalog()
+            .update(
                 &principal.caller(""),
                 &name.tenant,
                 &name.id,
@@ -154,10 +158,10 @@ impl ServiceCatalogService for ServiceCatalogApi {
         let req = request.get_ref();
         let name = ResourceName::parse("name", &req.name, Collection::Services)?;
         validate_etag("etag", &req.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.tenant)?;
+        let principal = authorize(&request, &name.tenant)?;
         self.registry
-            .delete_service(&principal.caller(""), &name.tenant, &name.id, &req.etag)
+            .catalog()
+            .delete(&principal.caller(""), &name.tenant, &name.id, &req.etag)
             .await?;
         Ok(Response::new(()))
     }

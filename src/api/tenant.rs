@@ -5,15 +5,15 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert::time_out;
-use super::{listed_len, request_key, required, set_fields, update_paths};
-use crate::auth::principal;
-use crate::domain::Registry;
+use super::{Create, create, listed_len, required, update_paths};
+use crate::auth::authorize;
 use crate::domain::fields::validate_etag;
 use crate::domain::names::{Id, TenantName};
 use crate::domain::page::PageItem;
-use crate::domain::tenant::{TENANT_OUTPUT_ONLY, TENANT_UPDATABLE, Tenant, TenantFields};
+use crate::domain::tenant::{Tenant, TenantFields};
 use crate::proto::v1 as pb;
 use crate::proto::v1::tenant_service_server::TenantService;
+use crate::service::Registry;
 
 pub struct TenantApi {
     registry: Arc<Registry>,
@@ -61,17 +61,20 @@ impl TenantService for TenantApi {
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
-        let principal = principal(&request)?.clone();
-        let mut req = request.into_inner();
-        let request_id = std::mem::take(&mut req.request_id);
-        let key = request_key("CreateTenant", &request_id, &req)?;
+        let Create {
+            principal,
+            caller,
+            key,
+            request: req,
+        } = create(request, |r| &mut r.request_id)?;
         let id = Id::parse("tenant_id", &req.tenant_id)?;
         principal.check_tenant(&id)?;
         let tenant = req.tenant.unwrap_or_default();
-        let fields = fields_in(&tenant, TENANT_UPDATABLE);
+        let fields = fields_in(&tenant, TenantFields::PATHS);
         let created = self
             .registry
-            .create_tenant(&principal.caller(&request_id), id, fields, key)
+            .tenants()
+            .create(&caller, id, fields, key)
             .await?;
         Ok(Response::new(tenant_out(created)))
     }
@@ -81,8 +84,8 @@ impl TenantService for TenantApi {
         request: Request<pb::GetTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
         let name = TenantName::parse("name", &request.get_ref().name)?;
-        principal(&request)?.check_tenant(&name.0)?;
-        let tenant = self.registry.get_tenant(&name.0).await?;
+        authorize(&request, &name.0)?;
+        let tenant = self.registry.tenants().get(&name.0).await?;
         Ok(Response::new(tenant_out(tenant)))
     }
 
@@ -93,7 +96,8 @@ impl TenantService for TenantApi {
         let req = request.get_ref();
         let page = self
             .registry
-            .list_tenants(req.page_size, &req.page_token)
+            .tenants()
+            .list(req.page_size, &req.page_token)
             .await?;
         Ok(Response::new(pb::ListTenantsResponse {
             tenants: page.items.into_iter().map(tenant_out).collect(),
@@ -109,17 +113,17 @@ impl TenantService for TenantApi {
         let tenant = required("tenant", &req.tenant)?;
         let name = TenantName::parse("tenant.name", &tenant.name)?;
         validate_etag("tenant.etag", &tenant.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.0)?;
+        let principal = authorize(&request, &name.0)?;
         let paths = update_paths(
             req.update_mask.as_ref(),
-            || set_fields!(tenant, [display_name, labels]),
-            TENANT_UPDATABLE,
-            TENANT_OUTPUT_ONLY,
+            tenant,
+            TenantFields::PATHS,
+            TenantFields::OUTPUT_ONLY,
         )?;
         let updated = self
             .registry
-            .update_tenant(
+            .tenants()
+            .update(
                 &principal.caller(""),
                 &name.0,
                 &tenant.etag,
@@ -136,10 +140,10 @@ impl TenantService for TenantApi {
         let req = request.get_ref();
         let name = TenantName::parse("name", &req.name)?;
         validate_etag("etag", &req.etag)?;
-        let principal = principal(&request)?;
-        principal.check_tenant(&name.0)?;
+        let principal = authorize(&request, &name.0)?;
         self.registry
-            .delete_tenant(&principal.caller(""), &name.0, &req.etag, req.force)
+            .tenants()
+            .delete(&principal.caller(""), &name.0, &req.etag, req.force)
             .await?;
         Ok(Response::new(()))
     }

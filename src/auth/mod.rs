@@ -2,25 +2,25 @@
 //! `authorization: Bearer <secret>`; the `Authenticate` layer turns it into a
 //! `Principal` (or UNAUTHENTICATED), checks the method's roles in the one
 //! table (`methods.rs`), and hands the principal to the API, which checks the
-//! tenant of every name the request carries.
+//! tenant of every name the request carries. Keys are read through the
+//! API key service and cached here; the API never sees a secret.
 
 pub mod methods;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use futures_util::future::BoxFuture;
 use tracing::warn;
 
 use crate::domain::api_key::{ApiKey, Role, Secret, hash_secret};
 use crate::domain::audit::Caller;
-use crate::domain::changes::{Changes, KeyStamp, KeysSeen};
 use crate::domain::names::Id;
 use crate::error::Error;
-use crate::store::{Access, Store};
+use crate::service::Registry;
+use crate::service::changes::{Changes, KeyStamp, KeysSeen};
 
 /// Who is calling: the key's tenant (none for the bootstrap key), its role and
 /// its name, and the method the layer let it call, for the audit trail.
@@ -69,12 +69,23 @@ pub fn principal<T>(request: &tonic::Request<T>) -> Result<&Principal, Error> {
         .ok_or_else(|| Error::Unauthenticated("no credentials".into()))
 }
 
+/// The principal of `request`, if it may act on `tenant`
+/// (`Principal::check_tenant`).
+pub fn authorize<'a, T>(
+    request: &'a tonic::Request<T>,
+    tenant: &Id,
+) -> Result<&'a Principal, Error> {
+    let principal = principal(request)?;
+    principal.check_tenant(tenant)?;
+    Ok(principal)
+}
+
 /// The key name of the bootstrap key, as the audit trail shows it.
 pub const BOOTSTRAP_ACTOR: &str = "bootstrap";
 
 /// Turns bearer secrets into principals.
 pub struct Authenticator {
-    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
     bootstrap_hash: Option<String>,
     keys: KeyCache,
 }
@@ -88,9 +99,10 @@ const KEY_CACHE_SIZE: u64 = 10_000;
 const LAST_USE_RESOLUTION_SECONDS: i64 = 60;
 
 impl Authenticator {
-    pub fn new(store: Arc<dyn Store>, bootstrap: Option<&Secret>, changes: Arc<Changes>) -> Self {
+    pub fn new(registry: Arc<Registry>, bootstrap: Option<&Secret>) -> Self {
+        let changes = registry.changes().clone();
         Self {
-            store,
+            registry,
             bootstrap_hash: bootstrap.map(Secret::hash),
             keys: KeyCache::new(changes, KEY_CACHE_TTL),
         }
@@ -181,10 +193,7 @@ impl Authenticator {
                 (None, expire_time) => Ok(expire_time),
             };
         }
-        let mut tx = self.store.begin(Some(tenant), Access::Read).await?;
-        if tx.get_tenant(tenant).await?.is_none() {
-            return Err(Error::NotFound(format!("tenants/{tenant}")));
-        }
+        self.registry.tenants().get(tenant).await?;
         match principal.key_hash {
             Some(_) => Err(Error::Unauthenticated(format!(
                 "API key {} no longer exists",
@@ -201,9 +210,7 @@ impl Authenticator {
             return Ok(Some(key));
         }
         let read = self.keys.read_started();
-        let mut tx = self.store.begin(None, Access::Read).await?;
-        let found = tx.find_api_key(hash).await?;
-        drop(tx);
+        let found = self.registry.api_keys().find_by_secret_hash(hash).await?;
         if let Some(key) = &found {
             self.keys.insert(hash, key.clone(), read);
         }
@@ -212,18 +219,10 @@ impl Authenticator {
 
     /// Updates `last_use_time` in the background; a failure only costs accuracy.
     fn record_use(&self, tenant: &Id, id: &Id, now: chrono::DateTime<Utc>) {
-        let store = self.store.clone();
+        let registry = self.registry.clone();
         let (tenant, id) = (tenant.clone(), id.clone());
         tokio::spawn(async move {
-            let result: Result<(), Error> = async {
-                let mut tx = store.begin(Some(&tenant), Access::Write).await?;
-                if let Some(mut key) = tx.get_api_key_for_update(&tenant, &id).await? {
-                    key.last_use_time = Some(now);
-                    tx.update_api_key(&key).await?;
-                }
-                tx.commit().await
-            }
-            .await;
+            let result = registry.api_keys().record_use(&tenant, &id, now).await;
             if let Err(error) = result {
                 warn!(%tenant, key = %id, %error, "could not record an API key's last use");
             }
@@ -347,8 +346,6 @@ pub struct Authenticate<S> {
     authenticator: Arc<Authenticator>,
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 impl<S, B> tower::Service<http::Request<B>> for Authenticate<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
@@ -361,7 +358,7 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

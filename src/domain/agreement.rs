@@ -1,7 +1,9 @@
 //! Agreements and their revisions: the contract types, the rules they must
 //! satisfy on their own, and the lifecycle DRAFT -> ACTIVE -> TERMINATED /
-//! EXPIRED. Rules that need other resources (references, overlap) are checked
-//! by the registry inside the writing transaction.
+//! EXPIRED with what each state allows (`AgreementAction`). Rules that need
+//! other resources are pure functions of what the service read for them
+//! (`check_references`, `check_no_overlap`), called inside the writing
+//! transaction.
 
 use std::collections::BTreeSet;
 
@@ -9,15 +11,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::fields::{
-    Labels, MAX_DISPLAY_NAME_CHARS, Meta, validate_annotations, validate_count, validate_labels,
-    validate_text,
+    Labels, Meta, check_unreferenced, updatable_fields, validate_annotations, validate_count,
+    validate_display_name, validate_labels, validate_text,
 };
-use crate::domain::names::{Id, agreement_name, revision_name};
+use crate::domain::names::{Id, agreement_name, party_name, revision_name, service_name};
+use crate::domain::party::{Party, PartyKind};
 use crate::domain::terms::{
     Clause, CreditSchedule, Exclusion, Objective, SupportTerms, validate_clause, validate_credits,
     validate_exclusion, validate_objectives, validate_support,
 };
-use crate::error::Violations;
+use crate::error::{Error, Precondition, Result, Violations};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -58,6 +61,55 @@ impl AgreementKind {
     /// Whether agreements of this kind count in entitlement resolution.
     pub fn counts_in_resolution(self) -> bool {
         Self::RESOLVED.contains(&self)
+    }
+
+    /// SERVICE_LEVEL agreements exclude each other: at most one may be in
+    /// force for a service at any instant (`Agreement::check_no_overlap`).
+    pub fn excludes_overlap(self) -> bool {
+        self == AgreementKind::ServiceLevel
+    }
+
+    /// Overrides patch SERVICE_LEVEL agreements only: one consumer's changes
+    /// to what a service gives every consumer.
+    pub fn takes_overrides(self) -> bool {
+        self == AgreementKind::ServiceLevel
+    }
+}
+
+/// What may be done to an agreement once created, each allowed in some states
+/// only, as of now: an ACTIVE agreement past its validity is EXPIRED, and an
+/// EXPIRED or TERMINATED one is closed to every action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgreementAction {
+    /// Change its fields (a published one gets a new revision).
+    Update,
+    /// DRAFT -> ACTIVE, with its first revision.
+    Publish,
+    /// ACTIVE -> TERMINATED, from a given instant.
+    Terminate,
+    /// Add, change or remove one of its overrides.
+    Override,
+}
+
+impl AgreementAction {
+    /// The states (as of now) an agreement must be in for the action.
+    pub fn allowed_states(self) -> &'static [AgreementState] {
+        match self {
+            AgreementAction::Update | AgreementAction::Override => {
+                &[AgreementState::Draft, AgreementState::Active]
+            }
+            AgreementAction::Publish => &[AgreementState::Draft],
+            AgreementAction::Terminate => &[AgreementState::Active],
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgreementAction::Update => "update",
+            AgreementAction::Publish => "publish",
+            AgreementAction::Terminate => "terminate",
+            AgreementAction::Override => "override",
+        }
     }
 }
 
@@ -165,55 +217,50 @@ pub struct Agreement {
     pub meta: Meta,
 }
 
-/// The client-settable fields; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct AgreementFields {
-    pub display_name: Option<String>,
-    pub description: Option<String>,
-    pub kind: Option<AgreementKind>,
-    pub provider: Option<Id>,
-    pub consumer: Option<Option<Id>>,
-    pub services: Option<Vec<Id>>,
-    pub effective_from: Option<DateTime<Utc>>,
-    pub effective_until: Option<Option<DateTime<Utc>>>,
-    pub objectives: Option<Vec<Objective>>,
-    pub support: Option<Option<SupportTerms>>,
-    pub credits: Option<Option<CreditSchedule>>,
-    pub exclusions: Option<Vec<Exclusion>>,
-    pub clauses: Option<Vec<Clause>>,
-    pub supports: Option<Vec<Id>>,
-    pub labels: Option<Labels>,
-    pub annotations: Option<Labels>,
+updatable_fields! {
+    /// The client-settable fields of an agreement.
+    pub struct AgreementFields for Agreement {
+        display_name: String,
+        description: String,
+        kind: AgreementKind,
+        provider: Id,
+        consumer: Option<Id>,
+        services: Vec<Id>,
+        effective_from: DateTime<Utc>,
+        effective_until: Option<DateTime<Utc>>,
+        objectives: Vec<Objective>,
+        support: Option<SupportTerms>,
+        credits: Option<CreditSchedule>,
+        exclusions: Vec<Exclusion>,
+        clauses: Vec<Clause>,
+        supports: Vec<Id>,
+        labels: Labels,
+        annotations: Labels,
+    }
+    output_only: [
+        "name",
+        "state",
+        "etag",
+        "create_time",
+        "update_time",
+        "revision_id",
+        "revision_create_time",
+        "terminate_time",
+    ]
 }
 
-pub const AGREEMENT_UPDATABLE: &[&str] = &[
-    "display_name",
-    "description",
-    "kind",
-    "provider",
-    "consumer",
-    "services",
-    "effective_from",
-    "effective_until",
-    "objectives",
-    "support",
-    "credits",
-    "exclusions",
-    "clauses",
-    "supports",
-    "labels",
-    "annotations",
-];
-pub const AGREEMENT_OUTPUT_ONLY: &[&str] = &[
-    "name",
-    "state",
-    "etag",
-    "create_time",
-    "update_time",
-    "revision_id",
-    "revision_create_time",
-    "terminate_time",
-];
+/// What an agreement names, as found in its tenant when it is written.
+#[derive(Debug, Clone, Default)]
+pub struct Referenced {
+    /// The provider party, if it exists.
+    pub provider: Option<Party>,
+    /// The consumer party, if the agreement names one and it exists.
+    pub consumer: Option<Party>,
+    /// Those of the agreement's services that exist.
+    pub services: BTreeSet<Id>,
+    /// Those of the agreements it supports that exist.
+    pub supports: BTreeSet<Id>,
+}
 
 impl Agreement {
     pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
@@ -228,7 +275,8 @@ impl Agreement {
     /// audit event and entitlement carries them whole.
     pub const MAX_CLAUSE_TEXT_CHARS: usize = 131_072;
 
-    /// A new DRAFT; `kind`, `provider` and `effective_from` are required.
+    /// A new DRAFT, checked (`validate`); `kind`, `provider` and
+    /// `effective_from` are required.
     pub fn new(
         tenant: &Id,
         id: Id,
@@ -276,6 +324,7 @@ impl Agreement {
             meta: Meta::new(now),
         };
         agreement.apply(fields);
+        agreement.validate(v, prefix);
         Some(agreement)
     }
 
@@ -306,39 +355,230 @@ impl Agreement {
             && before_end(other.effective_from, self.effective_end())
     }
 
-    pub fn apply(&mut self, f: AgreementFields) {
-        macro_rules! set {
-            ($($field:ident),*) => { $( if let Some(value) = f.$field { self.$field = value; } )* };
+    /// The lifecycle: `action` is allowed only in its states, as of `now`.
+    pub fn check_action(&self, action: AgreementAction, now: DateTime<Utc>) -> Result<()> {
+        let state = self.state_at(now);
+        if action.allowed_states().contains(&state) {
+            Ok(())
+        } else {
+            Err(Error::precondition(
+                Precondition::AgreementState,
+                format!(
+                    "cannot {} {}: it is {}",
+                    action.as_str(),
+                    self.name(),
+                    state.as_str()
+                ),
+            ))
         }
-        set!(
-            display_name,
-            description,
-            kind,
-            provider,
-            consumer,
-            services,
-            effective_from,
-            effective_until,
-            objectives,
-            support,
-            credits,
-            exclusions,
-            clauses,
-            supports,
-            labels,
-            annotations
-        );
+    }
+
+    /// A DRAFT can be published while its validity has not ended and once it
+    /// has objectives. (That it overlaps no other in force is checked against
+    /// what is published: `check_no_overlap`.)
+    pub fn check_publishable(&self, now: DateTime<Utc>) -> Result<()> {
+        self.check_action(AgreementAction::Publish, now)?;
+        let cannot = |why: String| {
+            Err(Error::precondition(
+                Precondition::AgreementState,
+                format!("cannot publish {}: {why}", self.name()),
+            ))
+        };
+        if let Some(until) = self.effective_until
+            && until <= now
+        {
+            return cannot(format!("its validity ended at {until}"));
+        }
+        if self.objectives.is_empty() {
+            return cannot("it has no objectives".into());
+        }
+        Ok(())
+    }
+
+    /// DRAFT -> ACTIVE, as of `now`. The service records its first revision.
+    pub fn publish(&mut self, now: DateTime<Utc>) {
+        self.state = AgreementState::Active;
+        self.meta.touch(now);
+    }
+
+    /// An ACTIVE agreement can be terminated from `at` on, but not from
+    /// before its validity began.
+    pub fn check_terminable(&self, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<()> {
+        self.check_action(AgreementAction::Terminate, now)?;
+        if at < self.effective_from {
+            return Err(Error::invalid(
+                "terminate_time",
+                "must not be before the agreement's effective_from",
+            ));
+        }
+        Ok(())
+    }
+
+    /// ACTIVE -> TERMINATED from `at`, as of `now`: its validity ends at `at`
+    /// if that is earlier (`effective_end`).
+    pub fn terminate(&mut self, at: DateTime<Utc>, now: DateTime<Utc>) {
+        self.state = AgreementState::Terminated;
+        self.terminate_time = Some(at);
+        self.meta.touch(now);
+    }
+
+    /// An override must target a SERVICE_LEVEL agreement that is still open
+    /// to change (DRAFT or ACTIVE).
+    pub fn check_overridable(&self, now: DateTime<Utc>) -> Result<()> {
+        if !self.kind.takes_overrides() {
+            return Err(Error::precondition(
+                Precondition::AgreementState,
+                format!(
+                    "{} is a {} agreement: overrides apply to SERVICE_LEVEL agreements",
+                    self.name(),
+                    self.kind.as_str()
+                ),
+            ));
+        }
+        self.check_action(AgreementAction::Override, now)
+    }
+
+    /// Only a never-published draft can be deleted (a published agreement's
+    /// revisions are kept: it is terminated instead), and not while OLAs or
+    /// UCs (`supporters`, some of them) support it.
+    pub fn check_deletable(&self, supporters: &[String]) -> Result<()> {
+        if self.revision.is_some() {
+            return Err(Error::precondition(
+                Precondition::AgreementState,
+                format!(
+                    "{} has been published and its revisions are kept: terminate it instead",
+                    self.name()
+                ),
+            ));
+        }
+        check_unreferenced(&self.name(), "is supported by", supporters)
+    }
+
+    /// The agreement with `fields` applied, for an update at `now`, or `None`
+    /// when the update changes nothing (so no new etag, and no revision that
+    /// repeats the last). Only DRAFT and ACTIVE agreements are updated; the
+    /// kind is fixed once published; the result must be valid. An ACTIVE
+    /// agreement's update records a new revision.
+    pub fn updated(&self, fields: AgreementFields, now: DateTime<Utc>) -> Result<Option<Self>> {
+        self.check_action(AgreementAction::Update, now)?;
+        let mut after = self.clone();
+        after.apply(fields);
+        if after == *self {
+            return Ok(None);
+        }
+        let mut v = Violations::new();
+        if self.state == AgreementState::Active && after.kind != self.kind {
+            v.add(
+                "agreement.kind",
+                "cannot change once the agreement is published",
+            );
+        }
+        after.validate(&mut v, "agreement");
+        v.into_result()?;
+        Ok(Some(after))
+    }
+
+    /// Parties, services and supported agreements must exist in the tenant
+    /// (`found`, as read), and the parties must fit the kind: the provider of
+    /// an UNDERPINNING contract is a SUPPLIER, the consumer of an INTERNAL
+    /// agreement an INTERNAL_UNIT.
+    pub fn check_references(&self, found: &Referenced) -> Result<()> {
+        let mut v = Violations::new();
+        let tenant = &self.tenant;
+        match &found.provider {
+            None => v.add(
+                "agreement.provider",
+                format!("{} does not exist", party_name(tenant, &self.provider)),
+            ),
+            Some(p)
+                if self.kind == AgreementKind::Underpinning && p.kind != PartyKind::Supplier =>
+            {
+                v.add(
+                    "agreement.provider",
+                    "the provider of an UNDERPINNING contract must be a SUPPLIER party",
+                )
+            }
+            Some(_) => {}
+        }
+        if let Some(consumer) = &self.consumer {
+            match &found.consumer {
+                None => v.add(
+                    "agreement.consumer",
+                    format!("{} does not exist", party_name(tenant, consumer)),
+                ),
+                Some(p)
+                    if self.kind == AgreementKind::Internal
+                        && p.kind != PartyKind::InternalUnit =>
+                {
+                    v.add(
+                        "agreement.consumer",
+                        "the consumer of an INTERNAL agreement must be an INTERNAL_UNIT party",
+                    )
+                }
+                Some(_) => {}
+            }
+        }
+        for (i, s) in self.services.iter().enumerate() {
+            if !found.services.contains(s) {
+                v.add(
+                    format!("agreement.services[{i}]"),
+                    format!("{} does not exist", service_name(tenant, s)),
+                );
+            }
+        }
+        for (i, s) in self.supports.iter().enumerate() {
+            if !found.supports.contains(s) {
+                v.add(
+                    format!("agreement.supports[{i}]"),
+                    format!("{} does not exist", agreement_name(tenant, s)),
+                );
+            }
+        }
+        v.into_result()
+    }
+
+    /// At most one agreement of an exclusive kind may be in force for a
+    /// service at any instant: `others` are the published agreements of this
+    /// kind that cover one of its services.
+    pub fn check_no_overlap(&self, others: &[Agreement]) -> Result<()> {
+        if !self.kind.excludes_overlap() {
+            return Ok(());
+        }
+        match others.iter().find(|o| o.id != self.id && o.overlaps(self)) {
+            Some(other) => Err(Error::precondition(
+                Precondition::OverlappingAgreement,
+                format!(
+                    "{} is already in force for a service of {} during its validity",
+                    other.name(),
+                    self.name()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a revision: an immutable snapshot of the agreement as it now
+    /// stands, the `seq`-th, which the agreement then points at.
+    pub fn new_revision(&mut self, seq: i64, now: DateTime<Utc>) -> Revision {
+        let id = new_revision_id();
+        self.revision = Some(RevisionRef {
+            id: id.clone(),
+            create_time: now,
+        });
+        Revision {
+            tenant: self.tenant.clone(),
+            agreement: self.id.clone(),
+            id,
+            seq,
+            create_time: now,
+            snapshot: self.clone(),
+        }
     }
 
     /// The rules an agreement must satisfy on its own.
     pub fn validate(&self, v: &mut Violations, prefix: &str) {
         let field = |name: &str| format!("{prefix}.{name}");
-        validate_text(
-            v,
-            &field("display_name"),
-            &self.display_name,
-            MAX_DISPLAY_NAME_CHARS,
-        );
+        validate_display_name(v, &field("display_name"), &self.display_name);
         validate_text(
             v,
             &field("description"),
@@ -550,6 +790,218 @@ mod tests {
             .map(|(n, _)| *n)
             .collect();
         assert_eq!(counted, ["SERVICE_LEVEL", "CUSTOMER", "INTERNAL"]);
+    }
+
+    fn objective() -> Objective {
+        Objective {
+            key: "availability".into(),
+            display_name: String::new(),
+            indicator: "requests".into(),
+            kind: crate::domain::terms::ObjectiveKind::Ratio,
+            target: 0.999,
+            threshold: None,
+            comparison: None,
+            window: Some(crate::domain::terms::Window::Rolling {
+                seconds: 30 * 86_400,
+            }),
+            slice_seconds: None,
+        }
+    }
+
+    fn draft() -> Agreement {
+        let mut a = agreement(0, None);
+        a.state = AgreementState::Draft;
+        a.services = vec![Id::parse("s", "payments").unwrap()];
+        a.objectives = vec![objective()];
+        a
+    }
+
+    fn precondition(result: Result<()>) -> (Precondition, String) {
+        match result {
+            Err(Error::FailedPrecondition { reason, message }) => (reason, message),
+            other => panic!("expected a failed precondition, got {other:?}"),
+        }
+    }
+
+    fn violated_fields(result: Result<impl std::fmt::Debug>) -> Vec<String> {
+        match result {
+            Err(Error::InvalidArgument(list)) => list.into_iter().map(|f| f.field).collect(),
+            other => panic!("expected invalid arguments, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_action_is_allowed_in_its_states_only_and_expired_agreements_are_closed() {
+        use AgreementAction::*;
+        let now = Utc::now();
+        let mut a = draft();
+        assert!(a.check_action(Publish, now).is_ok());
+        assert!(a.check_action(Update, now).is_ok());
+        assert!(a.check_action(Override, now).is_ok());
+        let (reason, message) = precondition(a.check_action(Terminate, now));
+        assert_eq!(reason, Precondition::AgreementState);
+        assert_eq!(
+            message,
+            "cannot terminate tenants/a/agreements/a: it is DRAFT"
+        );
+        a.state = AgreementState::Active;
+        for action in [Update, Override, Terminate] {
+            assert!(a.check_action(action, now).is_ok(), "{action:?}");
+        }
+        assert!(a.check_action(Publish, now).is_err());
+        let expired = agreement(0, Some(1));
+        for action in [Update, Override, Terminate, Publish] {
+            assert!(expired.check_action(action, now).is_err(), "{action:?}");
+        }
+    }
+
+    #[test]
+    fn a_draft_is_publishable_with_objectives_and_a_validity_not_ended() {
+        let now = Utc::now();
+        assert!(draft().check_publishable(now).is_ok());
+        let mut empty = draft();
+        empty.objectives.clear();
+        let (_, message) = precondition(empty.check_publishable(now));
+        assert!(message.ends_with("it has no objectives"), "{message}");
+        let mut ended = draft();
+        ended.effective_until = Some(Utc.timestamp_opt(86_400, 0).unwrap());
+        let (_, message) = precondition(ended.check_publishable(now));
+        assert!(message.contains("its validity ended"), "{message}");
+        let mut published = draft();
+        published.publish(now);
+        assert_eq!(published.state, AgreementState::Active);
+        assert!(published.check_publishable(now).is_err());
+    }
+
+    #[test]
+    fn an_override_must_target_a_service_level_agreement_open_to_change() {
+        let now = Utc::now();
+        assert!(draft().check_overridable(now).is_ok());
+        let mut customer = draft();
+        customer.kind = AgreementKind::Customer;
+        let (reason, message) = precondition(customer.check_overridable(now));
+        assert_eq!(reason, Precondition::AgreementState);
+        assert!(
+            message
+                .ends_with("is a CUSTOMER agreement: overrides apply to SERVICE_LEVEL agreements"),
+            "{message}"
+        );
+        let mut terminated = draft();
+        terminated.state = AgreementState::Terminated;
+        assert!(terminated.check_overridable(now).is_err());
+    }
+
+    #[test]
+    fn termination_starts_no_earlier_than_validity() {
+        let now = Utc::now();
+        let mut a = agreement(10, None);
+        let before_start = Utc.timestamp_opt(86_400, 0).unwrap();
+        assert_eq!(
+            violated_fields(a.check_terminable(before_start, now)),
+            ["terminate_time"]
+        );
+        assert!(a.check_terminable(now, now).is_ok());
+        a.terminate(now, now);
+        assert_eq!(
+            (a.state, a.terminate_time),
+            (AgreementState::Terminated, Some(now))
+        );
+        assert!(draft().check_terminable(now, now).is_err());
+    }
+
+    #[test]
+    fn only_never_published_drafts_that_nothing_supports_are_deletable() {
+        let mut a = draft();
+        assert!(a.check_deletable(&[]).is_ok());
+        let (reason, _) = precondition(a.check_deletable(&["tenants/a/agreements/ola".into()]));
+        assert_eq!(reason, Precondition::ResourceInUse);
+        a.new_revision(1, Utc::now());
+        let (reason, message) = precondition(a.check_deletable(&[]));
+        assert_eq!(reason, Precondition::AgreementState);
+        assert!(message.ends_with("terminate it instead"), "{message}");
+    }
+
+    #[test]
+    fn an_update_that_changes_nothing_is_none_and_the_kind_is_fixed_once_published() {
+        let now = Utc::now();
+        let a = draft();
+        let same = AgreementFields {
+            services: Some(a.services.clone()),
+            ..Default::default()
+        };
+        assert_eq!(a.updated(same, now).unwrap(), None);
+        let to_customer = || AgreementFields {
+            kind: Some(AgreementKind::Internal),
+            consumer: Some(Some(Id::parse("c", "ops").unwrap())),
+            ..Default::default()
+        };
+        let updated = a.updated(to_customer(), now).unwrap().expect("a change");
+        assert_eq!(updated.kind, AgreementKind::Internal);
+        let mut published = draft();
+        published.publish(now);
+        assert_eq!(
+            violated_fields(published.updated(to_customer(), now)),
+            ["agreement.kind"]
+        );
+        let expired = agreement(0, Some(1));
+        assert!(matches!(
+            expired.updated(AgreementFields::default(), now),
+            Err(Error::FailedPrecondition { .. })
+        ));
+    }
+
+    #[test]
+    fn references_must_exist_and_parties_fit_the_kind() {
+        let party = |kind| Party {
+            tenant: Id::parse("t", "a").unwrap(),
+            id: Id::parse("p", "a").unwrap(),
+            display_name: String::new(),
+            kind,
+            parent: None,
+            labels: Labels::new(),
+            meta: Meta::new(Utc::now()),
+        };
+        let mut a = draft();
+        let all = Referenced {
+            provider: Some(party(PartyKind::Provider)),
+            consumer: None,
+            services: a.services.iter().cloned().collect(),
+            supports: BTreeSet::new(),
+        };
+        assert!(a.check_references(&all).is_ok());
+        assert_eq!(
+            violated_fields(a.check_references(&Referenced::default())),
+            ["agreement.provider", "agreement.services[0]"]
+        );
+        a.kind = AgreementKind::Underpinning;
+        assert_eq!(
+            violated_fields(a.check_references(&all)),
+            ["agreement.provider"]
+        );
+    }
+
+    #[test]
+    fn service_level_agreements_in_force_at_once_overlap_and_others_do_not() {
+        let a = agreement(0, Some(10));
+        let mut other = agreement(5, None);
+        other.id = Id::parse("i", "b").unwrap();
+        let (reason, _) = precondition(a.check_no_overlap(std::slice::from_ref(&other)));
+        assert_eq!(reason, Precondition::OverlappingAgreement);
+        // Itself, as published before, is no other agreement.
+        assert!(a.check_no_overlap(std::slice::from_ref(&a)).is_ok());
+        let mut customer = a.clone();
+        customer.kind = AgreementKind::Customer;
+        assert!(customer.check_no_overlap(&[other]).is_ok());
+    }
+
+    #[test]
+    fn a_revision_is_a_snapshot_that_the_agreement_points_at() {
+        let mut a = draft();
+        let now = Utc::now();
+        let revision = a.new_revision(3, now);
+        assert_eq!(revision.seq, 3);
+        assert_eq!(a.revision.as_ref().map(|r| &r.id), Some(&revision.id));
+        assert_eq!(revision.snapshot, a);
     }
 
     #[test]

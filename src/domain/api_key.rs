@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::domain::fields::{MAX_DISPLAY_NAME_CHARS, Meta, validate_text};
+use crate::domain::fields::{Meta, validate_display_name};
 use crate::domain::names::{Id, api_key_name};
 use crate::error::Violations;
 
@@ -131,12 +131,7 @@ impl ApiKey {
             Some(_) => {}
         }
         let display_name = fields.display_name.unwrap_or_default();
-        validate_text(
-            v,
-            "api_key.display_name",
-            &display_name,
-            MAX_DISPLAY_NAME_CHARS,
-        );
+        validate_display_name(v, "api_key.display_name", &display_name);
         if let Some(expiry) = fields.expire_time
             && expiry <= now
         {
@@ -163,6 +158,17 @@ impl ApiKey {
         api_key_name(&self.tenant, &self.id)
     }
 
+    /// Revokes the key at `now`. Revoking is final: revoking a revoked key
+    /// changes nothing, and returns false.
+    pub fn revoke(&mut self, now: DateTime<Utc>) -> bool {
+        if self.revoke_time.is_some() {
+            return false;
+        }
+        self.revoke_time = Some(now);
+        self.meta.touch(now);
+        true
+    }
+
     /// Whether the key may be used at `now`: not revoked, not expired.
     pub fn is_usable(&self, now: DateTime<Utc>) -> bool {
         self.revoke_time.is_none() && self.expire_time.is_none_or(|e| now < e)
@@ -185,6 +191,24 @@ mod tests {
         assert_ne!(Secret::generate(), secret);
         assert!(!format!("{secret:?}").contains(&secret.expose()[4..]));
         assert_eq!(secret.hash().len(), 64);
+    }
+
+    #[test]
+    fn revoking_is_final_and_revoking_again_changes_nothing() {
+        let t = Id::parse("t", "acme").unwrap();
+        let fields = ApiKeyFields {
+            role: Some(Role::Reader),
+            ..Default::default()
+        };
+        let mut v = Violations::new();
+        let (mut key, _) = ApiKey::new(&t, t.clone(), fields, Utc::now(), &mut v).unwrap();
+        let now = Utc::now();
+        assert!(key.is_usable(now));
+        assert!(key.revoke(now));
+        let revoked = key.clone();
+        assert!(!key.is_usable(now));
+        assert!(!key.revoke(now + chrono::Duration::seconds(1)));
+        assert_eq!(key, revoked);
     }
 
     #[test]

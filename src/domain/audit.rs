@@ -13,6 +13,7 @@ use crate::domain::overrides::Override;
 use crate::domain::party::Party;
 use crate::domain::service::Service;
 use crate::domain::tenant::Tenant;
+use crate::error::{Error, Result};
 
 /// Who asks for a change, and how: what the audit event records about the call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +115,16 @@ pub struct AuditFilter {
 }
 
 impl AuditFilter {
+    /// A time range ends after it starts.
+    pub fn validate(&self) -> Result<()> {
+        if let (Some(start), Some(end)) = (self.start_time, self.end_time)
+            && end <= start
+        {
+            return Err(Error::invalid("end_time", "must be after start_time"));
+        }
+        Ok(())
+    }
+
     /// The filter's parameters, which page tokens are bound to.
     pub fn scope(&self) -> String {
         format!(
@@ -202,6 +213,22 @@ mod tests {
         assert_eq!(AuditCursor::decode(&cursor.encode()), Some(cursor));
         assert_eq!(AuditCursor::decode("nonsense"), None);
         assert_eq!(AuditCursor::decode("12x/abc"), None);
+    }
+
+    #[test]
+    fn a_time_range_ends_after_it_starts() {
+        let at = |s| DateTime::from_timestamp(s, 0);
+        let range = |start, end| AuditFilter {
+            start_time: at(start),
+            end_time: at(end),
+            ..Default::default()
+        };
+        assert!(range(1, 2).validate().is_ok());
+        assert!(AuditFilter::default().validate().is_ok());
+        assert!(matches!(
+            range(2, 2).validate(),
+            Err(Error::InvalidArgument(v)) if v[0].field == "end_time"
+        ));
     }
 
     #[test]

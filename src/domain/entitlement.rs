@@ -19,8 +19,21 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::agreement::{Agreement, AgreementKind, Revision};
 use crate::domain::names::Id;
+use crate::domain::names::{party_name, service_name};
 use crate::domain::overrides::Override;
+use crate::domain::service::Service;
 use crate::domain::terms::{Clause, CreditSchedule, Exclusion, Objective, SupportTerms};
+use crate::error::{Error, Result};
+
+/// The most pairs one batch or watch may hold.
+pub const MAX_BATCH: usize = 1000;
+
+/// One pair of a question: consumer and service ids in the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Pair {
+    pub consumer: Id,
+    pub service: Id,
+}
 
 /// What is asked: one pair, at two instants.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -158,6 +171,38 @@ pub struct Explanation {
     pub stable_until: Option<DateTime<Utc>>,
 }
 
+/// `known_at` is a moment the registry has seen: not in the future.
+pub fn check_known_at(
+    known_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>> {
+    match known_at {
+        Some(k) if k > now => Err(Error::invalid(
+            "known_at",
+            "must not be in the future: the registry cannot know what it has not recorded",
+        )),
+        k => Ok(k),
+    }
+}
+
+/// The consumer must have existed at `known_at` (an empty ancestry: it did
+/// not), and so must the service. Services keep no history: one that exists
+/// now counts from its creation; one deleted since is unknown.
+pub fn check_pair(
+    tenant: &Id,
+    query: &Query,
+    ancestry: &[Id],
+    service: Option<&Service>,
+) -> Result<()> {
+    if ancestry.is_empty() {
+        return Err(Error::NotFound(party_name(tenant, &query.consumer)));
+    }
+    if service.is_none_or(|s| s.meta.create_time > query.known_at) {
+        return Err(Error::NotFound(service_name(tenant, &query.service)));
+    }
+    Ok(())
+}
+
 /// The entitlement, or `None` when no layer applies.
 pub fn resolve(tenant: &Id, query: &Query, inputs: &Inputs) -> Option<Entitlement> {
     explain(tenant, query, inputs).entitlement
@@ -192,10 +237,13 @@ pub fn explain(tenant: &Id, query: &Query, inputs: &Inputs) -> Explanation {
     for (agreement, mut revisions) in by_agreement {
         revisions.sort_by_key(|r| r.seq);
         let first_kind = revisions[0].snapshot.kind;
-        let kind = match first_kind {
-            AgreementKind::ServiceLevel => LayerKind::Base,
-            AgreementKind::Customer | AgreementKind::Internal => LayerKind::ConsumerAgreement,
-            AgreementKind::Operational | AgreementKind::Underpinning => continue,
+        if !first_kind.counts_in_resolution() {
+            continue;
+        }
+        let kind = if first_kind == AgreementKind::ServiceLevel {
+            LayerKind::Base
+        } else {
+            LayerKind::ConsumerAgreement
         };
         let known: Vec<&Revision> = revisions
             .iter()
@@ -759,6 +807,16 @@ mod tests {
             overrides,
             unrecorded: Vec::new(),
         }
+    }
+
+    #[test]
+    fn known_at_must_not_be_in_the_future() {
+        assert_eq!(check_known_at(Some(day(1)), day(2)).unwrap(), Some(day(1)));
+        assert_eq!(check_known_at(None, day(2)).unwrap(), None);
+        assert!(matches!(
+            check_known_at(Some(day(3)), day(2)),
+            Err(Error::InvalidArgument(v)) if v[0].field == "known_at"
+        ));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, FieldViolation, Result, Violations};
+use crate::error::{Error, FieldViolation, Precondition, Result, Violations};
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -69,6 +69,69 @@ fn new_etag() -> String {
     format!("{:016x}", rand::rng().random::<u64>())
 }
 
+/// Runs `validate` and reports every violation it finds, at once.
+pub fn check(validate: impl FnOnce(&mut Violations)) -> Result<()> {
+    let mut v = Violations::new();
+    validate(&mut v);
+    v.into_result()
+}
+
+/// What `make` made of a request's fields, or every violation it found
+/// (`make` makes nothing only when it finds one).
+pub fn made<T>(make: impl FnOnce(&mut Violations) -> Option<T>) -> Result<T> {
+    let mut made = None;
+    check(|v| made = make(v))?;
+    Ok(made.expect("nothing is made without a violation"))
+}
+
+/// Declares what a client may set on a resource, once: the `Fields` struct a
+/// create or update carries (`None` leaves a field as it is), the paths an
+/// update mask may name (`PATHS`, the API's field names) beside those it may
+/// name but not change (`OUTPUT_ONLY`), and the resource's `apply`.
+macro_rules! updatable_fields {
+    (
+        $(#[$meta:meta])*
+        pub struct $fields:ident for $resource:ty {
+            $( $(#[$field_meta:meta])* $field:ident: $ty:ty, )*
+        }
+        output_only: [$($output:literal),* $(,)?]
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default)]
+        pub struct $fields {
+            $( $(#[$field_meta])* pub $field: Option<$ty>, )*
+        }
+
+        impl $fields {
+            /// The paths an update mask may name to change a field.
+            pub const PATHS: &'static [&'static str] = &[$(stringify!($field)),*];
+            /// The paths an update mask may name but that change nothing.
+            pub const OUTPUT_ONLY: &'static [&'static str] = &[$($output),*];
+        }
+
+        impl $resource {
+            /// Sets the fields `fields` carries and leaves the others.
+            pub fn apply(&mut self, fields: $fields) {
+                $( if let Some(value) = fields.$field { self.$field = value; } )*
+            }
+        }
+    };
+}
+pub(crate) use updatable_fields;
+
+/// A resource that others still refer to cannot be deleted: `users` names
+/// some of them (RESOURCE_IN_USE), `relation` says how they refer to it
+/// (`is still used by`).
+pub fn check_unreferenced(name: &str, relation: &str, users: &[String]) -> Result<()> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    Err(Error::precondition(
+        Precondition::ResourceInUse,
+        format!("{name} {relation} {}", users.join(", ")),
+    ))
+}
+
 /// The etag a request sends: no longer than any etag the server makes, so a
 /// huge one is refused before it is compared with anything.
 pub fn validate_etag(field: &str, etag: &str) -> Result<(), FieldViolation> {
@@ -86,6 +149,11 @@ pub fn validate_etag(field: &str, etag: &str) -> Result<(), FieldViolation> {
 /// repeated.
 pub fn too_long(max: usize, chars: usize) -> String {
     format!("must be at most {max} characters, not {chars}")
+}
+
+/// A display name: at most `MAX_DISPLAY_NAME_CHARS` characters.
+pub fn validate_display_name(v: &mut Violations, field: &str, text: &str) {
+    validate_text(v, field, text, MAX_DISPLAY_NAME_CHARS);
 }
 
 /// Text of at most `max` characters.
@@ -224,6 +292,41 @@ mod tests {
     use super::*;
 
     const UPDATABLE: &[&str] = &["display_name", "labels"];
+
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Thing {
+        name: String,
+        size: u32,
+    }
+
+    updatable_fields! {
+        pub struct ThingFields for Thing {
+            name: String,
+            size: u32,
+        }
+        output_only: ["etag"]
+    }
+
+    #[test]
+    fn updatable_fields_name_their_paths_and_apply_only_what_is_set() {
+        assert_eq!(ThingFields::PATHS, ["name", "size"]);
+        assert_eq!(ThingFields::OUTPUT_ONLY, ["etag"]);
+        let mut thing = Thing {
+            name: "a".into(),
+            size: 1,
+        };
+        thing.apply(ThingFields {
+            size: Some(2),
+            ..Default::default()
+        });
+        assert_eq!(
+            thing,
+            Thing {
+                name: "a".into(),
+                size: 2
+            }
+        );
+    }
 
     #[test]
     fn masks_resolve_star_and_reject_unknown_paths() {

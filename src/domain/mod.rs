@@ -1,6 +1,8 @@
-//! Validated types and the rules of the registry. The domain never sees protobuf
-//! types or SQL: the API hands it parsed values, and it reads and writes through
-//! the `Store` trait inside one transaction per operation.
+//! Validated types and the pure rules of the registry: what a value must be
+//! on its own, and what may happen to it (an agreement's lifecycle, the party
+//! tree, overlap, resolution). No I/O, no async, no caches: the API hands
+//! these types parsed values, and the services (`crate::service`) read and
+//! write them through the store and ask them whether a step is allowed.
 
 pub mod agreement;
 pub mod api_key;
@@ -13,10 +15,7 @@ pub mod names;
 pub mod overrides;
 pub mod page;
 pub mod party;
-pub mod registry;
-pub mod resolver;
+pub mod request_id;
 pub mod service;
 pub mod tenant;
 pub mod terms;
-
-pub use registry::{Registry, RequestKey};

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::agreement::Agreement;
 use crate::domain::fields::{
-    Labels, MAX_DISPLAY_NAME_CHARS, Meta, validate_count, validate_labels, validate_text,
+    Labels, Meta, updatable_fields, validate_count, validate_display_name, validate_labels,
 };
 use crate::domain::names::{Id, override_name};
 use crate::domain::terms::{
@@ -44,37 +44,28 @@ pub struct Override {
     pub meta: Meta,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct OverrideFields {
-    pub display_name: Option<String>,
-    pub consumer: Option<Id>,
-    pub effective_from: Option<DateTime<Utc>>,
-    pub effective_until: Option<Option<DateTime<Utc>>>,
-    pub objective_patches: Option<Vec<ObjectivePatch>>,
-    pub added_objectives: Option<Vec<Objective>>,
-    pub support: Option<Option<SupportTerms>>,
-    pub credits: Option<Option<CreditSchedule>>,
-    pub labels: Option<Labels>,
+updatable_fields! {
+    /// The client-settable fields of an override.
+    pub struct OverrideFields for Override {
+        display_name: String,
+        consumer: Id,
+        effective_from: DateTime<Utc>,
+        effective_until: Option<DateTime<Utc>>,
+        objective_patches: Vec<ObjectivePatch>,
+        added_objectives: Vec<Objective>,
+        support: Option<SupportTerms>,
+        credits: Option<CreditSchedule>,
+        labels: Labels,
+    }
+    output_only: ["name", "etag", "create_time", "update_time"]
 }
-
-pub const OVERRIDE_UPDATABLE: &[&str] = &[
-    "display_name",
-    "consumer",
-    "effective_from",
-    "effective_until",
-    "objective_patches",
-    "added_objectives",
-    "support",
-    "credits",
-    "labels",
-];
-pub const OVERRIDE_OUTPUT_ONLY: &[&str] = &["name", "etag", "create_time", "update_time"];
 
 impl Override {
     /// At most one patch per objective of the agreement.
     pub const MAX_PATCHES: usize = MAX_OBJECTIVES;
 
-    /// A new override; `consumer` and `effective_from` are required.
+    /// A new override of `agreement`, checked against it (`validate`);
+    /// `consumer` and `effective_from` are required.
     pub fn new(
         agreement: &Agreement,
         id: Id,
@@ -109,6 +100,7 @@ impl Override {
             meta: Meta::new(now),
         };
         o.apply(fields);
+        o.validate(agreement, v, prefix);
         Some(o)
     }
 
@@ -116,32 +108,10 @@ impl Override {
         override_name(&self.tenant, &self.agreement, &self.id)
     }
 
-    pub fn apply(&mut self, f: OverrideFields) {
-        macro_rules! set {
-            ($($field:ident),*) => { $( if let Some(value) = f.$field { self.$field = value; } )* };
-        }
-        set!(
-            display_name,
-            consumer,
-            effective_from,
-            effective_until,
-            objective_patches,
-            added_objectives,
-            support,
-            credits,
-            labels
-        );
-    }
-
     /// The rules an override must satisfy against the agreement it patches.
     pub fn validate(&self, agreement: &Agreement, v: &mut Violations, prefix: &str) {
         let field = |name: &str| format!("{prefix}.{name}");
-        validate_text(
-            v,
-            &field("display_name"),
-            &self.display_name,
-            MAX_DISPLAY_NAME_CHARS,
-        );
+        validate_display_name(v, &field("display_name"), &self.display_name);
         if let Some(until) = self.effective_until
             && until <= self.effective_from
         {

@@ -1,11 +1,15 @@
-//! Services of the catalogue, each owned by a party of the same tenant.
+//! Services of the catalogue, each owned by a party of the same tenant. A
+//! service an agreement covers is not deleted.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::fields::{Labels, MAX_DISPLAY_NAME_CHARS, Meta, validate_labels, validate_text};
+use crate::domain::fields::{
+    Labels, Meta, check_unreferenced, updatable_fields, validate_display_name, validate_labels,
+    validate_text,
+};
 use crate::domain::names::{Id, service_name};
-use crate::error::Violations;
+use crate::error::{Result, Violations};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Service {
@@ -18,21 +22,21 @@ pub struct Service {
     pub meta: Meta,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct ServiceFields {
-    pub display_name: Option<String>,
-    pub description: Option<String>,
-    pub owner: Option<Id>,
-    pub labels: Option<Labels>,
+updatable_fields! {
+    /// The client-settable fields of a service.
+    pub struct ServiceFields for Service {
+        display_name: String,
+        description: String,
+        owner: Id,
+        labels: Labels,
+    }
+    output_only: ["name", "etag", "create_time", "update_time"]
 }
-
-pub const SERVICE_UPDATABLE: &[&str] = &["display_name", "description", "owner", "labels"];
-pub const SERVICE_OUTPUT_ONLY: &[&str] = &["name", "etag", "create_time", "update_time"];
 
 impl Service {
     pub const MAX_DESCRIPTION_CHARS: usize = 4000;
 
-    /// A new service; `owner` is required.
+    /// A new service, checked (`validate`); `owner` is required.
     pub fn new(
         tenant: &Id,
         id: Id,
@@ -55,6 +59,7 @@ impl Service {
             meta: Meta::new(now),
         };
         service.apply(fields);
+        service.validate(v, prefix);
         Some(service)
     }
 
@@ -62,28 +67,14 @@ impl Service {
         service_name(&self.tenant, &self.id)
     }
 
-    pub fn apply(&mut self, fields: ServiceFields) {
-        if let Some(d) = fields.display_name {
-            self.display_name = d;
-        }
-        if let Some(d) = fields.description {
-            self.description = d;
-        }
-        if let Some(o) = fields.owner {
-            self.owner = o;
-        }
-        if let Some(l) = fields.labels {
-            self.labels = l;
-        }
+    /// A service that agreements (`users`, some of them) still cover is not
+    /// deleted.
+    pub fn check_deletable(&self, users: &[String]) -> Result<()> {
+        check_unreferenced(&self.name(), "is still covered by", users)
     }
 
     pub fn validate(&self, v: &mut Violations, prefix: &str) {
-        validate_text(
-            v,
-            &format!("{prefix}.display_name"),
-            &self.display_name,
-            MAX_DISPLAY_NAME_CHARS,
-        );
+        validate_display_name(v, &format!("{prefix}.display_name"), &self.display_name);
         validate_text(
             v,
             &format!("{prefix}.description"),

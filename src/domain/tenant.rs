@@ -6,9 +6,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::fields::{Labels, MAX_DISPLAY_NAME_CHARS, Meta, validate_labels, validate_text};
+use crate::domain::fields::{
+    Labels, Meta, updatable_fields, validate_display_name, validate_labels,
+};
 use crate::domain::names::Id;
-use crate::error::Violations;
+use crate::error::{Error, Precondition, Result, Violations};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tenant {
@@ -21,15 +23,14 @@ pub struct Tenant {
     pub meta: Meta,
 }
 
-/// The client-settable fields; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct TenantFields {
-    pub display_name: Option<String>,
-    pub labels: Option<Labels>,
+updatable_fields! {
+    /// The client-settable fields of a tenant.
+    pub struct TenantFields for Tenant {
+        display_name: String,
+        labels: Labels,
+    }
+    output_only: ["name", "uid", "etag", "create_time", "update_time"]
 }
-
-pub const TENANT_UPDATABLE: &[&str] = &["display_name", "labels"];
-pub const TENANT_OUTPUT_ONLY: &[&str] = &["name", "uid", "etag", "create_time", "update_time"];
 
 impl Tenant {
     pub fn new(id: Id, fields: TenantFields, now: DateTime<Utc>) -> Self {
@@ -48,22 +49,24 @@ impl Tenant {
         format!("tenants/{}", self.id)
     }
 
-    pub fn apply(&mut self, fields: TenantFields) {
-        if let Some(d) = fields.display_name {
-            self.display_name = d;
+    /// A tenant that still holds resources (`contents`, some of them) is
+    /// deleted only when the caller sets `force`.
+    pub fn check_empty(&self, contents: &[String]) -> Result<()> {
+        if contents.is_empty() {
+            return Ok(());
         }
-        if let Some(l) = fields.labels {
-            self.labels = l;
-        }
+        Err(Error::precondition(
+            Precondition::TenantNotEmpty,
+            format!(
+                "{} still holds resources ({}); delete them first or set force",
+                self.name(),
+                contents.join(", ")
+            ),
+        ))
     }
 
     pub fn validate(&self, v: &mut Violations, prefix: &str) {
-        validate_text(
-            v,
-            &format!("{prefix}.display_name"),
-            &self.display_name,
-            MAX_DISPLAY_NAME_CHARS,
-        );
+        validate_display_name(v, &format!("{prefix}.display_name"), &self.display_name);
         validate_labels(v, &format!("{prefix}.labels"), &self.labels);
     }
 }
@@ -87,6 +90,22 @@ pub fn new_uid() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tenant_holding_resources_is_not_empty() {
+        let t = Tenant::new(
+            Id::parse("id", "acme").unwrap(),
+            TenantFields::default(),
+            chrono::Utc::now(),
+        );
+        assert!(t.check_empty(&[]).is_ok());
+        let refused = t.check_empty(&["tenants/acme/parties/bank".into()]);
+        assert!(
+            matches!(&refused, Err(Error::FailedPrecondition { reason: Precondition::TenantNotEmpty, message })
+                if message.starts_with("tenants/acme still holds resources (tenants/acme/parties/bank)")),
+            "{refused:?}"
+        );
+    }
 
     #[test]
     fn uids_are_version_4_uuids_and_differ() {

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::fields::{MAX_DISPLAY_NAME_CHARS, too_long, validate_count, validate_text};
+use crate::domain::fields::{too_long, validate_count, validate_display_name, validate_text};
 use crate::domain::names::Id;
 use crate::error::Violations;
 
@@ -260,12 +260,7 @@ pub fn validate_objective_basics(
     window: Option<&Window>,
 ) {
     validate_objective_key(v, &format!("{field}.key"), key);
-    validate_text(
-        v,
-        &format!("{field}.display_name"),
-        display_name,
-        MAX_DISPLAY_NAME_CHARS,
-    );
+    validate_display_name(v, &format!("{field}.display_name"), display_name);
     require(
         v,
         !indicator.trim().is_empty(),

@@ -327,9 +327,8 @@ pub struct EntitlementRows {
     pub overrides: Vec<Override>,
 }
 
-/// How far up a party tree ancestry is followed; party trees are refused
-/// deeper than this.
-pub const MAX_ANCESTRY: usize = 64;
+/// How far up a party tree ancestry is followed: as deep as a tree may be.
+pub const MAX_ANCESTRY: usize = Party::MAX_DEPTH;
 
 /// Opens the store the URL names: `sqlite:` or `postgres:`/`postgresql:`. No
 /// statement runs longer than `statement_timeout`, nor past the deadline of

@@ -6,11 +6,11 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use accord::domain::Registry;
 use accord::domain::audit::Caller;
 use accord::domain::names::Id;
 use accord::domain::party::{Party, PartyFields, PartyKind};
 use accord::error::{Error, Violations};
+use accord::service::Registry;
 use accord::store::{Access, PostgresStore, Store};
 use chrono::Utc;
 use sqlx::{Connection, PgConnection};
@@ -302,16 +302,16 @@ async fn one_pooled_connection_serving_two_tenants_in_turn_leaks_nothing() {
         let tenant = id(if i % 2 == 0 { "alpha" } else { "bravo" });
         match i % 5 {
             0 | 1 => {
-                let parties = registry.list_parties(&tenant, 100, "").await.unwrap();
+                let parties = registry.parties().list(&tenant, 100, "").await.unwrap();
                 assert!(parties.items.iter().all(|p| p.tenant == tenant));
             }
             2 => {
-                let party = registry.get_party(&tenant, &id("bank")).await.unwrap();
+                let party = registry.parties().get(&tenant, &id("bank")).await.unwrap();
                 assert_eq!(party.tenant, tenant);
             }
             // A failing call rolls its transaction back.
             3 => {
-                let missing = registry.get_party(&tenant, &id("nobody")).await;
+                let missing = registry.parties().get(&tenant, &id("nobody")).await;
                 assert!(matches!(missing, Err(Error::NotFound(_))));
             }
             _ => {
@@ -320,7 +320,8 @@ async fn one_pooled_connection_serving_two_tenants_in_turn_leaks_nothing() {
                     ..Default::default()
                 };
                 let party = registry
-                    .create_party(&caller, &tenant, id(&format!("p{i}")), fields, None)
+                    .parties()
+                    .create(&caller, &tenant, id(&format!("p{i}")), fields, None)
                     .await
                     .unwrap();
                 assert_eq!(party.tenant, tenant);
@@ -342,7 +343,8 @@ async fn one_pooled_connection_serving_two_tenants_in_turn_leaks_nothing() {
     assert_eq!(created, 200);
     for tenant in ["alpha", "bravo"] {
         let parties = registry
-            .list_parties(&id(tenant), 1000, "")
+            .parties()
+            .list(&id(tenant), 1000, "")
             .await
             .unwrap()
             .items;

@@ -1,9 +1,9 @@
 //! Serving entitlements: reads what resolution needs in one read transaction,
-//! resolves (`entitlement.rs`), and answers "now" questions from a bounded
-//! cache. An entry is good while the change generations it was read under are
-//! current (`changes.rs`: the registry bumps them after each commit, other
-//! replicas through NOTIFY) and until its `stable_until`, when a validity
-//! window opens or closes. Questions about another instant (`as_of`,
+//! resolves (`crate::domain::entitlement`, pure), and answers "now" questions
+//! from a bounded cache. An entry is good while the change generations it was
+//! read under are current (`changes.rs`: the registry bumps them after each
+//! commit, other replicas through NOTIFY) and until its `stable_until`, when a
+//! validity window opens or closes. Questions about another instant (`as_of`,
 //! `known_at`) always read the store.
 
 use std::sync::Arc;
@@ -11,15 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::agreement::AgreementKind;
-use crate::domain::changes::{Changes, Stamp};
-use crate::domain::entitlement::{self, Entitlement, Explanation, Inputs, Query};
+use super::changes::{Changes, Stamp};
+use crate::domain::entitlement::{
+    self, Entitlement, Explanation, Inputs, Pair, Query, check_known_at, check_pair,
+};
 use crate::domain::names::{Id, party_name, service_name};
 use crate::error::{Error, Result};
 use crate::store::{Access, Store, Tx};
-
-/// The most pairs one batch may hold.
-pub const MAX_BATCH: usize = 1000;
 
 /// An entitlement and the instants it answers for.
 #[derive(Debug, Clone)]
@@ -35,13 +33,6 @@ pub struct Resolved {
 pub struct Answer {
     pub result: Result<Resolved>,
     pub stable_until: Option<DateTime<Utc>>,
-}
-
-/// One pair of a question: consumer and service ids in the tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Pair {
-    pub consumer: Id,
-    pub service: Id,
 }
 
 type TenantCache = moka::sync::Cache<Pair, Cached>;
@@ -312,20 +303,6 @@ impl Resolver {
     }
 }
 
-/// `known_at` is a moment the registry has seen: not in the future.
-fn check_known_at(
-    known_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>> {
-    match known_at {
-        Some(k) if k > now => Err(Error::invalid(
-            "known_at",
-            "must not be in the future: the registry cannot know what it has not recorded",
-        )),
-        k => Ok(k),
-    }
-}
-
 /// What resolving `query` reads: one round trip, only the layers that can
 /// apply. `all`: every layer that could be considered, for explanations.
 async fn read_inputs(tx: &mut dyn Tx, tenant: &Id, query: &Query, all: bool) -> Result<Inputs> {
@@ -357,7 +334,7 @@ async fn read_all_inputs(tx: &mut dyn Tx, tenant: &Id, query: &Query) -> Result<
     let revisions = tx.entitlement_revisions(tenant, &query.service).await?;
     let mut bases: Vec<Id> = revisions
         .iter()
-        .filter(|r| r.snapshot.kind == AgreementKind::ServiceLevel)
+        .filter(|r| r.snapshot.kind.takes_overrides())
         .map(|r| r.agreement.clone())
         .collect();
     bases.dedup();
@@ -373,22 +350,4 @@ async fn read_all_inputs(tx: &mut dyn Tx, tenant: &Id, query: &Query) -> Result<
         overrides,
         unrecorded,
     })
-}
-
-/// The consumer must have existed at `known_at` (an empty ancestry: it did
-/// not), and so must the service. Services keep no history: one that exists
-/// now counts from its creation; one deleted since is unknown.
-fn check_pair(
-    tenant: &Id,
-    query: &Query,
-    ancestry: &[Id],
-    service: Option<&crate::domain::service::Service>,
-) -> Result<()> {
-    if ancestry.is_empty() {
-        return Err(Error::NotFound(party_name(tenant, &query.consumer)));
-    }
-    if service.is_none_or(|s| s.meta.create_time > query.known_at) {
-        return Err(Error::NotFound(service_name(tenant, &query.service)));
-    }
-    Ok(())
 }
