@@ -366,14 +366,13 @@ impl Tx for Transaction {
         overrides::delete(self.conn(), tenant, agreement, id, now).await
     }
 
-    async fn entitlement_rows(
+    async fn entitlement_rows_for(
         &mut self,
         tenant: &Id,
-        consumer: &Id,
-        service: &Id,
+        pairs: &[(Id, Id)],
         known_at: DateTime<Utc>,
-    ) -> Result<EntitlementRows> {
-        entitlements::rows(self.conn(), tenant, consumer, service, known_at).await
+    ) -> Result<Vec<EntitlementRows>> {
+        entitlements::rows_for(self.conn(), tenant, pairs, known_at).await
     }
 
     async fn party_ancestry(
