@@ -1,6 +1,6 @@
 //! What entitlement resolution reads, as known at a transaction time: the
 //! revisions of the agreements that count in a resolution and, in one
-//! statement, everything the resolutions of many pairs need. Which kinds count, and
+//! statement, everything the resolution of one pair, or of many, needs. Which kinds count, and
 //! which kind is the base the overrides apply to, are the domain's
 //! (`AgreementKind::RESOLVED`, `AgreementKind::ServiceLevel`), written into
 //! the statements' text once, when first used.
@@ -41,6 +41,41 @@ static REVISIONS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Resolving one pair, consumer `$4` on service `$5`, as known at `$2`, in
+/// one round trip: the ancestry (up to depth `$3`), the service, the
+/// revisions of the agreements that cover the service for the ancestry, and
+/// the overrides of its base (service-level) agreements for the ancestry,
+/// told apart by `part`. What `rows_statement` reads for many pairs, minus
+/// the sorting out: the uncached ResolveEntitlement, the hot path.
+static ROWS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{chain}\
+         SELECT * FROM ( \
+           SELECT CAST(0 AS BIGINT) AS part, CAST(depth AS BIGINT) AS n, \
+                  id AS party, NULL AS body FROM chain \
+           UNION ALL \
+           SELECT 1, 0, NULL, body FROM services WHERE tenant = $1 AND id = $5 \
+           UNION ALL \
+           SELECT 2, r.seq, NULL, r.body FROM agreement_revisions r \
+             WHERE r.tenant = $1 AND r.create_time <= $2 \
+             AND r.agreement_id IN ({covering}) \
+           UNION ALL \
+           SELECT 3, 0, NULL, o.body FROM override_history o \
+             WHERE o.tenant = $1 AND o.recorded_from <= $2 \
+             AND (o.recorded_until IS NULL OR o.recorded_until > $2) \
+             AND o.consumer IN (SELECT id FROM chain) \
+             AND o.agreement_id IN (SELECT s.agreement_id FROM revision_services s \
+               WHERE s.tenant = $1 AND s.service_id = $5 AND s.kind = {base}) \
+         ) AS parts ORDER BY part, n",
+        chain = chain("$4"),
+        covering = covering_agreements(
+            "$5",
+            " AND (s.consumer IS NULL OR s.consumer IN (SELECT id FROM chain))"
+        ),
+        base = literals([AgreementKind::ServiceLevel.as_str()]),
+    )
+});
+
 /// Resolving many (consumer, service) pairs as known at `$2`, in one round
 /// trip, whatever their number: the ancestries of the consumers `{consumers}`
 /// (up to depth `$3`, each row with the consumer it starts from), the
@@ -48,7 +83,11 @@ static REVISIONS: LazyLock<String> = LazyLock::new(|| {
 /// whom, the revisions of the agreements that cover them for a party of
 /// those ancestries, and the overrides of their base (service-level)
 /// agreements for such a party; told apart by `part`. `rows_for` sorts them
-/// out pair by pair.
+/// out pair by pair. `o.consumer || ''` keeps SQLite from probing its
+/// (tenant, agreement, consumer) index of overrides for every agreement and
+/// every party of every ancestry — 600,000 probes, 54 ms, for a batch of
+/// 1,000 — instead of reading each agreement's overrides once and checking
+/// the consumer (3 ms); PostgreSQL hashes the parties either way.
 fn rows_statement(consumers: &str, services: &str) -> String {
     format!(
         "{chain}, \
@@ -75,7 +114,7 @@ fn rows_statement(consumers: &str, services: &str) -> String {
            SELECT 4, 0, NULL, NULL, NULL, o.body FROM override_history o \
              WHERE o.tenant = $1 AND o.recorded_from <= $2 \
              AND (o.recorded_until IS NULL OR o.recorded_until > $2) \
-             AND o.consumer IN (SELECT id FROM chain) \
+             AND o.consumer || '' IN (SELECT id FROM chain) \
              AND o.agreement_id IN (SELECT agreement_id FROM covering WHERE base = 1) \
          ) AS parts ORDER BY part, n",
         chain = chain(consumers).trim_end(),
@@ -102,6 +141,35 @@ fn literals(words: impl IntoIterator<Item = &'static str>) -> String {
     quoted.join(", ")
 }
 
+/// What resolving `consumer` on `service` as known at `known_at` reads (see
+/// `ROWS`).
+pub(super) async fn rows(
+    conn: &mut dyn Connection,
+    tenant: &Id,
+    consumer: &Id,
+    service: &Id,
+    known_at: DateTime<Utc>,
+) -> Result<EntitlementRows> {
+    let statement = chain_statement(&ROWS, tenant, known_at)
+        .text(consumer.as_str())
+        .text(service.as_str());
+    let columns = [Column::Int, Column::Int, Column::Text, Column::Json];
+    let mut rows = conn
+        .fetch(statement, &columns)
+        .await
+        .map_err(internal("entitlement rows"))?;
+    let mut out = EntitlementRows::default();
+    for mut row in rows.iter_mut() {
+        match row.int(0)? {
+            0 => out.ancestry.push(Id::generated(row.text(2)?)),
+            1 => out.service = Some(row.json(3)?),
+            2 => out.revisions.push(row.json(3)?),
+            _ => out.overrides.push(row.json(3)?),
+        }
+    }
+    Ok(out)
+}
+
 /// Which agreement covers which service, for whom, as `revision_services`
 /// records it.
 struct Covering {
@@ -120,8 +188,12 @@ pub(super) async fn rows_for(
     pairs: &[(Id, Id)],
     known_at: DateTime<Utc>,
 ) -> Result<Vec<EntitlementRows>> {
-    if pairs.is_empty() {
-        return Ok(Vec::new());
+    match pairs {
+        [] => return Ok(Vec::new()),
+        [(consumer, service)] => {
+            return Ok(vec![rows(conn, tenant, consumer, service, known_at).await?]);
+        }
+        _ => {}
     }
     let consumers: BTreeSet<&str> = pairs.iter().map(|(c, _)| c.as_str()).collect();
     let services: BTreeSet<&str> = pairs.iter().map(|(_, s)| s.as_str()).collect();
@@ -265,6 +337,7 @@ mod tests {
     #[test]
     fn the_kinds_that_count_come_from_the_domain() {
         assert!(REVISIONS.contains("s.kind IN ('SERVICE_LEVEL', 'CUSTOMER', 'INTERNAL')"));
+        assert!(ROWS.contains("s.kind = 'SERVICE_LEVEL'"));
         let rows = rows_statement("$4", "$5");
         assert!(rows.contains("s.kind IN ('SERVICE_LEVEL', 'CUSTOMER', 'INTERNAL')"));
         assert!(rows.contains("CASE WHEN s.kind = 'SERVICE_LEVEL'"));

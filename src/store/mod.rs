@@ -289,11 +289,7 @@ pub trait Tx: Send {
         consumer: &Id,
         service: &Id,
         known_at: DateTime<Utc>,
-    ) -> Result<EntitlementRows> {
-        let pair = [(consumer.clone(), service.clone())];
-        let mut rows = self.entitlement_rows_for(tenant, &pair, known_at).await?;
-        Ok(rows.pop().unwrap_or_default())
-    }
+    ) -> Result<EntitlementRows>;
     /// `entitlement_rows` of every (consumer, service) pair, in the order
     /// given, still in one round trip: a batch reads set-wise, not pair by
     /// pair.

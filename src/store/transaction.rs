@@ -366,6 +366,16 @@ impl Tx for Transaction {
         overrides::delete(self.conn(), tenant, agreement, id, now).await
     }
 
+    async fn entitlement_rows(
+        &mut self,
+        tenant: &Id,
+        consumer: &Id,
+        service: &Id,
+        known_at: DateTime<Utc>,
+    ) -> Result<EntitlementRows> {
+        entitlements::rows(self.conn(), tenant, consumer, service, known_at).await
+    }
+
     async fn entitlement_rows_for(
         &mut self,
         tenant: &Id,
