@@ -5,7 +5,7 @@
 //! SERVICE_LEVEL agreement, 10,000 customers, overrides for 5 % of them)
 //! through the API, then starts three servers on 127.0.0.1:0 over the same
 //! database, all built by `Application` with the same tonic builder, layers
-//! (authentication, load shedding, limits) and settings:
+//! (deadlines, authentication, admission, limits) and settings:
 //!
 //! - echo: `EntitlementService` answers every resolve with one prepared
 //!   entitlement, without resolving: the ceiling of the stack;
@@ -16,7 +16,8 @@
 //! 1, 16 and 64 after a warm-up, recording every latency in an HDR histogram.
 //! The servers' runtime is pinned to the first core, the client's to the
 //! second. It prints req/s, p50 and p99 of each, the ratios to echo, and the
-//! targets of issue 4 with whether they hold.
+//! targets of issues 4 and 9 with whether they hold. With `--postgres` it
+//! measures SQLite and then PostgreSQL, and compares the two engines.
 //!
 //!   cargo run --release --bin accord-bench                     # SQLite
 //!   cargo run --release --bin accord-bench -- --postgres postgres://postgres@127.0.0.1:5432/postgres
