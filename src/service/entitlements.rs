@@ -17,7 +17,7 @@ use crate::domain::entitlement::{
 };
 use crate::domain::names::{Id, party_name, service_name};
 use crate::error::{Error, Result};
-use crate::store::{Access, Store, Tx};
+use crate::store::{Access, EntitlementRows, Store, Tx};
 
 /// An entitlement and the instants it answers for.
 #[derive(Debug, Clone)]
@@ -232,36 +232,36 @@ impl Resolver {
             misses.push((i, pair, stamp));
         }
         if !misses.is_empty() {
+            // Every miss in one read, set-wise, however many there are.
+            let keys: Vec<(Id, Id)> = misses
+                .iter()
+                .map(|(_, pair, _)| (pair.consumer.clone(), pair.service.clone()))
+                .collect();
             let mut tx = self.store.begin(Some(tenant), Access::Read).await?;
-            for (i, pair, stamp) in misses {
+            let read = tx.entitlement_rows_for(tenant, &keys, known_at).await?;
+            drop(tx);
+            for ((i, pair, stamp), rows) in misses.into_iter().zip(read) {
                 let query = Query {
                     consumer: pair.consumer.clone(),
                     service: pair.service.clone(),
                     as_of,
                     known_at,
                 };
-                let (computed, stable_until) =
-                    match read_inputs(&mut *tx, tenant, &query, false).await {
-                        Ok(inputs) => {
-                            let x = entitlement::explain(tenant, &query, &inputs);
-                            let found = x.entitlement.map(Arc::new).ok_or_else(|| {
-                                format!(
-                                    "entitlement of {} on {}",
-                                    party_name(tenant, &query.consumer),
-                                    service_name(tenant, &query.service)
-                                )
-                            });
-                            (found, x.stable_until)
-                        }
-                        Err(Error::NotFound(name)) => (Err(name), None),
-                        Err(e) => {
-                            results[i] = Some(Answer {
-                                result: Err(e),
-                                stable_until: None,
-                            });
-                            continue;
-                        }
-                    };
+                let (computed, stable_until) = match inputs_of(tenant, &query, rows) {
+                    Ok(inputs) => {
+                        let x = entitlement::explain(tenant, &query, &inputs);
+                        let found = x.entitlement.map(Arc::new).ok_or_else(|| {
+                            format!(
+                                "entitlement of {} on {}",
+                                party_name(tenant, &query.consumer),
+                                service_name(tenant, &query.service)
+                            )
+                        });
+                        (found, x.stable_until)
+                    }
+                    Err(Error::NotFound(name)) => (Err(name), None),
+                    Err(e) => return Err(e),
+                };
                 if let Some(cache) = &cache {
                     cache.insert(
                         pair.clone(),
@@ -298,20 +298,14 @@ impl Resolver {
             known_at,
         };
         let mut tx = self.store.begin(Some(tenant), Access::Read).await?;
-        let inputs = read_inputs(&mut *tx, tenant, &query, true).await?;
+        let inputs = read_all_inputs(&mut *tx, tenant, &query).await?;
         Ok(entitlement::explain(tenant, &query, &inputs))
     }
 }
 
-/// What resolving `query` reads: one round trip, only the layers that can
-/// apply. `all`: every layer that could be considered, for explanations.
-async fn read_inputs(tx: &mut dyn Tx, tenant: &Id, query: &Query, all: bool) -> Result<Inputs> {
-    if all {
-        return read_all_inputs(tx, tenant, query).await;
-    }
-    let rows = tx
-        .entitlement_rows(tenant, &query.consumer, &query.service, query.known_at)
-        .await?;
+/// What resolving `query` reads, from the rows the store read for it: only
+/// the layers that can apply.
+fn inputs_of(tenant: &Id, query: &Query, rows: EntitlementRows) -> Result<Inputs> {
     check_pair(tenant, query, &rows.ancestry, rows.service.as_ref())?;
     Ok(Inputs {
         ancestry: rows.ancestry,

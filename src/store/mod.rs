@@ -290,6 +290,15 @@ pub trait Tx: Send {
         service: &Id,
         known_at: DateTime<Utc>,
     ) -> Result<EntitlementRows>;
+    /// `entitlement_rows` of every (consumer, service) pair, in the order
+    /// given, still in one round trip: a batch reads set-wise, not pair by
+    /// pair.
+    async fn entitlement_rows_for(
+        &mut self,
+        tenant: &Id,
+        pairs: &[(Id, Id)],
+        known_at: DateTime<Utc>,
+    ) -> Result<Vec<EntitlementRows>>;
     /// The party first, then its parent and so on up, as recorded at
     /// `known_at`; empty when the party did not exist then.
     async fn party_ancestry(

@@ -61,34 +61,37 @@ const CLOSE: &str = "\
     UPDATE party_history SET recorded_until = $3 \
     WHERE tenant = $1 AND party_id = $2 AND recorded_until IS NULL";
 
-/// `chain (id, parent, depth)`: party `$2` of tenant `$1` and its ancestors
-/// up to depth `$4`, as recorded at `$3`. The start of the statements that
-/// resolve entitlements.
-pub(super) const ANCESTRY: &str = "\
-    WITH RECURSIVE chain (id, parent, depth) AS ( \
-      SELECT party_id, parent, 0 FROM party_history \
-        WHERE tenant = $1 AND party_id = $2 AND recorded_from <= $3 \
-        AND (recorded_until IS NULL OR recorded_until > $3) \
-      UNION ALL \
-      SELECT h.party_id, h.parent, c.depth + 1 FROM party_history h \
-        JOIN chain c ON h.party_id = c.parent \
-        WHERE h.tenant = $1 AND h.recorded_from <= $3 \
-        AND (h.recorded_until IS NULL OR h.recorded_until > $3) AND c.depth < $4 \
-    ) ";
+/// `chain (root, id, parent, depth)`: each of the parties `roots` (SQL: a
+/// list of placeholders) of tenant `$1` and its ancestors up to depth `$3`,
+/// as recorded at `$2`, each row with the party it starts from. The start
+/// of the statements that read ancestries. Each step looks the parent up by
+/// its key: `chain c CROSS JOIN party_history h` keeps SQLite from scanning
+/// the tenant's whole history at every step instead (SQLite takes a CROSS
+/// JOIN's order as written; PostgreSQL plans it as any inner join).
+pub(super) fn chain(roots: &str) -> String {
+    format!(
+        "WITH RECURSIVE chain (root, id, parent, depth) AS ( \
+           SELECT party_id, party_id, parent, 0 FROM party_history \
+             WHERE tenant = $1 AND party_id IN ({roots}) AND recorded_from <= $2 \
+             AND (recorded_until IS NULL OR recorded_until > $2) \
+           UNION ALL \
+           SELECT c.root, h.party_id, h.parent, c.depth + 1 \
+             FROM chain c CROSS JOIN party_history h \
+             WHERE h.party_id = c.parent AND h.tenant = $1 AND h.recorded_from <= $2 \
+             AND (h.recorded_until IS NULL OR h.recorded_until > $2) AND c.depth < $3 \
+         ) "
+    )
+}
 
-const SELECT_ANCESTRY: &str = "SELECT id FROM chain ORDER BY depth";
-
-/// The ancestry statement for `party`, as recorded at `known_at`, with its
-/// four arguments bound; `sql` is `ANCESTRY` and what reads `chain`.
-pub(super) fn ancestry_of<'a>(
-    sql: &'static str,
+/// A statement that starts with `chain`, its first three arguments bound.
+pub(super) fn chain_statement<'a>(
+    sql: &str,
     tenant: &'a Id,
-    party: &'a Id,
     known_at: DateTime<Utc>,
 ) -> Statement<'a> {
-    Statement::new(sql)
+    Statement::new("")
+        .push(sql)
         .text(tenant.as_str())
-        .text(party.as_str())
         .time(known_at)
         .int(MAX_ANCESTRY as i64)
 }
@@ -173,8 +176,8 @@ pub(super) async fn ancestry(
     known_at: DateTime<Utc>,
 ) -> Result<Vec<Id>> {
     static SQL: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| format!("{ANCESTRY}{SELECT_ANCESTRY}"));
-    let statement = ancestry_of(SQL.as_str(), tenant, party, known_at);
+        std::sync::LazyLock::new(|| format!("{}SELECT id FROM chain ORDER BY depth", chain("$4")));
+    let statement = chain_statement(&SQL, tenant, known_at).text(party.as_str());
     let ids = conn.texts(statement, "party ancestry").await?;
     Ok(ids.into_iter().map(Id::generated).collect())
 }

@@ -376,6 +376,15 @@ impl Tx for Transaction {
         entitlements::rows(self.conn(), tenant, consumer, service, known_at).await
     }
 
+    async fn entitlement_rows_for(
+        &mut self,
+        tenant: &Id,
+        pairs: &[(Id, Id)],
+        known_at: DateTime<Utc>,
+    ) -> Result<Vec<EntitlementRows>> {
+        entitlements::rows_for(self.conn(), tenant, pairs, known_at).await
+    }
+
     async fn party_ancestry(
         &mut self,
         tenant: &Id,

@@ -79,6 +79,7 @@ contract!(
     overrides_recorded_after_known_at_are_read_as_first_recorded,
     entitlement_revisions_are_those_of_the_kinds_that_count,
     entitlement_rows_read_everything_a_resolution_needs_as_of_known_at,
+    entitlement_rows_of_many_pairs_are_those_of_each_pair_read_alone,
 );
 
 async fn run<F, Fut>(backend: Backend, case: F)
@@ -1448,4 +1449,72 @@ async fn entitlement_rows_read_everything_a_resolution_needs_as_of_known_at(stor
         .await
         .unwrap();
     assert!(unknown.service.is_none() && unknown.revisions.is_empty());
+}
+
+async fn entitlement_rows_of_many_pairs_are_those_of_each_pair_read_alone(store: Arc<dyn Store>) {
+    resolution_world(&store).await;
+    // A second service with its own base agreement and an override for the
+    // holding, so that pairs share consumers and services both ways.
+    let a = id("a");
+    let mut tx = writing(&store, "a").await;
+    tx.insert_service(&service("a", "other")).await.unwrap();
+    let mut other = published("other-sla", AgreementKind::ServiceLevel);
+    other.services = vec![id("other")];
+    tx.insert_agreement(&other).await.unwrap();
+    tx.insert_revision(&revision(&other, 1, t(1)))
+        .await
+        .unwrap();
+    tx.insert_override(&override_at(&other, "group", "holding", t(2)))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let pairs: Vec<(Id, Id)> = [
+        ("customer", "svc"),
+        ("holding", "svc"),
+        ("provider", "svc"),
+        ("customer", "other"),
+        ("holding", "other"),
+        ("ghost", "svc"),
+        ("customer", "ghost"),
+        ("customer", "svc"),
+    ]
+    .iter()
+    .map(|(c, s)| (id(c), id(s)))
+    .collect();
+    let mut tx = reading(&store, "a").await;
+
+    for known_at in [t(0) - Duration::hours(1), t(1), t(2), t(3)] {
+        let together = tx.entitlement_rows_for(&a, &pairs, known_at).await.unwrap();
+
+        assert_eq!(together.len(), pairs.len());
+        for ((consumer, service), rows) in pairs.iter().zip(together) {
+            let alone = tx
+                .entitlement_rows(&a, consumer, service, known_at)
+                .await
+                .unwrap();
+            let pair = format!("{consumer} on {service} as known at {known_at}");
+            assert_eq!(rows.ancestry, alone.ancestry, "ancestry of {pair}");
+            assert_eq!(rows.service, alone.service, "service of {pair}");
+            assert_eq!(
+                revision_keys(&rows.revisions),
+                revision_keys(&alone.revisions),
+                "revisions of {pair}"
+            );
+            assert_eq!(rows.overrides, alone.overrides, "overrides of {pair}");
+        }
+    }
+    // What the pairs read differs from pair to pair: the holding's
+    // override applies on `other` to the customer, its descendant.
+    let rows = tx
+        .entitlement_rows_for(&a, &pairs[3..4], t(3))
+        .await
+        .unwrap();
+    assert_eq!(rows[0].overrides.len(), 1);
+    assert_eq!(revision_keys(&rows[0].revisions), ["other-sla/1"]);
+    assert!(
+        tx.entitlement_rows_for(&a, &[], t(3))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
