@@ -110,6 +110,7 @@ fn objective_kind_in(k: pb::ObjectiveKind) -> Option<ObjectiveKind> {
         pb::ObjectiveKind::Ratio => Some(ObjectiveKind::Ratio),
         pb::ObjectiveKind::Threshold => Some(ObjectiveKind::Threshold),
         pb::ObjectiveKind::Timeslice => Some(ObjectiveKind::Timeslice),
+        pb::ObjectiveKind::Uptime => Some(ObjectiveKind::Uptime),
     }
 }
 
@@ -118,6 +119,7 @@ fn objective_kind_out(k: ObjectiveKind) -> pb::ObjectiveKind {
         ObjectiveKind::Ratio => pb::ObjectiveKind::Ratio,
         ObjectiveKind::Threshold => pb::ObjectiveKind::Threshold,
         ObjectiveKind::Timeslice => pb::ObjectiveKind::Timeslice,
+        ObjectiveKind::Uptime => pb::ObjectiveKind::Uptime,
     }
 }
 

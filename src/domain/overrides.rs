@@ -156,7 +156,7 @@ impl Override {
                 v.add(format!("{f}.target"), "must be in (0, 1]");
             }
             if let Some(t) = p.threshold {
-                if base.kind == ObjectiveKind::Ratio {
+                if matches!(base.kind, ObjectiveKind::Ratio | ObjectiveKind::Uptime) {
                     v.add(
                         format!("{f}.threshold"),
                         "applies only to THRESHOLD and TIMESLICE objectives",

@@ -25,6 +25,7 @@ pub enum ObjectiveKind {
     Ratio,
     Threshold,
     Timeslice,
+    Uptime,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,10 +324,11 @@ pub fn validate_objective(v: &mut Violations, field: &str, o: &Objective) {
         (ObjectiveKind::Timeslice, Some(s)) if s <= 0 => {
             v.add(format!("{field}.slice"), "must be positive")
         }
-        (ObjectiveKind::Ratio | ObjectiveKind::Threshold, Some(_)) => v.add(
-            format!("{field}.slice"),
-            "applies only to TIMESLICE objectives",
-        ),
+        (ObjectiveKind::Ratio | ObjectiveKind::Threshold | ObjectiveKind::Uptime, Some(_)) => v
+            .add(
+                format!("{field}.slice"),
+                "applies only to TIMESLICE objectives",
+            ),
         _ => {}
     }
 }
@@ -685,6 +687,21 @@ mod tests {
         let mut v = Violations::new();
         validate_objective(&mut v, "o", &o);
         assert_eq!(fields(v), ["o.threshold", "o.comparison"]);
+    }
+
+    #[test]
+    fn uptime_objectives_take_no_bound_comparison_or_slice() {
+        let mut o = ratio("uptime", 0.999);
+        o.kind = ObjectiveKind::Uptime;
+        let mut v = Violations::new();
+        validate_objective(&mut v, "o", &o);
+        assert!(fields(v).is_empty());
+        o.threshold = Some(1.0);
+        o.comparison = Some(Comparison::LessThan);
+        o.slice_seconds = Some(60);
+        let mut v = Violations::new();
+        validate_objective(&mut v, "o", &o);
+        assert_eq!(fields(v), ["o.threshold", "o.comparison", "o.slice"]);
     }
 
     #[test]
