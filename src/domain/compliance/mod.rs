@@ -15,14 +15,27 @@
 //!    `credit(&evaluation, schedule)` what it earns, `agreement_credit` and
 //!    `split_liability_cap` what is owed across objectives and agreements.
 
+mod credits;
+mod evaluate;
 mod exact;
 mod exclusions;
 mod interval;
+mod plan;
+mod rollup;
+mod tally;
 mod window;
 
+pub use credits::{Credit, agreement_credit, credit, split_liability_cap, tier_credit};
+pub use evaluate::{
+    ALERT_RULES, Alert, AlertRule, Attainment, BudgetUnit, BurnRate, ErrorBudget,
+    ObjectiveEvaluation, Status, evaluate,
+};
 pub use exact::{MICROS_PER_SECOND, decimal};
 pub use exclusions::{MAX_INSTANCES, excluded};
 pub use interval::{Interval, merge};
+pub use plan::{LOOKBACK_SECONDS, Lookback, MAX_SLICES, Plan, SliceGrid};
+pub use rollup::{Level, decompose};
+pub use tally::{CountBucket, Measurements, Sample};
 pub use window::{EvaluationWindow, WindowKind, calendar_period, local_midnight, zone};
 
 use crate::domain::terms::ObjectiveKind;
