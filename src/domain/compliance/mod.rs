@@ -25,6 +25,9 @@ mod rollup;
 mod tally;
 mod window;
 
+#[cfg(test)]
+mod golden_tests;
+
 pub use credits::{Credit, agreement_credit, credit, split_liability_cap, tier_credit};
 pub use evaluate::{
     ALERT_RULES, Alert, AlertRule, Attainment, BudgetUnit, BurnRate, ErrorBudget,
