@@ -11,7 +11,7 @@
 //! dropped, an ambiguous one takes its first occurrence. Each instance lasts
 //! `duration` of real time from there.
 
-use chrono::{DateTime, NaiveDateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use rrule::{RRule, RRuleSet, Unvalidated};
 
@@ -106,8 +106,13 @@ fn wall_clock_rule(rule: &str, start: DateTime<Utc>, tz: Tz) -> Result<RRuleSet,
     if let Some(until) = parsed.get_until().copied() {
         parsed = parsed.until(floating(until.with_timezone(&tz).naive_local()));
     }
+    // Occurrences fall on whole seconds, and the crate skips the first one
+    // when the start has a fraction of a second: the start is taken to the
+    // second.
+    let local_start = start.with_timezone(&tz).naive_local();
+    let local_start = local_start.with_nanosecond(0).unwrap_or(local_start);
     let set = parsed
-        .build(floating(start.with_timezone(&tz).naive_local()))
+        .build(floating(local_start))
         .map_err(|e| invalid(format!("{e}")))?;
     // Limited: a rule that can never match (30 February) stops after the
     // crate's loop limit instead of walking to the year 9999.
@@ -199,6 +204,53 @@ mod tests {
                 span("2026-10-31T05:30:00Z", "2026-10-31T05:40:00Z"),
                 span("2026-11-01T05:30:00Z", "2026-11-01T05:40:00Z"),
                 span("2026-11-02T06:30:00Z", "2026-11-02T06:40:00Z"),
+            ]
+        );
+    }
+
+    #[test]
+    fn count_counts_the_dropped_occurrence_too() {
+        // Daily 02:30 New York, COUNT=3, from 2026-03-07 02:30 EST (07:30Z):
+        // 03-07, 03-08 (in the gap: dropped, but counted), 03-09 02:30 EDT
+        // (06:30Z). Two instances.
+        let got = excluded(
+            &[recurring(
+                "FREQ=DAILY;COUNT=3",
+                "2026-03-07T07:30:00Z",
+                60,
+                "America/New_York",
+            )],
+            span("2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                span("2026-03-07T07:30:00Z", "2026-03-07T07:31:00Z"),
+                span("2026-03-09T06:30:00Z", "2026-03-09T06:31:00Z"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_start_with_a_fraction_of_a_second_keeps_its_first_occurrence() {
+        // From 00:00:00.5, daily, two occurrences: 01-01 00:00:00 and 01-02
+        // 00:00:00 (the crate alone would skip the first).
+        let got = excluded(
+            &[recurring(
+                "FREQ=DAILY;COUNT=2",
+                "2026-01-01T00:00:00.500Z",
+                60,
+                "",
+            )],
+            span("2026-01-01T00:00:00Z", "2026-01-05T00:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                span("2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z"),
+                span("2026-01-02T00:00:00Z", "2026-01-02T00:01:00Z"),
             ]
         );
     }
