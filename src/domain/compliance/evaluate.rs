@@ -11,7 +11,9 @@ use super::ComplianceError;
 use super::exact::{MICROS_PER_SECOND, decimal, ratio, seconds, to_f64};
 use super::interval::{Interval, micros, total_micros};
 use super::plan::Plan;
-use super::tally::{Measurements, Tally, count_events, count_samples, count_slices, count_uptime};
+use super::tally::{
+    Measurements, SliceThreshold, Tally, count_events, count_samples, count_slices, count_uptime,
+};
 use super::window::{EvaluationWindow, WindowKind};
 use crate::domain::terms::{Comparison, Objective, ObjectiveKind};
 
@@ -229,7 +231,9 @@ fn tally(
         }
         (ObjectiveKind::Timeslice, Measurements::Counts(buckets)) => {
             let (threshold, comparison) = bound(objective)?;
-            let threshold = decimal(threshold).ok_or(ComplianceError::Incomplete("threshold"))?;
+            let threshold = decimal(threshold)
+                .map(SliceThreshold::new)
+                .ok_or(ComplianceError::Incomplete("threshold"))?;
             let grid = plan.slices.ok_or(ComplianceError::Incomplete("slice"))?;
             Ok(count_slices(
                 buckets, &grid, &threshold, comparison, excluded, scopes,

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::exact::ratio;
-use super::rollup::align_down;
 use super::*;
 use crate::domain::terms::{
     CalendarPeriod, Comparison, CreditSchedule, CreditTier, Exclusion, ExclusionSchedule, Money,
@@ -121,8 +120,8 @@ fn read_counts(reports: &[Report], plan: &Plan) -> Vec<CountBucket> {
                     good,
                     total,
                 }),
-                Some(length) => {
-                    let sum = sums.entry(align_down(t, length)).or_default();
+                Some(_) => {
+                    let sum = sums.entry(level.bucket_start(t)).or_default();
                     sum.0 += good;
                     sum.1 += total;
                 }

@@ -36,11 +36,6 @@ impl Interval {
         self.start <= instant && instant < self.end
     }
 
-    /// Whether `other` lies wholly inside this interval.
-    pub fn covers(&self, other: &Interval) -> bool {
-        self.start <= other.start && other.end <= self.end
-    }
-
     pub fn length(&self) -> TimeDelta {
         self.end - self.start
     }
@@ -124,13 +119,6 @@ pub fn in_any(merged: &[Interval], instant: DateTime<Utc>) -> bool {
     merged.get(i).is_some_and(|m| m.start <= instant)
 }
 
-/// Whether `interval` lies wholly inside one of `merged` (sorted, disjoint):
-/// since touching intervals are joined, inside the set means inside one.
-pub fn covered_by_any(merged: &[Interval], interval: &Interval) -> bool {
-    let i = merged.partition_point(|m| m.end <= interval.start);
-    merged.get(i).is_some_and(|m| m.covers(interval))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,7 +160,5 @@ mod tests {
         assert!(!in_any(&set, at(5)));
         assert!(in_any(&set, at(14)));
         assert!(!in_any(&set, at(15)));
-        assert!(covered_by_any(&set, &iv(10, 15)));
-        assert!(!covered_by_any(&set, &iv(4, 11)));
     }
 }

@@ -26,6 +26,19 @@ impl Level {
     /// Coarsest first: the order pieces are cut in.
     const COARSEST_FIRST: [Level; 4] = [Level::Day, Level::Hour, Level::Minute, Level::Raw];
 
+    /// The start of the bucket holding `t`: the last multiple of the bucket
+    /// length since the Unix epoch at or before `t` (`t` itself for raw
+    /// rows). Rollups are written under this key.
+    pub fn bucket_start(self, t: DateTime<Utc>) -> DateTime<Utc> {
+        match self.bucket().map(micros) {
+            None => t,
+            Some(length) => {
+                let us = t.timestamp_micros();
+                from_micros(us - us.rem_euclid(length))
+            }
+        }
+    }
+
     /// The bucket length; raw rows have none.
     pub fn bucket(self) -> Option<TimeDelta> {
         match self {
@@ -44,62 +57,61 @@ impl Level {
 pub fn decompose(pieces: &[Interval]) -> Vec<(Level, Interval)> {
     let mut ranges = Vec::new();
     for piece in pieces.iter().filter(|p| !p.is_empty()) {
-        cut(*piece, &Level::COARSEST_FIRST, &mut ranges);
+        let span = (piece.start.timestamp_micros(), piece.end.timestamp_micros());
+        cut(span, &Level::COARSEST_FIRST, &mut ranges);
     }
-    ranges.sort_unstable_by_key(|(_, range)| range.start);
+    // Each piece's ranges come out in time order, so sorted pieces (a
+    // plan's) need no sort.
+    if !ranges.is_sorted_by_key(|(_, (start, _))| *start) {
+        ranges.sort_unstable_by_key(|(_, (start, _))| *start);
+    }
     join_adjacent(ranges)
+        .into_iter()
+        .map(|(level, (start, end))| (level, Interval::new(from_micros(start), from_micros(end))))
+        .collect()
 }
 
-/// Cuts `piece` with the first of `levels`: its aligned middle at that level,
-/// and the edges on either side with the finer levels.
-fn cut(piece: Interval, levels: &[Level], out: &mut Vec<(Level, Interval)>) {
+/// `[start, end)` in microseconds since the epoch: a TIMESLICE plan has a
+/// piece per slice, hundreds of thousands over a year, so they are cut in
+/// integers.
+type Micros = (i64, i64);
+
+/// Cuts `span` with the first of `levels`: its aligned middle at that level,
+/// and the edges on either side with the finer levels, in time order.
+fn cut((start, end): Micros, levels: &[Level], out: &mut Vec<(Level, Micros)>) {
     let Some((&level, finer)) = levels.split_first() else {
         return;
     };
-    let Some(bucket) = level.bucket() else {
-        out.push((level, piece));
+    let Some(bucket) = level.bucket().map(micros) else {
+        out.push((level, (start, end)));
         return;
     };
-    let middle = Interval::new(align_up(piece.start, bucket), align_down(piece.end, bucket));
-    if middle.is_empty() {
-        cut(piece, finer, out);
+    let first = start + (bucket - start.rem_euclid(bucket)) % bucket;
+    let last = end - end.rem_euclid(bucket);
+    if first >= last {
+        cut((start, end), finer, out);
         return;
     }
-    for edge in [
-        Interval::new(piece.start, middle.start),
-        Interval::new(middle.end, piece.end),
-    ] {
-        if !edge.is_empty() {
-            cut(edge, finer, out);
-        }
+    if start < first {
+        cut((start, first), finer, out);
     }
-    out.push((level, middle));
+    out.push((level, (first, last)));
+    if last < end {
+        cut((last, end), finer, out);
+    }
 }
 
-fn join_adjacent(ranges: Vec<(Level, Interval)>) -> Vec<(Level, Interval)> {
-    let mut joined: Vec<(Level, Interval)> = Vec::with_capacity(ranges.len());
+fn join_adjacent(ranges: Vec<(Level, Micros)>) -> Vec<(Level, Micros)> {
+    let mut joined: Vec<(Level, Micros)> = Vec::with_capacity(ranges.len());
     for (level, range) in ranges {
         match joined.last_mut() {
-            Some((last_level, last)) if *last_level == level && last.end == range.start => {
-                last.end = range.end;
+            Some((last_level, last)) if *last_level == level && last.1 == range.0 => {
+                last.1 = range.1;
             }
             _ => joined.push((level, range)),
         }
     }
     joined
-}
-
-/// The last multiple of `step` since the Unix epoch at or before `t`.
-pub fn align_down(t: DateTime<Utc>, step: TimeDelta) -> DateTime<Utc> {
-    let step = micros(step);
-    let us = t.timestamp_micros();
-    from_micros(us - us.rem_euclid(step))
-}
-
-/// The first multiple of `step` since the Unix epoch at or after `t`.
-pub fn align_up(t: DateTime<Utc>, step: TimeDelta) -> DateTime<Utc> {
-    let down = align_down(t, step);
-    if down == t { t } else { down + step }
 }
 
 pub(crate) fn from_micros(us: i64) -> DateTime<Utc> {

@@ -5,13 +5,13 @@
 //! everywhere, lookbacks included.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use num_rational::BigRational;
+use num_traits::ToPrimitive;
 
 use super::exact::ratio;
-use super::interval::{Interval, clip, covered_by_any, in_any, subtract, total_micros};
+use super::interval::{Interval, clip, in_any, subtract, total_micros};
 use super::plan::SliceGrid;
 use crate::domain::terms::Comparison;
 
@@ -156,47 +156,111 @@ pub(crate) fn count_uptime(
         .collect()
 }
 
+/// A TIMESLICE threshold, compared exactly with a slice's `good/total`.
+/// Slices are many (a year of one-minute slices is 525,600), so the
+/// comparison cross-multiplies integers when they cannot overflow and builds
+/// rationals only when they might.
+pub(crate) struct SliceThreshold {
+    exact: BigRational,
+    /// `numer / denom` of `exact`, when both fit in 64 bits.
+    small: Option<(u128, u128)>,
+}
+
+impl SliceThreshold {
+    pub fn new(exact: BigRational) -> Self {
+        let small = match (exact.numer().to_u64(), exact.denom().to_u64()) {
+            (Some(n), Some(d)) => Some((u128::from(n), u128::from(d))),
+            _ => None,
+        };
+        SliceThreshold { exact, small }
+    }
+
+    /// How `good / total` (total > 0) compares with the threshold.
+    pub fn against(&self, good: u128, total: u128) -> Ordering {
+        // good/total ⋛ n/d  ⇔  good·d ⋛ n·total, as d and total are positive.
+        let crossed = self
+            .small
+            .and_then(|(n, d)| Some((good.checked_mul(d)?, n.checked_mul(total)?)));
+        match crossed {
+            Some((left, right)) => left.cmp(&right),
+            None => ratio(good, total).cmp(&self.exact),
+        }
+    }
+}
+
 /// TIMESLICE, in slices: the complete slices of each scope that are not
 /// wholly excluded; a slice is good when it holds no counts or when
 /// `Σgood/Σtotal <comparison> threshold` holds over its non-excluded counts.
+///
+/// Work grows with the slices holding data, not with all slices: the
+/// counted slices are the complete ones minus those wholly inside an
+/// exclusion (each lies inside exactly one merged exclusion), and a wholly
+/// excluded slice holds no data, since every bucket in it starts inside the
+/// exclusion and is dropped.
 pub(crate) fn count_slices(
     buckets: &[CountBucket],
     grid: &SliceGrid,
-    threshold: &BigRational,
+    threshold: &SliceThreshold,
     comparison: Comparison,
     excluded: &[Interval],
     scopes: &[Interval],
 ) -> Vec<Tally> {
-    let mut per_slice: HashMap<i64, (u128, u128)> = HashMap::new();
-    for b in buckets
-        .iter()
-        .filter(|b| !in_any(excluded, b.interval.start))
-    {
-        let sums = per_slice
-            .entry(grid.index_of(b.interval.start))
-            .or_default();
-        sums.0 += u128::from(b.good.min(b.total));
-        sums.1 += u128::from(b.total);
-    }
+    let with_data = sums_by_slice(buckets, grid, excluded);
     scopes
         .iter()
         .map(|scope| {
-            let mut tally = Tally::default();
-            for k in grid.complete_in(scope) {
-                if covered_by_any(excluded, &grid.slice(k)) {
-                    continue;
+            let complete = grid.complete_in(scope);
+            let excluded_slices: i64 = excluded
+                .iter()
+                .filter_map(|e| e.intersect(scope))
+                .map(|part| grid.complete_in(&part).count() as i64)
+                .sum();
+            let counted = (complete.end - complete.start - excluded_slices).max(0) as u128;
+            let first = with_data.partition_point(|s| s.0 < complete.start);
+            let mut tally = Tally {
+                good: counted,
+                total: counted,
+                holds_data: false,
+            };
+            for &(_, good, total) in with_data[first..].iter().take_while(|s| s.0 < complete.end) {
+                tally.holds_data = true;
+                if !satisfies(comparison, threshold.against(good, total)) {
+                    tally.good -= 1;
                 }
-                tally.total += 1;
-                let good = match per_slice.get(&k) {
-                    Some(&(good, total)) if total > 0 => {
-                        tally.holds_data = true;
-                        satisfies(comparison, ratio(good, total).cmp(threshold))
-                    }
-                    _ => true,
-                };
-                tally.good += u128::from(good);
             }
             tally
         })
         .collect()
+}
+
+/// (slice index, Σgood, Σtotal) of the slices holding counts (Σtotal > 0)
+/// outside exclusions, sorted by index.
+fn sums_by_slice(
+    buckets: &[CountBucket],
+    grid: &SliceGrid,
+    excluded: &[Interval],
+) -> Vec<(i64, u128, u128)> {
+    let mut parts: Vec<(i64, u128, u128)> = buckets
+        .iter()
+        .filter(|b| b.total > 0 && !in_any(excluded, b.interval.start))
+        .map(|b| {
+            (
+                grid.index_of(b.interval.start),
+                u128::from(b.good.min(b.total)),
+                u128::from(b.total),
+            )
+        })
+        .collect();
+    parts.sort_unstable_by_key(|p| p.0);
+    let mut sums: Vec<(i64, u128, u128)> = Vec::with_capacity(parts.len());
+    for (k, good, total) in parts {
+        match sums.last_mut() {
+            Some(last) if last.0 == k => {
+                last.1 += good;
+                last.2 += total;
+            }
+            _ => sums.push((k, good, total)),
+        }
+    }
+    sums
 }
