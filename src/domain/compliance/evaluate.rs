@@ -175,7 +175,7 @@ pub fn evaluate(
     let scopes: Vec<Interval> = std::iter::once(plan.window.interval)
         .chain(plan.lookbacks.iter().map(|l| l.interval))
         .collect();
-    let tallies = tally(objective, plan, data, &scopes)?;
+    let tallies = count_scopes(objective, plan, data, &scopes)?;
     let (window, lookbacks) = tallies
         .split_first()
         .expect("the window is always the first scope");
@@ -212,7 +212,8 @@ pub fn evaluate(
     })
 }
 
-fn tally(
+/// Good and total over each scope, counted as the objective's kind counts.
+fn count_scopes(
     objective: &Objective,
     plan: &Plan,
     data: Measurements<'_>,

@@ -9,8 +9,9 @@
 //! 2. `Plan::new(objective, window, exclusions)` expands the exclusions
 //!    (`excluded`), adds the burn-rate lookbacks and cuts the data span into
 //!    `pieces`.
-//! 3. The store reads counts over `decompose(&plan.pieces)`, or samples or
-//!    downtime over `plan.spans()`.
+//! 3. The store reads counts over `decompose(&plan.pieces)` (rollups are
+//!    keyed by `Level::bucket_start`), or samples or downtime over
+//!    `plan.spans()`.
 //! 4. `evaluate(objective, &plan, measurements)` gives the verdict;
 //!    `credit(&evaluation, schedule)` what it earns, `agreement_credit` and
 //!    `split_liability_cap` what is owed across objectives and agreements.
