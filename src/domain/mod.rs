@@ -11,6 +11,7 @@ pub mod changes;
 pub mod entitlement;
 pub mod fields;
 pub mod filter;
+pub mod measurement;
 pub mod names;
 pub mod overrides;
 pub mod page;
