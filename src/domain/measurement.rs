@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::domain::names::{Collection, Id, ResourceName};
@@ -199,20 +199,42 @@ impl Default for Policy {
     }
 }
 
-/// What storage may forget at `now`: raw counts and keys from before
-/// `raw_before`, the rest from before `kept_before`.
+/// What storage may forget at `now`: raw counts from before `raw_before`,
+/// idempotency keys of measurements from before `keys_before`, the rest from
+/// before `kept_before`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cutoffs {
     pub raw_before: DateTime<Utc>,
+    pub keys_before: DateTime<Utc>,
     pub kept_before: DateTime<Utc>,
 }
 
+/// How much longer than `max_age` a key is kept: another replica whose clock
+/// lags may still accept a measurement this much older, and its key must
+/// still be there to tell a retry (at most `max_age` again, for short test
+/// settings).
+pub const KEY_GRACE: Duration = Duration::hours(1);
+
 impl Policy {
     pub fn cutoffs(&self, now: DateTime<Utc>) -> Cutoffs {
+        let raw_before = now - self.max_age;
         Cutoffs {
-            raw_before: now - self.max_age,
+            raw_before,
+            keys_before: raw_before - KEY_GRACE.min(self.max_age),
             kept_before: now - self.rollup_retention,
         }
+    }
+
+    /// The months storage must hold partitions for at `now` (where it
+    /// partitions): from the month of the oldest instant accepted through
+    /// two months ahead.
+    pub fn months(&self, now: DateTime<Utc>) -> (NaiveDate, NaiveDate) {
+        let first = (now - self.max_age).date_naive();
+        let month = |d: NaiveDate| d.with_day(1).expect("every month has a first day");
+        let ahead = month(now.date_naive())
+            .checked_add_months(Months::new(2))
+            .expect("two months ahead is a date");
+        (month(first), ahead)
     }
 }
 
@@ -1004,6 +1026,28 @@ mod tests {
             assert_eq!(get(level, ALL_SERIES), Some((4, 6)));
         }
         assert_eq!(sums.len(), 9);
+    }
+
+    #[test]
+    fn cutoffs_keep_keys_a_grace_longer_and_months_run_two_ahead() {
+        let policy = Policy::default();
+        let c = policy.cutoffs(now());
+        assert_eq!(c.raw_before, now() - Duration::days(35));
+        assert_eq!(c.keys_before, c.raw_before - Duration::hours(1));
+        assert_eq!(c.kept_before, now() - Duration::days(400));
+        let short = Policy {
+            max_age: Duration::seconds(2),
+            ..policy
+        };
+        assert_eq!(
+            short.cutoffs(now()).keys_before,
+            now() - Duration::seconds(4)
+        );
+        let date = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(
+            policy.months(now()),
+            (date("2026-02-01"), date("2026-05-01"))
+        );
     }
 
     #[test]
