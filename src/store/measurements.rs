@@ -255,24 +255,26 @@ struct ObjectiveUse {
     kind: ObjectiveKind,
 }
 
-/// In one statement, of tenant `$1`: the services among those named (held
-/// against deletion until the transaction ends), the parties among those
-/// named, and the objectives of every agreement covering those services and
-/// of those agreements' overrides (added objectives), in any state.
+/// In one statement, of tenant `$1`: the objectives of every agreement
+/// covering the services named that exist (in any state) and of those
+/// agreements' overrides (added objectives); the services themselves (held
+/// against deletion until the transaction ends) and the parties named that
+/// exist. The objectives come first: PostgreSQL types each column of a
+/// UNION from its first rows, and a NULL there would be text, not jsonb.
 const CATALOG: [&str; 4] = [
     "WITH named AS (SELECT id FROM services WHERE tenant = $1 AND id IN (SELECT s.id FROM ",
     ")",
     ") \
-     SELECT 'service', id, NULL FROM named \
-     UNION ALL SELECT 'party', id, NULL FROM parties WHERE tenant = $1 AND id IN (SELECT p.id FROM ",
-    ") \
-     UNION ALL SELECT 'objectives', x.service_id, a.body -> 'objectives' \
+     SELECT 'objectives', x.service_id, a.body -> 'objectives' \
        FROM agreement_services x JOIN agreements a ON a.tenant = x.tenant AND a.id = x.agreement_id \
        WHERE x.tenant = $1 AND x.service_id IN (SELECT id FROM named) \
      UNION ALL SELECT 'objectives', x.service_id, o.body -> 'added_objectives' \
        FROM agreement_services x JOIN overrides o \
          ON o.tenant = x.tenant AND o.agreement_id = x.agreement_id \
-       WHERE x.tenant = $1 AND x.service_id IN (SELECT id FROM named)",
+       WHERE x.tenant = $1 AND x.service_id IN (SELECT id FROM named) \
+     UNION ALL SELECT 'service', id, NULL FROM named \
+     UNION ALL SELECT 'party', id, NULL FROM parties WHERE tenant = $1 AND id IN (SELECT p.id FROM ",
+    ")",
 ];
 
 pub(super) async fn catalog(
