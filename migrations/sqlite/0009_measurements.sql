@@ -40,7 +40,10 @@ CREATE TABLE measurement_samples (
     consumer  TEXT NOT NULL,
     indicator TEXT NOT NULL,
     time      INTEGER NOT NULL,
-    value     REAL NOT NULL
+    -- The sample's IEEE-754 bits, as a signed integer: SQLite's JSON
+    -- parser, which bulk writes go through, does not read every double back
+    -- exactly, and nothing compares samples in SQL.
+    value     INTEGER NOT NULL
 );
 CREATE INDEX measurement_samples_series ON measurement_samples (tenant, service, indicator, time);
 CREATE INDEX measurement_samples_time ON measurement_samples (tenant, time);

@@ -197,7 +197,8 @@ fn decode(row: &SqliteRow, i: usize, column: Column) -> Result<Cell, sqlx::Error
     Ok(match column {
         Column::Text => Cell::Text(row.try_get(i)?),
         Column::Int => Cell::Int(row.try_get(i)?),
-        Column::Float => Cell::Float(row.try_get(i)?),
+        // Stored as its bits (`Column::Float`).
+        Column::Float => Cell::Float(f64::from_bits(row.try_get::<i64, _>(i)? as u64)),
         Column::Time => {
             let micros: i64 = row.try_get(i)?;
             Cell::Time(DateTime::from_timestamp_micros(micros).ok_or_else(|| {
