@@ -396,13 +396,12 @@ impl Config {
             }
             (None, None) => None,
         };
-        let duration = |name: &str, flag: &Option<String>, file: Option<String>, default| {
-            match flag.clone().or(file) {
-                Some(text) => {
-                    parse_duration(&text).with_context(|| format!("{name} = `{text}`"))
-                }
-                None => Ok(default),
-            }
+        let duration = |name: &str, flag: &Option<String>, file: Option<String>, default| match flag
+            .clone()
+            .or(file)
+        {
+            Some(text) => parse_duration(&text).with_context(|| format!("{name} = `{text}`")),
+            None => Ok(default),
         };
         let measurement_max_future = duration(
             "measurement_max_future",
@@ -650,9 +649,9 @@ pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| anyhow::anyhow!("expected a whole number and a unit: `30s`, `5m`, `1h`, `35d`"))?;
+    let n: u64 = digits.parse().map_err(|_| {
+        anyhow::anyhow!("expected a whole number and a unit: `30s`, `5m`, `1h`, `35d`")
+    })?;
     let unit_seconds = match unit {
         "s" => 1,
         "m" => 60,
@@ -827,9 +826,21 @@ mod tests {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-        assert_eq!(parse_duration(" 35d ").unwrap(), Duration::from_secs(35 * 86_400));
+        assert_eq!(
+            parse_duration(" 35d ").unwrap(),
+            Duration::from_secs(35 * 86_400)
+        );
         assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
-        for bad in ["", "5", "m", "5 m", "1.5h", "-1d", "5w", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "5",
+            "m",
+            "5 m",
+            "1.5h",
+            "-1d",
+            "5w",
+            "99999999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }
@@ -842,7 +853,11 @@ mod tests {
         assert_eq!(d.rollup_retention, Duration::from_secs(400 * 86_400));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("accord.toml");
-        std::fs::write(&path, "measurement_max_age = \"2d\"\nrollup_retention = \"30d\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "measurement_max_age = \"2d\"\nrollup_retention = \"30d\"\n",
+        )
+        .unwrap();
         let args = ConfigArgs {
             config_file: Some(path),
             measurement_max_future: Some("1m".into()),
@@ -884,7 +899,10 @@ mod tests {
             ..Default::default()
         })
         .unwrap_err();
-        assert!(format!("{error:#}").contains("measurement_max_future"), "{error:#}");
+        assert!(
+            format!("{error:#}").contains("measurement_max_future"),
+            "{error:#}"
+        );
     }
 
     #[test]

@@ -92,7 +92,9 @@ impl Limit {
             Limit::TenantCalls => {
                 format!("the caller's tenant is using its share of {of} calls in flight")
             }
-            Limit::Watches => format!("the server has its limit of {of} watch and measurement streams open"),
+            Limit::Watches => {
+                format!("the server has its limit of {of} watch and measurement streams open")
+            }
             Limit::TenantWatches => {
                 format!(
                     "the caller's tenant has its share of {of} watch and measurement streams open"

@@ -106,9 +106,8 @@ fn rejections_out(outcome: &Outcome) -> Vec<pb::MeasurementRejection> {
         .collect()
 }
 
-pub type MeasurementStream = Pin<
-    Box<dyn Stream<Item = Result<pb::StreamMeasurementsResponse, Status>> + Send + 'static>,
->;
+pub type MeasurementStream =
+    Pin<Box<dyn Stream<Item = Result<pb::StreamMeasurementsResponse, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl MeasurementService for MeasurementApi {
@@ -241,10 +240,7 @@ mod tests {
             Sent::At(DateTime::from_timestamp(1_700_000_000, 123_456_000).unwrap())
         );
         for nanos in [-1, 1_000_000_000] {
-            let bad = Timestamp {
-                seconds: 0,
-                nanos,
-            };
+            let bad = Timestamp { seconds: 0, nanos };
             assert_eq!(sent(&bad), Sent::Invalid);
         }
         let far = Timestamp {

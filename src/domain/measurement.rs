@@ -106,9 +106,15 @@ pub enum Sent {
 /// The value of a measurement as the client sent it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SentValue {
-    Counts { good: i64, total: i64 },
+    Counts {
+        good: i64,
+        total: i64,
+    },
     Sample(f64),
-    Downtime { start: Option<Sent>, end: Option<Sent> },
+    Downtime {
+        start: Option<Sent>,
+        end: Option<Sent>,
+    },
 }
 
 /// One measurement as the client sent it, before any check: names as text,
@@ -126,7 +132,10 @@ pub struct Reported {
 /// A checked value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value {
-    Counts { good: i64, total: i64 },
+    Counts {
+        good: i64,
+        total: i64,
+    },
     Sample(f64),
     /// Down over `[start, end)`.
     Downtime {
@@ -329,34 +338,25 @@ impl Measurement {
         policy: &Policy,
     ) -> Result<Measurement, Rejection> {
         check_id(&reported.id)?;
-        let service = ResourceName::parse_in(
-            "service",
-            &reported.service,
-            Collection::Services,
-            tenant,
-        )
-        .map_err(|_| {
-            Rejection::new(
-                Reason::UnknownService,
-                "`service` names no service of this tenant",
-            )
-        })?;
+        let service =
+            ResourceName::parse_in("service", &reported.service, Collection::Services, tenant)
+                .map_err(|_| {
+                    Rejection::new(
+                        Reason::UnknownService,
+                        "`service` names no service of this tenant",
+                    )
+                })?;
         let consumer = if reported.consumer.is_empty() {
             None
         } else {
             Some(
-                ResourceName::parse_in(
-                    "consumer",
-                    &reported.consumer,
-                    Collection::Parties,
-                    tenant,
-                )
-                .map_err(|_| {
-                    Rejection::new(
-                        Reason::UnknownConsumer,
-                        "`consumer` names no party of this tenant",
-                    )
-                })?,
+                ResourceName::parse_in("consumer", &reported.consumer, Collection::Parties, tenant)
+                    .map_err(|_| {
+                        Rejection::new(
+                            Reason::UnknownConsumer,
+                            "`consumer` names no party of this tenant",
+                        )
+                    })?,
             )
         };
         let Some(value) = &reported.value else {
@@ -445,7 +445,10 @@ impl Measurement {
             Value::Counts { good, total } => {
                 ("counts", [self.time.timestamp_micros(), good, total])
             }
-            Value::Sample(v) => ("sample", [self.time.timestamp_micros(), v.to_bits() as i64, 0]),
+            Value::Sample(v) => (
+                "sample",
+                [self.time.timestamp_micros(), v.to_bits() as i64, 0],
+            ),
             Value::Downtime { start, end } => (
                 "downtime",
                 [start.timestamp_micros(), end.timestamp_micros(), 0],
@@ -512,7 +515,10 @@ impl Catalog {
         };
         let value = m.value.kind();
         if !kinds.iter().any(|k| value.feeds(*k)) {
-            let mut used: Vec<String> = kinds.iter().map(|k| format!("{k:?}").to_uppercase()).collect();
+            let mut used: Vec<String> = kinds
+                .iter()
+                .map(|k| format!("{k:?}").to_uppercase())
+                .collect();
             used.sort();
             return Err(Rejection::new(
                 Reason::ValueKindMismatch,
@@ -623,7 +629,9 @@ pub struct RollupKey {
 /// bucket at every rollup level, in its own series and in `ALL_SERIES`,
 /// summed per row and sorted by key (so that concurrent writers take row
 /// locks in one order).
-pub fn rollups<'a>(counts: impl IntoIterator<Item = &'a Measurement>) -> BTreeMap<RollupKey, (i64, i64)> {
+pub fn rollups<'a>(
+    counts: impl IntoIterator<Item = &'a Measurement>,
+) -> BTreeMap<RollupKey, (i64, i64)> {
     let mut sums: BTreeMap<RollupKey, (i64, i64)> = BTreeMap::new();
     for m in counts {
         let Value::Counts { good, total } = m.value else {
@@ -735,7 +743,11 @@ mod tests {
             })
             .unwrap_err();
             assert_eq!(rejection.reason, why);
-            assert!(!rejection.message.contains("other"), "{}", rejection.message);
+            assert!(
+                !rejection.message.contains("other"),
+                "{}",
+                rejection.message
+            );
         }
     }
 
@@ -772,10 +784,7 @@ mod tests {
         assert_eq!(reason(counts(-1, 1)), Reason::NegativeCount);
         assert_eq!(reason(counts(0, -1)), Reason::NegativeCount);
         assert_eq!(reason(counts(3, 2)), Reason::GoodExceedsTotal);
-        assert_eq!(
-            reason(counts(0, MAX_COUNT + 1)),
-            Reason::CountTooLarge
-        );
+        assert_eq!(reason(counts(0, MAX_COUNT + 1)), Reason::CountTooLarge);
         assert!(check(&counts(0, 0)).is_ok());
         assert!(check(&counts(MAX_COUNT, MAX_COUNT)).is_ok());
     }
@@ -842,10 +851,7 @@ mod tests {
             Reason::TooOld
         );
         // Downtime: its start may not be too old, nor its end too far ahead.
-        assert_eq!(
-            reason(downtime(-36 * 86_400, 0)),
-            Reason::TooOld
-        );
+        assert_eq!(reason(downtime(-36 * 86_400, 0)), Reason::TooOld);
         assert_eq!(reason(downtime(0, 301)), Reason::TooFarInFuture);
         assert!(check(&downtime(0, 300)).is_ok());
     }
@@ -981,11 +987,7 @@ mod tests {
         let t = DateTime::parse_from_rfc3339("2026-03-10T12:34:56.789Z")
             .unwrap()
             .with_timezone(&Utc);
-        let at = |s: &str| {
-            DateTime::parse_from_rfc3339(s)
-                .unwrap()
-                .with_timezone(&Utc)
-        };
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
         assert_eq!(Level::Raw.bucket(t), t);
         assert_eq!(Level::Minute.bucket(t), at("2026-03-10T12:34:00Z"));
         assert_eq!(Level::Hour.bucket(t), at("2026-03-10T12:00:00Z"));

@@ -13,9 +13,7 @@ use chrono::{DateTime, Utc};
 use tracing::{debug, info, warn};
 
 use super::Registry;
-use crate::domain::measurement::{
-    Measurement, Reason, Rejection, Reported, Value, rollups,
-};
+use crate::domain::measurement::{Measurement, Reason, Rejection, Reported, Value, rollups};
 use crate::domain::names::Id;
 use crate::error::Result;
 use crate::store::{Access, MeasurementKey};
@@ -134,8 +132,11 @@ impl Measurements<'_> {
                 .collect();
             // What each id stands for now: the digest stored before, or
             // that of its first item here.
-            let mut standing: HashMap<String, String> =
-                tx.measurement_digests(tenant, &had).await?.into_iter().collect();
+            let mut standing: HashMap<String, String> = tx
+                .measurement_digests(tenant, &had)
+                .await?
+                .into_iter()
+                .collect();
             for key in &keys {
                 if recorded.contains(key.id) {
                     standing.insert(key.id.to_string(), key.digest.to_string());
@@ -203,9 +204,7 @@ impl Measurements<'_> {
         let mut after: Option<String> = None;
         loop {
             let mut tx = store.begin(None, Access::Read).await?;
-            let tenants = tx
-                .list_tenants(after.as_deref(), RETENTION_BATCH)
-                .await?;
+            let tenants = tx.list_tenants(after.as_deref(), RETENTION_BATCH).await?;
             drop(tx);
             for tenant in &tenants {
                 loop {

@@ -30,8 +30,8 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
 use crate::domain::audit::{AuditEvent, Audited, Caller};
-use crate::domain::measurement::Policy;
 use crate::domain::changes::Change;
+use crate::domain::measurement::Policy;
 use crate::domain::names::Id;
 use crate::domain::page::{MAX_PAGE_BYTES, PageItem, PageRequest, PageTokenKey};
 use crate::domain::request_id::RequestKey;

@@ -52,8 +52,12 @@ pub(crate) trait Connection: Send {
     /// per column; on SQLite `(SELECT value ->> 0 AS a, ... FROM
     /// json_each($n)) AS alias`, one JSON array of rows. One statement
     /// writes or reads any number of rows, and its text stays the same.
-    fn push_rows<'a>(&self, statement: Statement<'a>, alias: &str, rows: RowSet<'a>)
-    -> Statement<'a>;
+    fn push_rows<'a>(
+        &self,
+        statement: Statement<'a>,
+        alias: &str,
+        rows: RowSet<'a>,
+    ) -> Statement<'a>;
 
     /// Whether the time-series tables of measurements are partitioned by
     /// time (PostgreSQL): retention then drops whole partitions and deletes

@@ -14,8 +14,7 @@ use super::MeasurementKey;
 use super::connection::{Array, Column, Connection, RowSet, Statement, Value};
 use super::constraints::internal;
 use crate::domain::measurement::{
-    Catalog, CountBucket, Cutoffs, Level, Measurement, RollupKey, SampleAt, Value as Measured,
-    View,
+    Catalog, CountBucket, Cutoffs, Level, Measurement, RollupKey, SampleAt, Value as Measured, View,
 };
 use crate::domain::names::Id;
 use crate::domain::terms::ObjectiveKind;
@@ -175,7 +174,10 @@ pub(super) async fn insert(
             })
             .collect();
         let rows = series_columns(&samples)
-            .column("time", Array::Time(samples.iter().map(|m| m.time).collect()))
+            .column(
+                "time",
+                Array::Time(samples.iter().map(|m| m.time).collect()),
+            )
             .column("value", Array::Float(values));
         write_rows(conn, tenant, INSERT_SAMPLES, rows, "insert samples").await?;
     }
@@ -515,7 +517,9 @@ pub(super) async fn delete_expired(
         .text(tenant.as_str())
         .time(cutoffs.keys_before)
         .int(limit);
-    let mut deleted = conn.run(statement, "delete expired measurement keys").await?;
+    let mut deleted = conn
+        .run(statement, "delete expired measurement keys")
+        .await?;
     let partitioned = conn.partitions_by_time();
     for (table, column, raw) in AGED {
         let before = if raw {

@@ -355,8 +355,11 @@ pub trait Tx: Send {
     ) -> Result<Vec<(String, String)>>;
     /// Stores measurements as their kind keeps them: raw counts, samples,
     /// downtime.
-    async fn insert_measurements(&mut self, tenant: &Id, measurements: &[Measurement])
-    -> Result<()>;
+    async fn insert_measurements(
+        &mut self,
+        tenant: &Id,
+        measurements: &[Measurement],
+    ) -> Result<()>;
     /// Adds (good, total) to each rollup row of `sums`, creating it if need be.
     async fn add_count_rollups(
         &mut self,

@@ -7,12 +7,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::DateTime;
 use chrono::NaiveDate;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use chrono::DateTime;
 use sqlx::types::JsonRawValue;
 use sqlx::{Arguments, AssertSqlSafe, Row, Sqlite, SqlitePool, ValueRef};
 
@@ -256,8 +256,8 @@ impl Connection for SqliteConnection {
             .enumerate()
             .map(|(i, (name, _))| format!("value ->> {i} AS {name}"))
             .collect();
-        let document = JsonRawValue::from_string(rows.to_json_rows())
-            .expect("a row set writes valid JSON");
+        let document =
+            JsonRawValue::from_string(rows.to_json_rows()).expect("a row set writes valid JSON");
         statement
             .push(&format!("(SELECT {} FROM json_each(", columns.join(", ")))
             .push_arg(Value::Json(document))

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 
 use super::connection::{Connection, RowLock};
 use super::{
-    EntitlementRows, MeasurementKey, StoredRequest, Tx, agreements, api_keys, audit,
-    entitlements, measurements, overrides, parties, requests, revisions, services, tenants,
+    EntitlementRows, MeasurementKey, StoredRequest, Tx, agreements, api_keys, audit, entitlements,
+    measurements, overrides, parties, requests, revisions, services, tenants,
 };
 use crate::domain::agreement::{Agreement, AgreementKind, Revision};
 use crate::domain::api_key::ApiKey;

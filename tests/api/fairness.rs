@@ -480,10 +480,7 @@ async fn a_measurement_stream_holds_a_stream_slot_for_its_whole_life(backend: Ba
     // The tenant's one stream slot is taken, by a watch or another stream
     // alike; its one call slot is free.
     assert_refused(open_watch(&w).await, "TENANT_TOO_MANY_WATCHES");
-    assert_refused(
-        open_measurement_stream(&w).await,
-        "TENANT_TOO_MANY_WATCHES",
-    );
+    assert_refused(open_measurement_stream(&w).await, "TENANT_TOO_MANY_WATCHES");
     list_parties_promptly(&w).await;
     // Still open, still answering.
     batches

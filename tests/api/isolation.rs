@@ -858,7 +858,11 @@ fn stream_once(
         };
         tokio::time::timeout(WATCH_INITIAL, first)
             .await
-            .unwrap_or_else(|_| Err(Status::deadline_exceeded("the stream did not answer in time")))
+            .unwrap_or_else(|_| {
+                Err(Status::deadline_exceeded(
+                    "the stream did not answer in time",
+                ))
+            })
     }
     .boxed_local();
     (shown, send)
@@ -1325,7 +1329,10 @@ impl Plan<'_> {
         let id = format!("m{}", self.rng.random_range(0..30));
         let at = ago(self.rng.random_range(1..600));
         let good = self.rng.random_range(0..3);
-        (tagged(counts(&id, &service, at, good, 2), &consumer), expect)
+        (
+            tagged(counts(&id, &service, at, good, 2), &consumer),
+            expect,
+        )
     }
 
     /// 1 to 4 measurements, one of them of the twist's names, the others

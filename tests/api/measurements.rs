@@ -26,9 +26,7 @@ async fn stored(s: &TestServer, w: &World) -> Stored {
 
 // --- per item ----------------------------------------------------------------
 
-async fn every_rejection_reason_is_reported_per_item_and_the_valid_items_are_stored(
-    s: TestServer,
-) {
+async fn every_rejection_reason_is_reported_per_item_and_the_valid_items_are_stored(s: TestServer) {
     let w = World::new(&s, "acme").await;
     w.measured_sla().await;
     let pay = w.payments.clone();
@@ -51,7 +49,10 @@ async fn every_rejection_reason_is_reported_per_item_and_the_valid_items_are_sto
         counts("future", &pay, ago(-600), 1, 1),
         counts("old", &pay, ago(36 * DAY), 1, 1),
         counts("no-service", &w.name("services", "nope"), t, 1, 1),
-        tagged(counts("no-consumer", &pay, t, 1, 1), &w.name("parties", "nope")),
+        tagged(
+            counts("no-consumer", &pay, t, 1, 1),
+            &w.name("parties", "nope"),
+        ),
         pb::Measurement {
             indicator: "unused".into(),
             ..counts("no-indicator", &pay, t, 1, 1)
@@ -92,7 +93,10 @@ async fn every_rejection_reason_is_reported_per_item_and_the_valid_items_are_sto
 
     let db = stored(&s, &w).await;
     let all = View::ServiceWide;
-    assert_eq!(db.counts("payments", &all, Level::Raw, around_now()).await, (10, 11));
+    assert_eq!(
+        db.counts("payments", &all, Level::Raw, around_now()).await,
+        (10, 11)
+    );
     assert_eq!(db.samples("payments").await, [120.5]);
     assert_eq!(db.downtime("payments").await, [instant(&t)..instant(&soon)]);
     let mut ids = db
@@ -119,15 +123,20 @@ async fn an_id_repeated_in_a_batch_counts_once_or_is_already_exists(s: TestServe
 
     assert_eq!((response.accepted, response.duplicates), (2, 1));
     let reasons: Vec<_> = response.rejections.iter().map(rejected).collect();
-    assert_eq!(reasons, [(2, "a".to_string(), "ALREADY_EXISTS".to_string())]);
+    assert_eq!(
+        reasons,
+        [(2, "a".to_string(), "ALREADY_EXISTS".to_string())]
+    );
     let db = stored(&s, &w).await;
     let span = around_now();
     assert_eq!(
-        db.counts("payments", &View::ServiceWide, Level::Raw, span.clone()).await,
+        db.counts("payments", &View::ServiceWide, Level::Raw, span.clone())
+            .await,
         (4, 6)
     );
     assert_eq!(
-        db.counts("payments", &View::ServiceWide, Level::Minute, span).await,
+        db.counts("payments", &View::ServiceWide, Level::Minute, span)
+            .await,
         (4, 6)
     );
 }
@@ -158,7 +167,8 @@ async fn a_retried_batch_counts_nothing_twice(s: TestServer) {
     let db = stored(&s, &w).await;
     for level in [Level::Raw, Level::Minute, Level::Hour, Level::Day] {
         assert_eq!(
-            db.counts("payments", &View::ServiceWide, level, around_now()).await,
+            db.counts("payments", &View::ServiceWide, level, around_now())
+                .await,
             (17 + 5, 34 + 5),
             "{level:?}"
         );
@@ -192,7 +202,8 @@ async fn the_same_id_with_another_payload_is_refused_in_a_later_call(s: TestServ
     }
     let db = stored(&s, &w).await;
     assert_eq!(
-        db.counts("payments", &View::ServiceWide, Level::Raw, around_now()).await,
+        db.counts("payments", &View::ServiceWide, Level::Raw, around_now())
+            .await,
         (1, 2)
     );
 }
@@ -215,7 +226,8 @@ async fn more_than_ten_thousand_measurements_are_refused_as_a_whole(s: TestServe
     assert_eq!(at_the_limit.accepted, 10_000);
     let db = stored(&s, &w).await;
     assert_eq!(
-        db.counts("payments", &View::ServiceWide, Level::Day, around_now()).await,
+        db.counts("payments", &View::ServiceWide, Level::Day, around_now())
+            .await,
         (10_000, 10_000)
     );
 }
@@ -332,7 +344,8 @@ async fn a_stream_answers_each_batch_once_in_order_with_its_sequence(s: TestServ
     }
     let db = stored(&s, &w).await;
     assert_eq!(
-        db.counts("payments", &View::ServiceWide, Level::Hour, around_now()).await,
+        db.counts("payments", &View::ServiceWide, Level::Hour, around_now())
+            .await,
         (600, 1200)
     );
 }
@@ -422,7 +435,13 @@ async fn rollups_sum_to_the_raw_counts_at_every_level_and_in_every_series(s: Tes
     // bank's, a third retail's.
     let batch: Vec<pb::Measurement> = (0..(3 * 24 * 60 / 7))
         .map(|i| {
-            let m = counts(&format!("m{i}"), &pay, ago(60 + i * 7 * 60), i % 5, 5 + i % 3);
+            let m = counts(
+                &format!("m{i}"),
+                &pay,
+                ago(60 + i * 7 * 60),
+                i % 5,
+                5 + i % 3,
+            );
             match i % 3 {
                 0 => m,
                 1 => tagged(m, &w.bank),
@@ -449,7 +468,8 @@ async fn rollups_sum_to_the_raw_counts_at_every_level_and_in_every_series(s: Tes
     for level in [Level::Raw, Level::Minute, Level::Hour, Level::Day] {
         let span = around_now();
         assert_eq!(
-            db.counts("payments", &View::ServiceWide, level, span.clone()).await,
+            db.counts("payments", &View::ServiceWide, level, span.clone())
+                .await,
             everything,
             "service-wide, {level:?}"
         );
@@ -474,10 +494,20 @@ async fn rollups_sum_to_the_raw_counts_at_every_level_and_in_every_series(s: Tes
     // A range of a level counts only the buckets starting inside it.
     let day = Utc::now().duration_trunc(Duration::days(1)).unwrap();
     let today = db
-        .counts("payments", &View::ServiceWide, Level::Day, day..day + Duration::days(1))
+        .counts(
+            "payments",
+            &View::ServiceWide,
+            Level::Day,
+            day..day + Duration::days(1),
+        )
         .await;
     let today_raw = db
-        .counts("payments", &View::ServiceWide, Level::Raw, day..day + Duration::days(1))
+        .counts(
+            "payments",
+            &View::ServiceWide,
+            Level::Raw,
+            day..day + Duration::days(1),
+        )
         .await;
     assert_eq!(today, today_raw);
 }

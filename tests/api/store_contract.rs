@@ -14,16 +14,16 @@ use accord::domain::api_key::{ApiKey, ApiKeyFields, Role};
 use accord::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
 use accord::domain::changes::Change;
 use accord::domain::filter::{AgreementFilter, FilterTerm};
+use accord::domain::measurement::{
+    CountBucket, Cutoffs, Level, Measurement, Reason, SampleAt, Value, View, rollups,
+};
 use accord::domain::names::Id;
 use accord::domain::overrides::{Override, OverrideFields};
 use accord::domain::party::{Party, PartyFields, PartyKind};
 use accord::domain::service::{Service, ServiceFields};
 use accord::domain::tenant::{Tenant, TenantFields};
-use accord::error::{Error, Violations};
-use accord::domain::measurement::{
-    CountBucket, Cutoffs, Level, Measurement, Reason, SampleAt, Value, View, rollups,
-};
 use accord::domain::terms::{Objective, ObjectiveKind};
+use accord::error::{Error, Violations};
 use accord::store::{Access, MeasurementKey, Store, Tx};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
@@ -1551,7 +1551,13 @@ fn measurement(mid: &str, consumer: Option<&str>, at: DateTime<Utc>, value: Valu
     }
 }
 
-fn counted(mid: &str, consumer: Option<&str>, at: DateTime<Utc>, good: i64, total: i64) -> Measurement {
+fn counted(
+    mid: &str,
+    consumer: Option<&str>,
+    at: DateTime<Utc>,
+    good: i64,
+    total: i64,
+) -> Measurement {
     measurement(mid, consumer, at, Value::Counts { good, total })
 }
 
@@ -1677,7 +1683,13 @@ async fn measurements_are_stored_by_kind_and_read_by_view(store: Arc<dyn Store>)
     let a = id("a");
     let samples = |v: Vec<SampleAt>| v.iter().map(|s| (s.time, s.value)).collect::<Vec<_>>();
     let all = tx
-        .samples(&a, &id("svc"), &View::ServiceWide, "requests", &everything())
+        .samples(
+            &a,
+            &id("svc"),
+            &View::ServiceWide,
+            "requests",
+            &everything(),
+        )
         .await
         .unwrap();
     assert_eq!(samples(all), [(m(0), 1.5), (m(1), 2.5), (m(2), 3.5)]);
@@ -1693,7 +1705,13 @@ async fn measurements_are_stored_by_kind_and_read_by_view(store: Arc<dyn Store>)
         .unwrap();
     assert_eq!(samples(within), [(m(1), 2.5)]);
     let down_all = tx
-        .downtime(&a, &id("svc"), &View::ServiceWide, "requests", &everything())
+        .downtime(
+            &a,
+            &id("svc"),
+            &View::ServiceWide,
+            "requests",
+            &everything(),
+        )
         .await
         .unwrap();
     assert_eq!(down_all, [m(0)..m(5), m(10)..m(20)]);
@@ -1710,10 +1728,16 @@ async fn measurements_are_stored_by_kind_and_read_by_view(store: Arc<dyn Store>)
             .is_empty()
     );
     assert!(
-        tx.downtime(&a, &id("nope"), &View::ServiceWide, "requests", &everything())
-            .await
-            .unwrap()
-            .is_empty()
+        tx.downtime(
+            &a,
+            &id("nope"),
+            &View::ServiceWide,
+            "requests",
+            &everything()
+        )
+        .await
+        .unwrap()
+        .is_empty()
     );
 }
 
@@ -1741,7 +1765,13 @@ async fn samples_keep_every_value_exactly(store: Arc<dyn Store>) {
 
     let mut tx = reading(&store, "a").await;
     let read: Vec<u64> = tx
-        .samples(&id("a"), &id("svc"), &View::ServiceWide, "requests", &everything())
+        .samples(
+            &id("a"),
+            &id("svc"),
+            &View::ServiceWide,
+            "requests",
+            &everything(),
+        )
         .await
         .unwrap()
         .iter()
@@ -1752,9 +1782,8 @@ async fn samples_keep_every_value_exactly(store: Arc<dyn Store>) {
 }
 
 async fn downtime_is_read_when_it_overlaps_the_span(store: Arc<dyn Store>) {
-    let down = |mid: &str, start, end| {
-        measurement(mid, None, start, Value::Downtime { start, end })
-    };
+    let down =
+        |mid: &str, start, end| measurement(mid, None, start, Value::Downtime { start, end });
     store_measurements(
         &store,
         "a",
@@ -1771,10 +1800,19 @@ async fn downtime_is_read_when_it_overlaps_the_span(store: Arc<dyn Store>) {
 
     let mut tx = reading(&store, "a").await;
     let read = tx
-        .downtime(&id("a"), &id("svc"), &View::ServiceWide, "requests", &(m(10)..m(20)))
+        .downtime(
+            &id("a"),
+            &id("svc"),
+            &View::ServiceWide,
+            "requests",
+            &(m(10)..m(20)),
+        )
         .await
         .unwrap();
-    assert_eq!(read, [m(-60)..m(60), m(5)..m(15), m(12)..m(13), m(18)..m(25)]);
+    assert_eq!(
+        read,
+        [m(-60)..m(60), m(5)..m(15), m(12)..m(13), m(18)..m(25)]
+    );
 }
 
 async fn count_rollups_add_up_per_bucket_and_are_read_per_level_over_many_ranges(
@@ -1797,7 +1835,9 @@ async fn count_rollups_add_up_per_bucket_and_are_read_per_level_over_many_ranges
     let all = View::ServiceWide;
     for level in [Level::Minute, Level::Hour, Level::Day, Level::Raw] {
         assert_eq!(
-            count_sums(&store, "a", &all, &[(level, everything())]).await.0,
+            count_sums(&store, "a", &all, &[(level, everything())])
+                .await
+                .0,
             31,
             "{level:?}"
         );
@@ -1812,7 +1852,13 @@ async fn count_rollups_add_up_per_bucket_and_are_read_per_level_over_many_ranges
     // The minute of m(0) holds a1, a2 and b1 in one bucket.
     let mut tx = reading(&store, "a").await;
     let minutes = tx
-        .count_buckets(&id("a"), &id("svc"), &all, "requests", &[(Level::Minute, m(0)..m(1))])
+        .count_buckets(
+            &id("a"),
+            &id("svc"),
+            &all,
+            "requests",
+            &[(Level::Minute, m(0)..m(1))],
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -1915,9 +1961,15 @@ async fn the_measurement_catalogue_holds_what_a_batch_names_and_the_objectives_c
     assert_eq!(judge("svc", None, "requests", counts), Ok(()));
     assert_eq!(judge("svc", Some("customer"), "downtime", down), Ok(()));
     assert_eq!(judge("svc", None, "latency", sample), Ok(()));
-    assert_eq!(judge("nope", None, "requests", counts), Err(Reason::UnknownService));
+    assert_eq!(
+        judge("nope", None, "requests", counts),
+        Err(Reason::UnknownService)
+    );
     // Asked about neither: not in the catalogue.
-    assert_eq!(judge("other", None, "latency", sample), Err(Reason::UnknownService));
+    assert_eq!(
+        judge("other", None, "latency", sample),
+        Err(Reason::UnknownService)
+    );
     assert_eq!(
         judge("svc", Some("ghost"), "requests", counts),
         Err(Reason::UnknownConsumer)
@@ -1958,7 +2010,9 @@ async fn store_keys(store: &Arc<dyn Store>, tenant: &str, mids: &[&str], at: Dat
         })
         .collect();
     let mut tx = writing(store, tenant).await;
-    tx.insert_measurement_keys(&id(tenant), &keys).await.unwrap();
+    tx.insert_measurement_keys(&id(tenant), &keys)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 }
 
@@ -2040,8 +2094,14 @@ async fn expired_measurements_go_with_their_month_or_row_by_row(store: Arc<dyn S
             "count_rollups_hour",
             "count_rollups_day",
         ] {
-            assert!(done.contains(&format!("dropped {table}_p2026_03")), "{done:?}");
-            assert!(done.contains(&format!("created {table}_p2026_05")), "{done:?}");
+            assert!(
+                done.contains(&format!("dropped {table}_p2026_03")),
+                "{done:?}"
+            );
+            assert!(
+                done.contains(&format!("created {table}_p2026_05")),
+                "{done:?}"
+            );
             assert!(!done.iter().any(|d| d.ends_with("_p2026_04")), "{done:?}");
         }
         assert_eq!(deleted, 2, "only the keys go row by row");
@@ -2106,7 +2166,10 @@ async fn rows_of_a_month_without_its_partition_are_read_and_expire_all_the_same(
         .unwrap();
     tx.commit().await.unwrap();
 
-    assert_eq!(deleted, 7, "the raw row and its rollups: three levels, two series");
+    assert_eq!(
+        deleted, 7,
+        "the raw row and its rollups: three levels, two series"
+    );
     assert_eq!(count_sums(&store, "a", &all, &range).await, (0, 0, 0));
     // Now the month can have its partition.
     let done = store
@@ -2114,7 +2177,10 @@ async fn rows_of_a_month_without_its_partition_are_read_and_expire_all_the_same(
         .await
         .unwrap();
     if !done.is_empty() {
-        assert!(done.contains(&"created measurement_counts_p2026_06".to_string()), "{done:?}");
+        assert!(
+            done.contains(&"created measurement_counts_p2026_06".to_string()),
+            "{done:?}"
+        );
     }
 }
 
@@ -2122,7 +2188,15 @@ async fn deleting_a_tenant_removes_its_measurements(store: Arc<dyn Store>) {
     let batch = [
         counted("c", None, m(0), 1, 2),
         measurement("s", None, m(0), Value::Sample(1.0)),
-        measurement("d", None, m(0), Value::Downtime { start: m(0), end: m(1) }),
+        measurement(
+            "d",
+            None,
+            m(0),
+            Value::Downtime {
+                start: m(0),
+                end: m(1),
+            },
+        ),
     ];
     for tenant in ["a", "b"] {
         store_measurements(&store, tenant, &batch).await;

@@ -94,7 +94,10 @@ impl World {
         self.publish("measured-sla", self.sla(objectives)).await
     }
 
-    pub fn report_request(&self, measurements: Vec<pb::Measurement>) -> pb::ReportMeasurementsRequest {
+    pub fn report_request(
+        &self,
+        measurements: Vec<pb::Measurement>,
+    ) -> pb::ReportMeasurementsRequest {
         pb::ReportMeasurementsRequest {
             parent: self.tenant.clone(),
             measurements,
@@ -112,7 +115,10 @@ impl World {
     }
 
     /// Reports `measurements` with the admin key.
-    pub async fn report(&self, measurements: Vec<pb::Measurement>) -> pb::ReportMeasurementsResponse {
+    pub async fn report(
+        &self,
+        measurements: Vec<pb::Measurement>,
+    ) -> pb::ReportMeasurementsResponse {
         self.try_report(measurements)
             .await
             .unwrap_or_else(|e| panic!("report measurements: {e:?}"))
@@ -182,12 +188,18 @@ impl Stored {
             .begin(Some(&self.tenant), Access::Read)
             .await
             .unwrap();
-        tx.samples(&self.tenant, &id(service), &View::ServiceWide, LATENCY, &around_now())
-            .await
-            .unwrap()
-            .iter()
-            .map(|s| s.value)
-            .collect()
+        tx.samples(
+            &self.tenant,
+            &id(service),
+            &View::ServiceWide,
+            LATENCY,
+            &around_now(),
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.value)
+        .collect()
     }
 
     /// The downtime of `service`, service-wide, by start.
@@ -197,9 +209,15 @@ impl Stored {
             .begin(Some(&self.tenant), Access::Read)
             .await
             .unwrap();
-        tx.downtime(&self.tenant, &id(service), &View::ServiceWide, DOWNTIME, &around_now())
-            .await
-            .unwrap()
+        tx.downtime(
+            &self.tenant,
+            &id(service),
+            &View::ServiceWide,
+            DOWNTIME,
+            &around_now(),
+        )
+        .await
+        .unwrap()
     }
 
     /// Which of `ids` the tenant holds a key of.
