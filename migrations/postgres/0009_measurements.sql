@@ -137,7 +137,9 @@ END $$;
 -- and the retention job deletes them from the DEFAULT partition once expired.
 --
 -- It runs with its owner's rights (SECURITY DEFINER: partitions are DDL, which
--- the server's role may not run), on this schema only.
+-- the server's role may not run), on this schema only, one call at a time.
+-- Dropping a partition takes a brief exclusive lock on its parent, so it
+-- waits for the writes in flight (bounded by the caller's lock_timeout).
 CREATE FUNCTION accord_measurement_partitions(
     first_month date, last_month date, raw_before timestamptz, kept_before timestamptz)
 RETURNS TABLE (action text, partition_name text)
@@ -151,6 +153,8 @@ DECLARE
     upper_bound timestamptz;
     cutoff timestamptz;
 BEGIN
+    -- Every replica runs this: one at a time, each seeing what the last did.
+    PERFORM pg_advisory_xact_lock(hashtextextended('accord.measurement_partitions', 0));
     FOREACH t IN ARRAY ARRAY[
         'measurement_counts', 'measurement_samples', 'measurement_downtime',
         'count_rollups_minute', 'count_rollups_hour', 'count_rollups_day'
