@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 use super::Registry;
 use crate::domain::measurement::{Measurement, Reason, Rejection, Reported, Value, rollups};
 use crate::domain::names::Id;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::{Access, MeasurementKey};
 
 pub struct Measurements<'a> {
@@ -147,19 +147,24 @@ impl Measurements<'_> {
 
         let mut new = Vec::new();
         for (position, (index, m, digest)) in judged.into_iter().enumerate() {
-            let fate = match standing.get(&m.id) {
-                Some(stored) if *stored != digest => Fate::Refused(Rejection::new(
+            // Every id was recorded here or found stored: the batch holds
+            // its services, so not even a forced deletion of the tenant can
+            // take a key away meanwhile.
+            let stored = standing.get(&m.id).ok_or_else(|| {
+                Error::internal(format!(
+                    "the key of measurement `{}` was neither recorded nor found",
+                    m.id
+                ))
+            })?;
+            let fate = if *stored != digest {
+                Fate::Refused(Rejection::new(
                     Reason::AlreadyExists,
                     "`id` was stored with another payload",
-                )),
-                _ if first[m.id.as_str()] == position && recorded.contains(&m.id) => Fate::New,
-                Some(_) => Fate::Duplicate,
-                // A key neither recorded nor found: a concurrent forced
-                // deletion of the tenant took it. Nothing is stored.
-                None => Fate::Refused(Rejection::new(
-                    Reason::UnknownService,
-                    "`service` names no service of this tenant",
-                )),
+                ))
+            } else if first[m.id.as_str()] == position && recorded.contains(&m.id) {
+                Fate::New
+            } else {
+                Fate::Duplicate
             };
             match fate {
                 Fate::New => new.push(m),
