@@ -2456,7 +2456,7 @@ fn accepted_in(stream: bool, bytes: &[u8]) -> i64 {
 /// B's measurements as the store reads them: sums per level and view, and
 /// which of the ids either tenant uses B holds.
 async fn measurements_of(s: &TestServer, tenant: &str) -> String {
-    let db = Stored::of(s.store().await, tenant).await;
+    let db = Stored::of(s.store().await, tenant);
     let bank = View::Consumer(Id::parse("id", "bank").unwrap());
     let mut seen = Vec::new();
     for level in [Level::Raw, Level::Minute, Level::Hour, Level::Day] {

@@ -21,7 +21,7 @@ fn id(s: &str) -> Id {
 }
 
 async fn stored(s: &TestServer, w: &World) -> Stored {
-    Stored::of(s.store().await, &w.id).await
+    Stored::of(s.store().await, &w.id)
 }
 
 // --- per item ----------------------------------------------------------------

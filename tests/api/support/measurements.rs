@@ -142,7 +142,7 @@ fn id(s: &str) -> Id {
 }
 
 impl Stored {
-    pub async fn of(store: Arc<dyn Store>, tenant: &str) -> Self {
+    pub fn of(store: Arc<dyn Store>, tenant: &str) -> Self {
         Self {
             store,
             tenant: id(tenant),
