@@ -194,6 +194,8 @@ impl Application {
         if let Some(tls) = tls {
             builder = builder.tls_config(tls)?;
         }
+        let measurements =
+            MeasurementApi::new(registry.clone(), authenticator.clone(), resolver.stopping());
         let router = builder
             .layer(DeadlineLayer::new(config.request_timeout))
             .layer(AuthenticateLayer::new(authenticator))
@@ -226,10 +228,7 @@ impl Application {
                 AuditApi::new(registry.clone())
             ))
             .add_service(limited!(EntitlementServiceServer, entitlements))
-            .add_service(limited!(
-                MeasurementServiceServer,
-                MeasurementApi::new(registry.clone(), resolver.stopping())
-            ));
+            .add_service(limited!(MeasurementServiceServer, measurements));
 
         // Other replicas' writes reach this one through the store's change
         // feed, where there can be other replicas.

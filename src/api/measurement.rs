@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::bounded;
-use crate::auth::{Principal, principal};
+use crate::auth::{Authenticator, Principal, principal};
 use crate::domain::measurement::{MAX_MEASUREMENTS, Reported, Sent, SentValue};
 use crate::domain::names::{Id, TenantName};
 use crate::error::{Error, Violations};
@@ -27,14 +27,24 @@ use crate::service::measurements::Outcome;
 
 pub struct MeasurementApi {
     registry: Arc<Registry>,
+    /// Streams check their key again before each batch after the first.
+    authenticator: Arc<Authenticator>,
     /// Turns true when the server starts shutting down: streams end after
     /// the batch in hand.
     stopping: watch::Receiver<bool>,
 }
 
 impl MeasurementApi {
-    pub fn new(registry: Arc<Registry>, stopping: watch::Receiver<bool>) -> Self {
-        Self { registry, stopping }
+    pub fn new(
+        registry: Arc<Registry>,
+        authenticator: Arc<Authenticator>,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            registry,
+            authenticator,
+            stopping,
+        }
     }
 }
 
@@ -134,6 +144,7 @@ impl MeasurementService for MeasurementApi {
         let principal = principal(&request)?.clone();
         let batches = BatchStream {
             registry: self.registry.clone(),
+            authenticator: self.authenticator.clone(),
             principal,
             parent: None,
             stopping: self.stopping.clone(),
@@ -148,9 +159,12 @@ impl MeasurementService for MeasurementApi {
 type Sink = mpsc::Sender<Result<pb::StreamMeasurementsResponse, Status>>;
 
 /// One StreamMeasurements call: its batches in order, each answered once
-/// committed, before the next is read.
+/// committed, before the next is read. Like a watch, it outlives its first
+/// check: each later batch checks the key again (through the key cache), so
+/// a revoked or expired key, or a deleted tenant, ends the stream.
 struct BatchStream {
     registry: Arc<Registry>,
+    authenticator: Arc<Authenticator>,
     principal: Principal,
     /// The first message's parent, as sent, and its tenant.
     parent: Option<(String, Id)>,
@@ -194,7 +208,10 @@ impl BatchStream {
         request: pb::StreamMeasurementsRequest,
     ) -> Result<pb::StreamMeasurementsResponse, Status> {
         let tenant = match &self.parent {
-            Some((parent, tenant)) if *parent == request.parent => tenant.clone(),
+            Some((parent, tenant)) if *parent == request.parent => {
+                self.authenticator.recheck(&self.principal, tenant).await?;
+                tenant.clone()
+            }
             Some((parent, _)) => {
                 return Err(Error::invalid(
                     "parent",

@@ -424,6 +424,33 @@ async fn another_tenants_parent_fails_the_stream_with_permission_denied(s: TestS
     assert!(stored(&s, &other).await.keys(&["m"]).await.is_empty());
 }
 
+async fn a_stream_ends_at_its_next_batch_once_its_key_is_revoked(s: TestServer) {
+    let w = World::new(&s, "acme").await;
+    w.measured_sla().await;
+    let reporter = w.key("reporter", pb::Role::Reporter).await;
+    let (batches, rx) = tokio::sync::mpsc::channel(4);
+    let mut answers = w
+        .calling_with(&reporter)
+        .measurements()
+        .stream_measurements(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let batch = |sequence: i64, mid: &str| {
+        stream_request(&w, sequence, vec![counts(mid, &w.payments, ago(60), 1, 1)])
+    };
+    batches.send(batch(1, "before")).await.unwrap();
+    assert_eq!(answers.message().await.unwrap().unwrap().accepted, 1);
+
+    w.revoke_key("reporter").await;
+    batches.send(batch(2, "after")).await.unwrap();
+
+    let status = assert_code(answers.message().await, Code::Unauthenticated);
+    assert_reason(&status, "UNAUTHENTICATED");
+    let db = stored(&s, &w).await;
+    assert_eq!(db.keys(&["before", "after"]).await, ["before"]);
+}
+
 // --- rollups ----------------------------------------------------------------
 
 async fn rollups_sum_to_the_raw_counts_at_every_level_and_in_every_series(s: TestServer) {
@@ -575,6 +602,7 @@ on_both_backends!(
     a_stream_whose_parent_changes_fails_with_invalid_argument,
     a_stream_refuses_a_reader_and_an_oversized_batch,
     another_tenants_parent_fails_the_stream_with_permission_denied,
+    a_stream_ends_at_its_next_batch_once_its_key_is_revoked,
     rollups_sum_to_the_raw_counts_at_every_level_and_in_every_series,
 );
 
