@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "proto/accord/v1/api_key.proto",
     "proto/accord/v1/audit.proto",
     "proto/accord/v1/entitlement.proto",
+    "proto/accord/v1/measurement.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,7 +1,7 @@
 //! Admission: whether a call may start now. A request message must arrive
 //! within a deadline before the call counts at all; then each tenant may hold
 //! its share of the server's calls in flight and, separately, of its open
-//! watch streams. The excess is refused at once with RESOURCE_EXHAUSTED and a
+//! streams (watches, streams of measurement batches). The excess is refused at once with RESOURCE_EXHAUSTED and a
 //! retry hint, never queued. Runs after authentication, which tells the tenant.
 
 use std::collections::HashMap;
@@ -281,12 +281,8 @@ where
         if path.starts_with("/grpc.health.v1.") {
             return Box::pin(self.inner.call(request));
         }
-        let shape = self
-            .shared
-            .shapes
-            .get(path)
-            .copied()
-            .unwrap_or(Shape::STREAMING);
+        let known = self.shared.shapes.get(path).copied();
+        let shape = known.unwrap_or(Shape::STREAMING);
         // The ready service handles this call; a fresh clone waits for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -302,9 +298,11 @@ where
                     Err(status) => return Ok(status.into_http()),
                 }
             };
-            // A watch (one request, a stream of answers) is counted apart
-            // from calls, for as long as its response streams.
-            let watch = shape.streams_response && !shape.streams_request;
+            // A stream of Accord's (a watch; a stream of measurement
+            // batches) is counted apart from calls, for as long as its
+            // response streams. A method outside Accord's descriptors
+            // (server reflection) counts as a call.
+            let watch = known.is_some_and(|shape| shape.streams_response);
             let shares = if watch {
                 &shared.watches
             } else {
@@ -454,6 +452,19 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::load(&none).is_err());
+    }
+
+    #[test]
+    fn a_measurement_stream_streams_both_ways() {
+        let shapes = method_shapes();
+        assert_eq!(
+            shapes["/accord.v1.MeasurementService/StreamMeasurements"],
+            Shape {
+                streams_request: true,
+                streams_response: true
+            }
+        );
+        assert!(!shapes["/accord.v1.MeasurementService/ReportMeasurements"].streams_response);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::api::agreement::AgreementApi;
 use crate::api::api_key::ApiKeyApi;
 use crate::api::audit::AuditApi;
 use crate::api::entitlement::{EntitlementApi, Entitlements};
+use crate::api::measurement::MeasurementApi;
 use crate::api::party::PartyApi;
 use crate::api::service::ServiceCatalogApi;
 use crate::api::tenant::TenantApi;
@@ -31,6 +32,7 @@ use crate::proto::v1::agreement_service_server::AgreementServiceServer;
 use crate::proto::v1::api_key_service_server::ApiKeyServiceServer;
 use crate::proto::v1::audit_service_server::AuditServiceServer;
 use crate::proto::v1::entitlement_service_server::EntitlementServiceServer;
+use crate::proto::v1::measurement_service_server::MeasurementServiceServer;
 use crate::proto::v1::party_service_server::PartyServiceServer;
 use crate::proto::v1::service_catalog_service_server::ServiceCatalogServiceServer;
 use crate::proto::v1::tenant_service_server::TenantServiceServer;
@@ -49,6 +51,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     "accord.v1.AgreementService",
     "accord.v1.AuditService",
     "accord.v1.EntitlementService",
+    "accord.v1.MeasurementService",
 ];
 
 pub struct Application {
@@ -95,7 +98,8 @@ impl Application {
         let registry = Arc::new(
             Registry::new(store.clone(), config.request_id_ttl)
                 .await?
-                .with_page_bytes(config.max_message_bytes / 2),
+                .with_page_bytes(config.max_message_bytes / 2)
+                .with_measurement_policy(config.measurement_policy()),
         );
         let resolver = Arc::new(Resolver::new(
             store.clone(),
@@ -190,6 +194,8 @@ impl Application {
         if let Some(tls) = tls {
             builder = builder.tls_config(tls)?;
         }
+        let measurements =
+            MeasurementApi::new(registry.clone(), authenticator.clone(), resolver.stopping());
         let router = builder
             .layer(DeadlineLayer::new(config.request_timeout))
             .layer(AuthenticateLayer::new(authenticator))
@@ -221,7 +227,8 @@ impl Application {
                 AuditServiceServer,
                 AuditApi::new(registry.clone())
             ))
-            .add_service(limited!(EntitlementServiceServer, entitlements));
+            .add_service(limited!(EntitlementServiceServer, entitlements))
+            .add_service(limited!(MeasurementServiceServer, measurements));
 
         // Other replicas' writes reach this one through the store's change
         // feed, where there can be other replicas.
@@ -245,6 +252,9 @@ impl Application {
         });
 
         let sweeper = tokio::spawn(registry.clone().sweep_request_ids_periodically());
+        let retention = tokio::spawn(crate::service::measurements::retain_periodically(
+            registry.clone(),
+        ));
 
         let metrics = match &config.otlp_endpoint {
             Some(endpoint) => Some(
@@ -309,6 +319,7 @@ impl Application {
             follower.abort();
         }
         sweeper.abort();
+        retention.abort();
         if let Some(metrics) = metrics
             && let Err(error) = metrics.shutdown()
         {

@@ -132,6 +132,23 @@ pub struct ConfigArgs {
     #[arg(long, env = "ACCORD_STATEMENT_TIMEOUT_SECONDS", value_name = "SECONDS")]
     pub statement_timeout_seconds: Option<u64>,
 
+    /// How far ahead of the server's clock a measurement may lie (clock
+    /// skew); later ones are rejected TOO_FAR_IN_FUTURE. A number and a unit:
+    /// `30s`, `5m`, `1h`, `2d` [default: 5m].
+    #[arg(long, env = "ACCORD_MEASUREMENT_MAX_FUTURE", value_name = "DURATION")]
+    pub measurement_max_future: Option<String>,
+
+    /// How old a measurement may be; older ones are rejected TOO_OLD. Raw
+    /// counts and idempotency keys are kept this long [default: 35d].
+    #[arg(long, env = "ACCORD_MEASUREMENT_MAX_AGE", value_name = "DURATION")]
+    pub measurement_max_age: Option<String>,
+
+    /// How long count rollups, samples and downtime are kept, at least
+    /// --measurement-max-age; a year and a bit, so that yearly periods can be
+    /// computed [default: 400d].
+    #[arg(long, env = "ACCORD_ROLLUP_RETENTION", value_name = "DURATION")]
+    pub rollup_retention: Option<String>,
+
     /// PEM certificate chain the listener presents; with --tls-key-file,
     /// turns TLS on [default: plaintext].
     #[arg(long, env = "ACCORD_TLS_CERT_FILE", value_name = "FILE")]
@@ -191,6 +208,9 @@ struct FileConfig {
     shutdown_grace_seconds: Option<u64>,
     request_id_ttl_seconds: Option<u64>,
     statement_timeout_seconds: Option<u64>,
+    measurement_max_future: Option<String>,
+    measurement_max_age: Option<String>,
+    rollup_retention: Option<String>,
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
     tls_client_ca_file: Option<PathBuf>,
@@ -240,6 +260,13 @@ pub struct Config {
     pub request_id_ttl: Duration,
     /// The longest a database statement may run.
     pub statement_timeout: Duration,
+    /// Clock skew a measurement may show ahead of the server.
+    pub measurement_max_future: Duration,
+    /// The age past which a measurement is refused; raw counts and
+    /// idempotency keys are kept this long.
+    pub measurement_max_age: Duration,
+    /// How long rollups, samples and downtime are kept.
+    pub rollup_retention: Duration,
     /// `None`: plaintext.
     pub tls: Option<TlsFiles>,
     /// The PLATFORM_ADMIN key; `None`: tenants cannot be managed.
@@ -268,6 +295,9 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(20),
             request_id_ttl: Duration::from_secs(24 * 60 * 60),
             statement_timeout: Duration::from_secs(30),
+            measurement_max_future: Duration::from_secs(5 * 60),
+            measurement_max_age: Duration::from_secs(35 * DAY_SECONDS),
+            rollup_retention: Duration::from_secs(400 * DAY_SECONDS),
             tls: None,
             bootstrap_key: None,
             log: "info".into(),
@@ -308,6 +338,9 @@ impl fmt::Debug for Config {
             .field("shutdown_grace", &self.shutdown_grace)
             .field("request_id_ttl", &self.request_id_ttl)
             .field("statement_timeout", &self.statement_timeout)
+            .field("measurement_max_future", &self.measurement_max_future)
+            .field("measurement_max_age", &self.measurement_max_age)
+            .field("rollup_retention", &self.rollup_retention)
             .field("tls", &self.tls)
             .field("bootstrap_key", &self.bootstrap_key)
             .field("log", &self.log)
@@ -363,8 +396,36 @@ impl Config {
             }
             (None, None) => None,
         };
+        let duration = |name: &str, flag: &Option<String>, file: Option<String>, default| match flag
+            .clone()
+            .or(file)
+        {
+            Some(text) => parse_duration(&text).with_context(|| format!("{name} = `{text}`")),
+            None => Ok(default),
+        };
+        let measurement_max_future = duration(
+            "measurement_max_future",
+            &args.measurement_max_future,
+            file.measurement_max_future,
+            d.measurement_max_future,
+        )?;
+        let measurement_max_age = duration(
+            "measurement_max_age",
+            &args.measurement_max_age,
+            file.measurement_max_age,
+            d.measurement_max_age,
+        )?;
+        let rollup_retention = duration(
+            "rollup_retention",
+            &args.rollup_retention,
+            file.rollup_retention,
+            d.rollup_retention,
+        )?;
         let config = Config {
             tls,
+            measurement_max_future,
+            measurement_max_age,
+            rollup_retention,
             bootstrap_key: bootstrap_key.map(Secret::new),
             listen: args.listen.or(file.listen).unwrap_or(d.listen),
             database_url: args
@@ -539,8 +600,68 @@ impl Config {
             !self.statement_timeout.is_zero(),
             "statement_timeout_seconds must be positive"
         );
+        anyhow::ensure!(
+            !self.measurement_max_age.is_zero(),
+            "measurement_max_age must be positive"
+        );
+        // Rollups of accepted data must outlive the raw rows they sum.
+        anyhow::ensure!(
+            self.rollup_retention >= self.measurement_max_age,
+            "rollup_retention must be at least measurement_max_age"
+        );
+        for (name, value) in [
+            ("measurement_max_future", self.measurement_max_future),
+            ("measurement_max_age", self.measurement_max_age),
+            ("rollup_retention", self.rollup_retention),
+        ] {
+            anyhow::ensure!(
+                value <= MAX_MEASUREMENT_DURATION,
+                "{name} must be at most {} days",
+                MAX_MEASUREMENT_DURATION.as_secs() / DAY_SECONDS
+            );
+        }
         Ok(())
     }
+
+    /// The measurement settings, as the domain takes them.
+    pub fn measurement_policy(&self) -> crate::domain::measurement::Policy {
+        let chrono = |d: Duration| {
+            chrono::Duration::from_std(d).expect("checked at most MAX_MEASUREMENT_DURATION")
+        };
+        crate::domain::measurement::Policy {
+            max_future: chrono(self.measurement_max_future),
+            max_age: chrono(self.measurement_max_age),
+            rollup_retention: chrono(self.rollup_retention),
+        }
+    }
+}
+
+const DAY_SECONDS: u64 = 24 * 60 * 60;
+
+/// The longest measurement setting: a hundred years is retention enough.
+const MAX_MEASUREMENT_DURATION: Duration = Duration::from_secs(36_500 * DAY_SECONDS);
+
+/// A duration as people write it: a whole number and a unit, `s`, `m`, `h`
+/// or `d` (`30s`, `5m`, `35d`).
+pub fn parse_duration(text: &str) -> anyhow::Result<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| {
+        anyhow::anyhow!("expected a whole number and a unit: `30s`, `5m`, `1h`, `35d`")
+    })?;
+    let unit_seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 60 * 60,
+        "d" => DAY_SECONDS,
+        _ => anyhow::bail!("the unit must be `s`, `m`, `h` or `d`"),
+    };
+    n.checked_mul(unit_seconds)
+        .map(Duration::from_secs)
+        .ok_or_else(|| anyhow::anyhow!("is too long"))
 }
 
 /// The bootstrap key from `source` without the whitespace around it, which
@@ -698,6 +819,90 @@ mod tests {
         ] {
             assert!(Config::load(&zero).is_err());
         }
+    }
+
+    #[test]
+    fn durations_are_a_number_and_a_unit() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(
+            parse_duration(" 35d ").unwrap(),
+            Duration::from_secs(35 * 86_400)
+        );
+        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
+        for bad in [
+            "",
+            "5",
+            "m",
+            "5 m",
+            "1.5h",
+            "-1d",
+            "5w",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn measurement_settings_default_and_are_read_from_every_layer() {
+        let d = Config::load(&ConfigArgs::default()).unwrap();
+        assert_eq!(d.measurement_max_future, Duration::from_secs(300));
+        assert_eq!(d.measurement_max_age, Duration::from_secs(35 * 86_400));
+        assert_eq!(d.rollup_retention, Duration::from_secs(400 * 86_400));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accord.toml");
+        std::fs::write(
+            &path,
+            "measurement_max_age = \"2d\"\nrollup_retention = \"30d\"\n",
+        )
+        .unwrap();
+        let args = ConfigArgs {
+            config_file: Some(path),
+            measurement_max_future: Some("1m".into()),
+            ..Default::default()
+        };
+        let config = Config::load(&args).unwrap();
+        assert_eq!(config.measurement_max_future, Duration::from_secs(60));
+        assert_eq!(config.measurement_max_age, Duration::from_secs(2 * 86_400));
+        assert_eq!(config.rollup_retention, Duration::from_secs(30 * 86_400));
+        let policy = config.measurement_policy();
+        assert_eq!(policy.max_age, chrono::Duration::days(2));
+    }
+
+    #[test]
+    fn measurement_settings_must_be_sensible() {
+        for args in [
+            ConfigArgs {
+                measurement_max_age: Some("0s".into()),
+                ..Default::default()
+            },
+            ConfigArgs {
+                measurement_max_age: Some("40d".into()),
+                rollup_retention: Some("30d".into()),
+                ..Default::default()
+            },
+            ConfigArgs {
+                measurement_max_future: Some("5 minutes".into()),
+                ..Default::default()
+            },
+            ConfigArgs {
+                rollup_retention: Some("40000d".into()),
+                ..Default::default()
+            },
+        ] {
+            assert!(Config::load(&args).is_err(), "{args:?}");
+        }
+        let error = Config::load(&ConfigArgs {
+            measurement_max_future: Some("5x".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(
+            format!("{error:#}").contains("measurement_max_future"),
+            "{error:#}"
+        );
     }
 
     #[test]

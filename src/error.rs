@@ -69,7 +69,8 @@ pub enum Limit {
     Calls,
     /// The share of them one tenant may hold.
     TenantCalls,
-    /// The server's open watch streams.
+    /// The server's open streams: watches and streams of measurement
+    /// batches (the reasons keep their first name).
     Watches,
     /// The share of them one tenant may hold.
     TenantWatches,
@@ -91,9 +92,13 @@ impl Limit {
             Limit::TenantCalls => {
                 format!("the caller's tenant is using its share of {of} calls in flight")
             }
-            Limit::Watches => format!("the server has its limit of {of} watch streams open"),
+            Limit::Watches => {
+                format!("the server has its limit of {of} watch and measurement streams open")
+            }
             Limit::TenantWatches => {
-                format!("the caller's tenant has its share of {of} watch streams open")
+                format!(
+                    "the caller's tenant has its share of {of} watch and measurement streams open"
+                )
             }
         }
     }

@@ -4,7 +4,7 @@
     python check_server.py [--timeout SECONDS] ADDRESS
 
 1. server reflection (v1alpha, the version most tools still speak) lists the
-   four accord.v1 services, and serves their descriptors with every file they
+   accord.v1 services, and serves their descriptors with every file they
    import, so a client such as grpcurl can call them without the .proto files;
 2. grpc.health.v1 reports SERVING for the server ("") and for each of them.
 
@@ -29,6 +29,7 @@ ACCORD_SERVICES = (
     "accord.v1.ServiceCatalogService",
     "accord.v1.AgreementService",
     "accord.v1.EntitlementService",
+    "accord.v1.MeasurementService",
 )
 RPC_TIMEOUT = 5.0  # seconds, for each call
 

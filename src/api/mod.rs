@@ -9,6 +9,7 @@ pub mod api_key;
 pub mod audit;
 pub mod convert;
 pub mod entitlement;
+pub mod measurement;
 pub mod party;
 pub mod service;
 pub mod tenant;

@@ -8,6 +8,9 @@ const READERS: &[Role] = &[TenantAdmin, Editor, Reader];
 const WRITERS: &[Role] = &[TenantAdmin, Editor];
 const ADMINS: &[Role] = &[PlatformAdmin, TenantAdmin];
 const PLATFORM: &[Role] = &[PlatformAdmin];
+/// Measurements are reported by a REPORTER key (a service's own), or by the
+/// tenant's admin; readers and editors of the registry do not report.
+const REPORTERS: &[Role] = &[TenantAdmin, Reporter];
 
 pub const METHOD_ROLES: &[(&str, &[Role])] = &[
     ("/accord.v1.TenantService/CreateTenant", PLATFORM),
@@ -57,6 +60,14 @@ pub const METHOD_ROLES: &[(&str, &[Role])] = &[
     ),
     ("/accord.v1.EntitlementService/WatchEntitlements", READERS),
     ("/accord.v1.EntitlementService/ExplainEntitlement", READERS),
+    (
+        "/accord.v1.MeasurementService/ReportMeasurements",
+        REPORTERS,
+    ),
+    (
+        "/accord.v1.MeasurementService/StreamMeasurements",
+        REPORTERS,
+    ),
 ];
 
 /// The table's entry for `path`, or `None` for a method not in the table.

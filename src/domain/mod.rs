@@ -13,6 +13,7 @@ pub mod compliance;
 pub mod entitlement;
 pub mod fields;
 pub mod filter;
+pub mod measurement;
 pub mod names;
 pub mod overrides;
 pub mod page;

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod catalog;
 pub mod changes;
 pub mod entitlements;
+pub mod measurements;
 pub mod overrides;
 pub mod parties;
 pub mod tenants;
@@ -30,6 +31,7 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::audit::{AuditEvent, Audited, Caller};
 use crate::domain::changes::Change;
+use crate::domain::measurement::Policy;
 use crate::domain::names::Id;
 use crate::domain::page::{MAX_PAGE_BYTES, PageItem, PageRequest, PageTokenKey};
 use crate::domain::request_id::RequestKey;
@@ -61,6 +63,8 @@ pub struct Registry {
     changes: Arc<Changes>,
     /// How long a create's request_id is remembered (AIP-155).
     request_id_ttl: chrono::Duration,
+    /// Which measurements are accepted, and how long they are kept.
+    measurement_policy: Policy,
 }
 
 impl Registry {
@@ -73,7 +77,15 @@ impl Registry {
             changes: Arc::default(),
             request_id_ttl: chrono::Duration::from_std(request_id_ttl)
                 .map_err(|e| Error::Internal(anyhow::Error::new(e).context("request_id TTL")))?,
+            measurement_policy: Policy::default(),
         })
+    }
+
+    /// Accepts and keeps measurements as `policy` says (from the
+    /// `Policy::default()` settings).
+    pub fn with_measurement_policy(mut self, policy: Policy) -> Self {
+        self.measurement_policy = policy;
+        self
     }
 
     /// Lowers the byte budget of list pages to `bytes` (from
@@ -119,6 +131,10 @@ impl Registry {
 
     pub fn audit_trail(&self) -> audit::AuditTrail<'_> {
         audit::AuditTrail { registry: self }
+    }
+
+    pub fn measurements(&self) -> measurements::Measurements<'_> {
+        measurements::Measurements { registry: self }
     }
 
     fn page(&self, page_size: i32, token: &str, scope: String) -> Result<PageRequest> {

@@ -41,6 +41,29 @@ pub(crate) trait Connection: Send {
     /// other.
     fn row_lock(&self) -> &'static str;
 
+    /// What a read of rows that must not be deleted before the transaction
+    /// ends appends, letting other readers and writers of other columns
+    /// through: ` FOR KEY SHARE` on PostgreSQL, nothing on SQLite.
+    fn share_lock(&self) -> &'static str;
+
+    /// Appends `rows` to `statement` as a table the SQL can select from,
+    /// called `alias`, its columns named as `rows` names them: on
+    /// PostgreSQL `UNNEST($n, $n+1, ...) AS alias (a, b, ...)`, one array
+    /// per column; on SQLite `(SELECT value ->> 0 AS a, ... FROM
+    /// json_each($n)) AS alias`, one JSON array of rows. One statement
+    /// writes or reads any number of rows, and its text stays the same.
+    fn push_rows<'a>(
+        &self,
+        statement: Statement<'a>,
+        alias: &str,
+        rows: RowSet<'a>,
+    ) -> Statement<'a>;
+
+    /// Whether the time-series tables of measurements are partitioned by
+    /// time (PostgreSQL): retention then drops whole partitions and deletes
+    /// rows only from the DEFAULT ones.
+    fn partitions_by_time(&self) -> bool;
+
     /// Serialises the writers of one tenant (see `Tx::lock_tenant`).
     async fn lock_tenant(&mut self, tenant: &Id) -> Result<()>;
 
@@ -59,6 +82,9 @@ pub(crate) enum Value<'a> {
     Int(Option<i64>),
     /// `timestamptz` on PostgreSQL, integer microseconds on SQLite.
     Time(Option<DateTime<Utc>>),
+    /// A column of a `RowSet`, bound as an array (PostgreSQL only; SQLite
+    /// takes a `RowSet` as one JSON document).
+    Array(Array<'a>),
     /// A JSON document, encoded once when bound: `jsonb` on PostgreSQL,
     /// text on SQLite.
     Json(Box<JsonRawValue>),
@@ -71,6 +97,86 @@ impl<'a> Value<'a> {
 
     pub(crate) fn time(value: impl Into<Option<DateTime<Utc>>>) -> Self {
         Value::Time(value.into())
+    }
+}
+
+/// The values of one column of many rows.
+#[derive(Debug, Clone)]
+pub(crate) enum Array<'a> {
+    Text(Vec<&'a str>),
+    Int(Vec<i64>),
+    Float(Vec<f64>),
+    Time(Vec<DateTime<Utc>>),
+}
+
+impl Array<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Array::Text(v) => v.len(),
+            Array::Int(v) => v.len(),
+            Array::Float(v) => v.len(),
+            Array::Time(v) => v.len(),
+        }
+    }
+}
+
+/// Many rows of named columns, bound at once (`Connection::push_rows`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RowSet<'a> {
+    pub(crate) columns: Vec<(&'static str, Array<'a>)>,
+}
+
+impl<'a> RowSet<'a> {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a column; every column holds as many values.
+    pub(crate) fn column(mut self, name: &'static str, values: Array<'a>) -> Self {
+        if let Some((_, first)) = self.columns.first() {
+            assert_eq!(first.len(), values.len(), "column {name} of a row set");
+        }
+        self.columns.push((name, values));
+        self
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.columns.first().map_or(0, |(_, c)| c.len())
+    }
+
+    /// The rows as one JSON array of arrays (`[["a", 1], ["b", 2]]`), times
+    /// as integer microseconds, floats as their IEEE-754 bits (SQLite's
+    /// encodings).
+    pub(crate) fn to_json_rows(&self) -> String {
+        let mut out = String::with_capacity(self.len() * 16 * self.columns.len() + 2);
+        out.push('[');
+        for row in 0..self.len() {
+            if row > 0 {
+                out.push(',');
+            }
+            out.push('[');
+            for (i, (_, column)) in self.columns.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                // Writing to a String cannot fail.
+                let _ = match column {
+                    Array::Text(v) => write!(
+                        out,
+                        "{}",
+                        serde_json::to_string(v[row]).expect("a string serialises")
+                    ),
+                    Array::Int(v) => write!(out, "{}", v[row]),
+                    // Its bits: SQLite's JSON parser does not read every
+                    // double back exactly (see `Column::Float`).
+                    Array::Float(v) => write!(out, "{}", v[row].to_bits() as i64),
+                    Array::Time(v) => write!(out, "{}", v[row].timestamp_micros()),
+                };
+            }
+            out.push(']');
+        }
+        out.push(']');
+        out
     }
 }
 
@@ -156,6 +262,11 @@ impl<'a> Statement<'a> {
 pub(crate) enum Column {
     Text,
     Int,
+    /// `double precision` on PostgreSQL; on SQLite the IEEE-754 bits as an
+    /// integer, so that every double round-trips exactly.
+    Float,
+    /// `timestamptz` on PostgreSQL, integer microseconds on SQLite.
+    Time,
     /// A JSON document, handed over as its text, undecoded: it is parsed
     /// once, straight into the domain type, by `Row::json`.
     Json,
@@ -168,6 +279,8 @@ pub(crate) enum Cell {
     Null,
     Text(String),
     Int(i64),
+    Float(f64),
+    Time(DateTime<Utc>),
     Json(String),
 }
 
@@ -245,6 +358,20 @@ impl Row<'_> {
         match self.take(i) {
             Cell::Int(n) => Ok(n),
             other => Err(unexpected(i, "an integer", &other)),
+        }
+    }
+
+    pub(crate) fn float(&mut self, i: usize) -> Result<f64> {
+        match self.take(i) {
+            Cell::Float(x) => Ok(x),
+            other => Err(unexpected(i, "a float", &other)),
+        }
+    }
+
+    pub(crate) fn time(&mut self, i: usize) -> Result<DateTime<Utc>> {
+        match self.take(i) {
+            Cell::Time(t) => Ok(t),
+            other => Err(unexpected(i, "a time", &other)),
         }
     }
 
@@ -487,6 +614,22 @@ mod tests {
             "SELECT 1 WHERE a = $1 AND b IN ($2, $3) AND c = $4"
         );
         assert_eq!(args.len(), 4);
+    }
+
+    #[test]
+    fn a_row_set_is_one_json_array_of_rows_for_sqlite() {
+        let t = DateTime::from_timestamp_micros(1_000_001).unwrap();
+        let rows = RowSet::new()
+            .column("id", Array::Text(vec!["a\"b", "c"]))
+            .column("n", Array::Int(vec![1, -2]))
+            .column("x", Array::Float(vec![0.1, -2.0]))
+            .column("t", Array::Time(vec![t, t]));
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            rows.to_json_rows(),
+            r#"[["a\"b",1,4591870180066957722,1000001],["c",-2,-4611686018427387904,1000001]]"#
+        );
+        assert_eq!(RowSet::new().to_json_rows(), "[]");
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod audit;
 mod connection;
 mod constraints;
 mod entitlements;
+mod measurements;
 mod overrides;
 mod parties;
 mod postgres;
@@ -26,14 +27,20 @@ mod sqlite;
 mod tenants;
 mod transaction;
 
+use std::collections::BTreeMap;
+use std::ops::Range;
+
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::domain::agreement::{Agreement, AgreementKind, Revision};
 use crate::domain::api_key::ApiKey;
 use crate::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
 use crate::domain::changes::Change;
 use crate::domain::filter::AgreementFilter;
+use crate::domain::measurement::{
+    Catalog, CountBucket, Cutoffs, Level, Measurement, RollupKey, SampleAt, View,
+};
 use crate::domain::names::Id;
 use crate::domain::overrides::Override;
 use crate::domain::party::Party;
@@ -78,8 +85,30 @@ pub trait Store: Send + Sync + 'static {
     /// every replica on the same database.
     async fn page_token_secret(&self) -> Result<Vec<u8>>;
 
+    /// Where measurements are partitioned by time (PostgreSQL): creates the
+    /// monthly partitions from `months.0` through `months.1` that are
+    /// missing and drops those wholly before `cutoffs` (raw counts before
+    /// `raw_before`, rollups, samples and downtime before `kept_before`;
+    /// none without cutoffs). Returns what it did (`created <partition>`,
+    /// `dropped <partition>`); nothing where nothing is partitioned (SQLite).
+    async fn partition_measurements(
+        &self,
+        months: (NaiveDate, NaiveDate),
+        cutoffs: Option<&Cutoffs>,
+    ) -> Result<Vec<String>>;
+
     /// Closes the pool, waiting for connections in use.
     async fn close(&self);
+}
+
+/// An idempotency key of a measurement to record.
+#[derive(Debug, Clone, Copy)]
+pub struct MeasurementKey<'a> {
+    pub id: &'a str,
+    /// `Measurement::digest`.
+    pub digest: &'a str,
+    /// The measurement's time (a downtime's start), which retention ages.
+    pub time: DateTime<Utc>,
 }
 
 /// Follows the changes other replicas commit.
@@ -299,6 +328,86 @@ pub trait Tx: Send {
         pairs: &[(Id, Id)],
         known_at: DateTime<Utc>,
     ) -> Result<Vec<EntitlementRows>>;
+    /// What the catalogue of `tenant` says of a batch of measurements naming
+    /// `services` and `parties` (ids): those that exist, and the objectives
+    /// of every agreement covering those services (any state, with their
+    /// overrides' added objectives). The services found cannot be deleted
+    /// until the transaction ends.
+    async fn measurement_catalog(
+        &mut self,
+        tenant: &Id,
+        services: &[&str],
+        parties: &[&str],
+    ) -> Result<Catalog>;
+    /// Records those of `keys` that `tenant` does not have yet; returns the
+    /// ids recorded. A key a concurrent transaction is recording waits for
+    /// it to commit or roll back.
+    async fn insert_measurement_keys(
+        &mut self,
+        tenant: &Id,
+        keys: &[MeasurementKey<'_>],
+    ) -> Result<Vec<String>>;
+    /// The stored digests of those of `ids` that `tenant` has, as (id, digest).
+    async fn measurement_digests(
+        &mut self,
+        tenant: &Id,
+        ids: &[&str],
+    ) -> Result<Vec<(String, String)>>;
+    /// Stores measurements as their kind keeps them: raw counts, samples,
+    /// downtime.
+    async fn insert_measurements(
+        &mut self,
+        tenant: &Id,
+        measurements: &[Measurement],
+    ) -> Result<()>;
+    /// Adds (good, total) to each rollup row of `sums`, creating it if need be.
+    async fn add_count_rollups(
+        &mut self,
+        tenant: &Id,
+        sums: &BTreeMap<RollupKey, (i64, i64)>,
+    ) -> Result<()>;
+    /// The counts of `service`'s `indicator` seen by `view`, summed per bucket
+    /// of each range's level (raw rows per instant), over `ranges` (half-open;
+    /// one statement per level present): ordered by level, then start.
+    async fn count_buckets(
+        &mut self,
+        tenant: &Id,
+        service: &Id,
+        view: &View,
+        indicator: &str,
+        ranges: &[(Level, Range<DateTime<Utc>>)],
+    ) -> Result<Vec<CountBucket>>;
+    /// The samples of `service`'s `indicator` seen by `view` taken in
+    /// `span`, by time.
+    async fn samples(
+        &mut self,
+        tenant: &Id,
+        service: &Id,
+        view: &View,
+        indicator: &str,
+        span: &Range<DateTime<Utc>>,
+    ) -> Result<Vec<SampleAt>>;
+    /// The downtime of `service`'s `indicator` seen by `view` that overlaps
+    /// `span`, as reported (unclipped), by start.
+    async fn downtime(
+        &mut self,
+        tenant: &Id,
+        service: &Id,
+        view: &View,
+        indicator: &str,
+        span: &Range<DateTime<Utc>>,
+    ) -> Result<Vec<Range<DateTime<Utc>>>>;
+    /// Deletes up to `limit` of `tenant`'s expired measurement keys and, per
+    /// table, up to `limit` expired rows where rows expire one by one (all of
+    /// SQLite's; PostgreSQL's DEFAULT partitions, its months being dropped
+    /// whole by `Store::partition_measurements`); returns how many.
+    async fn delete_expired_measurements(
+        &mut self,
+        tenant: &Id,
+        cutoffs: &Cutoffs,
+        limit: i64,
+    ) -> Result<u64>;
+
     /// The party first, then its parent and so on up, as recorded at
     /// `known_at`; empty when the party did not exist then.
     async fn party_ancestry(

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::NaiveDate;
 use sqlx::postgres::{
     PgArguments, PgConnectOptions, PgDatabaseError, PgPoolOptions, PgRow, PgValueFormat, PgValueRef,
 };
@@ -15,11 +16,14 @@ use sqlx::types::Json;
 use sqlx::{Arguments, AssertSqlSafe, PgPool, Postgres, Row, TypeInfo, ValueRef};
 use tracing::warn;
 
-use super::connection::{Cell, Column, Connection, Failure, Rows, Statement, Value, Violation};
+use super::connection::{
+    Array, Cell, Column, Connection, Failure, RowSet, Rows, Statement, Value, Violation,
+};
 use super::constraints::{begin_failed, internal};
 use super::transaction::Transaction;
 use super::{Access, ChangeFeed, Store, Tx, millis, settings, statement_budget};
 use crate::domain::changes::Change;
+use crate::domain::measurement::Cutoffs;
 use crate::domain::names::Id;
 use crate::error::{Error, Result};
 use crate::redact::{Secrets, redact_url, url_secrets};
@@ -276,6 +280,18 @@ impl Store for PostgresStore {
         settings::page_token_secret(Box::new(conn)).await
     }
 
+    async fn partition_measurements(
+        &self,
+        months: (NaiveDate, NaiveDate),
+        cutoffs: Option<&Cutoffs>,
+    ) -> Result<Vec<String>> {
+        let conn = self.open_transaction(None, Access::Write).await?;
+        let mut conn: Box<dyn Connection> = Box::new(conn);
+        let done = super::measurements::partition(&mut *conn, months, cutoffs).await?;
+        conn.commit().await?;
+        Ok(done)
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
@@ -295,6 +311,10 @@ fn arguments(values: Vec<Value<'_>>) -> Result<PgArguments, Failure> {
             Value::Int(n) => args.add(n),
             Value::Time(time) => args.add(time),
             Value::Json(raw) => args.add(Json(raw)),
+            Value::Array(Array::Text(v)) => args.add(v),
+            Value::Array(Array::Int(v)) => args.add(v),
+            Value::Array(Array::Float(v)) => args.add(v),
+            Value::Array(Array::Time(v)) => args.add(v),
         };
         added.map_err(|e| Failure::Other(sqlx::Error::Encode(e)))?;
     }
@@ -325,6 +345,8 @@ fn decode(row: &PgRow, i: usize, column: Column) -> Result<Cell, sqlx::Error> {
     Ok(match column {
         Column::Text => Cell::Text(row.try_get(i)?),
         Column::Int => Cell::Int(row.try_get(i)?),
+        Column::Float => Cell::Float(row.try_get(i)?),
+        Column::Time => Cell::Time(row.try_get(i)?),
         Column::Json => Cell::Json(json_text(raw).map_err(|source| sqlx::Error::ColumnDecode {
             index: i.to_string(),
             source,
@@ -355,6 +377,32 @@ impl Connection for PostgresConnection {
 
     fn row_lock(&self) -> &'static str {
         " FOR UPDATE"
+    }
+
+    fn share_lock(&self) -> &'static str {
+        " FOR KEY SHARE"
+    }
+
+    /// `UNNEST` of one array per column.
+    fn push_rows<'a>(
+        &self,
+        statement: Statement<'a>,
+        alias: &str,
+        rows: RowSet<'a>,
+    ) -> Statement<'a> {
+        let names: Vec<&str> = rows.columns.iter().map(|(name, _)| *name).collect();
+        let mut statement = statement.push("UNNEST(");
+        for (i, (_, column)) in rows.columns.into_iter().enumerate() {
+            if i > 0 {
+                statement = statement.push(", ");
+            }
+            statement = statement.push_arg(Value::Array(column));
+        }
+        statement.push(&format!(") AS {alias} ({})", names.join(", ")))
+    }
+
+    fn partitions_by_time(&self) -> bool {
+        true
     }
 
     /// A transaction-scoped advisory lock on the tenant's id.

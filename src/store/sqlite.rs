@@ -7,17 +7,23 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::DateTime;
+use chrono::NaiveDate;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
+use sqlx::types::JsonRawValue;
 use sqlx::{Arguments, AssertSqlSafe, Row, Sqlite, SqlitePool, ValueRef};
 
-use super::connection::{Cell, Column, Connection, Failure, Rows, Statement, Value, Violation};
+use super::connection::{
+    Cell, Column, Connection, Failure, RowSet, Rows, Statement, Value, Violation,
+};
 use super::constraints::{begin_failed, internal};
 use super::transaction::Transaction;
 use super::{Access, ChangeFeed, Store, Tx, millis, settings, statement_budget};
 use crate::domain::changes::Change;
+use crate::domain::measurement::Cutoffs;
 use crate::domain::names::Id;
 use crate::error::{Error, Result};
 
@@ -143,6 +149,16 @@ impl Store for SqliteStore {
         settings::page_token_secret(Box::new(conn)).await
     }
 
+    async fn partition_measurements(
+        &self,
+        months: (NaiveDate, NaiveDate),
+        cutoffs: Option<&Cutoffs>,
+    ) -> Result<Vec<String>> {
+        // Plain tables: retention deletes rows (`Tx::delete_expired_measurements`).
+        let _ = (months, cutoffs);
+        Ok(Vec::new())
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
@@ -162,6 +178,12 @@ fn arguments(values: Vec<Value<'_>>) -> Result<SqliteArguments, Failure> {
             Value::Int(n) => args.add(n),
             Value::Time(time) => args.add(time.map(|t| t.timestamp_micros())),
             Value::Json(raw) => args.add(String::from(Box::<str>::from(raw))),
+            // Rows reach SQLite as one JSON document (`push_rows`).
+            Value::Array(_) => {
+                return Err(Failure::Other(sqlx::Error::Protocol(
+                    "SQLite binds no arrays".into(),
+                )));
+            }
         };
         added.map_err(|e| Failure::Other(sqlx::Error::Encode(e)))?;
     }
@@ -175,6 +197,17 @@ fn decode(row: &SqliteRow, i: usize, column: Column) -> Result<Cell, sqlx::Error
     Ok(match column {
         Column::Text => Cell::Text(row.try_get(i)?),
         Column::Int => Cell::Int(row.try_get(i)?),
+        // Stored as its bits (`Column::Float`).
+        Column::Float => Cell::Float(f64::from_bits(row.try_get::<i64, _>(i)? as u64)),
+        Column::Time => {
+            let micros: i64 = row.try_get(i)?;
+            Cell::Time(DateTime::from_timestamp_micros(micros).ok_or_else(|| {
+                sqlx::Error::ColumnDecode {
+                    index: i.to_string(),
+                    source: format!("{micros} µs is out of range").into(),
+                }
+            })?)
+        }
         Column::Json => Cell::Json(row.try_get(i)?),
     })
 }
@@ -203,6 +236,36 @@ impl Connection for SqliteConnection {
     fn row_lock(&self) -> &'static str {
         // Writing transactions begin IMMEDIATE and exclude each other.
         ""
+    }
+
+    fn share_lock(&self) -> &'static str {
+        // Writing transactions begin IMMEDIATE and exclude each other.
+        ""
+    }
+
+    /// `json_each` of one JSON array of rows.
+    fn push_rows<'a>(
+        &self,
+        statement: Statement<'a>,
+        alias: &str,
+        rows: RowSet<'a>,
+    ) -> Statement<'a> {
+        let columns: Vec<String> = rows
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| format!("value ->> {i} AS {name}"))
+            .collect();
+        let document =
+            JsonRawValue::from_string(rows.to_json_rows()).expect("a row set writes valid JSON");
+        statement
+            .push(&format!("(SELECT {} FROM json_each(", columns.join(", ")))
+            .push_arg(Value::Json(document))
+            .push(&format!(")) AS {alias}"))
+    }
+
+    fn partitions_by_time(&self) -> bool {
+        false
     }
 
     async fn lock_tenant(&mut self, _tenant: &Id) -> Result<()> {

@@ -40,6 +40,15 @@ const DELETE: &[&str] = &[
     "DELETE FROM agreements WHERE tenant = $1",
     "DELETE FROM services WHERE tenant = $1",
     "DELETE FROM parties WHERE tenant = $1",
+    // After the services: a batch of measurements holds the services it
+    // names until it commits, so its rows are there to delete by now.
+    "DELETE FROM measurement_keys WHERE tenant = $1",
+    "DELETE FROM measurement_counts WHERE tenant = $1",
+    "DELETE FROM measurement_samples WHERE tenant = $1",
+    "DELETE FROM measurement_downtime WHERE tenant = $1",
+    "DELETE FROM count_rollups_minute WHERE tenant = $1",
+    "DELETE FROM count_rollups_hour WHERE tenant = $1",
+    "DELETE FROM count_rollups_day WHERE tenant = $1",
     "DELETE FROM request_ids WHERE tenant = $1",
     "DELETE FROM api_keys WHERE tenant = $1",
     "DELETE FROM tenants WHERE id = $1",

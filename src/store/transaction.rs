@@ -1,19 +1,25 @@
 //! The one implementation of `Tx`, for every engine: each method is the
 //! resource module's function run on the engine's `Connection`.
 
+use std::collections::BTreeMap;
+use std::ops::Range;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::connection::{Connection, RowLock};
 use super::{
-    EntitlementRows, StoredRequest, Tx, agreements, api_keys, audit, entitlements, overrides,
-    parties, requests, revisions, services, tenants,
+    EntitlementRows, MeasurementKey, StoredRequest, Tx, agreements, api_keys, audit, entitlements,
+    measurements, overrides, parties, requests, revisions, services, tenants,
 };
 use crate::domain::agreement::{Agreement, AgreementKind, Revision};
 use crate::domain::api_key::ApiKey;
 use crate::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
 use crate::domain::changes::Change;
 use crate::domain::filter::AgreementFilter;
+use crate::domain::measurement::{
+    Catalog, CountBucket, Cutoffs, Level, Measurement, RollupKey, SampleAt, View,
+};
 use crate::domain::names::Id;
 use crate::domain::overrides::Override;
 use crate::domain::party::Party;
@@ -414,5 +420,88 @@ impl Tx for Transaction {
         known_at: DateTime<Utc>,
     ) -> Result<Vec<Override>> {
         overrides::first_recorded_after(self.conn(), tenant, agreements, known_at).await
+    }
+
+    async fn measurement_catalog(
+        &mut self,
+        tenant: &Id,
+        services: &[&str],
+        parties: &[&str],
+    ) -> Result<Catalog> {
+        measurements::catalog(self.conn(), tenant, services, parties).await
+    }
+
+    async fn insert_measurement_keys(
+        &mut self,
+        tenant: &Id,
+        keys: &[MeasurementKey<'_>],
+    ) -> Result<Vec<String>> {
+        measurements::insert_keys(self.conn(), tenant, keys).await
+    }
+
+    async fn measurement_digests(
+        &mut self,
+        tenant: &Id,
+        ids: &[&str],
+    ) -> Result<Vec<(String, String)>> {
+        measurements::digests(self.conn(), tenant, ids).await
+    }
+
+    async fn insert_measurements(
+        &mut self,
+        tenant: &Id,
+        measurements: &[Measurement],
+    ) -> Result<()> {
+        measurements::insert(self.conn(), tenant, measurements).await
+    }
+
+    async fn add_count_rollups(
+        &mut self,
+        tenant: &Id,
+        sums: &BTreeMap<RollupKey, (i64, i64)>,
+    ) -> Result<()> {
+        measurements::add_rollups(self.conn(), tenant, sums).await
+    }
+
+    async fn count_buckets(
+        &mut self,
+        tenant: &Id,
+        service: &Id,
+        view: &View,
+        indicator: &str,
+        ranges: &[(Level, Range<DateTime<Utc>>)],
+    ) -> Result<Vec<CountBucket>> {
+        measurements::count_buckets(self.conn(), tenant, service, view, indicator, ranges).await
+    }
+
+    async fn samples(
+        &mut self,
+        tenant: &Id,
+        service: &Id,
+        view: &View,
+        indicator: &str,
+        span: &Range<DateTime<Utc>>,
+    ) -> Result<Vec<SampleAt>> {
+        measurements::samples(self.conn(), tenant, service, view, indicator, span).await
+    }
+
+    async fn downtime(
+        &mut self,
+        tenant: &Id,
+        service: &Id,
+        view: &View,
+        indicator: &str,
+        span: &Range<DateTime<Utc>>,
+    ) -> Result<Vec<Range<DateTime<Utc>>>> {
+        measurements::downtime(self.conn(), tenant, service, view, indicator, span).await
+    }
+
+    async fn delete_expired_measurements(
+        &mut self,
+        tenant: &Id,
+        cutoffs: &Cutoffs,
+        limit: i64,
+    ) -> Result<u64> {
+        measurements::delete_expired(self.conn(), tenant, cutoffs, limit).await
     }
 }

@@ -78,6 +78,8 @@ fn request_naming_tenant_a(method: &str) -> Vec<u8> {
         "GetTenant" | "UpdateTenant" => "tenants/a",
         "CreateApiKey" | "ListApiKeys" | "CreateParty" | "ListParties" | "CreateService"
         | "ListServices" | "CreateAgreement" | "ListAgreements" | "ListAuditEvents" => "tenants/a",
+        // No measurements: an allowed call stores nothing.
+        "ReportMeasurements" | "StreamMeasurements" => "tenants/a",
         "GetApiKey" | "RevokeApiKey" => "tenants/a/apiKeys/nope",
         "GetParty" | "UpdateParty" | "DeleteParty" => "tenants/a/parties/nope",
         "GetService" | "UpdateService" | "DeleteService" => "tenants/a/services/nope",
@@ -117,8 +119,9 @@ fn request_naming_tenant_a(method: &str) -> Vec<u8> {
     }
 }
 
-/// Whether `method` streams its responses, as the served descriptors say.
-fn server_streaming(method: &str) -> bool {
+/// Whether `method` streams its requests and its responses, as the served
+/// descriptors say.
+fn streaming(method: &str) -> (bool, bool) {
     use prost::Message;
     let set = prost_types::FileDescriptorSet::decode(accord::proto::FILE_DESCRIPTOR_SET)
         .expect("the embedded descriptor set decodes");
@@ -128,7 +131,7 @@ fn server_streaming(method: &str) -> bool {
         .flat_map(|f| &f.service)
         .flat_map(|s| s.method.iter().map(move |m| (s, m)))
         .find(|(s, m)| method == format!("/accord.v1.{}/{}", s.name(), m.name()))
-        .map(|(_, m)| m.server_streaming())
+        .map(|(_, m)| (m.client_streaming(), m.server_streaming()))
         .expect("an accord.v1 RPC")
 }
 
@@ -136,8 +139,10 @@ async fn call(s: &TestServer, method: &str, bearer: Bearer) -> Code {
     let mut grpc = tonic::client::Grpc::new(s.authed(bearer));
     grpc.ready().await.unwrap();
     let path = http::uri::PathAndQuery::try_from(method).unwrap();
-    let request = tonic::Request::new(request_naming_tenant_a(method));
-    if !server_streaming(method) {
+    let body = request_naming_tenant_a(method);
+    let (streams_requests, streams_responses) = streaming(method);
+    if !streams_responses {
+        let request = tonic::Request::new(body);
         return match grpc.unary::<_, Vec<u8>, _>(request, path, RawCodec).await {
             Ok(_) => Code::Ok,
             Err(status) => status.code(),
@@ -146,10 +151,17 @@ async fn call(s: &TestServer, method: &str, bearer: Bearer) -> Code {
     // An allowed stream stays open: its first message (or the status that
     // ends it first) is the answer, and dropping it ends the call.
     let first = async {
-        let mut stream = grpc
-            .server_streaming::<_, Vec<u8>, _>(request, path, RawCodec)
-            .await?
-            .into_inner();
+        let mut stream = if streams_requests {
+            let request = tonic::Request::new(tokio_stream::iter([body]));
+            grpc.streaming::<_, Vec<u8>, _, _>(request, path, RawCodec)
+                .await?
+                .into_inner()
+        } else {
+            let request = tonic::Request::new(body);
+            grpc.server_streaming::<_, Vec<u8>, _>(request, path, RawCodec)
+                .await?
+                .into_inner()
+        };
         stream.message().await
     };
     match tokio::time::timeout(Duration::from_secs(10), first).await {

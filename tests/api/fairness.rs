@@ -1,5 +1,5 @@
 //! One tenant cannot starve the others: its calls in flight, its watch
-//! streams and its slow request bodies are bounded by its own share, and the
+//! and measurement streams and its slow request bodies are bounded by its own share, and the
 //! excess is refused at once with RESOURCE_EXHAUSTED, a reason and a retry
 //! hint, never left to hang.
 
@@ -169,6 +169,37 @@ fn assert_refused<T: std::fmt::Debug>(result: Result<T, Status>, reason: &str) {
         .and_then(|r| r.retry_delay)
         .unwrap_or_else(|| panic!("RetryInfo with a delay: {status:?}"));
     assert!(delay > Duration::ZERO, "{status:?}");
+}
+
+/// Opens a StreamMeasurements stream that stays open (its requests come
+/// from the sender returned) and reads the answer to its first batch.
+async fn open_measurement_stream(
+    w: &World,
+) -> Result<
+    (
+        mpsc::Sender<pb::StreamMeasurementsRequest>,
+        tonic::Streaming<pb::StreamMeasurementsResponse>,
+    ),
+    Status,
+> {
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(pb::StreamMeasurementsRequest {
+        parent: w.tenant.clone(),
+        measurements: Vec::new(),
+        sequence: 1,
+    })
+    .await
+    .expect("queue the first batch");
+    let mut answers = w
+        .measurements()
+        .stream_measurements(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(5), answers.message())
+        .await
+        .expect("the stream answers its first batch")?;
+    assert_eq!(first.map(|a| a.sequence), Some(1));
+    Ok((tx, answers))
 }
 
 // --- calls in flight -------------------------------------------------------------
@@ -433,8 +464,53 @@ async fn slow_request_bodies_hold_no_permit_and_fail_after_the_timeout(backend: 
     assert!(started.elapsed() >= body_timeout);
 }
 
+async fn a_measurement_stream_holds_a_stream_slot_for_its_whole_life(backend: Backend) {
+    let Some(s) = TestServer::start_with(backend, |c| {
+        c.max_watch_streams_per_tenant = Some(1);
+        c.max_concurrent_requests_per_tenant = Some(1);
+    })
+    .await
+    else {
+        return;
+    };
+    let w = World::new(&s, "acme").await;
+
+    let (batches, answers) = open_measurement_stream(&w).await.expect("a stream");
+
+    // The tenant's one stream slot is taken, by a watch or another stream
+    // alike; its one call slot is free.
+    assert_refused(open_watch(&w).await, "TENANT_TOO_MANY_WATCHES");
+    assert_refused(open_measurement_stream(&w).await, "TENANT_TOO_MANY_WATCHES");
+    list_parties_promptly(&w).await;
+    // Still open, still answering.
+    batches
+        .send(pb::StreamMeasurementsRequest {
+            parent: w.tenant.clone(),
+            measurements: Vec::new(),
+            sequence: 2,
+        })
+        .await
+        .unwrap();
+    let mut answers = answers;
+    let second = answers.message().await.unwrap().unwrap();
+    assert_eq!(second.sequence, 2);
+
+    // The client finishes: the stream ends and frees its slot.
+    drop(batches);
+    assert!(answers.message().await.unwrap().is_none());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Err(status) = open_watch(&w).await {
+        assert!(
+            Instant::now() < deadline,
+            "the slot of a finished measurement stream was never freed: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 on_both_backends!(
     backend:
+    a_measurement_stream_holds_a_stream_slot_for_its_whole_life,
     a_tenant_at_its_share_of_calls_does_not_stop_another_tenants_calls,
     the_server_limit_refuses_calls_once_the_shares_fill_it,
     watch_limits_refuse_the_excess_and_free_a_slot_when_a_stream_ends,

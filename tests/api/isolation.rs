@@ -22,10 +22,14 @@
 //!   as one about a missing resource: NOT_FOUND naming it, for the call or,
 //!   in a batch or a watch, for that pair alone in an OK answer, which may
 //!   repeat the pair's own names and nothing else of B's;
+//! - a measurement naming a service or consumer of B's (or a ghost) is
+//!   rejected on its own, UNKNOWN_SERVICE or UNKNOWN_CONSUMER, in an OK answer
+//!   that says nothing of B; a report or stream to B's parent is refused;
 //! - A's own calls may fail as the domain says (NOT_FOUND, ABORTED, ...), but
 //!   never with INTERNAL, UNKNOWN or any other non-domain code;
 //! - B, as B's TENANT_ADMIN lists it through the API, is byte for byte the same
-//!   afterwards (a SHA-256 over every message, `last_use_time` aside).
+//!   afterwards (a SHA-256 over every message, `last_use_time` aside), and so
+//!   are its measurements as the store reads them.
 //!
 //! The run is reproducible from its seed, printed at the start; set
 //! `ACCORD_ISOLATION_SEED` to replay one. Calls run 16 at a time, so their
@@ -36,6 +40,8 @@ use std::time::Instant;
 
 use accord::auth::methods::{accord_methods, roles_for};
 use accord::domain::api_key::Role;
+use accord::domain::measurement::{Level, View};
+use accord::domain::names::Id;
 use accord::proto::v1 as pb;
 use futures::future::LocalBoxFuture;
 use futures::{FutureExt, StreamExt};
@@ -215,6 +221,15 @@ async fn populate(s: &TestServer, t: &str, note: &str, private: bool) -> Populat
         };
         w.add_override(&name("agreements", agreement), id, o).await;
     }
+
+    // Measurements of payments: the bank's, and service-wide.
+    let measured: Vec<pb::Measurement> = (0..20)
+        .map(|i| {
+            let m = counts(&format!("setup-m{i}"), &w.payments, ago(120 + i), i % 3, 3);
+            if i % 2 == 0 { tagged(m, &w.bank) } else { m }
+        })
+        .collect();
+    assert_eq!(w.report(measured).await.accepted, 20);
 
     let keys = w.key_of_each_role().await;
     let mut spare = vec!["spare-1", "spare-2"];
@@ -729,6 +744,22 @@ enum Expect {
         watch: bool,
         pairs: Vec<(pb::EntitlementPair, PairExpect)>,
     },
+    /// OK, answering for every measurement of the batch (a stream: its first
+    /// answer), each expected as listed.
+    Measured {
+        stream: bool,
+        items: Vec<ItemExpect>,
+    },
+}
+
+/// What one measurement of a report or a stream's batch must become.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ItemExpect {
+    /// A's names only: anything the domain says.
+    Own,
+    /// It names a service or consumer of B's, or a ghost: rejected as
+    /// unknown.
+    Unknown,
 }
 
 /// What one pair of a batch or a watch must answer.
@@ -799,6 +830,37 @@ fn watch_initial(
             .unwrap_or_else(|_| {
                 Err(Status::deadline_exceeded(
                     "the watch sent no initial result for every pair in time",
+                ))
+            })
+    }
+    .boxed_local();
+    (shown, send)
+}
+
+/// Opens a StreamMeasurements stream, sends `request` as its one batch and
+/// answers its first message (or the status that ends it).
+fn stream_once(
+    c: &Clients,
+    request: pb::StreamMeasurementsRequest,
+) -> (String, LocalBoxFuture<'static, Answer>) {
+    let shown = format!("{request:?}");
+    let mut client = c.measurements();
+    let send: LocalBoxFuture<'static, Answer> = async move {
+        let first = async {
+            let mut answers = client
+                .stream_measurements(tokio_stream::iter([request]))
+                .await?
+                .into_inner();
+            match answers.message().await? {
+                Some(answer) => Ok(answer.encode_to_vec()),
+                None => Err(Status::unknown("the stream ended without an answer")),
+            }
+        };
+        tokio::time::timeout(WATCH_INITIAL, first)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Status::deadline_exceeded(
+                    "the stream did not answer in time",
                 ))
             })
     }
@@ -1238,6 +1300,56 @@ impl Plan<'_> {
                     t => t,
                 };
                 self.pair(t)
+            })
+            .collect()
+    }
+
+    /// One measurement of the twist's names and what it must become: A's
+    /// own for Own (and ForeignName, whose parent is refused anyway), else a
+    /// service or consumer of B's (or a ghost) that makes it unknown.
+    fn measurement(&mut self, twist: Twist) -> (pb::Measurement, ItemExpect) {
+        let (consumer, service, expect) = match twist {
+            Twist::Own | Twist::ForeignName => {
+                let consumer = if self.chance(0.5) {
+                    self.pick(Who::A, Kind::Party)
+                } else {
+                    String::new()
+                };
+                (consumer, self.pick(Who::A, Kind::Service), ItemExpect::Own)
+            }
+            _ => {
+                let (consumer, service) = self.sides(twist);
+                (
+                    self.side(consumer, Kind::Party),
+                    self.side(service, Kind::Service),
+                    ItemExpect::Unknown,
+                )
+            }
+        };
+        let id = format!("m{}", self.rng.random_range(0..30));
+        let at = ago(self.rng.random_range(1..600));
+        let good = self.rng.random_range(0..3);
+        (
+            tagged(counts(&id, &service, at, good, 2), &consumer),
+            expect,
+        )
+    }
+
+    /// 1 to 4 measurements, one of them of the twist's names, the others
+    /// A's own, or for ForeignRef B's or ghosts too.
+    fn measurements(&mut self, twist: Twist) -> Vec<(pb::Measurement, ItemExpect)> {
+        let n = self.rng.random_range(1..=4);
+        let key = self.rng.random_range(0..n);
+        (0..n)
+            .map(|i| {
+                let t = match twist {
+                    Twist::ForeignName => twist,
+                    _ if i == key => twist,
+                    _ if self.chance(0.5) => Twist::Own,
+                    Twist::ForeignRef => self.one(&[Twist::ForeignRef, Twist::Ghost]),
+                    t => t,
+                };
+                self.measurement(t)
             })
             .collect()
     }
@@ -1971,6 +2083,33 @@ impl Plan<'_> {
                 };
                 (twist, expect, watch_initial(c, request))
             }
+            // --- measurements: B's services and consumers are unknown, item
+            // by item; only a parent of B's is refused as a whole.
+            "ReportMeasurements" | "StreamMeasurements" => {
+                let stream = rpc == "StreamMeasurements";
+                let (parent, refused) = self.entitlement_parent(twist);
+                let (measurements, items): (Vec<_>, Vec<_>) =
+                    self.measurements(twist).into_iter().unzip();
+                let expect = refused.unwrap_or(Expect::Measured { stream, items });
+                if stream {
+                    let request = pb::StreamMeasurementsRequest {
+                        parent,
+                        measurements,
+                        sequence: 7,
+                    };
+                    (twist, expect, stream_once(c, request))
+                } else {
+                    let request = pb::ReportMeasurementsRequest {
+                        parent,
+                        measurements,
+                    };
+                    (
+                        twist,
+                        expect,
+                        rpc!(c.measurements(), report_measurements, request),
+                    )
+                }
+            }
             other => panic!("no random request for {other}: add one here"),
         }
     }
@@ -2235,6 +2374,12 @@ fn verdict(call: &Meta, answer: &Answer) -> Option<String> {
             Ok(_) => wrong(&format!("NOT_FOUND naming one of {names:?}")),
             Err(status) => not_found_naming(status, names),
         },
+        Expect::Measured { stream, items } => {
+            let Ok(bytes) = answer else {
+                return wrong("OK answering for every measurement");
+            };
+            measured_verdict(*stream, items, bytes)
+        }
         Expect::Results { watch, pairs } => {
             let Ok(bytes) = answer else {
                 return wrong("OK with one result per pair");
@@ -2262,6 +2407,74 @@ fn verdict(call: &Meta, answer: &Answer) -> Option<String> {
     }
 }
 
+/// Why the answer to a report or a stream's batch is wrong, if it is: every
+/// measurement accounted for, each naming B (or a ghost) rejected as
+/// unknown.
+fn measured_verdict(stream: bool, items: &[ItemExpect], bytes: &[u8]) -> Option<String> {
+    let (accepted, duplicates, rejections) = if stream {
+        let a = pb::StreamMeasurementsResponse::decode(bytes).expect("decode");
+        if a.sequence != 7 {
+            return Some(format!("sequence {} for batch 7", a.sequence));
+        }
+        (a.accepted, a.duplicates, a.rejections)
+    } else {
+        let a = pb::ReportMeasurementsResponse::decode(bytes).expect("decode");
+        (a.accepted, a.duplicates, a.rejections)
+    };
+    let accounted = accepted + duplicates + rejections.len() as i64;
+    if accounted != items.len() as i64 {
+        return Some(format!(
+            "{accounted} measurements accounted for of {}",
+            items.len()
+        ));
+    }
+    items.iter().enumerate().find_map(|(i, expect)| {
+        let rejection = rejections.iter().find(|r| r.index == i as i32);
+        match (expect, rejection) {
+            (ItemExpect::Own, _) => None,
+            (ItemExpect::Unknown, Some(r))
+                if ["UNKNOWN_SERVICE", "UNKNOWN_CONSUMER"].contains(&r.reason.as_str()) =>
+            {
+                None
+            }
+            (ItemExpect::Unknown, other) => Some(format!(
+                "measurements[{i}] names B or a ghost, yet {other:?}"
+            )),
+        }
+    })
+}
+
+/// How many measurements an OK report or stream answer says it stored.
+fn accepted_in(stream: bool, bytes: &[u8]) -> i64 {
+    if stream {
+        pb::StreamMeasurementsResponse::decode(bytes).map_or(0, |a| a.accepted)
+    } else {
+        pb::ReportMeasurementsResponse::decode(bytes).map_or(0, |a| a.accepted)
+    }
+}
+
+/// B's measurements as the store reads them: sums per level and view, and
+/// which of the ids either tenant uses B holds.
+async fn measurements_of(s: &TestServer, tenant: &str) -> String {
+    let db = Stored::of(s.store().await, tenant);
+    let bank = View::Consumer(Id::parse("id", "bank").unwrap());
+    let mut seen = Vec::new();
+    for level in [Level::Raw, Level::Minute, Level::Hour, Level::Day] {
+        for view in [&View::ServiceWide, &bank] {
+            let sum = db.counts("payments", view, level, around_now()).await;
+            seen.push(format!("{level:?} {view:?} {sum:?}"));
+        }
+    }
+    let ids: Vec<String> = (0..30)
+        .map(|i| format!("m{i}"))
+        .chain((0..20).map(|i| format!("setup-m{i}")))
+        .collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    seen.push(format!("keys {:?}", db.keys(&ids).await));
+    db.store.close().await;
+    seen.join("\n")
+}
+
 // --- the test ------------------------------------------------------------------------
 
 async fn tenant_a_can_neither_see_nor_change_tenant_b(s: TestServer) {
@@ -2273,6 +2486,7 @@ async fn tenant_a_can_neither_see_nor_change_tenant_b(s: TestServer) {
 
     let before = snapshot(&b_admin, B).await;
     let checksum_before = before.checksum();
+    let b_measured_before = measurements_of(&s, B).await;
     let a_snapshot = snapshot(&a_admin, A).await;
     let b_tokens = page_tokens(&s.clients(b.key(Role::Reader)), &b_admin, &before).await;
     let a_tokens = page_tokens(&s.clients(a.key(Role::Reader)), &a_admin, &a_snapshot).await;
@@ -2328,6 +2542,10 @@ async fn tenant_a_can_neither_see_nor_change_tenant_b(s: TestServer) {
     // and entitlements resolved for A's own questions, by method.
     let mut b_pairs_answered: BTreeMap<&str, usize> = BTreeMap::new();
     let mut entitled: BTreeMap<&str, usize> = BTreeMap::new();
+    // Measurement calls: items naming B or a ghost rejected inside an OK
+    // answer, and A's own items stored, by method.
+    let mut unknown_items: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut stored_items: BTreeMap<&str, i64> = BTreeMap::new();
     for (call, answer) in &answers {
         if let Some(problem) = verdict(call, answer) {
             let shown: String = call.request.chars().take(400).collect();
@@ -2359,6 +2577,11 @@ async fn tenant_a_can_neither_see_nor_change_tenant_b(s: TestServer) {
                 if b_pairs > 0 {
                     *b_pairs_answered.entry(method).or_default() += b_pairs;
                 }
+                if let Expect::Measured { stream, items } = &call.expect {
+                    let unknown = items.iter().filter(|i| **i == ItemExpect::Unknown).count();
+                    *unknown_items.entry(method).or_default() += unknown;
+                    *stored_items.entry(method).or_default() += accepted_in(*stream, bytes);
+                }
                 let resolved = entitlements_in(&call.expect, bytes);
                 if call.twist == Twist::Own && resolved > 0 {
                     *entitled.entry(method).or_default() += resolved;
@@ -2369,6 +2592,7 @@ async fn tenant_a_can_neither_see_nor_change_tenant_b(s: TestServer) {
 
     let after = snapshot(&b_admin, B).await;
     let checksum_after = after.checksum();
+    let b_measured_after = measurements_of(&s, B).await;
 
     println!(
         "isolation: {CALLS} calls in {random_phase:.1?} ({:.0}/s), setup {setup:.1?}, total {:.1?}",
@@ -2390,6 +2614,10 @@ async fn tenant_a_can_neither_see_nor_change_tenant_b(s: TestServer) {
         "isolation: entitlements resolved for A's own questions {entitled:?}; \
          pairs naming B answered NOT_FOUND in OK batches and watches {b_pairs_answered:?}"
     );
+    println!(
+        "isolation: measurements naming B or a ghost rejected in OK answers {unknown_items:?}; \
+         A's own measurements stored {stored_items:?}"
+    );
     println!("isolation: B's checksum {checksum_before} before, {checksum_after} after");
 
     // B is untouched.
@@ -2398,6 +2626,14 @@ async fn tenant_a_can_neither_see_nor_change_tenant_b(s: TestServer) {
         checksum_after,
         "tenant B changed: {:?}",
         before.differences(&after)
+    );
+    assert_eq!(
+        b_measured_before, b_measured_after,
+        "tenant B's measurements changed"
+    );
+    assert!(
+        b_measured_before.contains("setup-m19"),
+        "B's measurements were read: {b_measured_before}"
     );
     // Every answer was right.
     assert!(
@@ -2443,6 +2679,18 @@ async fn tenant_a_can_neither_see_nor_change_tenant_b(s: TestServer) {
             assert!(
                 b_tokens_reached.get(method.as_str()).copied().unwrap_or(0) > 0,
                 "{method} was never called with a page token of B's"
+            );
+        }
+        // B's names reached the items of an OK report and of an OK stream,
+        // and A's own items were stored by both.
+        if method.contains("/accord.v1.MeasurementService/") {
+            assert!(
+                unknown_items.get(method.as_str()).copied().unwrap_or(0) > 0,
+                "{method} never answered a measurement naming B in an OK response"
+            );
+            assert!(
+                stored_items.get(method.as_str()).copied().unwrap_or(0) > 0,
+                "{method} never stored a measurement of A's"
             );
         }
         // B's names reached the pairs of an OK batch and of an OK watch.

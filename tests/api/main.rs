@@ -12,6 +12,7 @@ mod fairness;
 mod idempotency;
 mod isolation;
 mod key_lifetime;
+mod measurements;
 mod not_found_and_stale;
 mod overrides;
 mod pagination;

@@ -17,8 +17,9 @@ use sqlx::{Connection, PgConnection};
 
 use crate::support::*;
 
-/// Every table with a tenant column (`tenants` has it as `id`). A new table
-/// must be added here and to migration 0004's policies.
+/// Every table with a tenant column (`tenants` has it as `id`), partitions
+/// aside (each is checked as well, but their months come and go). A new
+/// table must be added here and get policies like those of migration 0004.
 const TENANT_TABLES: &[&str] = &[
     "agreement_labels",
     "agreement_revisions",
@@ -27,6 +28,13 @@ const TENANT_TABLES: &[&str] = &[
     "agreements",
     "api_keys",
     "audit_events",
+    "count_rollups_day",
+    "count_rollups_hour",
+    "count_rollups_minute",
+    "measurement_counts",
+    "measurement_downtime",
+    "measurement_keys",
+    "measurement_samples",
     "override_history",
     "overrides",
     "parties",
@@ -37,6 +45,17 @@ const TENANT_TABLES: &[&str] = &[
     "tenants",
 ];
 
+/// The tables partitioned by time, each with a DEFAULT partition and monthly
+/// ones.
+const PARTITIONED: &[&str] = &[
+    "count_rollups_day",
+    "count_rollups_hour",
+    "count_rollups_minute",
+    "measurement_counts",
+    "measurement_downtime",
+    "measurement_samples",
+];
+
 fn id(s: &str) -> Id {
     Id::parse("id", s).unwrap()
 }
@@ -45,11 +64,21 @@ async fn postgres_server() -> Option<TestServer> {
     TestServer::start(Backend::Postgres).await
 }
 
-/// Two tenants, each a `World::new` with an agreement.
+/// Two tenants, each a `World::new` with an agreement and a measurement of
+/// each kind.
 async fn two_tenants(s: &TestServer) {
     for t in ["alpha", "bravo"] {
         let w = World::new(s, t).await;
-        w.draft("sla", w.standard_sla()).await;
+        w.measured_sla().await;
+        let pay = &w.payments;
+        let reported = w
+            .report(vec![
+                counts("c", pay, ago(60), 1, 2),
+                sample("s", pay, ago(60), 1.0),
+                downtime("d", pay, ago(60), ago(30)),
+            ])
+            .await;
+        assert_eq!(reported.accepted, 3);
     }
 }
 
@@ -75,13 +104,15 @@ async fn every_tenant_table_is_behind_forced_rls_and_the_server_role_cannot_esca
         .unwrap();
 
     // The catalog: RLS enabled and forced, and at least one policy, on every
-    // table with a tenant column; and no such table is missing from the list.
-    let tables: Vec<(String, bool, bool, i64)> = sqlx::query_as(
+    // table with a tenant column, partitions included; and no such table is
+    // missing from the list.
+    let tables: Vec<(String, bool, bool, i64, bool)> = sqlx::query_as(
         "SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity, \
                 (SELECT COUNT(*) FROM pg_policies p \
-                 WHERE p.schemaname = n.nspname AND p.tablename = c.relname) \
+                 WHERE p.schemaname = n.nspname AND p.tablename = c.relname), \
+                c.relispartition \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = current_schema() AND c.relkind = 'r' \
+         WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') \
            AND (c.relname = 'tenants' OR EXISTS (SELECT 1 FROM pg_attribute a \
                 WHERE a.attrelid = c.oid AND a.attname = 'tenant' AND NOT a.attisdropped)) \
          ORDER BY 1",
@@ -89,14 +120,29 @@ async fn every_tenant_table_is_behind_forced_rls_and_the_server_role_cannot_esca
     .fetch_all(&mut admin)
     .await
     .unwrap();
-    let names: Vec<&str> = tables.iter().map(|t| t.0.as_str()).collect();
+    let names: Vec<&str> = tables
+        .iter()
+        .filter(|t| !t.4)
+        .map(|t| t.0.as_str())
+        .collect();
     assert_eq!(names, TENANT_TABLES);
-    for (table, enabled, forced, policies) in &tables {
+    for (table, enabled, forced, policies, _) in &tables {
         assert!(
             *enabled && *forced,
             "{table}: RLS enabled {enabled}, forced {forced}"
         );
         assert!(*policies > 0, "{table} has no policy");
+    }
+    for parent in PARTITIONED {
+        let partitions: Vec<&str> = tables
+            .iter()
+            .filter(|t| t.4 && t.0.starts_with(&format!("{parent}_")))
+            .map(|t| t.0.as_str())
+            .collect();
+        assert!(
+            partitions.contains(&format!("{parent}_default").as_str()) && partitions.len() > 1,
+            "{parent}: {partitions:?}"
+        );
     }
 
     // The server's role: no superuser, no BYPASSRLS, owns no table, and may
@@ -124,6 +170,11 @@ async fn every_tenant_table_is_behind_forced_rls_and_the_server_role_cannot_esca
         ("agreement_revisions", "UPDATE", false),
         ("parties", "UPDATE", true),
         ("_sqlx_migrations", "SELECT", false),
+        ("measurement_keys", "UPDATE", false),
+        ("measurement_counts", "UPDATE", false),
+        ("count_rollups_minute", "UPDATE", true),
+        ("measurement_counts_default", "DELETE", true),
+        ("measurement_counts_default", "INSERT", false),
     ] {
         let has: bool = sqlx::query_scalar("SELECT has_table_privilege($1, $2, $3)")
             .bind(PG_SERVER_ROLE)
@@ -149,7 +200,21 @@ async fn every_tenant_table_is_behind_forced_rls_and_the_server_role_cannot_esca
             .fetch_one(&mut admin)
             .await
             .unwrap();
-        if ["parties", "services", "agreements", "api_keys", "tenants"].contains(table) {
+        let populated = [
+            "parties",
+            "services",
+            "agreements",
+            "api_keys",
+            "tenants",
+            "measurement_keys",
+            "measurement_counts",
+            "measurement_samples",
+            "measurement_downtime",
+            "count_rollups_minute",
+            "count_rollups_hour",
+            "count_rollups_day",
+        ];
+        if populated.contains(table) {
             assert!(all > 0, "{table} should hold the worlds' rows");
         }
     }

@@ -153,8 +153,18 @@ fn serve_help_documents_every_setting() {
         "--bootstrap-key-file",
         "--log",
         "--log-format",
+        "--measurement-max-future",
+        "--measurement-max-age",
+        "--rollup-retention",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
     assert!(help.contains("ACCORD_DATABASE_URL"));
+    for env in [
+        "ACCORD_MEASUREMENT_MAX_FUTURE",
+        "ACCORD_MEASUREMENT_MAX_AGE",
+        "ACCORD_ROLLUP_RETENTION",
+    ] {
+        assert!(help.contains(env), "{env} missing from:\n{help}");
+    }
 }

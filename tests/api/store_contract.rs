@@ -14,13 +14,17 @@ use accord::domain::api_key::{ApiKey, ApiKeyFields, Role};
 use accord::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
 use accord::domain::changes::Change;
 use accord::domain::filter::{AgreementFilter, FilterTerm};
+use accord::domain::measurement::{
+    CountBucket, Cutoffs, Level, Measurement, Reason, SampleAt, Value, View, rollups,
+};
 use accord::domain::names::Id;
 use accord::domain::overrides::{Override, OverrideFields};
 use accord::domain::party::{Party, PartyFields, PartyKind};
 use accord::domain::service::{Service, ServiceFields};
 use accord::domain::tenant::{Tenant, TenantFields};
+use accord::domain::terms::{Objective, ObjectiveKind};
 use accord::error::{Error, Violations};
-use accord::store::{Access, Store, Tx};
+use accord::store::{Access, MeasurementKey, Store, Tx};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::support::{Backend, open_store};
@@ -80,6 +84,15 @@ contract!(
     entitlement_revisions_are_those_of_the_kinds_that_count,
     entitlement_rows_read_everything_a_resolution_needs_as_of_known_at,
     entitlement_rows_of_many_pairs_are_those_of_each_pair_read_alone,
+    measurement_keys_are_recorded_once_and_their_digests_read,
+    measurements_are_stored_by_kind_and_read_by_view,
+    samples_keep_every_value_exactly,
+    downtime_is_read_when_it_overlaps_the_span,
+    count_rollups_add_up_per_bucket_and_are_read_per_level_over_many_ranges,
+    the_measurement_catalogue_holds_what_a_batch_names_and_the_objectives_covering_it,
+    expired_measurements_go_with_their_month_or_row_by_row,
+    rows_of_a_month_without_its_partition_are_read_and_expire_all_the_same,
+    deleting_a_tenant_removes_its_measurements,
 );
 
 async fn run<F, Fut>(backend: Backend, case: F)
@@ -1513,6 +1526,708 @@ async fn entitlement_rows_of_many_pairs_are_those_of_each_pair_read_alone(store:
     assert_eq!(revision_keys(&rows[0].revisions), ["other-sla/1"]);
     assert!(
         tx.entitlement_rows_for(&a, &[], t(3))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+// --- measurements --------------------------------------------------------
+
+/// 2026-03-10T12:00Z plus `minutes`: a month away from every partition the
+/// migration creates around now, so that partition cases own their months.
+fn m(minutes: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 10, 12, 0, 0).unwrap() + Duration::minutes(minutes)
+}
+
+fn measurement(mid: &str, consumer: Option<&str>, at: DateTime<Utc>, value: Value) -> Measurement {
+    Measurement {
+        id: mid.into(),
+        service: id("svc"),
+        consumer: consumer.map(id),
+        indicator: "requests".into(),
+        time: at,
+        value,
+    }
+}
+
+fn counted(
+    mid: &str,
+    consumer: Option<&str>,
+    at: DateTime<Utc>,
+    good: i64,
+    total: i64,
+) -> Measurement {
+    measurement(mid, consumer, at, Value::Counts { good, total })
+}
+
+/// Stores `measurements` in tenant `tenant` with their rollups, committed.
+async fn store_measurements(store: &Arc<dyn Store>, tenant: &str, measurements: &[Measurement]) {
+    let mut tx = writing(store, tenant).await;
+    tx.insert_measurements(&id(tenant), measurements)
+        .await
+        .unwrap();
+    tx.add_count_rollups(&id(tenant), &rollups(measurements.iter()))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+fn customer_view() -> View {
+    View::Consumer(id("customer"))
+}
+
+/// The (good, total) `view` sees over `ranges`, and how many buckets.
+async fn count_sums(
+    store: &Arc<dyn Store>,
+    tenant: &str,
+    view: &View,
+    ranges: &[(Level, std::ops::Range<DateTime<Utc>>)],
+) -> (i64, i64, usize) {
+    let mut tx = reading(store, tenant).await;
+    let buckets = tx
+        .count_buckets(&id(tenant), &id("svc"), view, "requests", ranges)
+        .await
+        .unwrap();
+    let (g, t) = buckets
+        .iter()
+        .fold((0, 0), |(g, t), b| (g + b.good, t + b.total));
+    (g, t, buckets.len())
+}
+
+fn everything() -> std::ops::Range<DateTime<Utc>> {
+    t(-24 * 365)..t(24 * 365 * 3)
+}
+
+async fn measurement_keys_are_recorded_once_and_their_digests_read(store: Arc<dyn Store>) {
+    let a = id("a");
+    let key = |kid, digest, at| MeasurementKey {
+        id: kid,
+        digest,
+        time: at,
+    };
+    let mut tx = writing(&store, "a").await;
+    let recorded = tx
+        .insert_measurement_keys(&a, &[key("k1", "d1", m(0)), key("k2", "d2", m(1))])
+        .await
+        .unwrap();
+    assert_eq!(sorted(recorded), ["k1", "k2"]);
+    let recorded = tx
+        .insert_measurement_keys(&a, &[key("k2", "other", m(1)), key("k3", "d3", m(2))])
+        .await
+        .unwrap();
+    assert_eq!(recorded, ["k3"]);
+    tx.commit().await.unwrap();
+
+    let mut tx = reading(&store, "a").await;
+    let mut digests = tx
+        .measurement_digests(&a, &["k1", "k2", "nope"])
+        .await
+        .unwrap();
+    digests.sort();
+    assert_eq!(
+        digests,
+        [("k1".into(), "d1".into()), ("k2".into(), "d2".into())]
+    );
+    assert!(tx.measurement_digests(&a, &[]).await.unwrap().is_empty());
+    drop(tx);
+    // Keys are the tenant's own: b records the same ids afresh.
+    let mut tx = writing(&store, "b").await;
+    assert!(
+        tx.measurement_digests(&id("b"), &["k1"])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let recorded = tx
+        .insert_measurement_keys(&id("b"), &[key("k1", "b1", m(0))])
+        .await
+        .unwrap();
+    assert_eq!(recorded, ["k1"]);
+}
+
+fn sorted(mut list: Vec<String>) -> Vec<String> {
+    list.sort();
+    list
+}
+
+async fn measurements_are_stored_by_kind_and_read_by_view(store: Arc<dyn Store>) {
+    let down = |start, end| Value::Downtime { start, end };
+    store_measurements(
+        &store,
+        "a",
+        &[
+            counted("c1", None, m(0), 1, 2),
+            counted("c2", Some("customer"), m(1), 3, 4),
+            counted("c3", Some("provider"), m(2), 5, 6),
+            measurement("s1", None, m(0), Value::Sample(1.5)),
+            measurement("s2", Some("customer"), m(1), Value::Sample(2.5)),
+            measurement("s3", Some("provider"), m(2), Value::Sample(3.5)),
+            measurement("d1", None, m(0), down(m(0), m(5))),
+            measurement("d2", Some("provider"), m(10), down(m(10), m(20))),
+        ],
+    )
+    .await;
+    store_measurements(&store, "b", &[counted("c1", None, m(0), 100, 100)]).await;
+
+    let raw = [(Level::Raw, everything())];
+    assert_eq!(
+        count_sums(&store, "a", &View::ServiceWide, &raw).await,
+        (9, 12, 3)
+    );
+    assert_eq!(
+        count_sums(&store, "a", &customer_view(), &raw).await,
+        (4, 6, 2)
+    );
+    let mut tx = reading(&store, "a").await;
+    let a = id("a");
+    let samples = |v: Vec<SampleAt>| v.iter().map(|s| (s.time, s.value)).collect::<Vec<_>>();
+    let all = tx
+        .samples(
+            &a,
+            &id("svc"),
+            &View::ServiceWide,
+            "requests",
+            &everything(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(samples(all), [(m(0), 1.5), (m(1), 2.5), (m(2), 3.5)]);
+    let mine = tx
+        .samples(&a, &id("svc"), &customer_view(), "requests", &everything())
+        .await
+        .unwrap();
+    assert_eq!(samples(mine), [(m(0), 1.5), (m(1), 2.5)]);
+    let span = m(1)..m(2);
+    let within = tx
+        .samples(&a, &id("svc"), &View::ServiceWide, "requests", &span)
+        .await
+        .unwrap();
+    assert_eq!(samples(within), [(m(1), 2.5)]);
+    let down_all = tx
+        .downtime(
+            &a,
+            &id("svc"),
+            &View::ServiceWide,
+            "requests",
+            &everything(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(down_all, [m(0)..m(5), m(10)..m(20)]);
+    let down_mine = tx
+        .downtime(&a, &id("svc"), &customer_view(), "requests", &everything())
+        .await
+        .unwrap();
+    assert_eq!(down_mine, [m(0)..m(5)]);
+    // Another indicator or service reads nothing.
+    assert!(
+        tx.samples(&a, &id("svc"), &View::ServiceWide, "other", &everything())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        tx.downtime(
+            &a,
+            &id("nope"),
+            &View::ServiceWide,
+            "requests",
+            &everything()
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+}
+
+async fn samples_keep_every_value_exactly(store: Arc<dyn Store>) {
+    let values = [
+        0.1,
+        1.0 / 3.0,
+        -2.5,
+        1e-300,
+        -1.7976931348623157e308,
+        123_456_789.123_456_78,
+        0.0,
+        299.99999999999994,
+        5e-324,
+        -0.0,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+    ];
+    let samples: Vec<Measurement> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| measurement(&format!("s{i}"), None, m(i as i64), Value::Sample(*v)))
+        .collect();
+    store_measurements(&store, "a", &samples).await;
+
+    let mut tx = reading(&store, "a").await;
+    let read: Vec<u64> = tx
+        .samples(
+            &id("a"),
+            &id("svc"),
+            &View::ServiceWide,
+            "requests",
+            &everything(),
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.value.to_bits())
+        .collect();
+    let expected: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
+    assert_eq!(read, expected);
+}
+
+async fn downtime_is_read_when_it_overlaps_the_span(store: Arc<dyn Store>) {
+    let down =
+        |mid: &str, start, end| measurement(mid, None, start, Value::Downtime { start, end });
+    store_measurements(
+        &store,
+        "a",
+        &[
+            down("ends-at-start", m(0), m(10)),
+            down("straddles-start", m(5), m(15)),
+            down("inside", m(12), m(13)),
+            down("straddles-end", m(18), m(25)),
+            down("starts-at-end", m(20), m(30)),
+            down("covers", m(-60), m(60)),
+        ],
+    )
+    .await;
+
+    let mut tx = reading(&store, "a").await;
+    let read = tx
+        .downtime(
+            &id("a"),
+            &id("svc"),
+            &View::ServiceWide,
+            "requests",
+            &(m(10)..m(20)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        read,
+        [m(-60)..m(60), m(5)..m(15), m(12)..m(13), m(18)..m(25)]
+    );
+}
+
+async fn count_rollups_add_up_per_bucket_and_are_read_per_level_over_many_ranges(
+    store: Arc<dyn Store>,
+) {
+    // Two batches in the same buckets add up; tagged and untagged counts
+    // land in their series and in '*'.
+    let first = [
+        counted("a1", None, m(0), 1, 1),
+        counted("a2", Some("customer"), m(0) + Duration::seconds(30), 2, 2),
+        counted("a3", None, m(61), 4, 4),
+    ];
+    let second = [
+        counted("b1", None, m(0) + Duration::seconds(59), 8, 8),
+        counted("b2", Some("provider"), m(24 * 60), 16, 16),
+    ];
+    store_measurements(&store, "a", &first).await;
+    store_measurements(&store, "a", &second).await;
+
+    let all = View::ServiceWide;
+    for level in [Level::Minute, Level::Hour, Level::Day, Level::Raw] {
+        assert_eq!(
+            count_sums(&store, "a", &all, &[(level, everything())])
+                .await
+                .0,
+            31,
+            "{level:?}"
+        );
+        assert_eq!(
+            count_sums(&store, "a", &customer_view(), &[(level, everything())])
+                .await
+                .0,
+            15,
+            "{level:?}"
+        );
+    }
+    // The minute of m(0) holds a1, a2 and b1 in one bucket.
+    let mut tx = reading(&store, "a").await;
+    let minutes = tx
+        .count_buckets(
+            &id("a"),
+            &id("svc"),
+            &all,
+            "requests",
+            &[(Level::Minute, m(0)..m(1))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        minutes,
+        [CountBucket {
+            level: Level::Minute,
+            start: m(0),
+            good: 11,
+            total: 11
+        }]
+    );
+    drop(tx);
+    // Ranges of several levels in one call: each level's buckets starting
+    // inside its ranges, by level then start. Hour 13:00 (a3 at 13:01),
+    // minute 12:00 (a1, a2, b1), the raw rows of the next day (b2).
+    let ranges = [
+        (Level::Day, t(24 * 400)..t(24 * 401)),
+        (Level::Minute, m(0)..m(1)),
+        (Level::Hour, m(60)..m(120)),
+        (Level::Raw, m(24 * 60)..m(24 * 60 + 1)),
+        (Level::Minute, m(5)..m(6)),
+        (Level::Hour, m(120)..m(60)),
+    ];
+    let mut tx = reading(&store, "a").await;
+    let buckets: Vec<(Level, DateTime<Utc>, i64)> = tx
+        .count_buckets(&id("a"), &id("svc"), &all, "requests", &ranges)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| (b.level, b.start, b.good))
+        .collect();
+    assert_eq!(
+        buckets,
+        [
+            (Level::Raw, m(24 * 60), 16),
+            (Level::Minute, m(0), 11),
+            (Level::Hour, m(60), 4),
+        ]
+    );
+    drop(tx);
+    // Another tenant sees none of it.
+    assert_eq!(
+        count_sums(&store, "b", &all, &[(Level::Day, everything())]).await,
+        (0, 0, 0)
+    );
+}
+
+async fn the_measurement_catalogue_holds_what_a_batch_names_and_the_objectives_covering_it(
+    store: Arc<dyn Store>,
+) {
+    let objective = |key: &str, indicator: &str, kind| Objective {
+        key: key.into(),
+        display_name: String::new(),
+        indicator: indicator.into(),
+        kind,
+        target: 0.99,
+        threshold: None,
+        comparison: None,
+        window: None,
+        slice_seconds: None,
+    };
+    let mut sla = agreement("sla", AgreementKind::ServiceLevel);
+    sla.objectives = vec![objective("ok", "requests", ObjectiveKind::Ratio)];
+    let mut deal = agreement("deal", AgreementKind::Customer);
+    deal.objectives = vec![objective("down", "downtime", ObjectiveKind::Uptime)];
+    let mut elsewhere = agreement("elsewhere", AgreementKind::ServiceLevel);
+    elsewhere.services = vec![id("other")];
+    elsewhere.objectives = vec![objective("lat", "latency", ObjectiveKind::Threshold)];
+    let mut tx = writing(&store, "a").await;
+    tx.insert_service(&service("a", "other")).await.unwrap();
+    tx.commit().await.unwrap();
+    insert_agreements(&store, &[&sla, &deal, &elsewhere]).await;
+    let mut patch = override_at(&sla, "o", "customer", t(1));
+    patch.added_objectives = vec![objective("p99", "latency", ObjectiveKind::Threshold)];
+    let mut tx = writing(&store, "a").await;
+    tx.insert_override(&patch).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = writing(&store, "a").await;
+    let catalog = tx
+        .measurement_catalog(&id("a"), &["svc", "nope"], &["customer", "ghost"])
+        .await
+        .unwrap();
+    drop(tx);
+
+    let judge = |service: &str, consumer: Option<&str>, indicator: &str, value| {
+        let m = Measurement {
+            service: id(service),
+            indicator: indicator.into(),
+            ..measurement("x", consumer, m(0), value)
+        };
+        catalog.judge(&m).map_err(|r| r.reason)
+    };
+    let counts = Value::Counts { good: 1, total: 1 };
+    let sample = Value::Sample(1.0);
+    let down = Value::Downtime {
+        start: m(0),
+        end: m(1),
+    };
+    assert_eq!(judge("svc", None, "requests", counts), Ok(()));
+    assert_eq!(judge("svc", Some("customer"), "downtime", down), Ok(()));
+    assert_eq!(judge("svc", None, "latency", sample), Ok(()));
+    assert_eq!(
+        judge("nope", None, "requests", counts),
+        Err(Reason::UnknownService)
+    );
+    // Asked about neither: not in the catalogue.
+    assert_eq!(
+        judge("other", None, "latency", sample),
+        Err(Reason::UnknownService)
+    );
+    assert_eq!(
+        judge("svc", Some("ghost"), "requests", counts),
+        Err(Reason::UnknownConsumer)
+    );
+    assert_eq!(
+        judge("svc", Some("provider"), "requests", counts),
+        Err(Reason::UnknownConsumer)
+    );
+    assert_eq!(
+        judge("svc", None, "unused", counts),
+        Err(Reason::UnknownIndicator)
+    );
+    assert_eq!(
+        judge("svc", None, "requests", sample),
+        Err(Reason::ValueKindMismatch)
+    );
+    // Another tenant's catalogue holds none of it.
+    let mut tx = writing(&store, "b").await;
+    let theirs = tx
+        .measurement_catalog(&id("b"), &["svc"], &["customer"])
+        .await
+        .unwrap();
+    let m_b = measurement("x", None, m(0), counts);
+    assert_eq!(
+        theirs.judge(&m_b).map_err(|r| r.reason),
+        Err(Reason::UnknownIndicator)
+    );
+}
+
+/// Keys of `mids` at `at`, each its own digest.
+async fn store_keys(store: &Arc<dyn Store>, tenant: &str, mids: &[&str], at: DateTime<Utc>) {
+    let keys: Vec<MeasurementKey> = mids
+        .iter()
+        .map(|mid| MeasurementKey {
+            id: mid,
+            digest: mid,
+            time: at,
+        })
+        .collect();
+    let mut tx = writing(store, tenant).await;
+    tx.insert_measurement_keys(&id(tenant), &keys)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn keys_held(store: &Arc<dyn Store>, tenant: &str, mids: &[&str]) -> Vec<String> {
+    let mut tx = reading(store, tenant).await;
+    let found = tx.measurement_digests(&id(tenant), mids).await.unwrap();
+    sorted(found.into_iter().map(|(k, _)| k).collect())
+}
+
+/// 00:00Z on the first of `month` of 2026.
+fn month(month: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, month, 1, 0, 0, 0).unwrap()
+}
+
+fn date(m: u32) -> chrono::NaiveDate {
+    month(m).date_naive()
+}
+
+async fn expired_measurements_go_with_their_month_or_row_by_row(store: Arc<dyn Store>) {
+    // March and April have partitions (where the engine partitions).
+    store
+        .partition_measurements((date(3), date(4)), None)
+        .await
+        .unwrap();
+    let old = |mid: &str, value| measurement(mid, None, month(3) + Duration::days(2), value);
+    let recent = |mid: &str, value| measurement(mid, None, month(4) + Duration::days(20), value);
+    let down = |at: DateTime<Utc>| Value::Downtime {
+        start: at,
+        end: at + Duration::minutes(5),
+    };
+    let counts = Value::Counts { good: 1, total: 1 };
+    store_measurements(
+        &store,
+        "a",
+        &[
+            old("c-old", counts),
+            old("s-old", Value::Sample(1.0)),
+            old("d-old", down(month(3) + Duration::days(2))),
+            recent("c-new", counts),
+            recent("s-new", Value::Sample(2.0)),
+            recent("d-new", down(month(4) + Duration::days(20))),
+        ],
+    )
+    .await;
+    store_keys(&store, "a", &["k-old"], month(3) + Duration::days(2)).await;
+    store_keys(&store, "a", &["k-new"], month(4) + Duration::days(20)).await;
+    store_keys(&store, "b", &["k-old"], month(3) + Duration::days(2)).await;
+
+    // Everything before April 10 has expired: March whole, April partly.
+    let cutoffs = Cutoffs {
+        raw_before: month(4) + Duration::days(9),
+        keys_before: month(4) + Duration::days(9),
+        kept_before: month(4) + Duration::days(9),
+    };
+    let done = store
+        .partition_measurements((date(4), date(5)), Some(&cutoffs))
+        .await
+        .unwrap();
+    let mut deleted = 0;
+    for tenant in ["a", "b"] {
+        let mut tx = writing(&store, tenant).await;
+        deleted += tx
+            .delete_expired_measurements(&id(tenant), &cutoffs, 100)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    // Where months are partitions, March's are dropped whole (April's stay,
+    // not wholly expired, and May's are made); elsewhere rows are deleted.
+    if done.is_empty() {
+        assert!(deleted >= 2 + 3 * 3, "{deleted} deleted row by row");
+    } else {
+        for table in [
+            "measurement_counts",
+            "measurement_samples",
+            "measurement_downtime",
+            "count_rollups_minute",
+            "count_rollups_hour",
+            "count_rollups_day",
+        ] {
+            assert!(
+                done.contains(&format!("dropped {table}_p2026_03")),
+                "{done:?}"
+            );
+            assert!(
+                done.contains(&format!("created {table}_p2026_05")),
+                "{done:?}"
+            );
+            assert!(!done.iter().any(|d| d.ends_with("_p2026_04")), "{done:?}");
+        }
+        assert_eq!(deleted, 2, "only the keys go row by row");
+    }
+    let a = id("a");
+    let all = View::ServiceWide;
+    for level in [Level::Raw, Level::Minute, Level::Hour, Level::Day] {
+        let march = count_sums(&store, "a", &all, &[(level, month(3)..month(4))]).await;
+        let april = count_sums(&store, "a", &all, &[(level, month(4)..month(5))]).await;
+        assert_eq!((march.0, april.0), (0, 1), "{level:?}");
+    }
+    let mut tx = reading(&store, "a").await;
+    let samples = tx
+        .samples(&a, &id("svc"), &all, "requests", &everything())
+        .await
+        .unwrap();
+    assert_eq!(samples.iter().map(|s| s.value).collect::<Vec<_>>(), [2.0]);
+    let downtime = tx
+        .downtime(&a, &id("svc"), &all, "requests", &everything())
+        .await
+        .unwrap();
+    assert_eq!(downtime.len(), 1);
+    drop(tx);
+    assert_eq!(keys_held(&store, "a", &["k-old", "k-new"]).await, ["k-new"]);
+    assert!(keys_held(&store, "b", &["k-old"]).await.is_empty());
+}
+
+async fn rows_of_a_month_without_its_partition_are_read_and_expire_all_the_same(
+    store: Arc<dyn Store>,
+) {
+    // June has no partition yet: its rows go to the DEFAULT partition (where
+    // the engine partitions), and June cannot be partitioned while they are
+    // there; they are read, and expire row by row.
+    let june = month(6) + Duration::days(3);
+    store_measurements(&store, "a", &[counted("c", None, june, 2, 3)]).await;
+    let done = store
+        .partition_measurements((date(6), date(7)), None)
+        .await
+        .unwrap();
+    for table in [
+        "measurement_counts",
+        "count_rollups_minute",
+        "count_rollups_hour",
+        "count_rollups_day",
+    ] {
+        let june = format!("created {table}_p2026_06");
+        assert!(!done.contains(&june), "{done:?}");
+    }
+    let all = View::ServiceWide;
+    let range = [(Level::Hour, month(6)..month(7))];
+    assert_eq!(count_sums(&store, "a", &all, &range).await, (2, 3, 1));
+
+    let cutoffs = Cutoffs {
+        raw_before: month(7),
+        keys_before: month(7),
+        kept_before: month(7),
+    };
+    let mut tx = writing(&store, "a").await;
+    let deleted = tx
+        .delete_expired_measurements(&id("a"), &cutoffs, 100)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    assert_eq!(
+        deleted, 7,
+        "the raw row and its rollups: three levels, two series"
+    );
+    assert_eq!(count_sums(&store, "a", &all, &range).await, (0, 0, 0));
+    // Now the month can have its partition.
+    let done = store
+        .partition_measurements((date(6), date(6)), None)
+        .await
+        .unwrap();
+    if !done.is_empty() {
+        assert!(
+            done.contains(&"created measurement_counts_p2026_06".to_string()),
+            "{done:?}"
+        );
+    }
+}
+
+async fn deleting_a_tenant_removes_its_measurements(store: Arc<dyn Store>) {
+    let batch = [
+        counted("c", None, m(0), 1, 2),
+        measurement("s", None, m(0), Value::Sample(1.0)),
+        measurement(
+            "d",
+            None,
+            m(0),
+            Value::Downtime {
+                start: m(0),
+                end: m(1),
+            },
+        ),
+    ];
+    for tenant in ["a", "b"] {
+        store_measurements(&store, tenant, &batch).await;
+        store_keys(&store, tenant, &["c", "s", "d"], m(0)).await;
+    }
+
+    let mut tx = writing(&store, "a").await;
+    tx.delete_tenant(&id("a")).await.unwrap();
+    tx.insert_tenant(&Tenant::new(id("a"), TenantFields::default(), t(3)))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let all = View::ServiceWide;
+    for level in [Level::Raw, Level::Minute, Level::Hour, Level::Day] {
+        let range = [(level, everything())];
+        assert_eq!(count_sums(&store, "a", &all, &range).await, (0, 0, 0));
+        assert_eq!(count_sums(&store, "b", &all, &range).await, (1, 2, 1));
+    }
+    assert!(keys_held(&store, "a", &["c", "s", "d"]).await.is_empty());
+    assert_eq!(keys_held(&store, "b", &["c", "s", "d"]).await.len(), 3);
+    let mut tx = reading(&store, "a").await;
+    let a = id("a");
+    assert!(
+        tx.samples(&a, &id("svc"), &all, "requests", &everything())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        tx.downtime(&a, &id("svc"), &all, "requests", &everything())
             .await
             .unwrap()
             .is_empty()

@@ -6,6 +6,7 @@ use pb::agreement_service_client::AgreementServiceClient;
 use pb::api_key_service_client::ApiKeyServiceClient;
 use pb::audit_service_client::AuditServiceClient;
 use pb::entitlement_service_client::EntitlementServiceClient;
+use pb::measurement_service_client::MeasurementServiceClient;
 use pb::party_service_client::PartyServiceClient;
 use pb::service_catalog_service_client::ServiceCatalogServiceClient;
 use pb::tenant_service_client::TenantServiceClient;
@@ -81,5 +82,9 @@ impl Clients {
 
     pub fn entitlements(&self) -> EntitlementServiceClient<Authed> {
         EntitlementServiceClient::new(self.0.clone())
+    }
+
+    pub fn measurements(&self) -> MeasurementServiceClient<Authed> {
+        MeasurementServiceClient::new(self.0.clone())
     }
 }

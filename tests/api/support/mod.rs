@@ -6,6 +6,8 @@
 //! - `world`: the fixture builder, a tenant and what a test builds in it;
 //! - `terms`, `clock`: agreement terms and instants with sensible defaults;
 //! - `entitlement_view`: an entitlement's values with their provenance;
+//! - `measurements`: measurements of each kind to report, and reading back
+//!   what the store keeps of them;
 //! - `assertions`: codes, field violations, reasons, waiting for what holds
 //!   eventually;
 //! - `audit_trail`: the RPC and the snapshots of an audit event;
@@ -20,6 +22,7 @@ mod binary;
 mod clients;
 mod clock;
 mod entitlement_view;
+mod measurements;
 mod server;
 mod terms;
 mod world;
@@ -30,6 +33,7 @@ pub use binary::*;
 pub use clients::*;
 pub use clock::*;
 pub use entitlement_view::*;
+pub use measurements::*;
 pub use server::*;
 pub use terms::*;
 pub use world::*;

@@ -301,6 +301,14 @@ impl TestServer {
         })
     }
 
+    /// A store on this server's database, connected as the server is: for
+    /// reading back what the API stored where no RPC reads it yet.
+    pub async fn store(&self) -> Arc<dyn Store> {
+        accord::store::connect(&self.database_url, 2, Config::default().statement_timeout)
+            .await
+            .expect("connect a store to the test server's database")
+    }
+
     pub fn authed(&self, bearer: Bearer) -> Authed {
         authed(&self.channel, bearer)
     }

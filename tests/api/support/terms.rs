@@ -55,6 +55,20 @@ pub fn latency(threshold: f64, target: f64) -> pb::Objective {
     }
 }
 
+/// The UPTIME objective `uptime` (indicator `downtime`) over 30 days:
+/// time-based availability fed by downtime reports.
+pub fn uptime(target: f64) -> pb::Objective {
+    pb::Objective {
+        key: "uptime".into(),
+        display_name: "Uptime".into(),
+        indicator: "downtime".into(),
+        kind: pb::ObjectiveKind::Uptime.into(),
+        target,
+        window: Some(rolling(30)),
+        ..Default::default()
+    }
+}
+
 /// Support terms told apart by the P1 response time.
 pub fn support(response_minutes: i64) -> pb::SupportTerms {
     pb::SupportTerms {

@@ -13,6 +13,7 @@ use accord::proto::v1 as pb;
 use pb::agreement_service_client::AgreementServiceClient;
 use pb::audit_service_client::AuditServiceClient;
 use pb::entitlement_service_client::EntitlementServiceClient;
+use pb::measurement_service_client::MeasurementServiceClient;
 use pb::party_service_client::PartyServiceClient;
 use pb::service_catalog_service_client::ServiceCatalogServiceClient;
 use prost_types::{FieldMask, Timestamp};
@@ -130,6 +131,10 @@ impl World {
 
     pub fn entitlements(&self) -> EntitlementServiceClient<Authed> {
         self.admin.entitlements()
+    }
+
+    pub fn measurements(&self) -> MeasurementServiceClient<Authed> {
+        self.admin.measurements()
     }
 
     // --- names ---------------------------------------------------------------------

@@ -1,0 +1,263 @@
+//! Reporting measurements: a batch is checked item by item (the domain's
+//! `Measurement::check`), judged against the catalogue read in the batch's
+//! transaction (`Catalog::judge`), its idempotency keys recorded, and what is
+//! new stored with its rollups, all in one transaction: a batch is answered
+//! once it is committed, and a retry of any part of it counts nothing twice.
+//! Also the retention job: partitions ahead and behind (PostgreSQL), expired
+//! keys and rows.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tracing::{debug, info, warn};
+
+use super::Registry;
+use crate::domain::measurement::{Measurement, Reason, Rejection, Reported, Value, rollups};
+use crate::domain::names::Id;
+use crate::error::{Error, Result};
+use crate::store::{Access, MeasurementKey};
+
+pub struct Measurements<'a> {
+    pub(super) registry: &'a Registry,
+}
+
+/// One item of a batch that was not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Its position in the batch.
+    pub index: usize,
+    pub id: String,
+    pub rejection: Rejection,
+}
+
+/// What a batch came to, once committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Stored by this batch.
+    pub accepted: i64,
+    /// Stored before (by an earlier batch or earlier in this one) with the
+    /// same payload: counted once.
+    pub duplicates: i64,
+    /// By index.
+    pub rejections: Vec<Refused>,
+}
+
+/// How an item whose own checks passed fares against the keys.
+enum Fate {
+    New,
+    Duplicate,
+    Refused(Rejection),
+}
+
+impl Measurements<'_> {
+    /// Stores the measurements of `batch` that pass, in one transaction of
+    /// `tenant`, and says what became of each.
+    pub async fn report(&self, tenant: &Id, batch: &[Reported]) -> Result<Outcome> {
+        let now = Utc::now();
+        let policy = self.registry.measurement_policy;
+        let mut outcome = Outcome::default();
+        let mut refuse = |index: usize, id: &str, rejection: Rejection| {
+            outcome.rejections.push(Refused {
+                index,
+                id: id.to_string(),
+                rejection,
+            })
+        };
+        let mut checked: Vec<(usize, Measurement)> = Vec::with_capacity(batch.len());
+        for (index, reported) in batch.iter().enumerate() {
+            match Measurement::check(tenant, reported, now, &policy) {
+                Ok(m) => checked.push((index, m)),
+                Err(rejection) => refuse(index, &reported.id, rejection),
+            }
+        }
+        if checked.is_empty() {
+            outcome.rejections.sort_by_key(|r| r.index);
+            return Ok(outcome);
+        }
+
+        let mut tx = self.registry.write(tenant).await?;
+        let services: BTreeSet<&str> = checked.iter().map(|(_, m)| m.service.as_str()).collect();
+        let parties: BTreeSet<&str> = checked
+            .iter()
+            .filter_map(|(_, m)| m.consumer.as_ref().map(Id::as_str))
+            .collect();
+        let catalog = tx
+            .measurement_catalog(
+                tenant,
+                &services.into_iter().collect::<Vec<_>>(),
+                &parties.into_iter().collect::<Vec<_>>(),
+            )
+            .await?;
+        let mut judged: Vec<(usize, Measurement, String)> = Vec::with_capacity(checked.len());
+        for (index, m) in checked {
+            match catalog.judge(&m) {
+                Ok(()) => {
+                    let digest = m.digest();
+                    judged.push((index, m, digest));
+                }
+                Err(rejection) => refuse(index, &m.id, rejection),
+            }
+        }
+
+        // The first item of each id stands for it; the keys are recorded in
+        // id order, so that concurrent batches wait for each other in one
+        // order rather than deadlock.
+        let mut first: HashMap<String, usize> = HashMap::new();
+        for (position, (_, m, _)) in judged.iter().enumerate() {
+            first.entry(m.id.clone()).or_insert(position);
+        }
+        let (recorded, standing) = {
+            let mut keys: Vec<MeasurementKey<'_>> = first
+                .values()
+                .map(|&p| {
+                    let (_, m, digest) = &judged[p];
+                    MeasurementKey {
+                        id: &m.id,
+                        digest,
+                        time: m.time,
+                    }
+                })
+                .collect();
+            keys.sort_by(|a, b| a.id.cmp(b.id));
+            let recorded: BTreeSet<String> = tx
+                .insert_measurement_keys(tenant, &keys)
+                .await?
+                .into_iter()
+                .collect();
+            let had: Vec<&str> = keys
+                .iter()
+                .map(|k| k.id)
+                .filter(|id| !recorded.contains(*id))
+                .collect();
+            // What each id stands for now: the digest stored before, or
+            // that of its first item here.
+            let mut standing: HashMap<String, String> = tx
+                .measurement_digests(tenant, &had)
+                .await?
+                .into_iter()
+                .collect();
+            for key in &keys {
+                if recorded.contains(key.id) {
+                    standing.insert(key.id.to_string(), key.digest.to_string());
+                }
+            }
+            (recorded, standing)
+        };
+
+        let mut new = Vec::new();
+        for (position, (index, m, digest)) in judged.into_iter().enumerate() {
+            // Every id was recorded here or found stored: the batch holds
+            // its services, so not even a forced deletion of the tenant can
+            // take a key away meanwhile.
+            let stored = standing.get(&m.id).ok_or_else(|| {
+                Error::internal(format!(
+                    "the key of measurement `{}` was neither recorded nor found",
+                    m.id
+                ))
+            })?;
+            let fate = if *stored != digest {
+                Fate::Refused(Rejection::new(
+                    Reason::AlreadyExists,
+                    "`id` was stored with another payload",
+                ))
+            } else if first[m.id.as_str()] == position && recorded.contains(&m.id) {
+                Fate::New
+            } else {
+                Fate::Duplicate
+            };
+            match fate {
+                Fate::New => new.push(m),
+                Fate::Duplicate => outcome.duplicates += 1,
+                Fate::Refused(rejection) => refuse(index, &m.id, rejection),
+            }
+        }
+        tx.insert_measurements(tenant, &new).await?;
+        let counts = new
+            .iter()
+            .filter(|m| matches!(m.value, Value::Counts { .. }));
+        tx.add_count_rollups(tenant, &rollups(counts)).await?;
+        tx.commit().await?;
+
+        outcome.accepted = new.len() as i64;
+        outcome.rejections.sort_by_key(|r| r.index);
+        debug!(
+            tenant = %tenant,
+            accepted = outcome.accepted,
+            duplicates = outcome.duplicates,
+            rejected = outcome.rejections.len(),
+            "measurement batch committed"
+        );
+        Ok(outcome)
+    }
+
+    /// Applies retention at `now`: creates the partitions the accepted
+    /// window needs and drops those wholly expired (PostgreSQL), then
+    /// deletes each tenant's expired keys and the rows that expire one by
+    /// one. Returns how many keys and rows it deleted.
+    pub async fn retain(&self, now: DateTime<Utc>) -> Result<u64> {
+        let store = self.registry.store();
+        let policy = self.registry.measurement_policy;
+        let cutoffs = policy.cutoffs(now);
+        for done in store
+            .partition_measurements(policy.months(now), Some(&cutoffs))
+            .await?
+        {
+            info!(partition = %done, "measurement partitions maintained");
+        }
+        let mut deleted = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let mut tx = store.begin(None, Access::Read).await?;
+            let tenants = tx.list_tenants(after.as_deref(), RETENTION_BATCH).await?;
+            drop(tx);
+            for tenant in &tenants {
+                loop {
+                    let mut tx = self.registry.write(&tenant.id).await?;
+                    let n = tx
+                        .delete_expired_measurements(&tenant.id, &cutoffs, RETENTION_BATCH)
+                        .await?;
+                    tx.commit().await?;
+                    deleted += n;
+                    if n == 0 {
+                        break;
+                    }
+                }
+            }
+            match tenants.last() {
+                Some(last) if tenants.len() as i64 == RETENTION_BATCH => {
+                    after = Some(last.id.to_string());
+                }
+                _ => return Ok(deleted),
+            }
+        }
+    }
+}
+
+/// Expired keys or rows of one table deleted per transaction, so that
+/// retention holds its locks briefly; also the tenants read per page.
+const RETENTION_BATCH: i64 = 1000;
+/// How often retention runs (more often if measurements expire sooner).
+const RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+
+/// Runs retention now and then every `RETENTION_INTERVAL` (or every
+/// `measurement_max_age`, if shorter) until the task is dropped. Every
+/// replica runs it; partition changes are idempotent and deletions of the
+/// same rows by two replicas simply find fewer.
+pub async fn retain_periodically(registry: Arc<Registry>) {
+    let every = registry
+        .measurement_policy
+        .max_age
+        .to_std()
+        .map_or(RETENTION_INTERVAL, |age| age.min(RETENTION_INTERVAL));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match registry.measurements().retain(Utc::now()).await {
+            Ok(0) => {}
+            Ok(deleted) => debug!(deleted, "deleted expired measurements"),
+            Err(error) => warn!(%error, "could not apply measurement retention"),
+        }
+    }
+}

@@ -1,0 +1,574 @@
+//! Measurements: idempotency keys, raw counts, samples, downtime and count
+//! rollups (tables of migration 0009), written set-wise, one statement per
+//! table a batch touches, whatever its size (`Connection::push_rows`: UNNEST
+//! on PostgreSQL, json_each on SQLite); and the reads compliance makes.
+//! Which rows a batch writes, and their rollups, the services decide.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+
+use super::MeasurementKey;
+use super::connection::{Array, Column, Connection, RowSet, Statement, Value};
+use super::constraints::internal;
+use crate::domain::measurement::{
+    Catalog, CountBucket, Cutoffs, Level, Measurement, RollupKey, SampleAt, Value as Measured, View,
+};
+use crate::domain::names::Id;
+use crate::domain::terms::ObjectiveKind;
+use crate::error::Result;
+
+// --- writes --------------------------------------------------------------
+
+/// Keys of tenant `$1` from the rows that follow, each taken unless the
+/// tenant has it already; returns the ids taken. A key being taken by a
+/// concurrent transaction waits for it (PostgreSQL), then counts as had.
+const INSERT_KEYS: (&str, &str) = (
+    "INSERT INTO measurement_keys (tenant, id, digest, time) \
+     SELECT $1, k.id, k.digest, k.time FROM ",
+    " WHERE true ON CONFLICT (tenant, id) DO NOTHING RETURNING id",
+);
+
+/// The stored digests of tenant `$1`'s keys among the ids that follow.
+const DIGESTS: (&str, &str) = (
+    "SELECT id, digest FROM measurement_keys WHERE tenant = $1 AND id IN (SELECT k.id FROM ",
+    ")",
+);
+
+const INSERT_COUNTS: &str = "\
+    INSERT INTO measurement_counts (tenant, service, consumer, indicator, time, good, total) \
+    SELECT $1, r.service, r.consumer, r.indicator, r.time, r.good, r.total FROM ";
+
+const INSERT_SAMPLES: &str = "\
+    INSERT INTO measurement_samples (tenant, service, consumer, indicator, time, value) \
+    SELECT $1, r.service, r.consumer, r.indicator, r.time, r.value FROM ";
+
+const INSERT_DOWNTIME: &str = "\
+    INSERT INTO measurement_downtime (tenant, service, consumer, indicator, start_time, end_time) \
+    SELECT $1, r.service, r.consumer, r.indicator, r.start_time, r.end_time FROM ";
+
+/// Adds the rows that follow to tenant `$1`'s rollups of one level.
+const ADD_ROLLUPS: [(Level, &str, &str); 3] = [
+    (
+        Level::Minute,
+        "INSERT INTO count_rollups_minute (tenant, service, consumer, indicator, bucket, good, total) \
+         SELECT $1, r.service, r.consumer, r.indicator, r.bucket, r.good, r.total FROM ",
+        " WHERE true ON CONFLICT (tenant, service, indicator, consumer, bucket) DO UPDATE SET \
+         good = count_rollups_minute.good + excluded.good, \
+         total = count_rollups_minute.total + excluded.total",
+    ),
+    (
+        Level::Hour,
+        "INSERT INTO count_rollups_hour (tenant, service, consumer, indicator, bucket, good, total) \
+         SELECT $1, r.service, r.consumer, r.indicator, r.bucket, r.good, r.total FROM ",
+        " WHERE true ON CONFLICT (tenant, service, indicator, consumer, bucket) DO UPDATE SET \
+         good = count_rollups_hour.good + excluded.good, \
+         total = count_rollups_hour.total + excluded.total",
+    ),
+    (
+        Level::Day,
+        "INSERT INTO count_rollups_day (tenant, service, consumer, indicator, bucket, good, total) \
+         SELECT $1, r.service, r.consumer, r.indicator, r.bucket, r.good, r.total FROM ",
+        " WHERE true ON CONFLICT (tenant, service, indicator, consumer, bucket) DO UPDATE SET \
+         good = count_rollups_day.good + excluded.good, \
+         total = count_rollups_day.total + excluded.total",
+    ),
+];
+
+pub(super) async fn insert_keys(
+    conn: &mut dyn Connection,
+    tenant: &Id,
+    keys: &[MeasurementKey<'_>],
+) -> Result<Vec<String>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = RowSet::new()
+        .column("id", Array::Text(keys.iter().map(|k| k.id).collect()))
+        .column(
+            "digest",
+            Array::Text(keys.iter().map(|k| k.digest).collect()),
+        )
+        .column("time", Array::Time(keys.iter().map(|k| k.time).collect()));
+    let statement = Statement::new(INSERT_KEYS.0).text(tenant.as_str());
+    let statement = conn.push_rows(statement, "k", rows).push(INSERT_KEYS.1);
+    conn.texts(statement, "insert measurement keys").await
+}
+
+pub(super) async fn digests(
+    conn: &mut dyn Connection,
+    tenant: &Id,
+    ids: &[&str],
+) -> Result<Vec<(String, String)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = RowSet::new().column("id", Array::Text(ids.to_vec()));
+    let statement = Statement::new(DIGESTS.0).text(tenant.as_str());
+    let statement = conn.push_rows(statement, "k", rows).push(DIGESTS.1);
+    let mut rows = conn
+        .fetch(statement, &[Column::Text, Column::Text])
+        .await
+        .map_err(internal("read measurement digests"))?;
+    rows.iter_mut()
+        .map(|mut row| Ok((row.text(0)?, row.text(1)?)))
+        .collect()
+}
+
+/// The columns every time-series row starts with.
+fn series_columns<'a>(of: &[&'a Measurement]) -> RowSet<'a> {
+    RowSet::new()
+        .column(
+            "service",
+            Array::Text(of.iter().map(|m| m.service.as_str()).collect()),
+        )
+        .column(
+            "consumer",
+            Array::Text(of.iter().map(|m| m.series()).collect()),
+        )
+        .column(
+            "indicator",
+            Array::Text(of.iter().map(|m| m.indicator.as_str()).collect()),
+        )
+}
+
+/// Writes each measurement as its kind is kept: counts as raw rows,
+/// samples and downtime as they are.
+pub(super) async fn insert(
+    conn: &mut dyn Connection,
+    tenant: &Id,
+    measurements: &[Measurement],
+) -> Result<()> {
+    let mut counts = Vec::new();
+    let mut samples = Vec::new();
+    let mut downtime = Vec::new();
+    for m in measurements {
+        match m.value {
+            Measured::Counts { .. } => counts.push(m),
+            Measured::Sample(_) => samples.push(m),
+            Measured::Downtime { .. } => downtime.push(m),
+        }
+    }
+    if !counts.is_empty() {
+        let (good, total) = counts
+            .iter()
+            .map(|m| match m.value {
+                Measured::Counts { good, total } => (good, total),
+                _ => unreachable!("only counts"),
+            })
+            .unzip();
+        let rows = series_columns(&counts)
+            .column("time", Array::Time(counts.iter().map(|m| m.time).collect()))
+            .column("good", Array::Int(good))
+            .column("total", Array::Int(total));
+        write_rows(conn, tenant, INSERT_COUNTS, rows, "insert raw counts").await?;
+    }
+    if !samples.is_empty() {
+        let values = samples
+            .iter()
+            .map(|m| match m.value {
+                Measured::Sample(v) => v,
+                _ => unreachable!("only samples"),
+            })
+            .collect();
+        let rows = series_columns(&samples)
+            .column(
+                "time",
+                Array::Time(samples.iter().map(|m| m.time).collect()),
+            )
+            .column("value", Array::Float(values));
+        write_rows(conn, tenant, INSERT_SAMPLES, rows, "insert samples").await?;
+    }
+    if !downtime.is_empty() {
+        let (starts, ends) = downtime
+            .iter()
+            .map(|m| match m.value {
+                Measured::Downtime { start, end } => (start, end),
+                _ => unreachable!("only downtime"),
+            })
+            .unzip();
+        let rows = series_columns(&downtime)
+            .column("start_time", Array::Time(starts))
+            .column("end_time", Array::Time(ends));
+        write_rows(conn, tenant, INSERT_DOWNTIME, rows, "insert downtime").await?;
+    }
+    Ok(())
+}
+
+async fn write_rows(
+    conn: &mut dyn Connection,
+    tenant: &Id,
+    sql: &'static str,
+    rows: RowSet<'_>,
+    context: &'static str,
+) -> Result<()> {
+    let statement = Statement::new(sql).text(tenant.as_str());
+    let statement = conn.push_rows(statement, "r", rows);
+    conn.run(statement, context).await?;
+    Ok(())
+}
+
+/// Adds `sums` to the rollups, one upsert per level, rows in key order.
+pub(super) async fn add_rollups(
+    conn: &mut dyn Connection,
+    tenant: &Id,
+    sums: &BTreeMap<RollupKey, (i64, i64)>,
+) -> Result<()> {
+    for (level, insert, on_conflict) in ADD_ROLLUPS {
+        let rows: Vec<(&RollupKey, &(i64, i64))> =
+            sums.iter().filter(|(key, _)| key.level == level).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let set = RowSet::new()
+            .column(
+                "service",
+                Array::Text(rows.iter().map(|(k, _)| k.service.as_str()).collect()),
+            )
+            .column(
+                "consumer",
+                Array::Text(rows.iter().map(|(k, _)| k.series.as_str()).collect()),
+            )
+            .column(
+                "indicator",
+                Array::Text(rows.iter().map(|(k, _)| k.indicator.as_str()).collect()),
+            )
+            .column(
+                "bucket",
+                Array::Time(rows.iter().map(|(k, _)| k.bucket).collect()),
+            )
+            .column("good", Array::Int(rows.iter().map(|(_, s)| s.0).collect()))
+            .column("total", Array::Int(rows.iter().map(|(_, s)| s.1).collect()));
+        let statement = Statement::new(insert).text(tenant.as_str());
+        let statement = conn.push_rows(statement, "r", set).push(on_conflict);
+        conn.run(statement, "add count rollups").await?;
+    }
+    Ok(())
+}
+
+// --- the catalogue a batch is judged against ------------------------------
+
+/// The indicator and kind of a stored objective: all a batch needs of it.
+#[derive(Deserialize)]
+struct ObjectiveUse {
+    indicator: String,
+    kind: ObjectiveKind,
+}
+
+/// In one statement, of tenant `$1`: the objectives of every agreement
+/// covering the services named that exist (in any state) and of those
+/// agreements' overrides (added objectives); the services themselves (held
+/// against deletion until the transaction ends) and the parties named that
+/// exist. The objectives come first: PostgreSQL types each column of a
+/// UNION from its first rows, and a NULL there would be text, not jsonb.
+const CATALOG: [&str; 4] = [
+    "WITH named AS (SELECT id FROM services WHERE tenant = $1 AND id IN (SELECT s.id FROM ",
+    ")",
+    ") \
+     SELECT 'objectives', x.service_id, a.body -> 'objectives' \
+       FROM agreement_services x JOIN agreements a ON a.tenant = x.tenant AND a.id = x.agreement_id \
+       WHERE x.tenant = $1 AND x.service_id IN (SELECT id FROM named) \
+     UNION ALL SELECT 'objectives', x.service_id, o.body -> 'added_objectives' \
+       FROM agreement_services x JOIN overrides o \
+         ON o.tenant = x.tenant AND o.agreement_id = x.agreement_id \
+       WHERE x.tenant = $1 AND x.service_id IN (SELECT id FROM named) \
+     UNION ALL SELECT 'service', id, NULL FROM named \
+     UNION ALL SELECT 'party', id, NULL FROM parties WHERE tenant = $1 AND id IN (SELECT p.id FROM ",
+    ")",
+];
+
+pub(super) async fn catalog(
+    conn: &mut dyn Connection,
+    tenant: &Id,
+    services: &[&str],
+    parties: &[&str],
+) -> Result<Catalog> {
+    let mut catalog = Catalog::default();
+    if services.is_empty() {
+        return Ok(catalog);
+    }
+    let statement = Statement::new(CATALOG[0]).text(tenant.as_str());
+    let statement = conn
+        .push_rows(
+            statement,
+            "s",
+            RowSet::new().column("id", Array::Text(services.to_vec())),
+        )
+        .push(CATALOG[1])
+        .push(conn.share_lock())
+        .push(CATALOG[2]);
+    let statement = conn
+        .push_rows(
+            statement,
+            "p",
+            RowSet::new().column("id", Array::Text(parties.to_vec())),
+        )
+        .push(CATALOG[3]);
+    let mut rows = conn
+        .fetch(statement, &[Column::Text, Column::Text, Column::Json])
+        .await
+        .map_err(internal("read the measurement catalogue"))?;
+    let mut objectives = Vec::new();
+    for mut row in rows.iter_mut() {
+        let what = row.text(0)?;
+        let id = Id::generated(row.text(1)?);
+        match what.as_str() {
+            "service" => catalog.add_service(id),
+            "party" => catalog.add_party(id),
+            _ => {
+                let uses: Option<Vec<ObjectiveUse>> = row.opt_json(2)?;
+                objectives.push((id, uses.unwrap_or_default()));
+            }
+        }
+    }
+    for (service, uses) in objectives {
+        for u in uses {
+            catalog.add_objective(&service, &u.indicator, u.kind);
+        }
+    }
+    Ok(catalog)
+}
+
+// --- reads ----------------------------------------------------------------
+
+/// Appends ` AND consumer IN (...)`, unless `series` is `None` (every one).
+fn push_series<'a>(statement: Statement<'a>, series: Option<Vec<&'a str>>) -> Statement<'a> {
+    match series {
+        None => statement,
+        Some(series) => statement
+            .push(" AND consumer IN (")
+            .push_texts(series)
+            .push(")"),
+    }
+}
+
+/// Appends ` AND ((column >= $a AND column < $b) OR ...)`.
+fn push_spans<'a>(
+    mut statement: Statement<'a>,
+    column: &str,
+    spans: &[&Range<DateTime<Utc>>],
+) -> Statement<'a> {
+    statement = statement.push(" AND (");
+    for (i, span) in spans.iter().enumerate() {
+        if i > 0 {
+            statement = statement.push(" OR ");
+        }
+        statement = statement
+            .push(&format!("({column} >= "))
+            .push_arg(Value::time(span.start))
+            .push(&format!(" AND {column} < "))
+            .push_arg(Value::time(span.end))
+            .push(")");
+    }
+    statement.push(")")
+}
+
+/// The table and time column counts of `level` are read from.
+fn counts_table(level: Level) -> (&'static str, &'static str) {
+    match level {
+        Level::Raw => ("measurement_counts", "time"),
+        Level::Minute => ("count_rollups_minute", "bucket"),
+        Level::Hour => ("count_rollups_hour", "bucket"),
+        Level::Day => ("count_rollups_day", "bucket"),
+    }
+}
+
+pub(super) async fn count_buckets(
+    conn: &mut dyn Connection,
+    tenant: &Id,
+    service: &Id,
+    view: &View,
+    indicator: &str,
+    ranges: &[(Level, Range<DateTime<Utc>>)],
+) -> Result<Vec<CountBucket>> {
+    let mut by_level: BTreeMap<Level, Vec<&Range<DateTime<Utc>>>> = BTreeMap::new();
+    for (level, span) in ranges {
+        if span.start < span.end {
+            by_level.entry(*level).or_default().push(span);
+        }
+    }
+    let mut buckets = Vec::new();
+    for (level, spans) in by_level {
+        let (table, column) = counts_table(level);
+        let series = match level {
+            Level::Raw => view.raw_series(),
+            _ => Some(view.series()),
+        };
+        let statement = Statement::new("SELECT ")
+            .push(&format!(
+                "{column}, CAST(SUM(good) AS BIGINT), CAST(SUM(total) AS BIGINT) FROM {table} \
+                 WHERE tenant = "
+            ))
+            .push_arg(Value::text(tenant.as_str()))
+            .push(" AND service = ")
+            .push_arg(Value::text(service.as_str()))
+            .push(" AND indicator = ")
+            .push_arg(Value::text(indicator));
+        let statement = push_spans(push_series(statement, series), column, &spans)
+            .push(&format!(" GROUP BY {column} ORDER BY {column}"));
+        let mut rows = conn
+            .fetch(statement, &[Column::Time, Column::Int, Column::Int])
+            .await
+            .map_err(internal("read count buckets"))?;
+        for mut row in rows.iter_mut() {
+            buckets.push(CountBucket {
+                level,
+                start: row.time(0)?,
+                good: row.int(1)?,
+                total: row.int(2)?,
+            });
+        }
+    }
+    Ok(buckets)
+}
+
+pub(super) async fn samples(
+    conn: &mut dyn Connection,
+    tenant: &Id,
+    service: &Id,
+    view: &View,
+    indicator: &str,
+    span: &Range<DateTime<Utc>>,
+) -> Result<Vec<SampleAt>> {
+    let statement = Statement::new(
+        "SELECT time, value FROM measurement_samples WHERE tenant = $1 AND service = $2 \
+         AND indicator = $3 AND time >= $4 AND time < $5",
+    )
+    .text(tenant.as_str())
+    .text(service.as_str())
+    .text(indicator)
+    .time(span.start)
+    .time(span.end);
+    let statement = push_series(statement, view.raw_series()).push(" ORDER BY time");
+    let mut rows = conn
+        .fetch(statement, &[Column::Time, Column::Float])
+        .await
+        .map_err(internal("read samples"))?;
+    rows.iter_mut()
+        .map(|mut row| {
+            Ok(SampleAt {
+                time: row.time(0)?,
+                value: row.float(1)?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn downtime(
+    conn: &mut dyn Connection,
+    tenant: &Id,
+    service: &Id,
+    view: &View,
+    indicator: &str,
+    span: &Range<DateTime<Utc>>,
+) -> Result<Vec<Range<DateTime<Utc>>>> {
+    let statement = Statement::new(
+        "SELECT start_time, end_time FROM measurement_downtime WHERE tenant = $1 \
+         AND service = $2 AND indicator = $3 AND start_time < $4 AND end_time > $5",
+    )
+    .text(tenant.as_str())
+    .text(service.as_str())
+    .text(indicator)
+    .time(span.end)
+    .time(span.start);
+    let statement =
+        push_series(statement, view.raw_series()).push(" ORDER BY start_time, end_time");
+    let mut rows = conn
+        .fetch(statement, &[Column::Time, Column::Time])
+        .await
+        .map_err(internal("read downtime"))?;
+    rows.iter_mut()
+        .map(|mut row| Ok(row.time(0)?..row.time(1)?))
+        .collect()
+}
+
+// --- retention --------------------------------------------------------------
+
+/// Up to `$3` of tenant `$1`'s keys of measurements older than `$2`.
+const DELETE_KEYS: &str = "\
+    DELETE FROM measurement_keys WHERE tenant = $1 AND id IN ( \
+      SELECT id FROM measurement_keys WHERE tenant = $1 AND time < $2 LIMIT $3)";
+
+/// Each table's expired rows of tenant `$1` (older than `$2`), at most `$3`:
+/// the table, its time column, and whether it keeps what raw counts keep.
+const AGED: [(&str, &str, bool); 6] = [
+    ("measurement_counts", "time", true),
+    ("measurement_samples", "time", false),
+    ("measurement_downtime", "start_time", false),
+    ("count_rollups_minute", "bucket", false),
+    ("count_rollups_hour", "bucket", false),
+    ("count_rollups_day", "bucket", false),
+];
+
+/// Deletes up to `limit` expired keys of `tenant` and, per table, up to
+/// `limit` expired rows: every such row where tables are not partitioned
+/// (SQLite), only those in the DEFAULT partitions where they are
+/// (PostgreSQL, whose monthly partitions are dropped whole). Returns how
+/// many it deleted.
+pub(super) async fn delete_expired(
+    conn: &mut dyn Connection,
+    tenant: &Id,
+    cutoffs: &Cutoffs,
+    limit: i64,
+) -> Result<u64> {
+    let statement = Statement::new(DELETE_KEYS)
+        .text(tenant.as_str())
+        .time(cutoffs.keys_before)
+        .int(limit);
+    let mut deleted = conn
+        .run(statement, "delete expired measurement keys")
+        .await?;
+    let partitioned = conn.partitions_by_time();
+    for (table, column, raw) in AGED {
+        let before = if raw {
+            cutoffs.raw_before
+        } else {
+            cutoffs.kept_before
+        };
+        // The tables' names are constants: formatting them in is safe.
+        let sql = if partitioned {
+            format!("DELETE FROM {table}_default WHERE tenant = $1 AND {column} < $2")
+        } else {
+            format!(
+                "DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} \
+                 WHERE tenant = $1 AND {column} < $2 LIMIT $3)"
+            )
+        };
+        let statement = Statement::new("")
+            .push(&sql)
+            .text(tenant.as_str())
+            .time(before);
+        let statement = if partitioned {
+            statement
+        } else {
+            statement.int(limit)
+        };
+        deleted += conn.run(statement, "delete expired measurements").await?;
+    }
+    Ok(deleted)
+}
+
+/// Creates the monthly partitions from `$1` through `$2` (dates) and drops
+/// those wholly before the cutoffs (`$3` raw counts, `$4` the others; NULL:
+/// none), through the migration's function (PostgreSQL only).
+const PARTITIONS: &str = "\
+    SELECT action || ' ' || partition_name \
+    FROM accord_measurement_partitions(CAST($1 AS date), CAST($2 AS date), $3, $4)";
+
+pub(super) async fn partition(
+    conn: &mut dyn Connection,
+    months: (NaiveDate, NaiveDate),
+    cutoffs: Option<&Cutoffs>,
+) -> Result<Vec<String>> {
+    let day = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+    let (first, last) = (day(months.0), day(months.1));
+    let statement = Statement::new(PARTITIONS)
+        .text(first.as_str())
+        .text(last.as_str())
+        .time(cutoffs.map(|c| c.raw_before))
+        .time(cutoffs.map(|c| c.kept_before));
+    conn.texts(statement, "maintain measurement partitions")
+        .await
+}
