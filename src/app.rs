@@ -38,6 +38,7 @@ use crate::proto::v1::service_catalog_service_server::ServiceCatalogServiceServe
 use crate::proto::v1::tenant_service_server::TenantServiceServer;
 use crate::redact::{redact_endpoint, redact_url};
 use crate::service::Registry;
+use crate::service::compliance::Compliance;
 use crate::service::entitlements::Resolver;
 use crate::store::{self, Store};
 
@@ -62,6 +63,7 @@ pub struct Application {
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
     resolver: Arc<Resolver>,
+    compliance: Arc<Compliance>,
     entitlements: Entitlements,
     authenticator: Arc<Authenticator>,
 }
@@ -106,6 +108,7 @@ impl Application {
             registry.changes().clone(),
             config.entitlement_cache_size,
         ));
+        let compliance = Arc::new(Compliance::new(registry.clone(), resolver.clone()));
         if config.bootstrap_key.is_none() {
             warn!(
                 "no bootstrap key: tenants cannot be managed; set ACCORD_BOOTSTRAP_KEY_FILE \
@@ -128,6 +131,7 @@ impl Application {
             registry,
             entitlements,
             resolver,
+            compliance,
         })
     }
 
@@ -144,6 +148,12 @@ impl Application {
 
     pub fn resolver(&self) -> &Arc<Resolver> {
         &self.resolver
+    }
+
+    /// Compliance of agreements and pairs: what GetCompliance and the breach
+    /// closer evaluate with.
+    pub fn compliance(&self) -> &Arc<Compliance> {
+        &self.compliance
     }
 
     pub fn authenticator(&self) -> &Arc<Authenticator> {
@@ -168,6 +178,7 @@ impl Application {
             store,
             registry,
             resolver,
+            compliance: _compliance,
             entitlements,
             authenticator,
         } = self;
