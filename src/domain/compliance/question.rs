@@ -64,10 +64,13 @@ impl Question {
         if let Some(p) = period_containing
             && p > as_of
         {
-            let of = if as_of_given { "as_of" } else { "now (as_of)" };
             v.add(
                 "period_containing",
-                format!("must not be after {of}: a period that has not begun holds nothing"),
+                if as_of_given {
+                    "must not be after as_of: a period that has not begun holds nothing"
+                } else {
+                    "must not be in the future: a period that has not begun holds nothing"
+                },
             );
         }
         let interval = interval.and_then(|asked| check_interval(&mut v, asked, as_of));
