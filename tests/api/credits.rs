@@ -111,10 +111,7 @@ async fn an_agreements_credit_is_its_largest_objectives_not_their_sum(s: TestSer
         .await;
     let t = utc("2026-04-10T00:00:00Z");
     w.report_all(vec![
-        named(
-            counts("c", &w.payments, t, 990, 1000),
-            "checkout_events",
-        ),
+        named(counts("c", &w.payments, t, 990, 1000), "checkout_events"),
         named(counts("s", &w.payments, t, 989, 1000), "search_events"),
     ])
     .await;
