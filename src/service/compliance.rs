@@ -150,10 +150,8 @@ impl Compliance {
                 // The resolver reads in a transaction of its own (or answers
                 // from its cache), before this call's opens: a call holds one
                 // connection at a time.
-                let resolved = self
-                    .resolver
-                    .resolve(tenant, pair, Some(question.as_of), None)
-                    .await?;
+                let as_of = (!question.as_of_is_now).then_some(question.as_of);
+                let resolved = self.resolver.resolve(tenant, pair, as_of, None).await?;
                 let tx = self.registry.read(tenant).await?;
                 (tx, entitlement_terms(pair, &resolved.entitlement.terms))
             }
@@ -246,9 +244,10 @@ impl Compliance {
                 service: service.clone(),
             })
             .collect();
+        // Entitlements now: the resolver's cache may hold them.
         let resolved = self
             .resolver
-            .resolve_batch(tenant, &pairs, Some(now), None)
+            .resolve_batch(tenant, &pairs, None, None)
             .await?;
 
         let mut tx = self.registry.read(tenant).await?;

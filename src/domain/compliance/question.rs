@@ -22,6 +22,9 @@ pub struct Question {
     /// explicit intervals are evaluated up to it, burn-rate lookbacks end
     /// here.
     pub as_of: DateTime<Utc>,
+    /// Whether `as_of` is now because none was asked for: terms about now
+    /// may come from a cache.
+    pub as_of_is_now: bool,
     /// Calendar windows: the period containing this instant (`as_of` when
     /// `None`).
     pub period_containing: Option<DateTime<Utc>>,
@@ -83,6 +86,7 @@ impl Question {
         v.into_result()?;
         Ok(Question {
             as_of,
+            as_of_is_now: !as_of_given,
             period_containing,
             interval,
         })
