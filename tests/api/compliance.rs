@@ -4,7 +4,10 @@
 //! and work their numbers out by hand in the comments; then every refusal,
 //! with its code and detail.
 
+use accord::domain::compliance::Status;
+use accord::domain::names::Id;
 use accord::proto::v1 as pb;
+use accord::service::compliance::Subject;
 use tonic::Code;
 
 use crate::on_both_backends;
@@ -31,6 +34,7 @@ fn sla_on(w: &World, service: &str, objectives: Vec<pb::Objective>) -> pb::Agree
 // --- golden scenarios --------------------------------------------------------
 
 async fn april_uptime_with_weekly_maintenance_is_met_as_the_reference_works_it_out(s: TestServer) {
+    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let ledger = w.service("ledger").await;
     // UPTIME 0.999 over calendar months in UTC; maintenance every Sunday
@@ -129,6 +133,7 @@ async fn april_uptime_with_weekly_maintenance_is_met_as_the_reference_works_it_o
 }
 
 async fn a_rolling_ratio_counts_the_sub_minute_edges_from_raw_rows(s: TestServer) {
+    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let pay = w.payments.clone();
@@ -172,6 +177,7 @@ async fn a_rolling_ratio_counts_the_sub_minute_edges_from_raw_rows(s: TestServer
 }
 
 async fn a_calendar_month_in_new_york_is_743_hours_across_the_dst_change(s: TestServer) {
+    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let ny = calendar(pb::CalendarPeriod::Month, "America/New_York");
     let sla = w.publish("sla", w.sla(vec![over(ny, uptime(0.999))])).await;
@@ -223,6 +229,7 @@ async fn a_calendar_month_in_new_york_is_743_hours_across_the_dst_change(s: Test
 }
 
 async fn a_threshold_objective_counts_the_samples_meeting_its_bound(s: TestServer) {
+    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let sla = w.publish("sla", w.sla(vec![latency(300.0, 0.9)])).await;
     let pay = w.payments.clone();
@@ -256,6 +263,7 @@ async fn a_threshold_objective_counts_the_samples_meeting_its_bound(s: TestServe
 }
 
 async fn a_timeslice_objective_counts_good_slices_of_summed_counts(s: TestServer) {
+    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let hourly = pb::Objective {
         key: "slices".into(),
@@ -308,6 +316,7 @@ async fn a_timeslice_objective_counts_good_slices_of_summed_counts(s: TestServer
 }
 
 async fn one_service_wide_stream_gives_two_consumers_different_verdicts(s: TestServer) {
+    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let shop = w.party("shop", None).await;
     let sla = w.publish("sla", w.sla(vec![availability(0.99)])).await;
@@ -357,6 +366,7 @@ async fn one_service_wide_stream_gives_two_consumers_different_verdicts(s: TestS
 }
 
 async fn tagged_data_counts_for_its_consumer_and_the_service_wide_view_only(s: TestServer) {
+    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let shop = w.party("shop", None).await;
     let sla = w.publish("sla", w.sla(vec![availability(0.99)])).await;
@@ -390,6 +400,7 @@ async fn tagged_data_counts_for_its_consumer_and_the_service_wide_view_only(s: T
 }
 
 async fn attainment_exactly_at_target_is_met(s: TestServer) {
+    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let sla = w.publish("sla", w.sla(vec![uptime(0.9999)])).await;
     w.report_all(vec![downtime(
@@ -418,6 +429,7 @@ async fn attainment_exactly_at_target_is_met(s: TestServer) {
 }
 
 async fn a_credit_tier_applies_strictly_below_its_bound(s: TestServer) {
+    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let objectives = vec![
         over(monthly(), ratio("checkout", 0.999)),
@@ -481,6 +493,7 @@ async fn a_credit_tier_applies_strictly_below_its_bound(s: TestServer) {
 }
 
 async fn no_data_has_no_attainment_budget_rate_or_credit(s: TestServer) {
+    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let sla = w
         .publish(
@@ -510,6 +523,7 @@ async fn no_data_has_no_attainment_budget_rate_or_credit(s: TestServer) {
 }
 
 async fn a_page_alert_fires_when_both_its_lookbacks_burn_fast(s: TestServer) {
+    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let pay = w.payments.clone();
@@ -538,6 +552,7 @@ async fn a_page_alert_fires_when_both_its_lookbacks_burn_fast(s: TestServer) {
 }
 
 async fn the_revision_in_force_at_as_of_gives_the_agreements_terms(s: TestServer) {
+    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let sla = w.publish("sla", w.standard_sla()).await;
     let before = mark().await;
@@ -562,9 +577,73 @@ async fn the_revision_in_force_at_as_of_gives_the_agreements_terms(s: TestServer
     assert_eq!(target_at(utc("2026-02-01T00:00:00Z")).await, 0.999);
 }
 
+// --- the breach closer's entry point --------------------------------------------
+
+async fn evaluate_period_gives_the_calendar_objectives_of_a_closed_period(backend: Backend) {
+    let mut compliance = None;
+    let Some(s) = TestServer::start_prepared(backend, remembers_2026, |app| {
+        compliance = Some(app.compliance().clone());
+    })
+    .await
+    else {
+        return;
+    };
+    let compliance = compliance.expect("the application's compliance");
+    partitions_settled(&s).await;
+    let w = World::new(&s, "acme").await;
+    // A monthly UPTIME objective and a rolling RATIO one.
+    let sla = w
+        .publish(
+            "sla",
+            w.sla(vec![over(monthly(), uptime(0.999)), availability(0.999)]),
+        )
+        .await;
+    w.report_all(vec![downtime(
+        "outage",
+        &w.payments,
+        utc("2026-04-12T00:00:00Z"),
+        utc("2026-04-12T01:00:00Z"),
+    )])
+    .await;
+    let id = |s: &str| Id::parse("id", s).unwrap();
+
+    let evaluated = compliance
+        .evaluate_period(
+            &id("acme"),
+            &Subject::Agreement(id("sla")),
+            "2026-04-15T00:00:00Z".parse().unwrap(),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+
+    // Only the calendar objective: April, over, 60 min down of 43,200:
+    // 43,140 / 43,200 = 0.998611… < 0.999, BREACHED; its target from the
+    // SLA's first revision, on the service-wide view.
+    assert_eq!(evaluated.objectives.len(), 1, "{evaluated:#?}");
+    let o = &evaluated.objectives[0];
+    assert_eq!(o.objective.key, "uptime");
+    assert_eq!(o.consumer, None);
+    assert_eq!(o.evaluation.status, Status::Breached);
+    assert_close(
+        o.evaluation.attainment.as_ref().unwrap().value,
+        43_140.0 / 43_200.0,
+    );
+    assert_eq!(
+        o.evaluation.window.period.start,
+        "2026-04-01T00:00:00Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap()
+    );
+    assert_eq!(o.target_provenance.agreement.as_str(), "sla");
+    assert_eq!(o.target_provenance.revision.as_str(), sla.revision_id);
+    assert_eq!(o.source, o.target_provenance);
+}
+
 // --- refusals ----------------------------------------------------------------
 
 async fn bad_requests_name_their_field(s: TestServer) {
+    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let sla = w.publish("sla", w.standard_sla()).await;
     let good = w.agreement_compliance(&sla.name, MAY_1, None);
@@ -694,6 +773,7 @@ async fn bad_requests_name_their_field(s: TestServer) {
 }
 
 async fn unknown_subjects_are_not_found(s: TestServer) {
+    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     w.publish("sla", w.standard_sla()).await;
     let ledger = w.service("ledger").await;
@@ -732,6 +812,7 @@ async fn unknown_subjects_are_not_found(s: TestServer) {
 }
 
 async fn a_draft_agreement_has_no_terms_in_force(s: TestServer) {
+    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let draft = w.draft("sla", w.standard_sla()).await;
     let status = assert_code(
@@ -747,6 +828,7 @@ async fn a_draft_agreement_has_no_terms_in_force(s: TestServer) {
 }
 
 async fn a_window_of_too_many_slices_is_a_failed_precondition(s: TestServer) {
+    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     // One-second slices over a calendar year: 31,536,000 slices, more than
     // the 1,000,000 one evaluation holds.
@@ -810,3 +892,9 @@ on_both_backends!(configured by remembers_2026:
     a_draft_agreement_has_no_terms_in_force,
     a_window_of_too_many_slices_is_a_failed_precondition,
 );
+
+mod closer {
+    use super::*;
+
+    on_both_backends!(backend: evaluate_period_gives_the_calendar_objectives_of_a_closed_period);
+}
