@@ -19,6 +19,7 @@ use crate::admission::{AdmissionLayer, Limits};
 use crate::api::agreement::AgreementApi;
 use crate::api::api_key::ApiKeyApi;
 use crate::api::audit::AuditApi;
+use crate::api::compliance::ComplianceApi;
 use crate::api::entitlement::{EntitlementApi, Entitlements};
 use crate::api::measurement::MeasurementApi;
 use crate::api::party::PartyApi;
@@ -31,6 +32,7 @@ use crate::domain::changes::Change;
 use crate::proto::v1::agreement_service_server::AgreementServiceServer;
 use crate::proto::v1::api_key_service_server::ApiKeyServiceServer;
 use crate::proto::v1::audit_service_server::AuditServiceServer;
+use crate::proto::v1::compliance_service_server::ComplianceServiceServer;
 use crate::proto::v1::entitlement_service_server::EntitlementServiceServer;
 use crate::proto::v1::measurement_service_server::MeasurementServiceServer;
 use crate::proto::v1::party_service_server::PartyServiceServer;
@@ -38,6 +40,7 @@ use crate::proto::v1::service_catalog_service_server::ServiceCatalogServiceServe
 use crate::proto::v1::tenant_service_server::TenantServiceServer;
 use crate::redact::{redact_endpoint, redact_url};
 use crate::service::Registry;
+use crate::service::compliance::Compliance;
 use crate::service::entitlements::Resolver;
 use crate::store::{self, Store};
 
@@ -52,6 +55,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     "accord.v1.AuditService",
     "accord.v1.EntitlementService",
     "accord.v1.MeasurementService",
+    "accord.v1.ComplianceService",
 ];
 
 pub struct Application {
@@ -62,6 +66,7 @@ pub struct Application {
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
     resolver: Arc<Resolver>,
+    compliance: Arc<Compliance>,
     entitlements: Entitlements,
     authenticator: Arc<Authenticator>,
 }
@@ -106,6 +111,7 @@ impl Application {
             registry.changes().clone(),
             config.entitlement_cache_size,
         ));
+        let compliance = Arc::new(Compliance::new(registry.clone(), resolver.clone()));
         if config.bootstrap_key.is_none() {
             warn!(
                 "no bootstrap key: tenants cannot be managed; set ACCORD_BOOTSTRAP_KEY_FILE \
@@ -128,6 +134,7 @@ impl Application {
             registry,
             entitlements,
             resolver,
+            compliance,
         })
     }
 
@@ -144,6 +151,12 @@ impl Application {
 
     pub fn resolver(&self) -> &Arc<Resolver> {
         &self.resolver
+    }
+
+    /// Compliance of agreements and pairs: what GetCompliance and the breach
+    /// closer evaluate with.
+    pub fn compliance(&self) -> &Arc<Compliance> {
+        &self.compliance
     }
 
     pub fn authenticator(&self) -> &Arc<Authenticator> {
@@ -168,6 +181,7 @@ impl Application {
             store,
             registry,
             resolver,
+            compliance,
             entitlements,
             authenticator,
         } = self;
@@ -228,7 +242,11 @@ impl Application {
                 AuditApi::new(registry.clone())
             ))
             .add_service(limited!(EntitlementServiceServer, entitlements))
-            .add_service(limited!(MeasurementServiceServer, measurements));
+            .add_service(limited!(MeasurementServiceServer, measurements))
+            .add_service(limited!(
+                ComplianceServiceServer,
+                ComplianceApi::new(compliance)
+            ));
 
         // Other replicas' writes reach this one through the store's change
         // feed, where there can be other replicas.

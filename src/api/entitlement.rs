@@ -115,7 +115,7 @@ fn instants_in(as_of: &Option<Timestamp>, known_at: &Option<Timestamp>) -> Resul
     Ok((as_of, known_at))
 }
 
-fn provenance_out(tenant: &Id, p: &Provenance) -> pb::Provenance {
+pub(crate) fn provenance_out(tenant: &Id, p: &Provenance) -> pb::Provenance {
     source_out(
         tenant,
         &p.agreement,

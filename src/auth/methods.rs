@@ -68,6 +68,8 @@ pub const METHOD_ROLES: &[(&str, &[Role])] = &[
         "/accord.v1.MeasurementService/StreamMeasurements",
         REPORTERS,
     ),
+    ("/accord.v1.ComplianceService/GetCompliance", READERS),
+    ("/accord.v1.ComplianceService/GetCreditStatement", READERS),
 ];
 
 /// The table's entry for `path`, or `None` for a method not in the table.

@@ -18,6 +18,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod catalog;
 pub mod changes;
+pub mod compliance;
 pub mod entitlements;
 pub mod measurements;
 pub mod overrides;

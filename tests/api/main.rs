@@ -6,6 +6,8 @@ mod support;
 mod agreements;
 mod audit;
 mod auth;
+mod compliance;
+mod credits;
 mod entitlement_cache;
 mod entitlements;
 mod fairness;
