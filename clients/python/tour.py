@@ -13,12 +13,19 @@ It creates a tenant, a provider and a customer, a service, a service-level
 agreement with an objective, a credit schedule and a liability cap; publishes
 it; gives the customer a better target with an override; renames the
 agreement (an ACTIVE agreement writes a new revision), lists the revisions and
-the audit trail of the agreement.
+the audit trail of the agreement; resolves and explains what the customer gets.
+Then, with a REPORTER key, it reports measurements (requests an hour ago, an
+hour-long outage on the last day of last month, and one item refused for its
+unknown indicator), reports them again (duplicates, nothing counted twice),
+and reads compliance for the agreement and for the customer, last month's
+closed period, and the customer's credit statement.
 Exits 1 on any RPC error, printing its code and details.
 """
 
+import datetime
 import os
 import sys
+import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gen"))
@@ -29,7 +36,9 @@ from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2  # noqa:
 from accord.v1 import agreement_pb2, agreement_pb2_grpc  # noqa: E402
 from accord.v1 import api_key_pb2, api_key_pb2_grpc  # noqa: E402
 from accord.v1 import audit_pb2, audit_pb2_grpc  # noqa: E402
+from accord.v1 import compliance_pb2, compliance_pb2_grpc  # noqa: E402
 from accord.v1 import entitlement_pb2, entitlement_pb2_grpc  # noqa: E402
+from accord.v1 import measurement_pb2, measurement_pb2_grpc  # noqa: E402
 from accord.v1 import party_pb2, party_pb2_grpc  # noqa: E402
 from accord.v1 import service_pb2, service_pb2_grpc  # noqa: E402
 from accord.v1 import tenant_pb2, tenant_pb2_grpc  # noqa: E402
@@ -158,6 +167,14 @@ def run(address, bootstrap_key):
                 kind=terms_pb2.OBJECTIVE_KIND_RATIO,
                 target=0.999,
                 window=terms_pb2.Window(rolling=terms_pb2.RollingWindow(duration=days(30))),
+            ), terms_pb2.Objective(
+                key="uptime",
+                display_name="Monthly uptime",
+                indicator="outage",
+                kind=terms_pb2.OBJECTIVE_KIND_UPTIME,
+                target=0.999,
+                window=terms_pb2.Window(calendar=terms_pb2.CalendarWindow(
+                    period=terms_pb2.CALENDAR_PERIOD_MONTH, time_zone="UTC")),
             )],
             credits=terms_pb2.CreditSchedule(
                 tiers=[
@@ -178,9 +195,14 @@ def run(address, bootstrap_key):
     show_agreement(agreement)
     for o in agreement.objectives:
         kind = enum_name(terms_pb2.ObjectiveKind, o.kind, "OBJECTIVE_KIND_")
-        window = o.window.rolling.duration.seconds // 86400
+        if o.window.HasField("rolling"):
+            window = f"a rolling {o.window.rolling.duration.seconds // 86400} days"
+        else:
+            period = enum_name(terms_pb2.CalendarPeriod, o.window.calendar.period,
+                               "CALENDAR_PERIOD_").lower()
+            window = f"each calendar {period} ({o.window.calendar.time_zone})"
         print(f"  objective {o.key}: {kind} {o.indicator} >= {percent(o.target)}"
-              f" over a rolling {window} days")
+              f" over {window}")
     tiers = ", ".join(f"< {percent(t.attainment_below)} -> {t.credit_percent:g} %"
                       for t in agreement.credits.tiers)
     print(f"  credits: {tiers} of {money(agreement.credits.fee)}")
@@ -265,6 +287,105 @@ def run(address, bootstrap_key):
         outcome = enum_name(entitlement_pb2.LayerOutcome, layer.outcome, "LAYER_OUTCOME_")
         source = layer.source.override or layer.source.agreement
         print(f"  {kind:<8} {source}: {outcome} ({layer.reason})")
+
+    step("CreateApiKey reporter (REPORTER): what services report with")
+    created_key = keys.CreateApiKey(api_key_pb2.CreateApiKeyRequest(
+        parent=tenant.name,
+        api_key_id="reporter",
+        api_key=api_key_pb2.ApiKey(display_name="Payments probes",
+                                   role=api_key_pb2.ROLE_REPORTER),
+        request_id=request_id(),
+    ), timeout=TIMEOUT, metadata=md)
+    print(f"{created_key.api_key.name}  REPORTER")
+    reporter = bearer(created_key.secret)
+
+    # An hour ago: 9,990 good requests of 10,000, service-wide. Last month: a
+    # one-hour outage on its last day, from 10:00 to 11:00 UTC.
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    this_month = now.replace(day=1, hour=0, minute=0, second=0)
+    last_day = this_month - datetime.timedelta(days=1)
+    outage_start = last_day.replace(hour=10)
+    outage_end = last_day.replace(hour=11)
+
+    def ts(instant):
+        t = timestamp_pb2.Timestamp()
+        t.FromDatetime(instant)
+        return t
+
+    measurements = measurement_pb2_grpc.MeasurementServiceStub(channel)
+    batch = [
+        measurement_pb2.Measurement(
+            id="probe-requests-1", service=service.name, indicator="http_success",
+            time=ts(now - datetime.timedelta(hours=1)),
+            counts=measurement_pb2.Counts(good=9990, total=10000)),
+        measurement_pb2.Measurement(
+            id="probe-outage-1", service=service.name, indicator="outage",
+            downtime=measurement_pb2.Downtime(start_time=ts(outage_start),
+                                              end_time=ts(outage_end))),
+        measurement_pb2.Measurement(
+            id="probe-latency-1", service=service.name, indicator="latency_p99",
+            time=ts(now), sample=measurement_pb2.Sample(value=0.2)),
+    ]
+    step("ReportMeasurements: requests, last month's outage, an unknown indicator")
+    report = measurements.ReportMeasurements(measurement_pb2.ReportMeasurementsRequest(
+        parent=tenant.name, measurements=batch,
+    ), timeout=TIMEOUT, metadata=reporter)
+    print(f"accepted={report.accepted}  duplicates={report.duplicates}")
+    for r in report.rejections:
+        print(f"  rejected [{r.index}] {r.id}: {r.reason} ({r.message})")
+
+    step("ReportMeasurements again (a retry after a lost answer counts nothing twice)")
+    report = measurements.ReportMeasurements(measurement_pb2.ReportMeasurementsRequest(
+        parent=tenant.name, measurements=batch[:2],
+    ), timeout=TIMEOUT, metadata=reporter)
+    print(f"accepted={report.accepted}  duplicates={report.duplicates}")
+
+    compliance = compliance_pb2_grpc.ComplianceServiceStub(channel)
+
+    def show_compliance(result):
+        for o in result.objectives:
+            status = enum_name(compliance_pb2.ComplianceStatus, o.status, "COMPLIANCE_STATUS_")
+            start = o.period.start_time.ToDatetime().strftime("%Y-%m-%d %H:%M")
+            end = o.period.end_time.ToDatetime().strftime("%Y-%m-%d %H:%M")
+            attained = f"{o.attainment * 100:.4f} %" if o.HasField("attainment") else "-"
+            print(f"  {o.key:<12} {status:<12} {attained} of {percent(o.objective.target)}"
+                  f"  [{start}, {end})")
+            if o.HasField("error_budget"):
+                b = o.error_budget
+                print(f"    budget {b.total:g} {b.unit}, spent {b.spent:g},"
+                      f" remaining {b.remaining:g}")
+            if o.HasField("credit") and o.credit.amount.amount_minor:
+                print(f"    credit {o.credit.percent:g} % = {money(o.credit.amount)}")
+
+    step("GetCompliance for the agreement (the service-wide data)")
+    show_compliance(compliance.GetCompliance(compliance_pb2.GetComplianceRequest(
+        parent=tenant.name, agreement=agreement.name,
+    ), timeout=TIMEOUT, metadata=md))
+
+    step("GetCompliance bank on payments (its entitlement: the same data, its own target)")
+    show_compliance(compliance.GetCompliance(compliance_pb2.GetComplianceRequest(
+        parent=tenant.name,
+        pair=compliance_pb2.ConsumerService(consumer=bank.name, service=service.name),
+    ), timeout=TIMEOUT, metadata=md))
+
+    step("GetCompliance bank on payments, last month (closed)")
+    show_compliance(compliance.GetCompliance(compliance_pb2.GetComplianceRequest(
+        parent=tenant.name,
+        pair=compliance_pb2.ConsumerService(consumer=bank.name, service=service.name),
+        period_containing=ts(last_day),
+    ), timeout=TIMEOUT, metadata=md))
+
+    step("GetCreditStatement bank, last month")
+    statement = compliance.GetCreditStatement(compliance_pb2.GetCreditStatementRequest(
+        parent=tenant.name, consumer=bank.name, period_containing=ts(last_day),
+    ), timeout=TIMEOUT, metadata=md)
+    for a in statement.agreements:
+        print(f"  {a.agreement}  owed by {a.provider}: {money(a.credit)}"
+              f" (uncapped {money(a.uncapped)}){'' if a.closed else ' so far'}")
+        for o in a.objectives:
+            status = enum_name(compliance_pb2.ComplianceStatus, o.status, "COMPLIANCE_STATUS_")
+            print(f"    {o.key}: {status}, credit {money(o.credit.amount)}")
+    print("  total: " + ", ".join(money(m) for m in statement.totals))
     channel.close()
 
 
