@@ -20,6 +20,7 @@ use super::connection::{
     Array, Cell, Column, Connection, Failure, RowSet, Rows, Statement, Value, Violation,
 };
 use super::constraints::{begin_failed, internal};
+use super::partitions::{self, Outcome};
 use super::transaction::Transaction;
 use super::{Access, ChangeFeed, Store, Tx, millis, settings, statement_budget};
 use crate::domain::changes::Change;
@@ -212,6 +213,30 @@ impl PostgresStore {
             })?;
         Ok(PostgresConnection { tx })
     }
+
+    /// Makes one partition change in a transaction of its own, which holds
+    /// no other lock and waits at most `partitions::LOCK_WAIT` for its
+    /// table's; tried again shortly when the lock was not granted.
+    async fn change_partition(&self, change: &partitions::Change) -> Result<Outcome> {
+        let wait = partitions::LOCK_WAIT.min(self.statement_timeout);
+        let mut attempt = 1;
+        loop {
+            let mut conn: Box<dyn Connection> =
+                Box::new(self.open_transaction(None, Access::Write).await?);
+            match partitions::apply(&mut *conn, change, wait).await {
+                Ok(outcome) => {
+                    conn.commit().await?;
+                    return Ok(outcome);
+                }
+                Err(Error::DeadlineExceeded(_)) if attempt < partitions::ATTEMPTS => {
+                    drop(conn);
+                    tokio::time::sleep(wait * attempt).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
 }
 
 /// Grants the server's role what it needs (migration 0004's function), once at
@@ -285,10 +310,29 @@ impl Store for PostgresStore {
         months: (NaiveDate, NaiveDate),
         cutoffs: Option<&Cutoffs>,
     ) -> Result<Vec<String>> {
-        let conn = self.open_transaction(None, Access::Write).await?;
-        let mut conn: Box<dyn Connection> = Box::new(conn);
-        let done = super::measurements::partition(&mut *conn, months, cutoffs).await?;
-        conn.commit().await?;
+        let existing = {
+            let mut conn: Box<dyn Connection> =
+                Box::new(self.open_transaction(None, Access::Read).await?);
+            partitions::existing(&mut *conn).await?
+        };
+        let mut done = Vec::new();
+        for change in partitions::plan(months, cutoffs, &existing) {
+            match self.change_partition(&change).await {
+                Ok(Outcome::Done(what)) => done.push(what),
+                Ok(Outcome::AlreadyDone) => {}
+                Ok(Outcome::Blocked) => warn!(
+                    partition = %change,
+                    "rows of the month are in the DEFAULT partition: the month stays there until \
+                     it expires"
+                ),
+                // The next run tries again; the months ahead leave it time.
+                Err(error) => warn!(
+                    partition = %change,
+                    %error,
+                    "could not change a measurement partition"
+                ),
+            }
+        }
         Ok(done)
     }
 
