@@ -77,8 +77,10 @@ fn bounded(options: PgConnectOptions, timeout: Duration) -> PgConnectOptions {
 
 /// What PostgreSQL says of a failed statement: out of time when
 /// `statement_timeout` (57014 query_canceled) or `lock_timeout` (55P03
-/// lock_not_available) ended it; a unique (23505) or foreign-key (23503)
-/// violation by the constraint's name.
+/// lock_not_available) ended it; contention when it aborted the transaction
+/// as a deadlock's victim (40P01 deadlock_detected) or for a serialization
+/// conflict (40001 serialization_failure); a unique (23505) or foreign-key
+/// (23503) violation by the constraint's name.
 fn classify(error: sqlx::Error) -> Failure {
     let Some(pg) = error
         .as_database_error()
@@ -88,6 +90,7 @@ fn classify(error: sqlx::Error) -> Failure {
     };
     match (pg.code(), pg.constraint()) {
         ("57014" | "55P03", _) => Failure::OutOfTime,
+        ("40P01" | "40001", _) => Failure::Contention(error),
         ("23505" | "23503", Some(name)) => {
             let violation = Violation::Named(name.to_owned());
             Failure::Constraint(violation, error)
