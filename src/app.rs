@@ -1,9 +1,9 @@
 //! Start-up and shutdown: `Application::build` migrates and connects the store,
-//! builds the use cases on it (one `Registry` for the resources, a `Resolver`
-//! for entitlements, sharing one change feed) and the API and auth on those,
-//! and binds them to a listener it is given (port 0 in tests); `serve_until`
-//! runs until a shutdown signal, then drains in-flight calls for at most the
-//! grace period.
+//! creates the measurement partitions the server needs, builds the use cases
+//! on it (one `Registry` for the resources, a `Resolver` for entitlements,
+//! sharing one change feed) and the API and auth on those, and binds them to
+//! a listener it is given (port 0 in tests); `serve_until` runs until a
+//! shutdown signal, then drains in-flight calls for at most the grace period.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -87,7 +87,8 @@ fn describe_database(url: &str) -> String {
 }
 
 impl Application {
-    /// Migrates the database (under the migrator's lock) and connects the store.
+    /// Migrates the database (under the migrator's lock), connects the store
+    /// and creates the measurement partitions the server needs.
     pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let tls = config.tls.as_ref().map(load_tls).transpose()?;
@@ -106,6 +107,13 @@ impl Application {
                 .with_page_bytes(config.max_message_bytes / 2)
                 .with_measurement_policy(config.measurement_policy()),
         );
+        // The measurement partitions of the months accepted, before the
+        // first call: a fresh server's DDL never waits on its own calls, nor
+        // they on it. Retention keeps them up to date afterwards.
+        registry
+            .measurements()
+            .maintain_partitions(chrono::Utc::now())
+            .await?;
         let resolver = Arc::new(Resolver::new(
             store.clone(),
             registry.changes().clone(),

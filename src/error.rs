@@ -125,6 +125,11 @@ pub enum Error {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// The database aborted the call's transaction to resolve a conflict
+    /// with another (a deadlock, a serialization failure): nothing was
+    /// written, and the same call may succeed when made again.
+    #[error("{0}")]
+    Contention(String),
     /// Refused for lack of capacity; the same call may succeed after
     /// `retry_after`.
     #[error("{}; retry after {} s", .limit.describe(*.of), .retry_after.as_secs())]
@@ -213,7 +218,7 @@ impl Error {
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::EtagMismatch(_) => Code::Aborted,
             Error::FailedPrecondition { .. } => Code::FailedPrecondition,
-            Error::Unavailable(_) => Code::Unavailable,
+            Error::Unavailable(_) | Error::Contention(_) => Code::Unavailable,
             Error::Exhausted { .. } => Code::ResourceExhausted,
             Error::RequestBodyTimeout(_) => Code::DeadlineExceeded,
             Error::MessageTooLarge(_) => Code::OutOfRange,
@@ -310,6 +315,9 @@ impl From<Error> for tonic::Status {
             }
             Error::Unavailable(_) => {
                 details.set_error_info("UNAVAILABLE", ERROR_DOMAIN, []);
+            }
+            Error::Contention(_) => {
+                details.set_error_info("CONTENTION", ERROR_DOMAIN, []);
             }
             Error::Exhausted {
                 limit,

@@ -15,8 +15,8 @@
 -- DEFAULT partition for anything outside them, so that retention drops whole
 -- months instead of deleting rows: raw counts (for window edges finer than a
 -- minute) are kept for measurement_max_age; rollups, samples and downtime for
--- rollup_retention. accord_measurement_partitions, run by each server's
--- retention job, creates the months ahead and drops the months past.
+-- rollup_retention. Each server creates the months ahead and drops the
+-- months past, one partition per transaction, through the functions below.
 
 CREATE TABLE measurement_keys (
     tenant TEXT COLLATE "C" NOT NULL,
@@ -96,8 +96,8 @@ CREATE TABLE count_rollups_day (
 ) PARTITION BY RANGE (bucket);
 
 -- Row-level security on every new table, as on the others (0004): the
--- parents, their DEFAULT partitions and, as the partition function creates
--- them, each monthly partition. The server reaches rows through the parents,
+-- parents, their DEFAULT partitions and, as they are created (below), the
+-- monthly partitions. The server reaches rows through the parents,
 -- whose policies apply; it is granted the DEFAULT partitions too, to delete
 -- what has expired there (months without a partition of their own).
 DO $$
@@ -125,105 +125,131 @@ BEGIN
     END LOOP;
 END $$;
 
--- Creates the monthly partitions from first_month through last_month that do
--- not exist yet, each behind row-level security like its parent, and drops
--- the monthly partitions wholly before their table's cutoff: raw counts
--- before raw_before, the others before kept_before (NULL: drop nothing).
--- Returns what it did, a row per partition.
+-- The tables partitioned by month, which the two functions below change.
+CREATE FUNCTION accord_measurement_partitioned(parent text) RETURNS boolean
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT parent IN (
+        'measurement_counts', 'measurement_samples', 'measurement_downtime',
+        'count_rollups_minute', 'count_rollups_hour', 'count_rollups_day')
+$$;
+
+-- Partition maintenance changes one partition per call, and the server runs
+-- each call in a transaction of its own bounded by lock_timeout: creating or
+-- dropping a partition takes an ACCESS EXCLUSIVE lock on its parent (and
+-- its DEFAULT partition), and a transaction holding one table's lock while
+-- it waits for another's can deadlock with a call that reads or writes
+-- several measurement tables (SQLSTATE 40P01). The server reads which
+-- partitions exist from the catalogue, which locks no table, and calls these
+-- only for what is missing or expired.
 --
--- A month whose rows already sit in the DEFAULT partition (written before the
--- month had a partition) cannot be given one: it is skipped with a warning,
--- its rows stay where they are (reads go through the parent and find them)
--- and the retention job deletes them from the DEFAULT partition once expired.
---
--- It runs with its owner's rights (SECURITY DEFINER: partitions are DDL, which
--- the server's role may not run), on this schema only, one call at a time.
--- Dropping a partition takes a brief exclusive lock on its parent, so it
--- waits for the writes in flight (bounded by the caller's lock_timeout).
-CREATE FUNCTION accord_measurement_partitions(
-    first_month date, last_month date, raw_before timestamptz, kept_before timestamptz)
-RETURNS TABLE (action text, partition_name text)
+-- Both run with their owner's rights (SECURITY DEFINER: partitions are DDL,
+-- which the server's role may not run), on this schema only, on the tables
+-- above only. Replicas take turns per table (an advisory lock, taken before
+-- the table's lock): two creating the same partition at once would collide
+-- in the catalogue.
+
+-- Creates `parent`'s partition of the month of `month`, behind row-level
+-- security like its parent. Returns 'created', 'exists', or 'blocked' when
+-- rows of that month already sit in the DEFAULT partition (written before
+-- the month had a partition): PostgreSQL then refuses the partition, the
+-- rows stay where they are (reads go through the parent and find them) and
+-- retention deletes them from the DEFAULT partition once expired.
+CREATE FUNCTION accord_create_measurement_partition(parent text, month date)
+RETURNS text
 LANGUAGE plpgsql SECURITY DEFINER
 AS $$
 DECLARE
-    t text;
-    month date;
-    p text;
-    lower_bound timestamptz;
-    upper_bound timestamptz;
-    cutoff timestamptz;
+    first_day date := date_trunc('month', month)::date;
+    p text := parent || '_p' || to_char(month, 'YYYY_MM');
 BEGIN
-    -- Every replica runs this: one at a time, each seeing what the last did.
-    PERFORM pg_advisory_xact_lock(hashtextextended('accord.measurement_partitions', 0));
+    IF NOT accord_measurement_partitioned(parent) THEN
+        RAISE EXCEPTION '% is not partitioned by month', parent
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('accord.measurement_partitions:' || parent, 0));
+    IF to_regclass(p) IS NOT NULL THEN
+        RETURN 'exists';
+    END IF;
+    BEGIN
+        EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
+            p, parent,
+            first_day::timestamp AT TIME ZONE 'UTC',
+            (first_day + interval '1 month')::timestamp AT TIME ZONE 'UTC');
+    EXCEPTION WHEN check_violation THEN
+        RETURN 'blocked';
+    END;
+    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', p);
+    EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', p);
+    EXECUTE format(
+        'CREATE POLICY tenant_rows ON %I USING (tenant = accord_tenant()) '
+        'WITH CHECK (tenant = accord_tenant())', p);
+    RETURN 'created';
+END $$;
+
+-- Drops `parent`'s partition of the month of `month`, rows and all. Returns
+-- 'dropped', or 'absent' when there is no such partition. Which months have
+-- expired the caller decides.
+CREATE FUNCTION accord_drop_measurement_partition(parent text, month date)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER
+AS $$
+DECLARE
+    p text := parent || '_p' || to_char(month, 'YYYY_MM');
+BEGIN
+    IF NOT accord_measurement_partitioned(parent) THEN
+        RAISE EXCEPTION '% is not partitioned by month', parent
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('accord.measurement_partitions:' || parent, 0));
+    IF NOT EXISTS (
+        SELECT FROM pg_inherits
+        WHERE inhparent = to_regclass(parent) AND inhrelid = to_regclass(p)
+    ) THEN
+        RETURN 'absent';
+    END IF;
+    EXECUTE format('DROP TABLE %I', p);
+    RETURN 'dropped';
+END $$;
+
+DO $$
+DECLARE
+    f text;
+BEGIN
+    FOREACH f IN ARRAY ARRAY[
+        'accord_measurement_partitioned(text)',
+        'accord_create_measurement_partition(text, date)',
+        'accord_drop_measurement_partition(text, date)'
+    ] LOOP
+        EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp', f, current_schema());
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END $$;
+
+-- The months around now, so that a database migrated ahead of a rollout
+-- (`accord migrate`) has partitions before a server starts; each server
+-- keeps them ahead. The tables are new in this transaction: nothing else
+-- can hold their locks.
+DO $$
+DECLARE
+    t text;
+    i int;
+BEGIN
     FOREACH t IN ARRAY ARRAY[
         'measurement_counts', 'measurement_samples', 'measurement_downtime',
         'count_rollups_minute', 'count_rollups_hour', 'count_rollups_day'
     ] LOOP
-        month := date_trunc('month', first_month)::date;
-        WHILE month <= last_month LOOP
-            p := t || '_p' || to_char(month, 'YYYY_MM');
-            lower_bound := month::timestamp AT TIME ZONE 'UTC';
-            upper_bound := (month + interval '1 month')::timestamp AT TIME ZONE 'UTC';
-            IF to_regclass(p) IS NULL THEN
-                BEGIN
-                    EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
-                        p, t, lower_bound, upper_bound);
-                    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', p);
-                    EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', p);
-                    EXECUTE format(
-                        'CREATE POLICY tenant_rows ON %I USING (tenant = accord_tenant()) '
-                        'WITH CHECK (tenant = accord_tenant())', p);
-                    action := 'created';
-                    partition_name := p;
-                    RETURN NEXT;
-                EXCEPTION WHEN check_violation THEN
-                    RAISE WARNING 'rows of % are in the default partition of %: not partitioned',
-                        to_char(month, 'YYYY-MM'), t;
-                END;
-            END IF;
-            month := (month + interval '1 month')::date;
+        FOR i IN -2..2 LOOP
+            PERFORM accord_create_measurement_partition(
+                t, (date_trunc('month', now()) + make_interval(months => i))::date);
         END LOOP;
-
-        cutoff := CASE WHEN t = 'measurement_counts' THEN raw_before ELSE kept_before END;
-        IF cutoff IS NOT NULL THEN
-            FOR p, upper_bound IN
-                SELECT c.relname::text,
-                       (to_date(right(c.relname, 7), 'YYYY_MM') + interval '1 month')::timestamp
-                           AT TIME ZONE 'UTC'
-                FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-                WHERE i.inhparent = t::regclass AND c.relname ~ '_p[0-9]{4}_[0-9]{2}$'
-                ORDER BY 1
-            LOOP
-                IF upper_bound <= cutoff THEN
-                    EXECUTE format('DROP TABLE %I', p);
-                    action := 'dropped';
-                    partition_name := p;
-                    RETURN NEXT;
-                END IF;
-            END LOOP;
-        END IF;
     END LOOP;
 END $$;
-DO $$
-BEGIN
-    EXECUTE format(
-        'ALTER FUNCTION accord_measurement_partitions(date, date, timestamptz, timestamptz) '
-        'SET search_path = %I, pg_temp', current_schema());
-END $$;
-REVOKE ALL ON FUNCTION accord_measurement_partitions(date, date, timestamptz, timestamptz)
-    FROM PUBLIC;
-
--- The months around now, so that a server has partitions before its first
--- retention run; the job keeps creating them ahead.
-SELECT accord_measurement_partitions(
-    (date_trunc('month', now()) - interval '2 months')::date,
-    (date_trunc('month', now()) + interval '2 months')::date,
-    NULL, NULL);
 
 -- The server role's grants, now with the measurement tables. Keys are
 -- inserted, read and expired; raw rows, samples and downtime are inserted,
 -- read and deleted (with their tenant, or expired from a DEFAULT partition);
--- rollups are also updated (good += ...). The partition function is the
+-- rollups are also updated (good += ...). The partition functions are the
 -- server's only way to DDL.
 CREATE OR REPLACE FUNCTION accord_grant_server(server_role name) RETURNS void
     LANGUAGE plpgsql
@@ -251,7 +277,7 @@ BEGIN
         'measurement_downtime_default, count_rollups_minute_default, count_rollups_hour_default, '
         'count_rollups_day_default TO %I', server_role);
     EXECUTE format(
-        'GRANT EXECUTE ON FUNCTION accord_measurement_partitions(date, date, timestamptz, '
-        'timestamptz) TO %I', server_role);
+        'GRANT EXECUTE ON FUNCTION accord_create_measurement_partition(text, date), '
+        'accord_drop_measurement_partition(text, date) TO %I', server_role);
 END $$;
 REVOKE ALL ON FUNCTION accord_grant_server(name) FROM PUBLIC;

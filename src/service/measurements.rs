@@ -191,20 +191,32 @@ impl Measurements<'_> {
         Ok(outcome)
     }
 
-    /// Applies retention at `now`: creates the partitions the accepted
-    /// window needs and drops those wholly expired (PostgreSQL), then
-    /// deletes each tenant's expired keys and the rows that expire one by
-    /// one. Returns how many keys and rows it deleted.
-    pub async fn retain(&self, now: DateTime<Utc>) -> Result<u64> {
-        let store = self.registry.store();
+    /// Creates the partitions the accepted window needs at `now`, through
+    /// two months ahead, and drops those wholly expired (PostgreSQL; one
+    /// partition per transaction). The server does it before it serves, so
+    /// that its first calls find their months, and then with retention.
+    pub async fn maintain_partitions(&self, now: DateTime<Utc>) -> Result<()> {
         let policy = self.registry.measurement_policy;
         let cutoffs = policy.cutoffs(now);
-        for done in store
+        for done in self
+            .registry
+            .store()
             .partition_measurements(policy.months(now), Some(&cutoffs))
             .await?
         {
             info!(partition = %done, "measurement partitions maintained");
         }
+        Ok(())
+    }
+
+    /// Applies retention at `now`: maintains the partitions
+    /// (`maintain_partitions`), then deletes each tenant's expired keys and
+    /// the rows that expire one by one. Returns how many keys and rows it
+    /// deleted.
+    pub async fn retain(&self, now: DateTime<Utc>) -> Result<u64> {
+        let store = self.registry.store();
+        let cutoffs = self.registry.measurement_policy.cutoffs(now);
+        self.maintain_partitions(now).await?;
         let mut deleted = 0;
         let mut after: Option<String> = None;
         loop {

@@ -410,6 +410,11 @@ pub(crate) enum Failure {
     OutOfTime,
     /// A unique or foreign-key constraint refused it.
     Constraint(Violation, sqlx::Error),
+    /// The engine aborted the transaction to resolve a conflict with
+    /// another one (PostgreSQL: a deadlock, 40P01, or a serialization
+    /// failure, 40001): nothing it did stays, and the same work may succeed
+    /// when done again.
+    Contention(sqlx::Error),
     Other(sqlx::Error),
 }
 

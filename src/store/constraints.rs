@@ -2,7 +2,11 @@
 //! constraint of the schema (by its PostgreSQL name, or the columns SQLite
 //! names) to the resource that already exists or the reference that is
 //! missing or in use. A constraint not listed here is a fault (INTERNAL,
-//! logged); a statement out of time is DEADLINE_EXCEEDED.
+//! logged); a statement out of time is DEADLINE_EXCEEDED; a transaction the
+//! database aborted in a conflict with another (a deadlock, a serialization
+//! failure) is contention, which the client may retry (UNAVAILABLE).
+
+use tracing::warn;
 
 use super::connection::{Failure, Violation};
 use crate::error::{Error, Precondition};
@@ -165,6 +169,7 @@ pub(crate) fn refused(failure: Failure, subject: Subject<'_>) -> Error {
     let (violation, error) = match failure {
         Failure::Constraint(violation, error) => (violation, error),
         Failure::OutOfTime => return out_of_time(),
+        Failure::Contention(error) => return contention(&error, name),
         Failure::Other(error) => {
             return Error::Internal(
                 anyhow::Error::new(error).context(format!("database error on {name}")),
@@ -211,6 +216,7 @@ pub(crate) fn refused(failure: Failure, subject: Subject<'_>) -> Error {
 pub(crate) fn internal(context: &'static str) -> impl Fn(Failure) -> Error {
     move |failure| match failure {
         Failure::OutOfTime => out_of_time(),
+        Failure::Contention(e) => contention(&e, context),
         Failure::Constraint(_, e) | Failure::Other(e) => {
             Error::Internal(anyhow::Error::new(e).context(context))
         }
@@ -222,10 +228,27 @@ pub(crate) fn internal(context: &'static str) -> impl Fn(Failure) -> Error {
 pub(crate) fn begin_failed(failure: Failure) -> Error {
     match failure {
         Failure::OutOfTime => out_of_time(),
+        Failure::Contention(e) => contention(&e, "begin"),
         Failure::Constraint(_, e) | Failure::Other(e) => {
             Error::Unavailable(format!("database unavailable: {e}"))
         }
     }
+}
+
+/// The database aborted the transaction to resolve a conflict with another
+/// (PostgreSQL 40P01 deadlock_detected, 40001 serialization_failure): it
+/// was rolled back whole, so the same call may simply be made again, which
+/// AIP-194 asks clients to do on UNAVAILABLE (ABORTED would tell them to
+/// re-read and decide again, as for a stale etag, which this is not). The
+/// cause is logged: a deadlock between Accord's own transactions means two
+/// of them take their locks in different orders.
+pub(crate) fn contention(error: &sqlx::Error, context: &str) -> Error {
+    warn!(%error, context, "the database aborted a transaction in a conflict with another");
+    Error::Contention(
+        "the database aborted the call's transaction in a conflict with a concurrent one \
+         (a deadlock or a serialization failure); nothing was written: retry the call"
+            .into(),
+    )
 }
 
 /// The call's budget ran out while the database worked for it (PostgreSQL's
@@ -242,6 +265,8 @@ pub(crate) fn out_of_time() -> Error {
 
 #[cfg(test)]
 mod tests {
+    use tonic_types::StatusExt;
+
     use super::*;
 
     fn violation(v: Violation) -> Failure {
@@ -302,6 +327,24 @@ mod tests {
         ] {
             let error = refused(violation(v), Subject::Writes("tenants/a"));
             assert!(matches!(error, Error::Internal(_)), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn a_transaction_aborted_in_a_conflict_may_be_retried() {
+        let aborted = || Failure::Contention(sqlx::Error::RowNotFound);
+        let errors = [
+            refused(aborted(), Subject::Writes("tenants/a/parties/p")),
+            internal("read samples")(aborted()),
+            begin_failed(aborted()),
+        ];
+        for error in errors {
+            assert!(matches!(error, Error::Contention(_)), "{error:?}");
+            let status = tonic::Status::from(error);
+            assert_eq!(status.code(), tonic::Code::Unavailable);
+            let info = status.get_details_error_info().expect("ErrorInfo");
+            assert_eq!(info.reason, "CONTENTION");
+            assert!(status.message().contains("retry"), "{}", status.message());
         }
     }
 

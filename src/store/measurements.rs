@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::MeasurementKey;
@@ -582,27 +582,4 @@ pub(super) async fn delete_expired(
         deleted += conn.run(statement, "delete expired measurements").await?;
     }
     Ok(deleted)
-}
-
-/// Creates the monthly partitions from `$1` through `$2` (dates) and drops
-/// those wholly before the cutoffs (`$3` raw counts, `$4` the others; NULL:
-/// none), through the migration's function (PostgreSQL only).
-const PARTITIONS: &str = "\
-    SELECT action || ' ' || partition_name \
-    FROM accord_measurement_partitions(CAST($1 AS date), CAST($2 AS date), $3, $4)";
-
-pub(super) async fn partition(
-    conn: &mut dyn Connection,
-    months: (NaiveDate, NaiveDate),
-    cutoffs: Option<&Cutoffs>,
-) -> Result<Vec<String>> {
-    let day = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
-    let (first, last) = (day(months.0), day(months.1));
-    let statement = Statement::new(PARTITIONS)
-        .text(first.as_str())
-        .text(last.as_str())
-        .time(cutoffs.map(|c| c.raw_before))
-        .time(cutoffs.map(|c| c.kept_before));
-    conn.texts(statement, "maintain measurement partitions")
-        .await
 }

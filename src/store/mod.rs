@@ -18,6 +18,7 @@ mod entitlements;
 mod measurements;
 mod overrides;
 mod parties;
+mod partitions;
 mod postgres;
 mod requests;
 mod revisions;
@@ -89,8 +90,13 @@ pub trait Store: Send + Sync + 'static {
     /// monthly partitions from `months.0` through `months.1` that are
     /// missing and drops those wholly before `cutoffs` (raw counts before
     /// `raw_before`, rollups, samples and downtime before `kept_before`;
-    /// none without cutoffs). Returns what it did (`created <partition>`,
-    /// `dropped <partition>`); nothing where nothing is partitioned (SQLite).
+    /// none without cutoffs). Which exist it reads from the catalogue, which
+    /// locks no table; each partition it creates or drops is a transaction
+    /// of its own, holding one table's lock and waiting for it briefly, so
+    /// that it cannot deadlock with calls. A change that fails (its lock
+    /// not granted) is logged and left to the next call. Returns what it
+    /// did (`created <partition>`, `dropped <partition>`); nothing where
+    /// nothing is partitioned (SQLite).
     async fn partition_measurements(
         &self,
         months: (NaiveDate, NaiveDate),

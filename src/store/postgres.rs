@@ -20,6 +20,7 @@ use super::connection::{
     Array, Cell, Column, Connection, Failure, RowSet, Rows, Statement, Value, Violation,
 };
 use super::constraints::{begin_failed, internal};
+use super::partitions::{self, Outcome};
 use super::transaction::Transaction;
 use super::{Access, ChangeFeed, Store, Tx, millis, settings, statement_budget};
 use crate::domain::changes::Change;
@@ -76,8 +77,10 @@ fn bounded(options: PgConnectOptions, timeout: Duration) -> PgConnectOptions {
 
 /// What PostgreSQL says of a failed statement: out of time when
 /// `statement_timeout` (57014 query_canceled) or `lock_timeout` (55P03
-/// lock_not_available) ended it; a unique (23505) or foreign-key (23503)
-/// violation by the constraint's name.
+/// lock_not_available) ended it; contention when it aborted the transaction
+/// as a deadlock's victim (40P01 deadlock_detected) or for a serialization
+/// conflict (40001 serialization_failure); a unique (23505) or foreign-key
+/// (23503) violation by the constraint's name.
 fn classify(error: sqlx::Error) -> Failure {
     let Some(pg) = error
         .as_database_error()
@@ -87,6 +90,7 @@ fn classify(error: sqlx::Error) -> Failure {
     };
     match (pg.code(), pg.constraint()) {
         ("57014" | "55P03", _) => Failure::OutOfTime,
+        ("40P01" | "40001", _) => Failure::Contention(error),
         ("23505" | "23503", Some(name)) => {
             let violation = Violation::Named(name.to_owned());
             Failure::Constraint(violation, error)
@@ -212,6 +216,30 @@ impl PostgresStore {
             })?;
         Ok(PostgresConnection { tx })
     }
+
+    /// Makes one partition change in a transaction of its own, which holds
+    /// no other lock and waits at most `partitions::LOCK_WAIT` for its
+    /// table's; tried again shortly when the lock was not granted.
+    async fn change_partition(&self, change: &partitions::Change) -> Result<Outcome> {
+        let wait = partitions::LOCK_WAIT.min(self.statement_timeout);
+        let mut attempt = 1;
+        loop {
+            let mut conn: Box<dyn Connection> =
+                Box::new(self.open_transaction(None, Access::Write).await?);
+            match partitions::apply(&mut *conn, change, wait).await {
+                Ok(outcome) => {
+                    conn.commit().await?;
+                    return Ok(outcome);
+                }
+                Err(Error::DeadlineExceeded(_)) if attempt < partitions::ATTEMPTS => {
+                    drop(conn);
+                    tokio::time::sleep(wait * attempt).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
 }
 
 /// Grants the server's role what it needs (migration 0004's function), once at
@@ -285,10 +313,29 @@ impl Store for PostgresStore {
         months: (NaiveDate, NaiveDate),
         cutoffs: Option<&Cutoffs>,
     ) -> Result<Vec<String>> {
-        let conn = self.open_transaction(None, Access::Write).await?;
-        let mut conn: Box<dyn Connection> = Box::new(conn);
-        let done = super::measurements::partition(&mut *conn, months, cutoffs).await?;
-        conn.commit().await?;
+        let existing = {
+            let mut conn: Box<dyn Connection> =
+                Box::new(self.open_transaction(None, Access::Read).await?);
+            partitions::existing(&mut *conn).await?
+        };
+        let mut done = Vec::new();
+        for change in partitions::plan(months, cutoffs, &existing) {
+            match self.change_partition(&change).await {
+                Ok(Outcome::Done(what)) => done.push(what),
+                Ok(Outcome::AlreadyDone) => {}
+                Ok(Outcome::Blocked) => warn!(
+                    partition = %change,
+                    "rows of the month are in the DEFAULT partition: the month stays there until \
+                     it expires"
+                ),
+                // The next run tries again; the months ahead leave it time.
+                Err(error) => warn!(
+                    partition = %change,
+                    %error,
+                    "could not change a measurement partition"
+                ),
+            }
+        }
         Ok(done)
     }
 

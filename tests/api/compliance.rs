@@ -4,10 +4,13 @@
 //! and work their numbers out by hand in the comments; then every refusal,
 //! with its code and detail.
 
+use accord::config::Config;
 use accord::domain::compliance::Status;
+use accord::domain::measurement::Cutoffs;
 use accord::domain::names::Id;
 use accord::proto::v1 as pb;
 use accord::service::compliance::Subject;
+use chrono::{Months, NaiveTime};
 use tonic::Code;
 
 use crate::on_both_backends;
@@ -34,7 +37,6 @@ fn sla_on(w: &World, service: &str, objectives: Vec<pb::Objective>) -> pb::Agree
 // --- golden scenarios --------------------------------------------------------
 
 async fn april_uptime_with_weekly_maintenance_is_met_as_the_reference_works_it_out(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let ledger = w.service("ledger").await;
     // UPTIME 0.999 over calendar months in UTC; maintenance every Sunday
@@ -133,7 +135,6 @@ async fn april_uptime_with_weekly_maintenance_is_met_as_the_reference_works_it_o
 }
 
 async fn a_rolling_ratio_counts_the_sub_minute_edges_from_raw_rows(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let pay = w.payments.clone();
@@ -177,7 +178,6 @@ async fn a_rolling_ratio_counts_the_sub_minute_edges_from_raw_rows(s: TestServer
 }
 
 async fn a_calendar_month_in_new_york_is_743_hours_across_the_dst_change(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let ny = calendar(pb::CalendarPeriod::Month, "America/New_York");
     let sla = w.publish("sla", w.sla(vec![over(ny, uptime(0.999))])).await;
@@ -229,7 +229,6 @@ async fn a_calendar_month_in_new_york_is_743_hours_across_the_dst_change(s: Test
 }
 
 async fn a_threshold_objective_counts_the_samples_meeting_its_bound(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let sla = w.publish("sla", w.sla(vec![latency(300.0, 0.9)])).await;
     let pay = w.payments.clone();
@@ -263,7 +262,6 @@ async fn a_threshold_objective_counts_the_samples_meeting_its_bound(s: TestServe
 }
 
 async fn a_timeslice_objective_counts_good_slices_of_summed_counts(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let hourly = pb::Objective {
         key: "slices".into(),
@@ -316,7 +314,6 @@ async fn a_timeslice_objective_counts_good_slices_of_summed_counts(s: TestServer
 }
 
 async fn one_service_wide_stream_gives_two_consumers_different_verdicts(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let shop = w.party("shop", None).await;
     let sla = w.publish("sla", w.sla(vec![availability(0.99)])).await;
@@ -366,7 +363,6 @@ async fn one_service_wide_stream_gives_two_consumers_different_verdicts(s: TestS
 }
 
 async fn tagged_data_counts_for_its_consumer_and_the_service_wide_view_only(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let shop = w.party("shop", None).await;
     let sla = w.publish("sla", w.sla(vec![availability(0.99)])).await;
@@ -400,7 +396,6 @@ async fn tagged_data_counts_for_its_consumer_and_the_service_wide_view_only(s: T
 }
 
 async fn attainment_exactly_at_target_is_met(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let sla = w.publish("sla", w.sla(vec![uptime(0.9999)])).await;
     w.report_all(vec![downtime(
@@ -429,7 +424,6 @@ async fn attainment_exactly_at_target_is_met(s: TestServer) {
 }
 
 async fn a_credit_tier_applies_strictly_below_its_bound(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let objectives = vec![
         over(monthly(), ratio("checkout", 0.999)),
@@ -493,7 +487,6 @@ async fn a_credit_tier_applies_strictly_below_its_bound(s: TestServer) {
 }
 
 async fn no_data_has_no_attainment_budget_rate_or_credit(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let sla = w
         .publish(
@@ -523,7 +516,6 @@ async fn no_data_has_no_attainment_budget_rate_or_credit(s: TestServer) {
 }
 
 async fn a_page_alert_fires_when_both_its_lookbacks_burn_fast(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let sla = w.publish("sla", w.sla(vec![availability(0.999)])).await;
     let pay = w.payments.clone();
@@ -552,7 +544,6 @@ async fn a_page_alert_fires_when_both_its_lookbacks_burn_fast(s: TestServer) {
 }
 
 async fn the_revision_in_force_at_as_of_gives_the_agreements_terms(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let sla = w.publish("sla", w.standard_sla()).await;
     let before = mark().await;
@@ -589,7 +580,6 @@ async fn evaluate_period_gives_the_calendar_objectives_of_a_closed_period(backen
         return;
     };
     let compliance = compliance.expect("the application's compliance");
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     // A monthly UPTIME objective and a rolling RATIO one.
     let sla = w
@@ -640,10 +630,83 @@ async fn evaluate_period_gives_the_calendar_objectives_of_a_closed_period(backen
     assert_eq!(o.source, o.target_provenance);
 }
 
+// --- partition maintenance meanwhile ------------------------------------------
+
+async fn reports_and_compliance_succeed_while_partitions_are_made_and_dropped(s: TestServer) {
+    let w = World::new(&s, "acme").await;
+    let sla = w.measured_sla().await;
+    let pay = w.payments.clone();
+    // A year of months before the first the server accepts, which no
+    // measurement can reach: making and dropping each of their partitions
+    // takes its parent's lock, as maintenance does, while the calls below
+    // write and read every measurement table.
+    let mut config = Config::default();
+    remembers_2026(&mut config);
+    let (first, _) = config.measurement_policy().months(chrono::Utc::now());
+    let unused = (first - Months::new(12), first - Months::new(1));
+    let before = first.and_time(NaiveTime::MIN).and_utc();
+    let cutoffs = Cutoffs {
+        raw_before: before,
+        keys_before: before,
+        kept_before: before,
+    };
+    let store = s.store().await;
+    let maintenance = tokio::spawn(async move {
+        let mut rounds = Vec::new();
+        for _ in 0..3 {
+            let made = store.partition_measurements(unused, None).await?;
+            let dropped = store
+                .partition_measurements((first, first), Some(&cutoffs))
+                .await?;
+            rounds.push((made.len(), dropped.len()));
+        }
+        Ok::<_, accord::error::Error>(rounds)
+    });
+
+    let start = utc("2026-04-10T12:00:00Z").seconds;
+    let at = |seconds: i64| prost_types::Timestamp {
+        seconds: start + seconds,
+        nanos: 0,
+    };
+    let mut calls = 0;
+    while !maintenance.is_finished() || calls < 5 {
+        let minute = 60 * calls;
+        let batch = vec![
+            counts(&format!("c{calls}"), &pay, at(minute), 9, 10),
+            sample(&format!("s{calls}"), &pay, at(minute), 120.0),
+            downtime(&format!("d{calls}"), &pay, at(minute), at(minute + 30)),
+        ];
+        let read = w.agreement_compliance(&sla.name, MAY_1, Some(APRIL));
+        let (reported, read) = tokio::join!(w.try_report(batch), w.try_compliance(read));
+        let reported = reported.unwrap_or_else(|e| panic!("report {calls}: {e:?}"));
+        assert_eq!(reported.accepted, 3, "{reported:#?}");
+        read.unwrap_or_else(|e| panic!("get compliance {calls}: {e:?}"));
+        calls += 1;
+    }
+
+    let rounds = maintenance
+        .await
+        .expect("the maintenance task")
+        .expect("partition maintenance");
+    // Each round made the year's partitions of six tables and dropped them
+    // again (where the engine partitions).
+    let per_round = if s.database_url.starts_with("postgres") {
+        12 * 6
+    } else {
+        0
+    };
+    assert_eq!(rounds, vec![(per_round, per_round); 3]);
+    // Nothing reported meanwhile was lost: 9 of 10 good in each batch.
+    let c = w
+        .compliance_of(w.agreement_compliance(&sla.name, MAY_1, Some(APRIL)))
+        .await;
+    let o = objective(&c, "availability");
+    assert_eq!((o.good, o.total), (9.0 * calls as f64, 10.0 * calls as f64));
+}
+
 // --- refusals ----------------------------------------------------------------
 
 async fn bad_requests_name_their_field(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let sla = w.publish("sla", w.standard_sla()).await;
     let good = w.agreement_compliance(&sla.name, MAY_1, None);
@@ -773,7 +836,6 @@ async fn bad_requests_name_their_field(s: TestServer) {
 }
 
 async fn unknown_subjects_are_not_found(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     w.publish("sla", w.standard_sla()).await;
     let ledger = w.service("ledger").await;
@@ -812,7 +874,6 @@ async fn unknown_subjects_are_not_found(s: TestServer) {
 }
 
 async fn a_draft_agreement_has_no_terms_in_force(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let draft = w.draft("sla", w.standard_sla()).await;
     let status = assert_code(
@@ -828,7 +889,6 @@ async fn a_draft_agreement_has_no_terms_in_force(s: TestServer) {
 }
 
 async fn a_window_of_too_many_slices_is_a_failed_precondition(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     // One-second slices over a calendar year: 31,536,000 slices, more than
     // the 1,000,000 one evaluation holds.
@@ -891,6 +951,7 @@ on_both_backends!(configured by remembers_2026:
     unknown_subjects_are_not_found,
     a_draft_agreement_has_no_terms_in_force,
     a_window_of_too_many_slices_is_a_failed_precondition,
+    reports_and_compliance_succeed_while_partitions_are_made_and_dropped,
 );
 
 mod closer {

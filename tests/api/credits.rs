@@ -27,7 +27,6 @@ fn credit_of<'a>(s: &'a pb::CreditStatement, agreement: &str) -> &'a pb::Agreeme
 }
 
 async fn a_liability_cap_is_split_across_the_providers_agreements(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let ledger = w.service("ledger").await;
     // Two CUSTOMER agreements of the bank with the same provider; the
@@ -96,7 +95,6 @@ async fn a_liability_cap_is_split_across_the_providers_agreements(s: TestServer)
 }
 
 async fn an_agreements_credit_is_its_largest_objectives_not_their_sum(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let objectives = vec![
         over(monthly(), ratio("checkout", 0.999)),
@@ -131,7 +129,6 @@ async fn an_agreements_credit_is_its_largest_objectives_not_their_sum(s: TestSer
 }
 
 async fn a_statement_lists_the_agreements_of_own_terms_or_own_data_in_the_period(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let shop = w.party("shop", None).await;
     let quiet = w.party("quiet", None).await;
@@ -186,7 +183,6 @@ async fn a_statement_lists_the_agreements_of_own_terms_or_own_data_in_the_period
 }
 
 async fn bad_statement_requests_name_their_field(s: TestServer) {
-    partitions_settled(&s).await;
     let w = World::new(&s, "acme").await;
     let good = w.statement_request(&w.bank, Some(APRIL));
     let in_an_hour = prost_types::Timestamp {

@@ -265,6 +265,21 @@ async fn every_tenant_table_is_behind_forced_rls_and_the_server_role_cannot_esca
     assert_eq!(sql_error_code(delete).await, "42501", "permission denied");
     drop(tx);
 
+    // The server's only DDL, the partition functions, touch the monthly
+    // tables alone.
+    for function in [
+        "accord_create_measurement_partition",
+        "accord_drop_measurement_partition",
+    ] {
+        let mut tx = server.begin().await.unwrap();
+        let sql = format!("SELECT {function}('parties', DATE '2026-01-01')");
+        let call = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await;
+        assert_eq!(sql_error_code(call).await, "22023", "{function} on parties");
+        drop(tx);
+    }
+
     // The platform scope reads tenants and API keys, and nothing else.
     let mut tx = server.begin().await.unwrap();
     sqlx::query("SELECT set_config('accord.platform', 'on', true)")

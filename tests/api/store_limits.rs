@@ -1,7 +1,8 @@
 //! Limits the store must hold without failing a valid call: PostgreSQL's NOTIFY
 //! payload (a change to many services still reaches other replicas), how long
-//! a request_id is remembered (AIP-155), and how long a statement may run (no
-//! query outlives its call's deadline).
+//! a request_id is remembered (AIP-155), how long a statement may run (no
+//! query outlives its call's deadline), and what a transaction the database
+//! aborts in a deadlock tells its client (retry: UNAVAILABLE).
 
 use std::time::Duration;
 
@@ -462,6 +463,49 @@ async fn a_statement_past_the_server_maximum_is_deadline_exceeded() {
     assert_reason(&status, "DEADLINE_EXCEEDED");
     sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
     assert_bank_unchanged(&w).await;
+}
+
+// --- contention ---------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadlock_victim_is_unavailable_and_the_same_call_then_succeeds() {
+    let Some(s) = TestServer::start(Backend::Postgres).await else {
+        return;
+    };
+    let w = World::new(&s, "t").await;
+    let mut lock = lock_bank_row(&s).await;
+    // The admin's transaction waits long before it looks for a deadlock,
+    // so that the server's (one second) finds it and is the victim.
+    sqlx::query("SET LOCAL deadlock_timeout = '10s'")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+
+    // The update takes the tenant's lock, then waits for the bank's row.
+    let mut parties = w.parties();
+    let request = rename_bank(&w, None);
+    let update = tokio::spawn(async move { parties.update_party(request).await });
+    eventually(Duration::from_secs(5), || async {
+        !server_queries_running(&s).await.is_empty()
+    })
+    .await;
+    // The admin now waits for the tenant's lock: a deadlock.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('accord.tenant:t', 0))")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+
+    let status = assert_code(update.await.unwrap(), Code::Unavailable);
+    assert_reason(&status, "CONTENTION");
+    assert!(status.message().contains("retry"), "{status:?}");
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    assert_bank_unchanged(&w).await;
+    // Nothing was written: the same call, made again, goes through.
+    w.parties()
+        .update_party(rename_bank(&w, None))
+        .await
+        .expect("the update, retried");
+    assert_eq!(w.get_party(&w.bank).await.display_name, "renamed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

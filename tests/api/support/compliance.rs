@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 use tonic::Status;
 
-use super::server::TestServer;
 use super::world::World;
 
 /// Accepts and keeps measurements from 2026 (1,000 days), so that the
@@ -21,23 +20,6 @@ pub fn remembers_2026(config: &mut Config) {
     let long = std::time::Duration::from_secs(1000 * 86_400);
     config.measurement_max_age = long;
     config.rollup_retention = long;
-}
-
-/// Returns once the partitions of every month a `remembers_2026` server
-/// accepts exist (PostgreSQL; SQLite partitions nothing). The server's
-/// retention job creates them at start-up, 36 months of six tables in one
-/// transaction that locks each table in turn; a test's read of several of
-/// them meanwhile could deadlock with it. The partition function runs one
-/// call at a time, so this call returns after the job's, or does its work.
-pub async fn partitions_settled(s: &TestServer) {
-    let mut config = Config::default();
-    remembers_2026(&mut config);
-    let months = config.measurement_policy().months(Utc::now());
-    s.store()
-        .await
-        .partition_measurements(months, None)
-        .await
-        .expect("create the partitions of the months accepted");
 }
 
 /// `s` (RFC 3339) as a timestamp.
