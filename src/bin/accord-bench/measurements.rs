@@ -136,6 +136,35 @@ fn rss_mib() -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
+/// The CPU time of this process's threads named `server` (the server's
+/// runtime), in seconds: Linux's user and system time (`/proc/self/task/*/stat`,
+/// in ticks of 1/100 s).
+fn server_cpu_seconds() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return f64::NAN;
+    };
+    let mut ticks = 0u64;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("server") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // After the command's closing parenthesis: state (field 3), …,
+        // utime (14), stime (15).
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .map_or(vec![], |(_, rest)| rest.split(' ').collect());
+        for field in [11, 12] {
+            ticks += fields
+                .get(field)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    ticks as f64 / 100.0
+}
+
 // --- the ceiling ----------------------------------------------------------------
 
 const CEILING_TABLE: &str = "\
@@ -557,6 +586,7 @@ fn postgres_in(
     let ceiling_rate = client_rt.block_on(ceiling(url, &tenant_id, &rows, n))?;
     let writes = client_rt.block_on(bare_writes(url, &tenant_id, &rows, n))?;
     let rss_before = rss_mib();
+    let cpu_before = server_cpu_seconds();
     let first = client_rt.block_on(ingest(
         client(),
         world.tenant.clone(),
@@ -567,6 +597,7 @@ fn postgres_in(
         None,
     ))?;
     let rss_first = rss_mib();
+    let cpu_per_batch = (server_cpu_seconds() - cpu_before) * 1000.0 / (n / BATCH) as f64;
     let rest = client_rt.block_on(ingest(
         client(),
         world.tenant.clone(),
@@ -636,6 +667,7 @@ fn postgres_in(
         }
     }
     println!();
+    println!("server runtime CPU per batch of {BATCH} (the same rows): {cpu_per_batch:.2} ms");
     println!(
         "server RSS (this process): {rss_before:.1} MiB before ingesting, {rss_first:.1} MiB after {n}, {rss_total:.1} MiB after {total}"
     );
