@@ -58,10 +58,12 @@ const SERVICES: u64 = 10;
 const INDICATOR: &str = "http_success";
 
 /// Row `i` of every run: service `s{i mod 10}`, service-wide, counts at an
-/// instant of the last 23 hours (a million rows 82.8 ms apart, each further
-/// million a microsecond later), with some bad events.
+/// instant of the last 23 hours, with some bad events. The first `span`
+/// rows are evenly spread in time order, as reporters send what they
+/// measure; further rows start again a microsecond later.
 struct Rows {
     start: DateTime<Utc>,
+    span: u64,
     services: Vec<String>,
 }
 
@@ -73,9 +75,10 @@ struct Row {
 }
 
 impl Rows {
-    fn new(tenant: &str) -> Self {
+    fn new(tenant: &str, span: u64) -> Self {
         Self {
             start: Utc::now() - chrono::Duration::hours(23),
+            span: span.max(1),
             services: (0..SERVICES)
                 .map(|s| format!("{tenant}/services/s{s}"))
                 .collect(),
@@ -83,8 +86,8 @@ impl Rows {
     }
 
     fn row(&self, i: u64) -> Row {
-        let spacing_us = 23 * 3_600 * 1_000_000 / 1_000_000;
-        let micros = (i % 1_000_000) * spacing_us + i / 1_000_000;
+        let spacing_us = 23 * 3_600 * 1_000_000 / self.span;
+        let micros = (i % self.span) * spacing_us + i / self.span;
         let total = 100 + (i % 900) as i64;
         Row {
             service: i % SERVICES,
@@ -519,7 +522,7 @@ fn sqlite(
         let (world, admin) = load(channel.clone(), &platform, &small).await?;
         let client =
             MeasurementServiceClient::new(InterceptedService::new(channel.clone(), bearer(&admin)));
-        let rows = Rows::new(&world.tenant);
+        let rows = Rows::new(&world.tenant, args.measurements_rows);
         ingest(
             client,
             world.tenant.clone(),
@@ -578,7 +581,7 @@ fn postgres_in(
     let small = registry_args(args);
     let (world, admin) = client_rt.block_on(load(channel.clone(), &platform, &small))?;
     client_rt.block_on(analyze(url))?;
-    let rows = Rows::new(&world.tenant);
+    let rows = Rows::new(&world.tenant, total);
     let tenant_id = world.tenant.trim_start_matches("tenants/").to_string();
     let client =
         || MeasurementServiceClient::new(InterceptedService::new(channel.clone(), bearer(&admin)));
