@@ -21,6 +21,9 @@
 //!
 //!   cargo run --release --bin accord-bench                     # SQLite
 //!   cargo run --release --bin accord-bench -- --postgres postgres://postgres@127.0.0.1:5432/postgres
+//!
+//! With `--measurements` it measures measurement ingestion instead (see
+//! `measurements.rs`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -47,9 +50,29 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-#[derive(Parser, Debug)]
-#[command(about = "Benchmark entitlement resolution against an echo ceiling")]
+#[path = "accord-bench/measurements.rs"]
+mod measurements;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    about = "Benchmark entitlement resolution against an echo ceiling, or, with \
+                   --measurements, measurement ingestion against a bare INSERT"
+)]
 struct Args {
+    /// Measure measurement ingestion (StreamMeasurements) instead of
+    /// entitlement resolution: against a bare `INSERT … SELECT FROM UNNEST`
+    /// on PostgreSQL (with --postgres), with resolves during ingestion and
+    /// the server's memory; and on SQLite.
+    #[arg(long)]
+    measurements: bool,
+    /// With --measurements: the rows of the ceiling and of the first
+    /// ingestion run.
+    #[arg(long, default_value_t = 1_000_000)]
+    measurements_rows: u64,
+    /// With --measurements: the measurements ingested in all before the
+    /// server's memory is read again (PostgreSQL).
+    #[arg(long, default_value_t = 5_000_000)]
+    measurements_rss_rows: u64,
     /// A PostgreSQL URL with the right to create databases: the benchmark
     /// then measures PostgreSQL too, after SQLite, in a database it creates
     /// and drops, and compares the two. Without it: SQLite only, in a file
@@ -466,6 +489,9 @@ fn verdict(met: bool) -> &'static str {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.measurements {
+        return measurements::run(&args);
+    }
     let server_rt = pinned_runtime("server", 0);
     let client_rt = pinned_runtime("client", 1);
     let mut engines: Vec<Option<String>> = Vec::new();

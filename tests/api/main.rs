@@ -12,6 +12,7 @@ mod entitlement_cache;
 mod entitlements;
 mod fairness;
 mod idempotency;
+mod ingestion_durability;
 mod isolation;
 mod key_lifetime;
 mod measurements;

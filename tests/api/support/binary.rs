@@ -1,6 +1,6 @@
 //! The real `accord` binary as a child process, for what only a process
 //! shows: the command line, the environment, start-up and its logs, exit
-//! codes, SIGTERM.
+//! codes, SIGTERM and SIGKILL.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -134,6 +134,13 @@ impl Accord {
             status,
             output: self.output(),
         }
+    }
+
+    /// Kills the binary with SIGKILL, as a crash or the OOM killer would:
+    /// it gets no chance to finish anything. Waits for it to end.
+    pub fn kill(mut self) -> Ended {
+        self.child.kill().expect("SIGKILL accord");
+        self.wait()
     }
 
     /// Sends SIGTERM and waits for the binary to end.

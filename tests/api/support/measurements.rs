@@ -158,7 +158,19 @@ impl Stored {
         level: Level,
         span: Range<DateTime<Utc>>,
     ) -> (i64, i64) {
-        self.buckets(service, view, level, span)
+        self.counts_of(service, REQUESTS, view, level, span).await
+    }
+
+    /// As `counts`, of `indicator`.
+    pub async fn counts_of(
+        &self,
+        service: &str,
+        indicator: &str,
+        view: &View,
+        level: Level,
+        span: Range<DateTime<Utc>>,
+    ) -> (i64, i64) {
+        self.buckets_of(service, indicator, view, level, span)
             .await
             .iter()
             .fold((0, 0), |(g, t), b| (g + b.good, t + b.total))
@@ -171,14 +183,33 @@ impl Stored {
         level: Level,
         span: Range<DateTime<Utc>>,
     ) -> Vec<accord::domain::measurement::CountBucket> {
+        self.buckets_of(service, REQUESTS, view, level, span).await
+    }
+
+    /// The buckets of `level` in `span` of `service`'s `indicator` that
+    /// `view` sees, by start.
+    pub async fn buckets_of(
+        &self,
+        service: &str,
+        indicator: &str,
+        view: &View,
+        level: Level,
+        span: Range<DateTime<Utc>>,
+    ) -> Vec<accord::domain::measurement::CountBucket> {
         let mut tx = self
             .store
             .begin(Some(&self.tenant), Access::Read)
             .await
             .unwrap();
-        tx.count_buckets(&self.tenant, &id(service), view, REQUESTS, &[(level, span)])
-            .await
-            .unwrap()
+        tx.count_buckets(
+            &self.tenant,
+            &id(service),
+            view,
+            indicator,
+            &[(level, span)],
+        )
+        .await
+        .unwrap()
     }
 
     /// The sample values of `service`'s `LATENCY`, service-wide, by time.
