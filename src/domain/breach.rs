@@ -1,0 +1,455 @@
+//! Breaches: an objective missed in a closed calendar period, one per
+//! (agreement, objective, consumer or service-wide, service, period). Its id
+//! is a digest of that key, so every replica names it alike; what a new
+//! evaluation of its period does to it (nothing, a first revision, a new one,
+//! a withdrawal) is decided here, so that two replicas reaching the same
+//! verdict write once. Also the events WatchBreaches streams.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::domain::compliance::Interval;
+use crate::domain::entitlement::Provenance;
+use crate::domain::names::Id;
+
+/// What identifies a breach: one per objective, subject and period.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BreachKey {
+    /// The agreement whose objective was missed (the one that defined it).
+    pub agreement: Id,
+    pub objective_key: String,
+    /// `None`: the service-wide data, every consumer on the base terms.
+    pub consumer: Option<Id>,
+    pub service: Id,
+    pub period_start: DateTime<Utc>,
+}
+
+impl BreachKey {
+    /// `b-` and 24 hex digits of SHA-256 over the key's parts, joined by
+    /// `|` (no id or key contains one; the period start as microseconds
+    /// since the epoch): every replica computes the same id.
+    pub fn id(&self) -> Id {
+        let mut hasher = Sha256::new();
+        hasher.update(self.agreement.as_str());
+        hasher.update(b"|");
+        hasher.update(self.objective_key.as_bytes());
+        hasher.update(b"|");
+        hasher.update(self.consumer.as_ref().map_or("", Id::as_str));
+        hasher.update(b"|");
+        hasher.update(self.service.as_str());
+        hasher.update(b"|");
+        hasher.update(self.period_start.timestamp_micros().to_string());
+        let digest = hex::encode(hasher.finalize());
+        Id::generated(format!("b-{}", &digest[..24]))
+    }
+
+    /// The consumer column: `''` for the service-wide data.
+    pub fn consumer_column(&self) -> &str {
+        self.consumer.as_ref().map_or("", Id::as_str)
+    }
+}
+
+/// Where a breach stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BreachState {
+    /// The period was missed, as its latest evaluation says.
+    Open,
+    /// Late data (or the lack of any) showed the period was not missed.
+    Withdrawn,
+}
+
+impl BreachState {
+    pub const ALL: &'static [(&'static str, BreachState)] = &[
+        ("OPEN", BreachState::Open),
+        ("WITHDRAWN", BreachState::Withdrawn),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreachState::Open => "OPEN",
+            BreachState::Withdrawn => "WITHDRAWN",
+        }
+    }
+}
+
+/// A credit owed for a missed period, as its evaluation computed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreachCredit {
+    pub percent: f64,
+    pub amount_minor: i64,
+    pub currency: String,
+}
+
+/// A closed period's verdict on one objective, as far as breaches care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeriodVerdict {
+    /// Under target: a breach, opened or revised.
+    Breached,
+    /// At or above target: an open breach is withdrawn.
+    Met,
+    /// Nothing to judge: never a breach; an open one is withdrawn.
+    NoData,
+}
+
+/// What the evaluation of one objective over a closed period found: the
+/// values a breach records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub verdict: PeriodVerdict,
+    /// The whole period.
+    pub period: Interval,
+    /// `None` with NO_DATA.
+    pub attainment: Option<f64>,
+    pub target: f64,
+    /// Where the target came from.
+    pub target_provenance: Provenance,
+    /// What the period earns under the credit schedule; `None` without one.
+    pub credit: Option<BreachCredit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Breach {
+    pub tenant: Id,
+    pub id: Id,
+    pub agreement: Id,
+    pub objective_key: String,
+    /// `None`: the service-wide data.
+    pub consumer: Option<Id>,
+    pub service: Id,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    /// `None` when the period turned out to hold no data.
+    pub attainment: Option<f64>,
+    pub target: f64,
+    pub target_provenance: Provenance,
+    pub credit: Option<BreachCredit>,
+    /// 1 when opened, one more at each change.
+    pub revision: i64,
+    pub state: BreachState,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+}
+
+/// What happened to a breach, as WatchBreaches tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreachChange {
+    /// Its first revision.
+    Opened,
+    /// A new revision that leaves it open (or opens it again).
+    Revised,
+    /// A new revision that withdraws it.
+    Withdrawn,
+}
+
+/// A breach written, and how.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreachEvent {
+    pub change: BreachChange,
+    pub breach: Breach,
+}
+
+/// A page alert that started firing on an objective's open window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AtRisk {
+    pub tenant: Id,
+    pub agreement: Id,
+    pub objective_key: String,
+    /// `None`: the service-wide data.
+    pub consumer: Option<Id>,
+    pub service: Id,
+    /// `page-fast` or `page-slow`.
+    pub alert: String,
+    /// The burn rates of the evaluation that saw it fire: (lookback in
+    /// seconds, rate; `None` when the lookback held no data).
+    pub burn_rates: Vec<(i64, Option<f64>)>,
+    /// The evaluation instant.
+    pub time: DateTime<Utc>,
+}
+
+impl Breach {
+    pub fn name(&self) -> String {
+        breach_name(&self.tenant, &self.id)
+    }
+
+    /// The breach as it was first opened by `finding` (under target) at
+    /// `now`.
+    fn opened(tenant: &Id, key: &BreachKey, finding: &Finding, now: DateTime<Utc>) -> Breach {
+        Breach {
+            tenant: tenant.clone(),
+            id: key.id(),
+            agreement: key.agreement.clone(),
+            objective_key: key.objective_key.clone(),
+            consumer: key.consumer.clone(),
+            service: key.service.clone(),
+            period_start: finding.period.start,
+            period_end: finding.period.end,
+            attainment: finding.attainment,
+            target: finding.target,
+            target_provenance: finding.target_provenance.clone(),
+            credit: finding.credit.clone(),
+            revision: 1,
+            state: BreachState::Open,
+            create_time: now,
+            update_time: now,
+        }
+    }
+
+    /// The next revision: `finding`'s values in `state`.
+    fn revised(&self, finding: &Finding, state: BreachState, now: DateTime<Utc>) -> Breach {
+        Breach {
+            period_end: finding.period.end,
+            attainment: finding.attainment,
+            target: finding.target,
+            target_provenance: finding.target_provenance.clone(),
+            credit: finding.credit.clone(),
+            revision: self.revision + 1,
+            state,
+            update_time: now,
+            ..self.clone()
+        }
+    }
+
+    /// Whether the breach records `finding`'s values.
+    fn records(&self, finding: &Finding) -> bool {
+        self.period_end == finding.period.end
+            && self.attainment == finding.attainment
+            && self.target == finding.target
+            && self.target_provenance == finding.target_provenance
+            && self.credit == finding.credit
+    }
+}
+
+/// What a new evaluation of a closed period (`finding`) does to the breach
+/// of `key`, given the one stored (`existing`), at `now`: nothing (the same
+/// verdict and values, or no breach to withdraw), or the breach to write and
+/// what happened to it. A period under target opens a breach or revises it
+/// when its values changed (opening a withdrawn one again); a period met or
+/// without data withdraws an open breach, recording what it found; a
+/// withdrawn breach stays as it is while the period stays met.
+pub fn next_revision(
+    tenant: &Id,
+    key: &BreachKey,
+    existing: Option<&Breach>,
+    finding: &Finding,
+    now: DateTime<Utc>,
+) -> Option<BreachEvent> {
+    let (change, breach) = match (finding.verdict, existing) {
+        (PeriodVerdict::Breached, None) => (
+            BreachChange::Opened,
+            Breach::opened(tenant, key, finding, now),
+        ),
+        (PeriodVerdict::Breached, Some(b))
+            if b.state == BreachState::Open && b.records(finding) =>
+        {
+            return None;
+        }
+        (PeriodVerdict::Breached, Some(b)) => (
+            BreachChange::Revised,
+            b.revised(finding, BreachState::Open, now),
+        ),
+        (PeriodVerdict::Met | PeriodVerdict::NoData, Some(b)) if b.state == BreachState::Open => (
+            BreachChange::Withdrawn,
+            b.revised(finding, BreachState::Withdrawn, now),
+        ),
+        (PeriodVerdict::Met | PeriodVerdict::NoData, _) => return None,
+    };
+    Some(BreachEvent { change, breach })
+}
+
+pub fn breach_name(tenant: &Id, id: &Id) -> String {
+    format!("tenants/{tenant}/breaches/{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> Id {
+        Id::parse("id", s).unwrap()
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn key() -> BreachKey {
+        BreachKey {
+            agreement: id("sla"),
+            objective_key: "availability".into(),
+            consumer: None,
+            service: id("payments"),
+            period_start: at("2026-04-01T00:00:00Z"),
+        }
+    }
+
+    fn finding(verdict: PeriodVerdict, attainment: Option<f64>) -> Finding {
+        Finding {
+            verdict,
+            period: Interval::new(at("2026-04-01T00:00:00Z"), at("2026-05-01T00:00:00Z")),
+            attainment,
+            target: 0.999,
+            target_provenance: Provenance {
+                agreement: id("sla"),
+                revision: id("r1"),
+                override_id: None,
+            },
+            credit: None,
+        }
+    }
+
+    #[test]
+    fn the_id_is_a_digest_of_the_key_and_tells_keys_apart() {
+        let k = key();
+        let first = k.id();
+        assert_eq!(first, key().id());
+        assert!(first.as_str().starts_with("b-"));
+        assert_eq!(first.as_str().len(), 26);
+        let others = [
+            BreachKey {
+                consumer: Some(id("bank")),
+                ..key()
+            },
+            BreachKey {
+                objective_key: "latency".into(),
+                ..key()
+            },
+            BreachKey {
+                period_start: at("2026-04-01T00:00:00.000001Z"),
+                ..key()
+            },
+            BreachKey {
+                service: id("cards"),
+                ..key()
+            },
+            BreachKey {
+                agreement: id("deal"),
+                ..key()
+            },
+        ];
+        for other in others {
+            assert_ne!(other.id(), first, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn a_breached_period_opens_a_breach_once() {
+        let t = id("acme");
+        let now = at("2026-05-01T00:00:30Z");
+        let found = finding(PeriodVerdict::Breached, Some(0.99));
+        let opened = next_revision(&t, &key(), None, &found, now).expect("opened");
+        assert_eq!(opened.change, BreachChange::Opened);
+        assert_eq!(opened.breach.revision, 1);
+        assert_eq!(opened.breach.state, BreachState::Open);
+        assert_eq!(
+            opened.breach.name(),
+            format!("tenants/acme/breaches/{}", key().id())
+        );
+        // The same verdict with the same values writes nothing.
+        let later = at("2026-05-01T00:01:00Z");
+        assert_eq!(
+            next_revision(&t, &key(), Some(&opened.breach), &found, later),
+            None
+        );
+    }
+
+    #[test]
+    fn changed_values_revise_and_a_met_period_withdraws() {
+        let t = id("acme");
+        let now = at("2026-05-01T00:00:30Z");
+        let first = next_revision(
+            &t,
+            &key(),
+            None,
+            &finding(PeriodVerdict::Breached, Some(0.99)),
+            now,
+        )
+        .unwrap()
+        .breach;
+        let later = at("2026-05-02T00:00:00Z");
+        let revised = next_revision(
+            &t,
+            &key(),
+            Some(&first),
+            &finding(PeriodVerdict::Breached, Some(0.995)),
+            later,
+        )
+        .unwrap();
+        assert_eq!(revised.change, BreachChange::Revised);
+        assert_eq!(
+            (revised.breach.revision, revised.breach.attainment),
+            (2, Some(0.995))
+        );
+        assert_eq!(revised.breach.create_time, now);
+        assert_eq!(revised.breach.update_time, later);
+        let withdrawn = next_revision(
+            &t,
+            &key(),
+            Some(&revised.breach),
+            &finding(PeriodVerdict::Met, Some(0.9995)),
+            later,
+        )
+        .unwrap();
+        assert_eq!(withdrawn.change, BreachChange::Withdrawn);
+        assert_eq!(
+            (withdrawn.breach.revision, withdrawn.breach.state),
+            (3, BreachState::Withdrawn)
+        );
+        // Met again: nothing more. Breached again: opened again, a revision.
+        assert_eq!(
+            next_revision(
+                &t,
+                &key(),
+                Some(&withdrawn.breach),
+                &finding(PeriodVerdict::Met, Some(0.9999)),
+                later
+            ),
+            None
+        );
+        let reopened = next_revision(
+            &t,
+            &key(),
+            Some(&withdrawn.breach),
+            &finding(PeriodVerdict::Breached, Some(0.9995)),
+            later,
+        )
+        .unwrap();
+        assert_eq!(reopened.change, BreachChange::Revised);
+        assert_eq!(
+            (reopened.breach.revision, reopened.breach.state),
+            (4, BreachState::Open)
+        );
+    }
+
+    #[test]
+    fn no_data_never_opens_a_breach_and_withdraws_an_open_one() {
+        let t = id("acme");
+        let now = at("2026-05-01T00:00:30Z");
+        let nothing = finding(PeriodVerdict::NoData, None);
+        assert_eq!(next_revision(&t, &key(), None, &nothing, now), None);
+        assert_eq!(
+            next_revision(
+                &t,
+                &key(),
+                None,
+                &finding(PeriodVerdict::Met, Some(1.0)),
+                now
+            ),
+            None
+        );
+        let open = next_revision(
+            &t,
+            &key(),
+            None,
+            &finding(PeriodVerdict::Breached, Some(0.5)),
+            now,
+        )
+        .unwrap()
+        .breach;
+        let withdrawn = next_revision(&t, &key(), Some(&open), &nothing, now).unwrap();
+        assert_eq!(withdrawn.change, BreachChange::Withdrawn);
+        assert_eq!(withdrawn.breach.attainment, None);
+    }
+}
