@@ -92,7 +92,8 @@ CREATE TABLE objective_alerts (
     consumer      TEXT COLLATE "C" NOT NULL,
     service       TEXT COLLATE "C" NOT NULL,
     alert         TEXT COLLATE "C" NOT NULL,
-    firing        BOOLEAN NOT NULL,
+    -- Since when it fires; NULL: it does not.
+    firing_since  TIMESTAMPTZ,
     -- The evaluation instant of the state: an older evaluation never
     -- overwrites a newer one.
     as_of         TIMESTAMPTZ NOT NULL,

@@ -65,7 +65,7 @@ CREATE TABLE objective_alerts (
     consumer      TEXT NOT NULL,
     service       TEXT NOT NULL,
     alert         TEXT NOT NULL,
-    firing        INTEGER NOT NULL,
+    firing_since  INTEGER,
     as_of         INTEGER NOT NULL,
     PRIMARY KEY (tenant, agreement, objective_key, consumer, service, alert)
 );

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::compliance::Interval;
 use crate::domain::entitlement::Provenance;
+use crate::domain::measurement::{Measurement, Value};
 use crate::domain::names::Id;
 
 /// What identifies a breach: one per objective, subject and period.
@@ -263,6 +264,141 @@ pub fn breach_name(tenant: &Id, id: &Id) -> String {
     format!("tenants/{tenant}/breaches/{id}")
 }
 
+/// One alert of one objective of one subject: whose state
+/// (firing or not) decides when an AT_RISK event goes out.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AlertKey {
+    pub agreement: Id,
+    pub objective_key: String,
+    /// `None`: the service-wide data.
+    pub consumer: Option<Id>,
+    pub service: Id,
+    /// `page-fast` or `page-slow`.
+    pub alert: String,
+}
+
+impl AlertKey {
+    /// The consumer column: `''` for the service-wide data.
+    pub fn consumer_column(&self) -> &str {
+        self.consumer.as_ref().map_or("", Id::as_str)
+    }
+}
+
+/// Whether an alert fires, as the newest evaluation of it said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertState {
+    /// Since when it fires; `None`: it does not.
+    pub firing_since: Option<DateTime<Utc>>,
+    /// The instant of the evaluation that said so.
+    pub as_of: DateTime<Utc>,
+}
+
+impl AlertState {
+    /// What an evaluation at `as_of` that saw the alert `firing` makes of
+    /// `self` (the stored state): `None` when it changes nothing or is older
+    /// than the stored one (an evaluation never undoes a newer one); else
+    /// the new state, and whether the alert has just started firing (an
+    /// AT_RISK event).
+    pub fn after(self, firing: bool, as_of: DateTime<Utc>) -> Option<(AlertState, bool)> {
+        if as_of <= self.as_of {
+            return None;
+        }
+        let started = firing && self.firing_since.is_none();
+        let firing_since = match (firing, self.firing_since) {
+            (true, Some(since)) => Some(since),
+            (true, None) => Some(as_of),
+            (false, _) => None,
+        };
+        Some((
+            AlertState {
+                firing_since,
+                as_of,
+            },
+            started,
+        ))
+    }
+}
+
+/// A breach's place in ListBreaches: newest periods first, then by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreachCursor {
+    pub period_start: DateTime<Utc>,
+    pub id: String,
+}
+
+impl BreachCursor {
+    pub fn of(breach: &Breach) -> Self {
+        BreachCursor {
+            period_start: breach.period_start,
+            id: breach.id.to_string(),
+        }
+    }
+
+    /// `micros/id`, the form page tokens carry.
+    pub fn encode(&self) -> String {
+        format!("{}/{}", self.period_start.timestamp_micros(), self.id)
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        let (micros, id) = text.split_once('/')?;
+        Some(BreachCursor {
+            period_start: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            id: id.to_string(),
+        })
+    }
+}
+
+/// A late-data marker: the series of `service`'s `indicator` (`consumer`:
+/// `''` for service-wide data, the party for tagged data) holds data in the
+/// UTC day starting at `day`. Ingestion upserts one per day a batch touches,
+/// in its transaction; the period closer evaluates the periods the day
+/// overlaps.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Marker {
+    pub service: Id,
+    pub indicator: String,
+    pub consumer: String,
+    pub day: DateTime<Utc>,
+}
+
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// The UTC midnight starting the day of `t`.
+pub fn utc_day(t: DateTime<Utc>) -> DateTime<Utc> {
+    let us = t.timestamp_micros();
+    DateTime::from_timestamp_micros(us - us.rem_euclid(DAY_MICROS)).unwrap_or(t)
+}
+
+/// The markers of `measurements`, sorted (the order rows are upserted in, so
+/// that concurrent batches wait for each other rather than deadlock): the
+/// day of each count and sample, every day a downtime spans.
+pub fn markers<'a>(
+    measurements: impl IntoIterator<Item = &'a Measurement>,
+) -> std::collections::BTreeSet<Marker> {
+    let mut markers = std::collections::BTreeSet::new();
+    for m in measurements {
+        let (first, last) = match m.value {
+            Value::Downtime { start, end } => (start, end.max(start)),
+            Value::Counts { .. } | Value::Sample(_) => (m.time, m.time),
+        };
+        let mut day = utc_day(first);
+        loop {
+            markers.insert(Marker {
+                service: m.service.clone(),
+                indicator: m.indicator.clone(),
+                consumer: m.series().to_string(),
+                day,
+            });
+            day += chrono::TimeDelta::microseconds(DAY_MICROS);
+            // Downtime is half-open: a span ending at midnight stops before it.
+            if day >= last {
+                break;
+            }
+        }
+    }
+    markers
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,5 +587,78 @@ mod tests {
         let withdrawn = next_revision(&t, &key(), Some(&open), &nothing, now).unwrap();
         assert_eq!(withdrawn.change, BreachChange::Withdrawn);
         assert_eq!(withdrawn.breach.attainment, None);
+    }
+
+    #[test]
+    fn markers_name_each_utc_day_holding_data_once() {
+        let m = |value: Value, time: &str, consumer: Option<&str>| Measurement {
+            id: "m".into(),
+            service: id("payments"),
+            consumer: consumer.map(id),
+            indicator: "i".into(),
+            time: at(time),
+            value,
+        };
+        let down = Value::Downtime {
+            start: at("2026-04-01T22:00:00Z"),
+            end: at("2026-04-04T00:00:00Z"),
+        };
+        let found: Vec<(String, DateTime<Utc>)> = markers(&[
+            m(
+                Value::Counts { good: 1, total: 1 },
+                "2026-04-01T23:59:59Z",
+                None,
+            ),
+            m(Value::Sample(1.0), "2026-04-01T00:00:00Z", None),
+            m(
+                Value::Counts { good: 1, total: 1 },
+                "2026-04-01T12:00:00Z",
+                Some("bank"),
+            ),
+            m(down, "2026-04-01T22:00:00Z", None),
+        ])
+        .into_iter()
+        .map(|m| (m.consumer, m.day))
+        .collect();
+        assert_eq!(
+            found,
+            [
+                (String::new(), at("2026-04-01T00:00:00Z")),
+                (String::new(), at("2026-04-02T00:00:00Z")),
+                (String::new(), at("2026-04-03T00:00:00Z")),
+                ("bank".to_string(), at("2026-04-01T00:00:00Z")),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_alert_starts_firing_once_and_older_evaluations_change_nothing() {
+        let t0 = at("2026-04-01T00:00:00Z");
+        let quiet = AlertState {
+            firing_since: None,
+            as_of: t0,
+        };
+        let t1 = at("2026-04-01T00:00:05Z");
+        let (firing, started) = quiet.after(true, t1).unwrap();
+        assert!(started);
+        assert_eq!(firing.firing_since, Some(t1));
+        let t2 = at("2026-04-01T00:00:10Z");
+        let (still, started) = firing.after(true, t2).unwrap();
+        assert!(!started);
+        assert_eq!(still.firing_since, Some(t1));
+        // An evaluation older than the state it would replace is ignored.
+        assert_eq!(still.after(false, t1), None);
+        let (stopped, started) = still.after(false, at("2026-04-01T00:00:15Z")).unwrap();
+        assert!(!started && stopped.firing_since.is_none());
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let c = BreachCursor {
+            period_start: at("2026-04-01T00:00:00.000001Z"),
+            id: "b-0123".into(),
+        };
+        assert_eq!(BreachCursor::decode(&c.encode()), Some(c));
+        assert_eq!(BreachCursor::decode("x/y"), None);
     }
 }
