@@ -19,6 +19,7 @@ use crate::admission::{AdmissionLayer, Limits};
 use crate::api::agreement::AgreementApi;
 use crate::api::api_key::ApiKeyApi;
 use crate::api::audit::AuditApi;
+use crate::api::breach::BreachApi;
 use crate::api::entitlement::{EntitlementApi, Entitlements};
 use crate::api::measurement::MeasurementApi;
 use crate::api::party::PartyApi;
@@ -31,6 +32,7 @@ use crate::domain::changes::Change;
 use crate::proto::v1::agreement_service_server::AgreementServiceServer;
 use crate::proto::v1::api_key_service_server::ApiKeyServiceServer;
 use crate::proto::v1::audit_service_server::AuditServiceServer;
+use crate::proto::v1::breach_service_server::BreachServiceServer;
 use crate::proto::v1::entitlement_service_server::EntitlementServiceServer;
 use crate::proto::v1::measurement_service_server::MeasurementServiceServer;
 use crate::proto::v1::party_service_server::PartyServiceServer;
@@ -52,6 +54,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     "accord.v1.AuditService",
     "accord.v1.EntitlementService",
     "accord.v1.MeasurementService",
+    "accord.v1.BreachService",
 ];
 
 pub struct Application {
@@ -196,6 +199,7 @@ impl Application {
         }
         let measurements =
             MeasurementApi::new(registry.clone(), authenticator.clone(), resolver.stopping());
+        let breaches = BreachApi::new(registry.clone(), authenticator.clone(), resolver.stopping());
         let router = builder
             .layer(DeadlineLayer::new(config.request_timeout))
             .layer(AuthenticateLayer::new(authenticator))
@@ -228,7 +232,8 @@ impl Application {
                 AuditApi::new(registry.clone())
             ))
             .add_service(limited!(EntitlementServiceServer, entitlements))
-            .add_service(limited!(MeasurementServiceServer, measurements));
+            .add_service(limited!(MeasurementServiceServer, measurements))
+            .add_service(limited!(BreachServiceServer, breaches));
 
         // Other replicas' writes reach this one through the store's change
         // feed, where there can be other replicas.

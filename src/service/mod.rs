@@ -16,6 +16,7 @@
 pub mod agreements;
 pub mod api_keys;
 pub mod audit;
+pub mod breaches;
 pub mod catalog;
 pub mod changes;
 pub mod entitlements;
@@ -135,6 +136,10 @@ impl Registry {
 
     pub fn measurements(&self) -> measurements::Measurements<'_> {
         measurements::Measurements { registry: self }
+    }
+
+    pub fn breaches(&self) -> breaches::Breaches<'_> {
+        breaches::Breaches { registry: self }
     }
 
     fn page(&self, page_size: i32, token: &str, scope: String) -> Result<PageRequest> {
