@@ -40,6 +40,7 @@ use crate::proto::v1::service_catalog_service_server::ServiceCatalogServiceServe
 use crate::proto::v1::tenant_service_server::TenantServiceServer;
 use crate::redact::{redact_endpoint, redact_url};
 use crate::service::Registry;
+use crate::service::compliance::Compliance;
 use crate::service::entitlements::Resolver;
 use crate::store::{self, Store};
 
@@ -65,6 +66,7 @@ pub struct Application {
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
     resolver: Arc<Resolver>,
+    compliance: Arc<Compliance>,
     entitlements: Entitlements,
     authenticator: Arc<Authenticator>,
 }
@@ -109,6 +111,7 @@ impl Application {
             registry.changes().clone(),
             config.entitlement_cache_size,
         ));
+        let compliance = Arc::new(Compliance::new(registry.clone(), resolver.clone()));
         if config.bootstrap_key.is_none() {
             warn!(
                 "no bootstrap key: tenants cannot be managed; set ACCORD_BOOTSTRAP_KEY_FILE \
@@ -131,6 +134,7 @@ impl Application {
             registry,
             entitlements,
             resolver,
+            compliance,
         })
     }
 
@@ -147,6 +151,12 @@ impl Application {
 
     pub fn resolver(&self) -> &Arc<Resolver> {
         &self.resolver
+    }
+
+    /// Compliance of agreements and pairs: what GetCompliance and the breach
+    /// closer evaluate with.
+    pub fn compliance(&self) -> &Arc<Compliance> {
+        &self.compliance
     }
 
     pub fn authenticator(&self) -> &Arc<Authenticator> {
@@ -171,6 +181,7 @@ impl Application {
             store,
             registry,
             resolver,
+            compliance: _compliance,
             entitlements,
             authenticator,
         } = self;

@@ -49,6 +49,9 @@ pub enum Precondition {
     AgreementState,
     /// Another ACTIVE SERVICE_LEVEL agreement covers the same service at the same time.
     OverlappingAgreement,
+    /// A TIMESLICE objective cuts the window asked for into more slices than
+    /// one evaluation may hold.
+    TooManySlices,
 }
 
 impl Precondition {
@@ -58,6 +61,7 @@ impl Precondition {
             Precondition::TenantNotEmpty => "TENANT_NOT_EMPTY",
             Precondition::AgreementState => "AGREEMENT_STATE",
             Precondition::OverlappingAgreement => "OVERLAPPING_AGREEMENT",
+            Precondition::TooManySlices => "TOO_MANY_SLICES",
         }
     }
 }

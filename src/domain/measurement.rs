@@ -534,37 +534,46 @@ impl Catalog {
 }
 
 /// How finely counts are summed: raw rows, or UTC-aligned buckets of a
-/// minute, an hour or a day.
+/// minute, an hour or a day. The one type both sides of the rollups speak:
+/// ingestion writes each level's rows under `bucket_start`, and compliance
+/// reads them over the ranges `compliance::decompose` cuts a plan into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
+    /// The raw measurements, one row per report (kept for the accepted age
+    /// only).
     Raw,
+    /// UTC-aligned 60 s buckets.
     Minute,
+    /// UTC-aligned 3,600 s buckets.
     Hour,
+    /// UTC-aligned 86,400 s buckets.
     Day,
 }
 
 impl Level {
     /// The levels kept as rollups.
     pub const ROLLUPS: [Level; 3] = [Level::Minute, Level::Hour, Level::Day];
+    /// Coarsest first: the order a read is cut in.
+    pub const COARSEST_FIRST: [Level; 4] = [Level::Day, Level::Hour, Level::Minute, Level::Raw];
 
     /// The bucket length; none for raw rows.
-    pub fn seconds(self) -> Option<i64> {
+    pub fn length(self) -> Option<Duration> {
         match self {
             Level::Raw => None,
-            Level::Minute => Some(60),
-            Level::Hour => Some(3_600),
-            Level::Day => Some(86_400),
+            Level::Minute => Some(Duration::seconds(60)),
+            Level::Hour => Some(Duration::seconds(3_600)),
+            Level::Day => Some(Duration::seconds(86_400)),
         }
     }
 
-    /// The start of the bucket holding `t` (`t` itself for raw rows).
-    /// Unix time has no leap seconds, so flooring to a multiple of the
-    /// length since the epoch aligns to UTC minutes, hours and days.
-    pub fn bucket(self, t: DateTime<Utc>) -> DateTime<Utc> {
-        let Some(len) = self.seconds() else {
+    /// The start of the bucket holding `t` (`t` itself for raw rows): the
+    /// last multiple of the length since the Unix epoch at or before `t`.
+    /// Unix time has no leap seconds, so this aligns to UTC minutes, hours
+    /// and days. Rollups are written, and read, under this key.
+    pub fn bucket_start(self, t: DateTime<Utc>) -> DateTime<Utc> {
+        let Some(micros) = self.length().and_then(|l| l.num_microseconds()) else {
             return t;
         };
-        let micros = len * 1_000_000;
         let floored = t.timestamp_micros().div_euclid(micros) * micros;
         DateTime::from_timestamp_micros(floored).expect("a floored instant is in range")
     }
@@ -644,7 +653,7 @@ pub fn rollups<'a>(
                     service: m.service.clone(),
                     indicator: m.indicator.clone(),
                     series: series.to_string(),
-                    bucket: level.bucket(m.time),
+                    bucket: level.bucket_start(m.time),
                 };
                 let sum = sums.entry(key).or_default();
                 sum.0 += good;
@@ -988,13 +997,16 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
-        assert_eq!(Level::Raw.bucket(t), t);
-        assert_eq!(Level::Minute.bucket(t), at("2026-03-10T12:34:00Z"));
-        assert_eq!(Level::Hour.bucket(t), at("2026-03-10T12:00:00Z"));
-        assert_eq!(Level::Day.bucket(t), at("2026-03-10T00:00:00Z"));
+        assert_eq!(Level::Raw.bucket_start(t), t);
+        assert_eq!(Level::Minute.bucket_start(t), at("2026-03-10T12:34:00Z"));
+        assert_eq!(Level::Hour.bucket_start(t), at("2026-03-10T12:00:00Z"));
+        assert_eq!(Level::Day.bucket_start(t), at("2026-03-10T00:00:00Z"));
         // Before the epoch, buckets still start at or before the instant.
         let early = at("1969-12-31T23:59:59.5Z");
-        assert_eq!(Level::Minute.bucket(early), at("1969-12-31T23:59:00Z"));
+        assert_eq!(
+            Level::Minute.bucket_start(early),
+            at("1969-12-31T23:59:00Z")
+        );
     }
 
     #[test]
@@ -1018,7 +1030,7 @@ mod tests {
                 service: id("pay"),
                 indicator: "requests".into(),
                 series: series.into(),
-                bucket: level.bucket(now()),
+                bucket: level.bucket_start(now()),
             })
             .copied()
         };

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod breaches;
 pub mod catalog;
 pub mod changes;
+pub mod compliance;
 pub mod entitlements;
 pub mod measurements;
 pub mod overrides;

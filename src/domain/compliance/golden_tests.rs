@@ -114,7 +114,7 @@ fn read_counts(reports: &[Report], plan: &Plan) -> Vec<CountBucket> {
             if !range.contains(t) {
                 continue;
             }
-            match level.bucket() {
+            match level.length() {
                 None => buckets.push(CountBucket {
                     interval: Interval::new(t, t + TimeDelta::microseconds(1)),
                     good,
@@ -127,7 +127,7 @@ fn read_counts(reports: &[Report], plan: &Plan) -> Vec<CountBucket> {
                 }
             }
         }
-        let length = level.bucket().unwrap_or_default();
+        let length = level.length().unwrap_or_default();
         buckets.extend(sums.into_iter().map(|(start, (good, total))| CountBucket {
             interval: Interval::new(start, start + length),
             good,

@@ -10,7 +10,7 @@
 //!    (`excluded`), adds the burn-rate lookbacks and cuts the data span into
 //!    `pieces`.
 //! 3. The store reads counts over `decompose(&plan.pieces)` (rollups are
-//!    keyed by `Level::bucket_start`), or samples or downtime over
+//!    keyed by `Level::bucket_start`, the type ingestion writes them with), or samples or downtime over
 //!    `plan.spans()`.
 //! 4. `evaluate(objective, &plan, measurements)` gives the verdict;
 //!    `credit(&evaluation, schedule)` what it earns, `agreement_credit` and
@@ -22,6 +22,7 @@ mod exact;
 mod exclusions;
 mod interval;
 mod plan;
+mod question;
 mod rollup;
 mod tally;
 mod window;
@@ -29,6 +30,8 @@ mod window;
 #[cfg(test)]
 mod golden_tests;
 
+/// The rollup levels `decompose` cuts reads into: ingestion's own type.
+pub use crate::domain::measurement::Level;
 pub use credits::{Credit, agreement_credit, credit, split_liability_cap, tier_credit};
 pub use evaluate::{
     ALERT_RULES, Alert, AlertRule, Attainment, BudgetUnit, BurnRate, ErrorBudget,
@@ -38,7 +41,8 @@ pub use exact::{MICROS_PER_SECOND, decimal};
 pub use exclusions::{MAX_INSTANCES, excluded};
 pub use interval::{Interval, merge};
 pub use plan::{LOOKBACK_SECONDS, Lookback, MAX_SLICES, Plan, SliceGrid};
-pub use rollup::{Level, decompose};
+pub use question::{AS_OF_SKEW, AskedInterval, MAX_INTERVAL, Question};
+pub use rollup::decompose;
 pub use tally::{CountBucket, Measurements, Sample};
 pub use window::{EvaluationWindow, WindowKind, calendar_period, local_midnight, zone};
 

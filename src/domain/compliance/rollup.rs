@@ -4,51 +4,10 @@
 //! sub-minute edges. A 30-day window thus reads about 30 day rows and a few
 //! dozen hour and minute rows, not 43,200 minute rows.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 use super::interval::{Interval, micros};
-
-/// A rollup level the store keeps counts at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Level {
-    /// The raw measurements, one row per report (kept for the accepted age
-    /// only).
-    Raw,
-    /// UTC-aligned 60 s buckets.
-    Minute,
-    /// UTC-aligned 3,600 s buckets.
-    Hour,
-    /// UTC-aligned 86,400 s buckets.
-    Day,
-}
-
-impl Level {
-    /// Coarsest first: the order pieces are cut in.
-    const COARSEST_FIRST: [Level; 4] = [Level::Day, Level::Hour, Level::Minute, Level::Raw];
-
-    /// The start of the bucket holding `t`: the last multiple of the bucket
-    /// length since the Unix epoch at or before `t` (`t` itself for raw
-    /// rows). Rollups are written under this key.
-    pub fn bucket_start(self, t: DateTime<Utc>) -> DateTime<Utc> {
-        match self.bucket().map(micros) {
-            None => t,
-            Some(length) => {
-                let us = t.timestamp_micros();
-                from_micros(us - us.rem_euclid(length))
-            }
-        }
-    }
-
-    /// The bucket length; raw rows have none.
-    pub fn bucket(self) -> Option<TimeDelta> {
-        match self {
-            Level::Raw => None,
-            Level::Minute => Some(TimeDelta::seconds(60)),
-            Level::Hour => Some(TimeDelta::seconds(3600)),
-            Level::Day => Some(TimeDelta::seconds(86_400)),
-        }
-    }
-}
+use crate::domain::measurement::Level;
 
 /// The ranges to read, at which level, to cover `pieces` exactly with buckets
 /// that each lie inside one piece: each piece is cut into the coarsest
@@ -82,7 +41,7 @@ fn cut((start, end): Micros, levels: &[Level], out: &mut Vec<(Level, Micros)>) {
     let Some((&level, finer)) = levels.split_first() else {
         return;
     };
-    let Some(bucket) = level.bucket().map(micros) else {
+    let Some(bucket) = level.length().map(micros) else {
         out.push((level, (start, end)));
         return;
     };
