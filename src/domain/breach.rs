@@ -9,10 +9,17 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::domain::compliance::Interval;
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::TimeDelta;
+
+use crate::domain::agreement::{Agreement, AgreementKind};
+use crate::domain::compliance::{Interval, calendar_period, zone};
 use crate::domain::entitlement::Provenance;
 use crate::domain::measurement::{Measurement, Value};
 use crate::domain::names::Id;
+use crate::domain::overrides::Override;
+use crate::domain::terms::{CalendarPeriod, Window};
 
 /// What identifies a breach: one per objective, subject and period.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -348,6 +355,177 @@ impl BreachCursor {
     }
 }
 
+/// A calendar window: a period kind in a time zone (`""`: UTC).
+pub type CalendarWindow = (CalendarPeriod, String);
+
+/// An ACTIVE SERVICE_LEVEL agreement: its service-wide data can breach over
+/// the periods that overlap its validity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceLevel {
+    pub agreement: Id,
+    pub effective_from: DateTime<Utc>,
+    /// The end of its validity, if it has one.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl ServiceLevel {
+    /// Whether `period` overlaps the agreement's validity.
+    pub fn covers(&self, period: &Interval) -> bool {
+        period.end > self.effective_from && self.until.is_none_or(|until| period.start < until)
+    }
+}
+
+/// Who can breach on one service, and over which calendar windows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceScope {
+    /// The ACTIVE SERVICE_LEVEL agreements covering it (one in force at a
+    /// time): the service-wide subjects.
+    pub service_levels: Vec<ServiceLevel>,
+    /// The consumers with terms of their own on it: an override of one of
+    /// those agreements, an ACTIVE CUSTOMER or INTERNAL agreement.
+    pub consumers: BTreeSet<Id>,
+    /// The calendar windows of every objective that can apply on it.
+    pub windows: BTreeSet<CalendarWindow>,
+}
+
+/// What the period closer evaluates in one tenant, read from its ACTIVE
+/// agreements and the overrides of its SERVICE_LEVEL ones. Consumers with
+/// tagged data are found from the data itself (its markers).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BreachScope {
+    pub services: BTreeMap<Id, ServiceScope>,
+}
+
+fn calendar(window: Option<&Window>) -> Option<CalendarWindow> {
+    match window? {
+        Window::Calendar { period, time_zone } => Some((*period, time_zone.clone())),
+        Window::Rolling { .. } => None,
+    }
+}
+
+impl BreachScope {
+    /// The scope of `agreements` (ACTIVE ones; others are ignored) and the
+    /// `overrides` of the SERVICE_LEVEL ones among them. An objective a
+    /// consumer's agreement or override adds, or a window it patches, counts
+    /// for the services of that agreement (the consumer's entitlement there
+    /// holds the base objectives too).
+    pub fn new(agreements: &[Agreement], overrides: &[Override]) -> BreachScope {
+        use crate::domain::agreement::AgreementState;
+        let mut scope = BreachScope::default();
+        let active: Vec<&Agreement> = agreements
+            .iter()
+            .filter(|a| a.state == AgreementState::Active)
+            .filter(|a| a.kind.counts_in_resolution())
+            .collect();
+        for a in &active {
+            let windows: Vec<CalendarWindow> = a
+                .objectives
+                .iter()
+                .filter_map(|o| calendar(o.window.as_ref()))
+                .collect();
+            for service in &a.services {
+                let s = scope.services.entry(service.clone()).or_default();
+                s.windows.extend(windows.iter().cloned());
+                match (a.kind, &a.consumer) {
+                    (AgreementKind::ServiceLevel, _) => s.service_levels.push(ServiceLevel {
+                        agreement: a.id.clone(),
+                        effective_from: a.effective_from,
+                        until: match (a.effective_until, a.terminate_time) {
+                            (Some(u), Some(t)) => Some(u.min(t)),
+                            (u, t) => u.or(t),
+                        },
+                    }),
+                    (_, Some(consumer)) => {
+                        s.consumers.insert(consumer.clone());
+                    }
+                    (_, None) => {}
+                }
+            }
+        }
+        for o in overrides {
+            let Some(base) = active
+                .iter()
+                .find(|a| a.id == o.agreement && a.kind.takes_overrides())
+            else {
+                continue;
+            };
+            let windows: Vec<CalendarWindow> = o
+                .added_objectives
+                .iter()
+                .filter_map(|x| calendar(x.window.as_ref()))
+                .chain(
+                    o.objective_patches
+                        .iter()
+                        .filter_map(|p| calendar(p.window.as_ref())),
+                )
+                .collect();
+            for service in &base.services {
+                let s = scope.services.entry(service.clone()).or_default();
+                s.consumers.insert(o.consumer.clone());
+                s.windows.extend(windows.iter().cloned());
+            }
+        }
+        // Objectives reach every subject of a service (a consumer's
+        // entitlement holds the base objectives, and the base service-wide
+        // subject is judged alike): a service with no calendar window has
+        // nothing to close.
+        scope.services.retain(|_, s| !s.windows.is_empty());
+        scope
+    }
+
+    /// The calendar periods of `service`'s windows that overlap the UTC day
+    /// starting at `day`, by start. A period lasts at least 23 hours, so
+    /// the ones containing the day's start, its middle or its last instant
+    /// are all of them.
+    pub fn periods_touching(&self, service: &Id, day: DateTime<Utc>) -> Vec<Interval> {
+        let Some(s) = self.services.get(service) else {
+            return Vec::new();
+        };
+        let instants = [
+            day,
+            day + TimeDelta::hours(12),
+            day + TimeDelta::days(1) - TimeDelta::microseconds(1),
+        ];
+        let mut periods = BTreeSet::new();
+        for (period, tz) in &s.windows {
+            let Ok(tz) = zone(tz) else { continue };
+            for t in instants {
+                periods.insert(calendar_period(*period, tz, t));
+            }
+        }
+        periods.into_iter().collect()
+    }
+
+    /// The most recently closed period of each of `service`'s windows at
+    /// `now`, by start.
+    pub fn last_closed(&self, service: &Id, now: DateTime<Utc>) -> Vec<Interval> {
+        let Some(s) = self.services.get(service) else {
+            return Vec::new();
+        };
+        let mut periods = BTreeSet::new();
+        for (period, tz) in &s.windows {
+            let Ok(tz) = zone(tz) else { continue };
+            let current = calendar_period(*period, tz, now);
+            periods.insert(calendar_period(
+                *period,
+                tz,
+                current.start - TimeDelta::microseconds(1),
+            ));
+        }
+        periods.into_iter().collect()
+    }
+
+    /// When the first period of any window now open ends: when there is
+    /// something new to close.
+    pub fn next_end(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.services
+            .values()
+            .flat_map(|s| &s.windows)
+            .filter_map(|(period, tz)| Some(calendar_period(*period, zone(tz).ok()?, now).end))
+            .min()
+    }
+}
+
 /// A late-data marker: the series of `service`'s `indicator` (`consumer`:
 /// `''` for service-wide data, the party for tagged data) holds data in the
 /// UTC day starting at `day`. Ingestion upserts one per day a batch touches,
@@ -660,5 +838,183 @@ mod tests {
         };
         assert_eq!(BreachCursor::decode(&c.encode()), Some(c));
         assert_eq!(BreachCursor::decode("x/y"), None);
+    }
+
+    fn objective(window: Window) -> crate::domain::terms::Objective {
+        crate::domain::terms::Objective {
+            key: "availability".into(),
+            display_name: String::new(),
+            indicator: "requests".into(),
+            kind: crate::domain::terms::ObjectiveKind::Ratio,
+            target: 0.999,
+            threshold: None,
+            comparison: None,
+            window: Some(window),
+            slice_seconds: None,
+        }
+    }
+
+    fn day_in(tz: &str) -> Window {
+        Window::Calendar {
+            period: CalendarPeriod::Day,
+            time_zone: tz.into(),
+        }
+    }
+
+    fn agreement(
+        agreement_id: &str,
+        kind: AgreementKind,
+        consumer: Option<&str>,
+        services: &[&str],
+        objectives: Vec<crate::domain::terms::Objective>,
+    ) -> Agreement {
+        use crate::domain::agreement::{AgreementFields, AgreementState};
+        let mut v = crate::error::Violations::new();
+        let mut a = Agreement::new(
+            &id("acme"),
+            id(agreement_id),
+            AgreementFields {
+                kind: Some(kind),
+                provider: Some(id("ops")),
+                consumer: Some(consumer.map(id)),
+                effective_from: Some(at("2026-01-01T00:00:00Z")),
+                services: Some(services.iter().map(|s| id(s)).collect()),
+                objectives: Some(objectives),
+                ..Default::default()
+            },
+            at("2026-01-01T00:00:00Z"),
+            &mut v,
+            "agreement",
+        )
+        .unwrap_or_else(|| panic!("{v:?}"));
+        a.state = AgreementState::Active;
+        a
+    }
+
+    fn override_for(base: &str, consumer: &str, window: Option<Window>) -> Override {
+        Override {
+            tenant: id("acme"),
+            agreement: id(base),
+            id: id("o"),
+            display_name: String::new(),
+            consumer: id(consumer),
+            effective_from: at("2026-01-01T00:00:00Z"),
+            effective_until: None,
+            objective_patches: vec![crate::domain::overrides::ObjectivePatch {
+                key: "availability".into(),
+                target: Some(0.9999),
+                threshold: None,
+                window,
+            }],
+            added_objectives: Vec::new(),
+            support: None,
+            credits: None,
+            labels: Default::default(),
+            meta: crate::domain::fields::Meta::new(at("2026-01-01T00:00:00Z")),
+        }
+    }
+
+    #[test]
+    fn the_scope_holds_service_levels_consumers_with_own_terms_and_calendar_windows() {
+        let sla = agreement(
+            "sla",
+            AgreementKind::ServiceLevel,
+            None,
+            &["payments", "cards"],
+            vec![objective(day_in(""))],
+        );
+        let deal = agreement(
+            "deal",
+            AgreementKind::Customer,
+            Some("shop"),
+            &["payments"],
+            vec![objective(day_in("America/New_York"))],
+        );
+        let rolling = agreement(
+            "rolling",
+            AgreementKind::ServiceLevel,
+            None,
+            &["ledger"],
+            vec![objective(Window::Rolling { seconds: 86_400 })],
+        );
+        let mut draft = agreement(
+            "draft",
+            AgreementKind::Customer,
+            Some("other"),
+            &["payments"],
+            vec![objective(day_in(""))],
+        );
+        draft.state = crate::domain::agreement::AgreementState::Draft;
+        let scope = BreachScope::new(
+            &[sla, deal, rolling, draft],
+            &[override_for("sla", "bank", None)],
+        );
+        assert_eq!(
+            scope.services.keys().collect::<Vec<_>>(),
+            [&id("cards"), &id("payments")]
+        );
+        let payments = &scope.services[&id("payments")];
+        assert_eq!(payments.service_levels.len(), 1);
+        assert_eq!(payments.consumers, BTreeSet::from([id("bank"), id("shop")]));
+        assert_eq!(payments.windows.len(), 2);
+        assert_eq!(
+            scope.services[&id("cards")].consumers,
+            BTreeSet::from([id("bank")])
+        );
+    }
+
+    #[test]
+    fn a_utc_day_touches_one_utc_day_two_new_york_days_and_one_month() {
+        let sla = agreement(
+            "sla",
+            AgreementKind::ServiceLevel,
+            None,
+            &["payments"],
+            vec![
+                objective(day_in("")),
+                objective(day_in("America/New_York")),
+                objective(Window::Calendar {
+                    period: CalendarPeriod::Month,
+                    time_zone: String::new(),
+                }),
+            ],
+        );
+        let scope = BreachScope::new(&[sla], &[]);
+        let payments = id("payments");
+        let periods = scope.periods_touching(&payments, at("2026-04-10T00:00:00Z"));
+        assert_eq!(
+            periods,
+            [
+                Interval::new(at("2026-04-01T00:00:00Z"), at("2026-05-01T00:00:00Z")),
+                Interval::new(at("2026-04-09T04:00:00Z"), at("2026-04-10T04:00:00Z")),
+                Interval::new(at("2026-04-10T00:00:00Z"), at("2026-04-11T00:00:00Z")),
+                Interval::new(at("2026-04-10T04:00:00Z"), at("2026-04-11T04:00:00Z")),
+            ]
+        );
+        let now = at("2026-04-10T03:00:00Z");
+        assert_eq!(
+            scope.last_closed(&payments, now),
+            [
+                Interval::new(at("2026-03-01T00:00:00Z"), at("2026-04-01T00:00:00Z")),
+                Interval::new(at("2026-04-08T04:00:00Z"), at("2026-04-09T04:00:00Z")),
+                Interval::new(at("2026-04-09T00:00:00Z"), at("2026-04-10T00:00:00Z")),
+            ]
+        );
+        assert_eq!(scope.next_end(now), Some(at("2026-04-10T04:00:00Z")));
+        assert!(scope.periods_touching(&id("cards"), now).is_empty());
+    }
+
+    #[test]
+    fn a_service_level_covers_the_periods_overlapping_its_validity() {
+        let level = ServiceLevel {
+            agreement: id("sla"),
+            effective_from: at("2026-04-10T12:00:00Z"),
+            until: Some(at("2026-04-20T00:00:00Z")),
+        };
+        let day = |d: &str, e: &str| Interval::new(at(d), at(e));
+        assert!(!level.covers(&day("2026-04-09T00:00:00Z", "2026-04-10T00:00:00Z")));
+        assert!(level.covers(&day("2026-04-10T00:00:00Z", "2026-04-11T00:00:00Z")));
+        assert!(level.covers(&day("2026-04-19T00:00:00Z", "2026-04-20T00:00:00Z")));
+        assert!(!level.covers(&day("2026-04-20T00:00:00Z", "2026-04-21T00:00:00Z")));
     }
 }
