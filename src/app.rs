@@ -40,6 +40,7 @@ use crate::proto::v1::service_catalog_service_server::ServiceCatalogServiceServe
 use crate::proto::v1::tenant_service_server::TenantServiceServer;
 use crate::redact::{redact_endpoint, redact_url};
 use crate::service::Registry;
+use crate::service::breaches::PeriodCloser;
 use crate::service::compliance::Compliance;
 use crate::service::entitlements::Resolver;
 use crate::store::{self, Store};
@@ -181,7 +182,7 @@ impl Application {
             store,
             registry,
             resolver,
-            compliance: _compliance,
+            compliance,
             entitlements,
             authenticator,
         } = self;
@@ -271,6 +272,10 @@ impl Application {
         let retention = tokio::spawn(crate::service::measurements::retain_periodically(
             registry.clone(),
         ));
+        // Every replica closes periods; the store makes each breach once.
+        let closer = tokio::spawn(
+            PeriodCloser::new(registry.clone(), compliance, config.breach_check_interval).run(),
+        );
 
         let metrics = match &config.otlp_endpoint {
             Some(endpoint) => Some(
@@ -336,6 +341,7 @@ impl Application {
         }
         sweeper.abort();
         retention.abort();
+        closer.abort();
         if let Some(metrics) = metrics
             && let Err(error) = metrics.shutdown()
         {

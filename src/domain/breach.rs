@@ -384,7 +384,8 @@ pub struct ServiceScope {
     /// The consumers with terms of their own on it: an override of one of
     /// those agreements, an ACTIVE CUSTOMER or INTERNAL agreement.
     pub consumers: BTreeSet<Id>,
-    /// The calendar windows of every objective that can apply on it.
+    /// The calendar windows of every objective that can apply on it (none
+    /// when all are rolling: nothing to close, but alerts to watch).
     pub windows: BTreeSet<CalendarWindow>,
 }
 
@@ -465,11 +466,8 @@ impl BreachScope {
                 s.windows.extend(windows.iter().cloned());
             }
         }
-        // Objectives reach every subject of a service (a consumer's
-        // entitlement holds the base objectives, and the base service-wide
-        // subject is judged alike): a service with no calendar window has
-        // nothing to close.
-        scope.services.retain(|_, s| !s.windows.is_empty());
+        // A service with no calendar window has no period to close, but
+        // its rolling windows can still be at risk.
         scope
     }
 
@@ -951,8 +949,9 @@ mod tests {
         );
         assert_eq!(
             scope.services.keys().collect::<Vec<_>>(),
-            [&id("cards"), &id("payments")]
+            [&id("cards"), &id("ledger"), &id("payments")]
         );
+        assert!(scope.services[&id("ledger")].windows.is_empty());
         let payments = &scope.services[&id("payments")];
         assert_eq!(payments.service_levels.len(), 1);
         assert_eq!(payments.consumers, BTreeSet::from([id("bank"), id("shop")]));
