@@ -215,6 +215,16 @@ impl BreachService for BreachApi {
 
 type Sink = mpsc::Sender<Result<pb::WatchBreachesResponse, Status>>;
 
+fn heartbeat() -> pb::WatchBreachesResponse {
+    pb::WatchBreachesResponse {
+        event: Some(pb::watch_breaches_response::Event::Heartbeat(
+            pb::Heartbeat {
+                time: Some(time_out(Utc::now())),
+            },
+        )),
+    }
+}
+
 /// One WatchBreaches stream: sends the events of its tenant that pass its
 /// filter as the change feed brings them, and a heartbeat when nothing was
 /// sent for `heartbeat`. It ends when its key stops authenticating (revoked,
@@ -243,6 +253,12 @@ impl BreachWatch {
         if !self.check_key(&tx).await {
             return;
         }
+        // The watch follows the feed from here: a first heartbeat says so,
+        // and what is listed after it cannot be missed by both.
+        if tx.send(Ok(heartbeat())).await.is_err() {
+            return;
+        }
+        self.last_sent = tokio::time::Instant::now();
         loop {
             let (event, check_key) = tokio::select! {
                 change = feed.recv() => match change {
@@ -261,10 +277,7 @@ impl BreachWatch {
                 },
                 _ = tokio::time::sleep_until(self.key_check_at) => (None, true),
                 _ = tokio::time::sleep_until(self.last_sent + self.heartbeat) => {
-                    let beat = pb::watch_breaches_response::Event::Heartbeat(pb::Heartbeat {
-                        time: Some(time_out(Utc::now())),
-                    });
-                    (Some(beat), false)
+                    (heartbeat().event, false)
                 }
                 _ = tx.closed() => return,
                 _ = self.stopping.changed() => {

@@ -6,6 +6,7 @@ mod support;
 mod agreements;
 mod audit;
 mod auth;
+mod breaches;
 mod entitlement_cache;
 mod entitlements;
 mod fairness;

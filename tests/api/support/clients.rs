@@ -5,6 +5,7 @@ use accord::proto::v1 as pb;
 use pb::agreement_service_client::AgreementServiceClient;
 use pb::api_key_service_client::ApiKeyServiceClient;
 use pb::audit_service_client::AuditServiceClient;
+use pb::breach_service_client::BreachServiceClient;
 use pb::entitlement_service_client::EntitlementServiceClient;
 use pb::measurement_service_client::MeasurementServiceClient;
 use pb::party_service_client::PartyServiceClient;
@@ -86,5 +87,9 @@ impl Clients {
 
     pub fn measurements(&self) -> MeasurementServiceClient<Authed> {
         MeasurementServiceClient::new(self.0.clone())
+    }
+
+    pub fn breaches(&self) -> BreachServiceClient<Authed> {
+        BreachServiceClient::new(self.0.clone())
     }
 }

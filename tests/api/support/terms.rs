@@ -17,6 +17,24 @@ pub fn rolling(days: i64) -> pb::Window {
     }
 }
 
+/// A calendar window of `period` in `time_zone` (`""`: UTC).
+pub fn calendar(period: pb::CalendarPeriod, time_zone: &str) -> pb::Window {
+    pb::Window {
+        window: Some(pb::window::Window::Calendar(pb::CalendarWindow {
+            period: period.into(),
+            time_zone: time_zone.into(),
+        })),
+    }
+}
+
+/// `objective` judged over calendar days in UTC.
+pub fn daily(objective: pb::Objective) -> pb::Objective {
+    pb::Objective {
+        window: Some(calendar(pb::CalendarPeriod::Day, "")),
+        ..objective
+    }
+}
+
 /// The RATIO objective `availability` (indicator `http_success`) over 30 days.
 pub fn availability(target: f64) -> pb::Objective {
     pb::Objective {
