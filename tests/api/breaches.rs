@@ -27,17 +27,6 @@ fn fast_closer(c: &mut Config) {
     c.breach_check_interval = Duration::from_secs(1);
 }
 
-/// The UTC midnight that started today, in seconds.
-fn today() -> i64 {
-    let now = now_ts().seconds;
-    now - now.rem_euclid(DAY)
-}
-
-/// `hours` into the UTC day `days` before today.
-fn days_ago(days: i64, hours: i64) -> Timestamp {
-    ts(today() - days * DAY + hours * 3600)
-}
-
 /// RFC 3339, as filters take instants.
 fn rfc3339(t: &Timestamp) -> String {
     instant(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
