@@ -20,6 +20,7 @@ use crate::api::agreement::AgreementApi;
 use crate::api::api_key::ApiKeyApi;
 use crate::api::audit::AuditApi;
 use crate::api::breach::BreachApi;
+use crate::api::compliance::ComplianceApi;
 use crate::api::entitlement::{EntitlementApi, Entitlements};
 use crate::api::measurement::MeasurementApi;
 use crate::api::party::PartyApi;
@@ -33,6 +34,7 @@ use crate::proto::v1::agreement_service_server::AgreementServiceServer;
 use crate::proto::v1::api_key_service_server::ApiKeyServiceServer;
 use crate::proto::v1::audit_service_server::AuditServiceServer;
 use crate::proto::v1::breach_service_server::BreachServiceServer;
+use crate::proto::v1::compliance_service_server::ComplianceServiceServer;
 use crate::proto::v1::entitlement_service_server::EntitlementServiceServer;
 use crate::proto::v1::measurement_service_server::MeasurementServiceServer;
 use crate::proto::v1::party_service_server::PartyServiceServer;
@@ -57,6 +59,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     "accord.v1.EntitlementService",
     "accord.v1.MeasurementService",
     "accord.v1.BreachService",
+    "accord.v1.ComplianceService",
 ];
 
 pub struct Application {
@@ -245,7 +248,11 @@ impl Application {
             ))
             .add_service(limited!(EntitlementServiceServer, entitlements))
             .add_service(limited!(MeasurementServiceServer, measurements))
-            .add_service(limited!(BreachServiceServer, breaches));
+            .add_service(limited!(BreachServiceServer, breaches))
+            .add_service(limited!(
+                ComplianceServiceServer,
+                ComplianceApi::new(compliance.clone())
+            ));
 
         // Other replicas' writes reach this one through the store's change
         // feed, where there can be other replicas.

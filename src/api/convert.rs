@@ -422,7 +422,7 @@ fn money_in(m: &pb::Money) -> Money {
     }
 }
 
-fn money_out(m: &Money) -> pb::Money {
+pub fn money_out(m: &Money) -> pb::Money {
     pb::Money {
         amount_minor: m.amount_minor,
         currency_code: m.currency_code.clone(),

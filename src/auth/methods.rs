@@ -71,6 +71,8 @@ pub const METHOD_ROLES: &[(&str, &[Role])] = &[
     ("/accord.v1.BreachService/GetBreach", READERS),
     ("/accord.v1.BreachService/ListBreaches", READERS),
     ("/accord.v1.BreachService/WatchBreaches", READERS),
+    ("/accord.v1.ComplianceService/GetCompliance", READERS),
+    ("/accord.v1.ComplianceService/GetCreditStatement", READERS),
 ];
 
 /// The table's entry for `path`, or `None` for a method not in the table.

@@ -8,6 +8,8 @@
 //! `Compliance::evaluate` answers GetCompliance; `Compliance::evaluate_period`
 //! is what the breach closer calls for a calendar period.
 
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -17,12 +19,15 @@ use super::entitlements::Resolver;
 use crate::domain::agreement::{Agreement, AgreementKind, Revision};
 use crate::domain::compliance::{
     ComplianceError, CountBucket, Credit, EvaluationWindow, Interval, Measurements,
-    ObjectiveEvaluation, Plan, Question, Sample, WindowKind, credit, decompose, evaluate,
+    ObjectiveEvaluation, Plan, Question, Sample, WindowKind, agreement_credit, credit, decompose,
+    evaluate, split_liability_cap,
 };
 use crate::domain::entitlement::{EntitledObjective, Pair, PatchedField, Provenance, Sourced};
-use crate::domain::measurement::{CountBucket as StoredBucket, View};
-use crate::domain::names::{Id, agreement_name};
-use crate::domain::terms::{Clause, CreditSchedule, Exclusion, Objective, ObjectiveKind};
+use crate::domain::measurement::{CountBucket as StoredBucket, Level, View};
+use crate::domain::names::{Id, agreement_name, party_name};
+use crate::domain::terms::{
+    Clause, ClauseKind, CreditSchedule, Exclusion, Money, Objective, ObjectiveKind,
+};
 use crate::error::{Error, Precondition, Result};
 use crate::store::Tx;
 
@@ -76,6 +81,37 @@ pub struct SubjectCompliance {
     pub clauses: Vec<Sourced<Clause>>,
 }
 
+/// What one agreement owes a consumer for a billing period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgreementCredit {
+    /// The agreement whose credit schedule applies.
+    pub agreement: Id,
+    /// Who owes the credit.
+    pub provider: Id,
+    /// From the earliest start to the latest end of its objectives' periods;
+    /// `None` without an objective over a calendar period.
+    pub period: Option<Interval>,
+    /// Its objectives over a calendar period, by service then key.
+    pub objectives: Vec<ObjectiveCompliance>,
+    /// The largest credit of its objectives, in the fee's currency.
+    pub uncapped: Money,
+    /// `uncapped` after the provider's liability cap.
+    pub credit: Money,
+    /// Every objective's period is over.
+    pub closed: bool,
+}
+
+/// The credits a consumer is owed for one billing period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreditStatement {
+    pub consumer: Id,
+    pub as_of: DateTime<Utc>,
+    /// By agreement id.
+    pub agreements: Vec<AgreementCredit>,
+    /// The sum of the credits per currency, by currency code.
+    pub totals: Vec<Money>,
+}
+
 /// The terms a subject is judged by, and on whose data.
 struct Applicable {
     services: Vec<Id>,
@@ -109,30 +145,23 @@ impl Compliance {
         subject: &Subject,
         question: &Question,
     ) -> Result<SubjectCompliance> {
-        let mut tx = self.registry.read(tenant).await?;
-        let applicable = match subject {
-            Subject::Agreement(id) => agreement_terms(&mut *tx, tenant, id, question.as_of).await?,
+        let (mut tx, applicable) = match subject {
             Subject::Pair(pair) => {
                 // The resolver reads in a transaction of its own (or answers
-                // from its cache); the measurements are read in `tx`.
-                let resolved = self
-                    .resolver
-                    .resolve(tenant, pair, Some(question.as_of), None)
-                    .await?;
-                entitlement_terms(pair, &resolved.entitlement.terms)
+                // from its cache), before this call's opens: a call holds one
+                // connection at a time.
+                let as_of = (!question.as_of_is_now).then_some(question.as_of);
+                let resolved = self.resolver.resolve(tenant, pair, as_of, None).await?;
+                let tx = self.registry.read(tenant).await?;
+                (tx, entitlement_terms(pair, &resolved.entitlement.terms))
+            }
+            Subject::Agreement(id) => {
+                let mut tx = self.registry.read(tenant).await?;
+                let terms = agreement_terms(&mut *tx, tenant, id, question.as_of).await?;
+                (tx, terms)
             }
         };
-        let mut objectives = Vec::new();
-        for service in &applicable.services {
-            for entitled in &applicable.objectives {
-                objectives.push(
-                    evaluate_objective(&mut *tx, tenant, service, &applicable, entitled, question)
-                        .await?,
-                );
-            }
-        }
-        objectives
-            .sort_by(|a, b| (&a.service, &a.objective.key).cmp(&(&b.service, &b.objective.key)));
+        let objectives = evaluate_terms(&mut *tx, tenant, &applicable, question).await?;
         Ok(SubjectCompliance {
             as_of: question.as_of,
             objectives,
@@ -164,6 +193,258 @@ impl Compliance {
             .retain(|o| matches!(o.evaluation.window.kind, WindowKind::Calendar { .. }));
         Ok(evaluated)
     }
+}
+
+/// How far from the instant a billing period can reach: a calendar year, and
+/// a day for the time zone.
+const LONGEST_PERIOD: TimeDelta = TimeDelta::days(367);
+
+impl Compliance {
+    /// The credits `consumer` is owed for the billing period containing
+    /// `period_containing` (default now), as of now: see docs/compliance.md
+    /// (Credit statements) for which agreements count and how caps apply.
+    /// NOT_FOUND for an unknown consumer; INVALID_ARGUMENT for an instant in
+    /// the future.
+    pub async fn credit_statement(
+        &self,
+        tenant: &Id,
+        consumer: &Id,
+        period_containing: Option<DateTime<Utc>>,
+    ) -> Result<CreditStatement> {
+        let now = Utc::now();
+        let question = Question::check(now, None, period_containing, None)?;
+        let instant = question.period_containing.unwrap_or(now);
+
+        // Which services the consumer has terms of its own on, or data of
+        // its own near the period (checked exactly below, once the periods
+        // are known).
+        let (own, tagged) = {
+            let mut tx = self.registry.read(tenant).await?;
+            let ancestry = tx.party_ancestry(tenant, consumer, now).await?;
+            if ancestry.is_empty() {
+                return Err(Error::NotFound(party_name(tenant, consumer)));
+            }
+            let own: BTreeSet<Id> = tx
+                .services_with_terms_for(tenant, &ancestry, CONSUMER_TERMS)
+                .await?
+                .into_iter()
+                .collect();
+            let near = Level::Day.bucket_start(instant - LONGEST_PERIOD)..instant + LONGEST_PERIOD;
+            let tagged: BTreeSet<Id> = tx
+                .services_with_tagged_data(tenant, consumer, Level::Day, &near)
+                .await?
+                .into_iter()
+                .collect();
+            (own, tagged)
+        };
+        let pairs: Vec<Pair> = own
+            .union(&tagged)
+            .map(|service| Pair {
+                consumer: consumer.clone(),
+                service: service.clone(),
+            })
+            .collect();
+        // Entitlements now: the resolver's cache may hold them.
+        let resolved = self
+            .resolver
+            .resolve_batch(tenant, &pairs, None, None)
+            .await?;
+
+        let mut tx = self.registry.read(tenant).await?;
+        let mut entitled = Vec::new();
+        for (pair, result) in pairs.iter().zip(resolved) {
+            let entitlement = match result {
+                Ok(r) => r.entitlement,
+                // No entitlement on that service: nothing to credit.
+                Err(Error::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let applicable = entitlement_terms(pair, &entitlement.terms);
+            let Some(schedule) = applicable.credits.clone() else {
+                continue;
+            };
+            let mut objectives = evaluate_terms(&mut *tx, tenant, &applicable, &question).await?;
+            objectives.retain(|o| matches!(o.evaluation.window.kind, WindowKind::Calendar { .. }));
+            entitled.push((
+                pair.service.clone(),
+                schedule,
+                applicable.clauses,
+                objectives,
+            ));
+        }
+
+        // A service counted for the consumer's data alone counts only when
+        // that data lies in the period its objectives cover.
+        let mut with_data: HashMap<Interval, BTreeSet<Id>> = HashMap::new();
+        let mut kept = Vec::with_capacity(entitled.len());
+        for e in entitled {
+            let (service, _, _, objectives) = &e;
+            if !own.contains(service) {
+                let Some(period) = hull(objectives) else {
+                    continue;
+                };
+                let found = match with_data.entry(period) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => {
+                        let span = period.start..period.end;
+                        let level = finest_fitting(&period);
+                        let read = tx
+                            .services_with_tagged_data(tenant, consumer, level, &span)
+                            .await?;
+                        e.insert(read.into_iter().collect())
+                    }
+                };
+                if !found.contains(service) {
+                    continue;
+                }
+            }
+            kept.push(e);
+        }
+
+        let mut providers: HashMap<Id, Id> = HashMap::new();
+        let mut by_agreement: BTreeMap<Id, (String, Vec<ObjectiveCompliance>)> = BTreeMap::new();
+        let mut caps: BTreeMap<(Id, String), i64> = BTreeMap::new();
+        for (_, schedule, clauses, objectives) in kept {
+            let currency = schedule
+                .value
+                .fee
+                .as_ref()
+                .map(|f| f.currency_code.clone())
+                .unwrap_or_default();
+            let entry = by_agreement
+                .entry(schedule.source.agreement.clone())
+                .or_insert_with(|| (currency, Vec::new()));
+            entry.1.extend(objectives);
+            for clause in clauses {
+                let (ClauseKind::LiabilityCap, Some(amount)) =
+                    (clause.value.kind, &clause.value.amount)
+                else {
+                    continue;
+                };
+                let provider =
+                    provider_of(&mut *tx, tenant, &clause.source.agreement, &mut providers).await?;
+                let cap = caps
+                    .entry((provider, amount.currency_code.clone()))
+                    .or_insert(amount.amount_minor);
+                *cap = (*cap).min(amount.amount_minor);
+            }
+        }
+
+        let mut agreements = Vec::with_capacity(by_agreement.len());
+        for (agreement, (currency, mut objectives)) in by_agreement {
+            objectives.sort_by(|a, b| {
+                (&a.service, &a.objective.key).cmp(&(&b.service, &b.objective.key))
+            });
+            let credits: Vec<Credit> = objectives.iter().filter_map(|o| o.credit.clone()).collect();
+            let uncapped = Money {
+                amount_minor: agreement_credit(&credits).map_or(0, |c| c.amount_minor),
+                currency_code: currency,
+            };
+            agreements.push(AgreementCredit {
+                provider: provider_of(&mut *tx, tenant, &agreement, &mut providers).await?,
+                agreement,
+                period: hull(&objectives),
+                closed: objectives.iter().all(|o| o.evaluation.window.closed()),
+                objectives,
+                credit: uncapped.clone(),
+                uncapped,
+            });
+        }
+        for ((provider, currency), cap) in caps {
+            let capped: Vec<usize> = (0..agreements.len())
+                .filter(|&i| {
+                    agreements[i].provider == provider
+                        && agreements[i].uncapped.currency_code == currency
+                })
+                .collect();
+            let uncapped: Vec<i64> = capped
+                .iter()
+                .map(|&i| agreements[i].uncapped.amount_minor)
+                .collect();
+            for (&i, owed) in capped.iter().zip(split_liability_cap(&uncapped, cap)) {
+                agreements[i].credit.amount_minor = owed;
+            }
+        }
+        let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+        for a in agreements
+            .iter()
+            .filter(|a| !a.credit.currency_code.is_empty())
+        {
+            *totals.entry(a.credit.currency_code.clone()).or_default() += a.credit.amount_minor;
+        }
+        Ok(CreditStatement {
+            consumer: consumer.clone(),
+            as_of: now,
+            agreements,
+            totals: totals
+                .into_iter()
+                .map(|(currency_code, amount_minor)| Money {
+                    amount_minor,
+                    currency_code,
+                })
+                .collect(),
+        })
+    }
+}
+
+/// The agreement kinds whose consumer has terms of its own through them.
+const CONSUMER_TERMS: &[AgreementKind] = &[AgreementKind::Customer, AgreementKind::Internal];
+
+/// From the earliest start to the latest end of the objectives' periods.
+fn hull(objectives: &[ObjectiveCompliance]) -> Option<Interval> {
+    let periods = objectives.iter().map(|o| o.evaluation.window.period);
+    let start = periods.clone().map(|p| p.start).min()?;
+    let end = periods.map(|p| p.end).max()?;
+    Some(Interval::new(start, end))
+}
+
+/// The coarsest rollup whose buckets tile `period` exactly: hours for the
+/// periods of zones a whole number of hours from UTC, minutes otherwise.
+fn finest_fitting(period: &Interval) -> Level {
+    let aligned = |t: DateTime<Utc>| Level::Hour.bucket_start(t) == t;
+    if aligned(period.start) && aligned(period.end) {
+        Level::Hour
+    } else {
+        Level::Minute
+    }
+}
+
+/// The provider of agreement `id`, read once per statement.
+async fn provider_of(
+    tx: &mut dyn Tx,
+    tenant: &Id,
+    id: &Id,
+    known: &mut HashMap<Id, Id>,
+) -> Result<Id> {
+    if let Some(p) = known.get(id) {
+        return Ok(p.clone());
+    }
+    let agreement = tx
+        .get_agreement(tenant, id)
+        .await?
+        .ok_or_else(|| Error::internal(format!("{} vanished", agreement_name(tenant, id))))?;
+    known.insert(id.clone(), agreement.provider.clone());
+    Ok(agreement.provider)
+}
+
+/// Every objective of `applicable` on each of its services, by service then
+/// key.
+async fn evaluate_terms(
+    tx: &mut dyn Tx,
+    tenant: &Id,
+    applicable: &Applicable,
+    question: &Question,
+) -> Result<Vec<ObjectiveCompliance>> {
+    let mut objectives = Vec::new();
+    for service in &applicable.services {
+        for entitled in &applicable.objectives {
+            objectives.push(
+                evaluate_objective(tx, tenant, service, applicable, entitled, question).await?,
+            );
+        }
+    }
+    objectives.sort_by(|a, b| (&a.service, &a.objective.key).cmp(&(&b.service, &b.objective.key)));
+    Ok(objectives)
 }
 
 /// The revision of agreement `id` in force at `as_of`: the last one

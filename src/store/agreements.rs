@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::connection::{Connection, RowLock, Statement, Value};
-use super::constraints::Subject;
+use super::connection::{Column, Connection, RowLock, Statement, Value};
+use super::constraints::{Subject, internal};
 use super::overrides;
 use crate::domain::agreement::{Agreement, AgreementKind, AgreementState};
 use crate::domain::filter::{AgreementFilter, FilterTerm};
@@ -210,6 +210,55 @@ pub(super) async fn published_covering(
         .push(PUBLISHED_COVERING_END);
     conn.bodies(statement, "published agreements covering services")
         .await
+}
+
+/// The services of the published agreements of `kinds` whose consumer is
+/// one of `parties`, and of the published agreements with an override for
+/// one of `parties`: where those parties have terms of their own.
+pub(super) async fn services_with_terms_for(
+    conn: &mut dyn Connection,
+    tenant: &Id,
+    parties: &[Id],
+    kinds: &[AgreementKind],
+) -> Result<Vec<Id>> {
+    if parties.is_empty() {
+        return Ok(Vec::new());
+    }
+    let draft = AgreementState::Draft.as_str();
+    let parties = || parties.iter().map(Id::as_str);
+    let mut statement = Statement::new(
+        "SELECT s.service_id FROM agreements a JOIN agreement_services s \
+         ON s.tenant = a.tenant AND s.agreement_id = a.id \
+         WHERE a.tenant = $1 AND a.state <> $2 AND a.consumer IN (",
+    )
+    .text(tenant.as_str())
+    .text(draft)
+    .push_texts(parties())
+    .push(")");
+    if kinds.is_empty() {
+        statement = statement.push(" AND 1 = 0");
+    } else {
+        statement = statement
+            .push(" AND a.kind IN (")
+            .push_texts(kinds.iter().map(|k| k.as_str()))
+            .push(")");
+    }
+    let statement = statement
+        .push(
+            " UNION SELECT s.service_id FROM overrides o JOIN agreements a \
+             ON a.tenant = o.tenant AND a.id = o.agreement_id JOIN agreement_services s \
+             ON s.tenant = a.tenant AND s.agreement_id = a.id \
+             WHERE o.tenant = $1 AND a.state <> $2 AND o.consumer IN (",
+        )
+        .push_texts(parties())
+        .push(") ORDER BY 1");
+    let mut rows = conn
+        .fetch(statement, &[Column::Text])
+        .await
+        .map_err(internal("read the services a party has terms for"))?;
+    rows.iter_mut()
+        .map(|mut row| Ok(Id::generated(row.text(0)?)))
+        .collect()
 }
 
 pub(super) async fn supporters(

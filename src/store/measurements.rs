@@ -424,6 +424,40 @@ pub(super) async fn count_buckets(
     Ok(buckets)
 }
 
+/// The services holding data tagged with `consumer` in `span`: counts in a
+/// bucket of `level` starting in it, samples taken in it, downtime meeting
+/// it.
+pub(super) async fn services_with_tagged_data(
+    conn: &mut dyn Connection,
+    tenant: &Id,
+    consumer: &Id,
+    level: Level,
+    span: &Range<DateTime<Utc>>,
+) -> Result<Vec<Id>> {
+    let (table, column) = counts_table(level);
+    let statement = Statement::new("SELECT service FROM ")
+        .push(table)
+        .push(&format!(
+            " WHERE tenant = $1 AND consumer = $2 AND {column} >= $3 AND {column} < $4 \
+             UNION SELECT service FROM measurement_samples \
+             WHERE tenant = $1 AND consumer = $2 AND time >= $3 AND time < $4 \
+             UNION SELECT service FROM measurement_downtime \
+             WHERE tenant = $1 AND consumer = $2 AND start_time < $4 AND end_time > $3 \
+             ORDER BY 1"
+        ))
+        .bind(Value::text(tenant.as_str()))
+        .bind(Value::text(consumer.as_str()))
+        .bind(Value::time(span.start))
+        .bind(Value::time(span.end));
+    let mut rows = conn
+        .fetch(statement, &[Column::Text])
+        .await
+        .map_err(internal("read the services holding a consumer's data"))?;
+    rows.iter_mut()
+        .map(|mut row| Ok(Id::generated(row.text(0)?)))
+        .collect()
+}
+
 pub(super) async fn samples(
     conn: &mut dyn Connection,
     tenant: &Id,

@@ -231,6 +231,15 @@ pub trait Tx: Send {
         kind: AgreementKind,
         services: &[Id],
     ) -> Result<Vec<Agreement>>;
+    /// The services of the published agreements of `kinds` whose consumer is
+    /// one of `parties`, and of the published agreements with an override
+    /// for one of them, by id.
+    async fn services_with_terms_for(
+        &mut self,
+        tenant: &Id,
+        parties: &[Id],
+        kinds: &[AgreementKind],
+    ) -> Result<Vec<Id>>;
     /// Names of agreements whose `supports` name the agreement (at most `limit`).
     async fn agreement_supporters(
         &mut self,
@@ -380,6 +389,16 @@ pub trait Tx: Send {
         indicator: &str,
         ranges: &[(Level, Range<DateTime<Utc>>)],
     ) -> Result<Vec<CountBucket>>;
+    /// The services holding data tagged with `consumer` in `span` (counts in
+    /// buckets of `level` starting in it, samples in it, downtime meeting
+    /// it), by id.
+    async fn services_with_tagged_data(
+        &mut self,
+        tenant: &Id,
+        consumer: &Id,
+        level: Level,
+        span: &Range<DateTime<Utc>>,
+    ) -> Result<Vec<Id>>;
     /// The samples of `service`'s `indicator` seen by `view` taken in
     /// `span`, by time.
     async fn samples(

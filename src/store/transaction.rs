@@ -242,6 +242,15 @@ impl Tx for Transaction {
         agreements::published_covering(self.conn(), tenant, kind, services).await
     }
 
+    async fn services_with_terms_for(
+        &mut self,
+        tenant: &Id,
+        parties: &[Id],
+        kinds: &[AgreementKind],
+    ) -> Result<Vec<Id>> {
+        agreements::services_with_terms_for(self.conn(), tenant, parties, kinds).await
+    }
+
     async fn agreement_supporters(
         &mut self,
         tenant: &Id,
@@ -474,6 +483,16 @@ impl Tx for Transaction {
         ranges: &[(Level, Range<DateTime<Utc>>)],
     ) -> Result<Vec<CountBucket>> {
         measurements::count_buckets(self.conn(), tenant, service, view, indicator, ranges).await
+    }
+
+    async fn services_with_tagged_data(
+        &mut self,
+        tenant: &Id,
+        consumer: &Id,
+        level: Level,
+        span: &Range<DateTime<Utc>>,
+    ) -> Result<Vec<Id>> {
+        measurements::services_with_tagged_data(self.conn(), tenant, consumer, level, span).await
     }
 
     async fn samples(

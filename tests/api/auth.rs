@@ -106,6 +106,17 @@ fn request_naming_tenant_a(method: &str) -> Vec<u8> {
             body.extend(string_field(3, "tenants/a/services/nope"));
             return body;
         }
+        // Reads: an allowed call is NOT_FOUND.
+        "GetCompliance" => {
+            let mut body = string_field(1, "tenants/a");
+            body.extend(string_field(2, "tenants/a/agreements/nope"));
+            return body;
+        }
+        "GetCreditStatement" => {
+            let mut body = string_field(1, "tenants/a");
+            body.extend(string_field(2, "tenants/a/parties/nope"));
+            return body;
+        }
         "BatchResolveEntitlements" | "WatchEntitlements" => {
             let mut pair = string_field(1, "tenants/a/parties/nope");
             pair.extend(string_field(2, "tenants/a/services/nope"));

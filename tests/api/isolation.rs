@@ -23,6 +23,9 @@
 //!   as one about a missing resource: NOT_FOUND naming it, for the call or,
 //!   in a batch or a watch, for that pair alone in an OK answer, which may
 //!   repeat the pair's own names and nothing else of B's;
+//! - a compliance question or credit statement naming an agreement, a
+//!   consumer or a service of B's is INVALID_ARGUMENT on that field, one
+//!   naming a ghost NOT_FOUND naming it;
 //! - a measurement naming a service or consumer of B's (or a ghost) is
 //!   rejected on its own, UNKNOWN_SERVICE or UNKNOWN_CONSUMER, in an OK answer
 //!   that says nothing of B; a report or stream to B's parent is refused;
@@ -2282,6 +2285,91 @@ impl Plan<'_> {
                     (None, None) => Expect::Watching,
                 };
                 (twist, expect, watch_first(c, request))
+            }
+            // --- compliance: reads. A subject or consumer of B's is a bad
+            // reference (INVALID_ARGUMENT on its field), a ghost a missing
+            // one (NOT_FOUND naming it); a parent of B's is refused.
+            "GetCompliance" => {
+                let (parent, refused) = self.entitlement_parent(twist);
+                let ghostless = self.ghost.get(Kind::Agreement).is_empty();
+                let (subject, expect) = if self.chance(0.5) || (twist == Twist::Ghost && ghostless)
+                {
+                    let (consumer_of, service_of) = self.sides(twist);
+                    let consumer = self.side(consumer_of, Kind::Party);
+                    let service = self.side(service_of, Kind::Service);
+                    let expect = match twist {
+                        Twist::Own | Twist::ForeignName => Expect::Anything,
+                        Twist::ForeignRef => Expect::Invalid(
+                            [(consumer_of, "pair.consumer"), (service_of, "pair.service")]
+                                .iter()
+                                .filter(|(who, _)| *who == Who::B)
+                                .map(|(_, field)| field.to_string())
+                                .collect(),
+                        ),
+                        Twist::Ghost => Expect::NotFound(vec![consumer.clone(), service.clone()]),
+                    };
+                    let pair = pb::ConsumerService { consumer, service };
+                    (pb::get_compliance_request::Subject::Pair(pair), expect)
+                } else {
+                    let who = match twist {
+                        Twist::Own | Twist::ForeignName => Who::A,
+                        Twist::ForeignRef => Who::B,
+                        Twist::Ghost => Who::Ghost,
+                    };
+                    let agreement = self.pick(who, Kind::Agreement);
+                    let expect = match twist {
+                        Twist::Own | Twist::ForeignName => Expect::Anything,
+                        Twist::ForeignRef => Expect::Invalid(vec!["agreement".into()]),
+                        Twist::Ghost => Expect::NotFound(vec![agreement.clone()]),
+                    };
+                    (
+                        pb::get_compliance_request::Subject::Agreement(agreement),
+                        expect,
+                    )
+                };
+                let request = pb::GetComplianceRequest {
+                    parent,
+                    subject: Some(subject),
+                    // A's own calls may ask about any instant (one in the
+                    // future is INVALID_ARGUMENT); the others about now, so
+                    // that only their names decide the answer.
+                    as_of: if twist == Twist::Own {
+                        self.as_of()
+                    } else {
+                        None
+                    },
+                    period_containing: None,
+                    interval: None,
+                };
+                (
+                    twist,
+                    refused.unwrap_or(expect),
+                    rpc!(c.compliance(), get_compliance, request),
+                )
+            }
+            "GetCreditStatement" => {
+                let (parent, refused) = self.entitlement_parent(twist);
+                let who = match twist {
+                    Twist::Own | Twist::ForeignName => Who::A,
+                    Twist::ForeignRef => Who::B,
+                    Twist::Ghost => Who::Ghost,
+                };
+                let consumer = self.side(who, Kind::Party);
+                let expect = match twist {
+                    Twist::Own | Twist::ForeignName => Expect::Anything,
+                    Twist::ForeignRef => Expect::Invalid(vec!["consumer".into()]),
+                    Twist::Ghost => Expect::NotFound(vec![consumer.clone()]),
+                };
+                let request = pb::GetCreditStatementRequest {
+                    parent,
+                    consumer,
+                    period_containing: None,
+                };
+                (
+                    twist,
+                    refused.unwrap_or(expect),
+                    rpc!(c.compliance(), get_credit_statement, request),
+                )
             }
             other => panic!("no random request for {other}: add one here"),
         }

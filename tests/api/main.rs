@@ -7,6 +7,8 @@ mod agreements;
 mod audit;
 mod auth;
 mod breaches;
+mod compliance;
+mod credits;
 mod entitlement_cache;
 mod entitlements;
 mod fairness;

@@ -16,6 +16,7 @@ use accord::domain::breach::{
     AlertKey, AlertState, Breach, BreachCursor, BreachKey, BreachState, Marker,
 };
 use accord::domain::changes::Change;
+use accord::domain::compliance::{EvaluationWindow, Plan, decompose};
 use accord::domain::entitlement::Provenance;
 use accord::domain::filter::{AgreementFilter, BreachFilter, BreachTerm, FilterTerm, Op};
 use accord::domain::measurement::{
@@ -26,7 +27,7 @@ use accord::domain::overrides::{Override, OverrideFields};
 use accord::domain::party::{Party, PartyFields, PartyKind};
 use accord::domain::service::{Service, ServiceFields};
 use accord::domain::tenant::{Tenant, TenantFields};
-use accord::domain::terms::{Objective, ObjectiveKind};
+use accord::domain::terms::{Objective, ObjectiveKind, Window};
 use accord::error::{Error, Violations};
 use accord::store::{Access, MeasurementKey, PeriodEvaluation, Store, Tx};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -103,6 +104,9 @@ contract!(
     breaches_list_newest_period_first_by_filter_and_cursor,
     alert_states_start_quiet_and_keep_what_was_set,
     expired_breach_state_goes_and_a_deleted_tenant_takes_its_breaches,
+    services_with_terms_for_a_party_are_those_of_its_agreements_and_overrides,
+    services_with_tagged_data_are_those_holding_a_consumers_own_data_in_the_span,
+    a_30_day_window_over_a_month_of_minute_data_reads_a_few_hundred_rows,
 );
 
 async fn run<F, Fut>(backend: Backend, case: F)
@@ -2729,4 +2733,201 @@ async fn expired_breach_state_goes_and_a_deleted_tenant_takes_its_breaches(store
         2
     );
     assert_eq!(tx.due_markers(&id("b"), t(300), 10).await.unwrap().len(), 2);
+}
+
+// --- what compliance reads --------------------------------------------------
+
+async fn services_with_terms_for_a_party_are_those_of_its_agreements_and_overrides(
+    store: Arc<dyn Store>,
+) {
+    let a = id("a");
+    let mut tx = writing(&store, "a").await;
+    for sid in ["s2", "s3", "s4", "s5"] {
+        tx.insert_service(&service("a", sid)).await.unwrap();
+    }
+    let on = |mut agreement: Agreement, services: &[&str]| {
+        agreement.services = services.iter().map(|s| id(s)).collect();
+        agreement
+    };
+    let deal = on(published("deal", AgreementKind::Customer), &["s2"]);
+    let draft = on(agreement("draft-deal", AgreementKind::Customer), &["s3"]);
+    let ola = on(published("ola", AgreementKind::Operational), &["s4"]);
+    let sla = on(
+        published("sla", AgreementKind::ServiceLevel),
+        &["svc", "s5"],
+    );
+    let elsewhere = Agreement {
+        consumer: Some(id("provider")),
+        ..on(published("elsewhere", AgreementKind::Customer), &["s3"])
+    };
+    for agreement in [&deal, &draft, &ola, &sla, &elsewhere] {
+        tx.insert_agreement(agreement).await.unwrap();
+    }
+    tx.insert_override(&override_at(&sla, "gold", "customer", t(1)))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let kinds = [AgreementKind::Customer, AgreementKind::Internal];
+    let mut tx = reading(&store, "a").await;
+    // The customer's published deal (s2) and its override of the SLA (svc,
+    // s5); not the draft, not the OLA, not the provider's deal.
+    let found = tx
+        .services_with_terms_for(&a, &[id("customer")], &kinds)
+        .await
+        .unwrap();
+    assert_eq!(texts(&found), ["s2", "s5", "svc"]);
+    let found = tx
+        .services_with_terms_for(&a, &[id("provider")], &kinds)
+        .await
+        .unwrap();
+    assert_eq!(texts(&found), ["s3"]);
+    let both = tx
+        .services_with_terms_for(&a, &[id("customer"), id("provider")], &kinds)
+        .await
+        .unwrap();
+    assert_eq!(texts(&both), ["s2", "s3", "s5", "svc"]);
+    assert!(
+        tx.services_with_terms_for(&a, &[], &kinds)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    drop(tx);
+    let mut tx = reading(&store, "b").await;
+    let none = tx
+        .services_with_terms_for(&id("b"), &[id("customer")], &kinds)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+async fn services_with_tagged_data_are_those_holding_a_consumers_own_data_in_the_span(
+    store: Arc<dyn Store>,
+) {
+    let mut tx = writing(&store, "a").await;
+    for sid in ["s2", "s3", "s4"] {
+        tx.insert_service(&service("a", sid)).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let of = |sid: &str, m: Measurement| Measurement {
+        service: id(sid),
+        ..m
+    };
+    let down = Value::Downtime {
+        start: m(-120),
+        end: m(5),
+    };
+    store_measurements(
+        &store,
+        "a",
+        &[
+            counted("c", Some("customer"), m(0), 1, 1),
+            counted("p", Some("provider"), m(0), 1, 1),
+            of(
+                "s2",
+                measurement("s", Some("customer"), m(10), Value::Sample(1.0)),
+            ),
+            of("s3", measurement("d", Some("customer"), m(-120), down)),
+            of("s4", counted("u", None, m(0), 1, 1)),
+        ],
+    )
+    .await;
+
+    let a = id("a");
+    let customer = id("customer");
+    let mut tx = reading(&store, "a").await;
+    // 12:00-13:00: the customer's counts on svc, its sample on s2, its
+    // downtime (10:00-12:05) on s3; not the untagged counts on s4.
+    for level in [Level::Hour, Level::Minute] {
+        let found = tx
+            .services_with_tagged_data(&a, &customer, level, &(m(0)..m(60)))
+            .await
+            .unwrap();
+        assert_eq!(texts(&found), ["s2", "s3", "svc"], "{level:?}");
+    }
+    let later = tx
+        .services_with_tagged_data(&a, &customer, Level::Hour, &(m(60)..m(120)))
+        .await
+        .unwrap();
+    assert!(later.is_empty(), "{later:?}");
+    let provider = tx
+        .services_with_tagged_data(&a, &id("provider"), Level::Day, &everything())
+        .await
+        .unwrap();
+    assert_eq!(texts(&provider), ["svc"]);
+    drop(tx);
+    let mut tx = reading(&store, "b").await;
+    let none = tx
+        .services_with_tagged_data(&id("b"), &customer, Level::Day, &everything())
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+/// A RATIO objective over a rolling window of `days`.
+fn rolling_ratio(days: i64) -> Objective {
+    Objective {
+        key: "availability".into(),
+        display_name: String::new(),
+        indicator: "requests".into(),
+        kind: ObjectiveKind::Ratio,
+        target: 0.999,
+        threshold: None,
+        comparison: None,
+        window: Some(Window::Rolling {
+            seconds: days * 86_400,
+        }),
+        slice_seconds: None,
+    }
+}
+
+async fn a_30_day_window_over_a_month_of_minute_data_reads_a_few_hundred_rows(
+    store: Arc<dyn Store>,
+) {
+    // One report a minute from 2026-03-01T00:00Z for 30 days and one more
+    // minute (43,201), every tenth one bad.
+    let start = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+    let reports: Vec<Measurement> = (0..=43_200)
+        .map(|k| {
+            let good = i64::from(k % 10 != 0);
+            counted(
+                &format!("m{k}"),
+                None,
+                start + Duration::minutes(k),
+                good,
+                1,
+            )
+        })
+        .collect();
+    for batch in reports.chunks(10_000) {
+        store_measurements(&store, "a", batch).await;
+    }
+
+    // Evaluated at 30 s past the last minute, as GetCompliance plans it:
+    // the window [start + 30 s, start + 30 d + 30 s) and its lookbacks, cut
+    // into pieces, each read from the coarsest rollups that fit.
+    let as_of = start + Duration::days(30) + Duration::seconds(30);
+    let objective = rolling_ratio(30);
+    let window =
+        EvaluationWindow::resolve(objective.window.as_ref().unwrap(), as_of, None, None).unwrap();
+    let plan = Plan::new(&objective, window, &[]).unwrap();
+    let ranges: Vec<(Level, std::ops::Range<DateTime<Utc>>)> = decompose(&plan.pieces)
+        .into_iter()
+        .map(|(level, r)| (level, r.start..r.end))
+        .collect();
+    let (good, total, rows) = count_sums(&store, "a", &View::ServiceWide, &ranges).await;
+
+    // Minutes 1 to 43,200 lie in the window (minute 0 is 30 s before it):
+    // 43,200 reports, 4,320 of them bad (k = 10, 20, ..., 43,200).
+    assert_eq!((good, total), (38_880, 43_200));
+    // Day rows for the middle; at each of the nine cuts (the window's
+    // start, the seven lookbacks' starts, as_of), all at 30 s past a
+    // minute, up to 23 hour rows and 59 minute rows on either side and the
+    // raw rows of the half minute: 453 rows here, where minute rollups alone
+    // would be 43,200 and raw rows as many.
+    assert!(rows <= 600, "{rows} rows read for a 30-day window");
+    let per_level = |level: Level| ranges.iter().filter(|(l, _)| *l == level).count();
+    assert!(per_level(Level::Day) >= 1, "{ranges:?}");
+    assert!(per_level(Level::Raw) >= 1, "{ranges:?}");
 }

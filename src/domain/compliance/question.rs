@@ -22,6 +22,9 @@ pub struct Question {
     /// explicit intervals are evaluated up to it, burn-rate lookbacks end
     /// here.
     pub as_of: DateTime<Utc>,
+    /// Whether `as_of` is now because none was asked for: terms about now
+    /// may come from a cache.
+    pub as_of_is_now: bool,
     /// Calendar windows: the period containing this instant (`as_of` when
     /// `None`).
     pub period_containing: Option<DateTime<Utc>>,
@@ -64,10 +67,13 @@ impl Question {
         if let Some(p) = period_containing
             && p > as_of
         {
-            let of = if as_of_given { "as_of" } else { "now (as_of)" };
             v.add(
                 "period_containing",
-                format!("must not be after {of}: a period that has not begun holds nothing"),
+                if as_of_given {
+                    "must not be after as_of: a period that has not begun holds nothing"
+                } else {
+                    "must not be in the future: a period that has not begun holds nothing"
+                },
             );
         }
         let interval = interval.and_then(|asked| check_interval(&mut v, asked, as_of));
@@ -80,6 +86,7 @@ impl Question {
         v.into_result()?;
         Ok(Question {
             as_of,
+            as_of_is_now: !as_of_given,
             period_containing,
             interval,
         })

@@ -6,6 +6,7 @@ use pb::agreement_service_client::AgreementServiceClient;
 use pb::api_key_service_client::ApiKeyServiceClient;
 use pb::audit_service_client::AuditServiceClient;
 use pb::breach_service_client::BreachServiceClient;
+use pb::compliance_service_client::ComplianceServiceClient;
 use pb::entitlement_service_client::EntitlementServiceClient;
 use pb::measurement_service_client::MeasurementServiceClient;
 use pb::party_service_client::PartyServiceClient;
@@ -91,5 +92,9 @@ impl Clients {
 
     pub fn breaches(&self) -> BreachServiceClient<Authed> {
         BreachServiceClient::new(self.0.clone())
+    }
+
+    pub fn compliance(&self) -> ComplianceServiceClient<Authed> {
+        ComplianceServiceClient::new(self.0.clone())
     }
 }

@@ -8,6 +8,8 @@
 //! - `entitlement_view`: an entitlement's values with their provenance;
 //! - `measurements`: measurements of each kind to report, and reading back
 //!   what the store keeps of them;
+//! - `compliance`: fixed 2026 instants, calendar objectives, credits and
+//!   caps, and the requests and answers of ComplianceService;
 //! - `assertions`: codes, field violations, reasons, waiting for what holds
 //!   eventually;
 //! - `audit_trail`: the RPC and the snapshots of an audit event;
@@ -21,6 +23,7 @@ mod audit_trail;
 mod binary;
 mod clients;
 mod clock;
+mod compliance;
 mod entitlement_view;
 mod measurements;
 mod server;
@@ -32,6 +35,7 @@ pub use audit_trail::*;
 pub use binary::*;
 pub use clients::*;
 pub use clock::*;
+pub use compliance::*;
 pub use entitlement_view::*;
 pub use measurements::*;
 pub use server::*;

@@ -5,6 +5,7 @@
 use accord::proto::v1 as pb;
 
 use super::clock::{DAY, JAN_2026, ts};
+use super::compliance::calendar;
 
 pub fn rolling(days: i64) -> pb::Window {
     pb::Window {
@@ -13,16 +14,6 @@ pub fn rolling(days: i64) -> pb::Window {
                 seconds: days * DAY,
                 nanos: 0,
             }),
-        })),
-    }
-}
-
-/// A calendar window of `period` in `time_zone` (`""`: UTC).
-pub fn calendar(period: pb::CalendarPeriod, time_zone: &str) -> pb::Window {
-    pb::Window {
-        window: Some(pb::window::Window::Calendar(pb::CalendarWindow {
-            period: period.into(),
-            time_zone: time_zone.into(),
         })),
     }
 }

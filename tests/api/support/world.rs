@@ -13,6 +13,7 @@ use accord::proto::v1 as pb;
 use pb::agreement_service_client::AgreementServiceClient;
 use pb::audit_service_client::AuditServiceClient;
 use pb::breach_service_client::BreachServiceClient;
+use pb::compliance_service_client::ComplianceServiceClient;
 use pb::entitlement_service_client::EntitlementServiceClient;
 use pb::measurement_service_client::MeasurementServiceClient;
 use pb::party_service_client::PartyServiceClient;
@@ -140,6 +141,10 @@ impl World {
 
     pub fn breaches(&self) -> BreachServiceClient<Authed> {
         self.admin.breaches()
+    }
+
+    pub fn compliance(&self) -> ComplianceServiceClient<Authed> {
+        self.admin.compliance()
     }
 
     // --- names ---------------------------------------------------------------------
