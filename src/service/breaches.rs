@@ -141,6 +141,10 @@ impl Whose {
     }
 }
 
+/// The consumers with tagged data on a service in a period, as read in one
+/// pass.
+type Tagged = HashMap<(Id, Interval), Vec<Id>>;
+
 /// What a tenant's scope is, as last read, and when its next period ends.
 struct Known {
     scope: Arc<BreachScope>,
@@ -330,18 +334,29 @@ impl PeriodCloser {
         done: &mut Checked,
     ) -> Result<()> {
         let scope = self.scope(tenant, now).await?;
+        let mut tagged = Tagged::new();
+        let mut failed = false;
         for service in scope.services.keys() {
             for period in scope.last_closed(service, now) {
-                for whose in self
-                    .subjects(tenant, &scope, service, &period, None)
-                    .await?
-                {
-                    if !self.evaluated(tenant, &whose, service, &period).await? {
-                        self.close(tenant, &whose, service, period, now, done)
-                            .await?;
+                let subjects = self
+                    .subjects(tenant, &scope, service, &period, None, &mut tagged)
+                    .await?;
+                for whose in subjects {
+                    if self.evaluated(tenant, &whose, service, &period).await? {
+                        continue;
+                    }
+                    if let Err(error) = self.close(tenant, &whose, service, period, now, done).await
+                    {
+                        warn!(tenant = %tenant, service = %service, ?whose, %error, "could not evaluate a closed period");
+                        failed = true;
                     }
                 }
             }
+        }
+        // What failed is tried again shortly, not at every check.
+        if failed && let Some(known) = self.known.get_mut(tenant) {
+            let retry = now + RETRY_AFTER;
+            known.next_end = Some(known.next_end.map_or(retry, |end| end.min(retry)));
         }
         Ok(())
     }
@@ -359,6 +374,7 @@ impl PeriodCloser {
         service: &Id,
         period: &Interval,
         tagged: Option<&str>,
+        with_data: &mut Tagged,
     ) -> Result<Vec<Whose>> {
         let Some(s) = scope.services.get(service) else {
             return Ok(Vec::new());
@@ -374,12 +390,20 @@ impl PeriodCloser {
                 subjects.push(Whose::Consumer(Id::generated(consumer.to_string())));
             }
             _ => {
-                let mut tx = self.registry.read(tenant).await?;
-                let with_data = tx
-                    .tagged_consumers(tenant, service, &(period.start..period.end))
-                    .await?;
-                let consumers: BTreeSet<Id> =
-                    s.consumers.iter().cloned().chain(with_data).collect();
+                let key = (service.clone(), *period);
+                if !with_data.contains_key(&key) {
+                    let mut tx = self.registry.read(tenant).await?;
+                    let found = tx
+                        .tagged_consumers(tenant, service, &(period.start..period.end))
+                        .await?;
+                    with_data.insert(key.clone(), found);
+                }
+                let consumers: BTreeSet<Id> = s
+                    .consumers
+                    .iter()
+                    .chain(&with_data[&key])
+                    .cloned()
+                    .collect();
                 subjects.extend(consumers.into_iter().map(Whose::Consumer));
             }
         }
@@ -426,6 +450,7 @@ impl PeriodCloser {
         let markers = tx.due_markers(tenant, now, MARKERS_PER_CHECK).await?;
         drop(tx);
         let mut closed: HashMap<(Whose, Id, Interval), bool> = HashMap::new();
+        let mut tagged_data = Tagged::new();
         let mut watched: HashMap<(Whose, Id), bool> = HashMap::new();
         for due in markers {
             let m = &due.marker;
@@ -433,10 +458,10 @@ impl PeriodCloser {
             let mut ok = true;
             for period in periods.iter().filter(|p| p.end <= now) {
                 let tagged = Some(m.consumer.as_str());
-                for whose in self
-                    .subjects(tenant, &scope, &m.service, period, tagged)
-                    .await?
-                {
+                let subjects = self
+                    .subjects(tenant, &scope, &m.service, period, tagged, &mut tagged_data)
+                    .await?;
+                for whose in subjects {
                     let key = (whose.clone(), m.service.clone(), *period);
                     if let Some(result) = closed.get(&key) {
                         ok &= *result;
@@ -456,10 +481,10 @@ impl PeriodCloser {
             if m.day + TimeDelta::days(1) > now - PAGE_LOOKBACK {
                 let day = Interval::new(m.day, m.day + TimeDelta::days(1));
                 let tagged = Some(m.consumer.as_str());
-                for whose in self
-                    .subjects(tenant, &scope, &m.service, &day, tagged)
-                    .await?
-                {
+                let subjects = self
+                    .subjects(tenant, &scope, &m.service, &day, tagged, &mut tagged_data)
+                    .await?;
+                for whose in subjects {
                     let key = (whose.clone(), m.service.clone());
                     if let Some(fires) = watched.get(&key) {
                         firing |= *fires;
@@ -541,6 +566,12 @@ impl PeriodCloser {
                 // No terms apply to the subject then (a consumer without an
                 // entitlement at the period's end): nothing to judge.
                 Err(Error::NotFound(_)) => return Ok(()),
+                // Terms that cannot be evaluated over the period (too many
+                // slices): another evaluation would fail alike.
+                Err(e @ Error::FailedPrecondition { .. }) => {
+                    warn!(tenant = %tenant, service = %service, ?whose, error = %e, "a closed period cannot be evaluated");
+                    return Ok(());
+                }
                 Err(e) => return Err(e),
             };
             let findings: Vec<(BreachKey, Finding)> = evaluated
@@ -656,7 +687,7 @@ impl PeriodCloser {
             .await
         {
             Ok(evaluated) => evaluated,
-            Err(Error::NotFound(_)) => return Ok(false),
+            Err(Error::NotFound(_) | Error::FailedPrecondition { .. }) => return Ok(false),
             Err(e) => return Err(e),
         };
         let alerts: Vec<(AlertKey, bool, &ObjectiveCompliance)> = evaluated
