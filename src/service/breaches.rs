@@ -164,6 +164,9 @@ pub struct PeriodCloser {
     look: BTreeSet<Id>,
     /// Whether every tenant's are (start-up, a lost change feed).
     look_at_all: bool,
+    /// Whether the change feed has ended (it does not while the registry
+    /// lives).
+    feed_closed: bool,
 }
 
 /// What one check did.
@@ -186,6 +189,7 @@ impl PeriodCloser {
             known: HashMap::new(),
             look: BTreeSet::new(),
             look_at_all: true,
+            feed_closed: false,
         }
     }
 
@@ -207,7 +211,7 @@ impl PeriodCloser {
                     Ok(_) => {}
                     Err(error) => warn!(%error, "could not close periods"),
                 },
-                change = feed.recv() => self.heard(change),
+                change = feed.recv(), if !self.feed_closed => self.heard(change),
             }
         }
     }
@@ -223,14 +227,24 @@ impl PeriodCloser {
                 self.known.clear();
                 self.look_at_all = true;
             }
-            Ok(Change::Keys { .. } | Change::Breach { .. } | Change::AtRisk(_))
-            | Err(RecvError::Closed) => {}
+            Ok(Change::Keys { .. } | Change::Breach { .. } | Change::AtRisk(_)) => {}
+            // The registry outlives the closer, so this does not happen;
+            // should it, checks go on, each looking at every tenant.
+            Err(RecvError::Closed) => {
+                self.feed_closed = true;
+                self.known.clear();
+            }
         }
     }
 
     /// One check at `now`: late data first, then newly closed periods.
     pub async fn check(&mut self, now: DateTime<Utc>) -> Result<Checked> {
         let mut done = Checked::default();
+        if self.feed_closed {
+            // Nothing tells what changed: read everything again.
+            self.known.clear();
+            self.look_at_all = true;
+        }
         let store = self.registry.store().clone();
         let mut tx = store.begin(None, Access::Read).await?;
         let due = tx.tenants_with_due_markers(now, TENANTS_PER_CHECK).await?;
