@@ -15,6 +15,7 @@ const PROTOS: &[&str] = &[
     "proto/accord/v1/entitlement.proto",
     "proto/accord/v1/measurement.proto",
     "proto/accord/v1/compliance.proto",
+    "proto/accord/v1/breach.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -19,6 +19,7 @@ use crate::admission::{AdmissionLayer, Limits};
 use crate::api::agreement::AgreementApi;
 use crate::api::api_key::ApiKeyApi;
 use crate::api::audit::AuditApi;
+use crate::api::breach::BreachApi;
 use crate::api::compliance::ComplianceApi;
 use crate::api::entitlement::{EntitlementApi, Entitlements};
 use crate::api::measurement::MeasurementApi;
@@ -32,6 +33,7 @@ use crate::domain::changes::Change;
 use crate::proto::v1::agreement_service_server::AgreementServiceServer;
 use crate::proto::v1::api_key_service_server::ApiKeyServiceServer;
 use crate::proto::v1::audit_service_server::AuditServiceServer;
+use crate::proto::v1::breach_service_server::BreachServiceServer;
 use crate::proto::v1::compliance_service_server::ComplianceServiceServer;
 use crate::proto::v1::entitlement_service_server::EntitlementServiceServer;
 use crate::proto::v1::measurement_service_server::MeasurementServiceServer;
@@ -40,6 +42,7 @@ use crate::proto::v1::service_catalog_service_server::ServiceCatalogServiceServe
 use crate::proto::v1::tenant_service_server::TenantServiceServer;
 use crate::redact::{redact_endpoint, redact_url};
 use crate::service::Registry;
+use crate::service::breaches::PeriodCloser;
 use crate::service::compliance::Compliance;
 use crate::service::entitlements::Resolver;
 use crate::store::{self, Store};
@@ -55,6 +58,7 @@ pub const SERVICE_NAMES: &[&str] = &[
     "accord.v1.AuditService",
     "accord.v1.EntitlementService",
     "accord.v1.MeasurementService",
+    "accord.v1.BreachService",
     "accord.v1.ComplianceService",
 ];
 
@@ -218,6 +222,7 @@ impl Application {
         }
         let measurements =
             MeasurementApi::new(registry.clone(), authenticator.clone(), resolver.stopping());
+        let breaches = BreachApi::new(registry.clone(), authenticator.clone(), resolver.stopping());
         let router = builder
             .layer(DeadlineLayer::new(config.request_timeout))
             .layer(AuthenticateLayer::new(authenticator))
@@ -251,9 +256,10 @@ impl Application {
             ))
             .add_service(limited!(EntitlementServiceServer, entitlements))
             .add_service(limited!(MeasurementServiceServer, measurements))
+            .add_service(limited!(BreachServiceServer, breaches))
             .add_service(limited!(
                 ComplianceServiceServer,
-                ComplianceApi::new(compliance)
+                ComplianceApi::new(compliance.clone())
             ));
 
         // Other replicas' writes reach this one through the store's change
@@ -281,6 +287,10 @@ impl Application {
         let retention = tokio::spawn(crate::service::measurements::retain_periodically(
             registry.clone(),
         ));
+        // Every replica closes periods; the store makes each breach once.
+        let closer = tokio::spawn(
+            PeriodCloser::new(registry.clone(), compliance, config.breach_check_interval).run(),
+        );
 
         let metrics = match &config.otlp_endpoint {
             Some(endpoint) => Some(
@@ -346,6 +356,7 @@ impl Application {
         }
         sweeper.abort();
         retention.abort();
+        closer.abort();
         if let Some(metrics) = metrics
             && let Err(error) = metrics.shutdown()
         {

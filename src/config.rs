@@ -149,6 +149,12 @@ pub struct ConfigArgs {
     #[arg(long, env = "ACCORD_ROLLUP_RETENTION", value_name = "DURATION")]
     pub rollup_retention: Option<String>,
 
+    /// How often the period closer looks for closed periods and late data
+    /// to evaluate for breaches (every replica runs it), from 1s to 1m
+    /// [default: 5s].
+    #[arg(long, env = "ACCORD_BREACH_CHECK_INTERVAL", value_name = "DURATION")]
+    pub breach_check_interval: Option<String>,
+
     /// PEM certificate chain the listener presents; with --tls-key-file,
     /// turns TLS on [default: plaintext].
     #[arg(long, env = "ACCORD_TLS_CERT_FILE", value_name = "FILE")]
@@ -211,6 +217,7 @@ struct FileConfig {
     measurement_max_future: Option<String>,
     measurement_max_age: Option<String>,
     rollup_retention: Option<String>,
+    breach_check_interval: Option<String>,
     tls_cert_file: Option<PathBuf>,
     tls_key_file: Option<PathBuf>,
     tls_client_ca_file: Option<PathBuf>,
@@ -267,6 +274,8 @@ pub struct Config {
     pub measurement_max_age: Duration,
     /// How long rollups, samples and downtime are kept.
     pub rollup_retention: Duration,
+    /// How often the period closer runs.
+    pub breach_check_interval: Duration,
     /// `None`: plaintext.
     pub tls: Option<TlsFiles>,
     /// The PLATFORM_ADMIN key; `None`: tenants cannot be managed.
@@ -298,6 +307,7 @@ impl Default for Config {
             measurement_max_future: Duration::from_secs(5 * 60),
             measurement_max_age: Duration::from_secs(35 * DAY_SECONDS),
             rollup_retention: Duration::from_secs(400 * DAY_SECONDS),
+            breach_check_interval: Duration::from_secs(5),
             tls: None,
             bootstrap_key: None,
             log: "info".into(),
@@ -341,6 +351,7 @@ impl fmt::Debug for Config {
             .field("measurement_max_future", &self.measurement_max_future)
             .field("measurement_max_age", &self.measurement_max_age)
             .field("rollup_retention", &self.rollup_retention)
+            .field("breach_check_interval", &self.breach_check_interval)
             .field("tls", &self.tls)
             .field("bootstrap_key", &self.bootstrap_key)
             .field("log", &self.log)
@@ -421,11 +432,18 @@ impl Config {
             file.rollup_retention,
             d.rollup_retention,
         )?;
+        let breach_check_interval = duration(
+            "breach_check_interval",
+            &args.breach_check_interval,
+            file.breach_check_interval,
+            d.breach_check_interval,
+        )?;
         let config = Config {
             tls,
             measurement_max_future,
             measurement_max_age,
             rollup_retention,
+            breach_check_interval,
             bootstrap_key: bootstrap_key.map(Secret::new),
             listen: args.listen.or(file.listen).unwrap_or(d.listen),
             database_url: args
@@ -609,6 +627,12 @@ impl Config {
             self.rollup_retention >= self.measurement_max_age,
             "rollup_retention must be at least measurement_max_age"
         );
+        // Breaches must appear within a minute of a period's end.
+        anyhow::ensure!(
+            (MIN_BREACH_CHECK_INTERVAL..=MAX_BREACH_CHECK_INTERVAL)
+                .contains(&self.breach_check_interval),
+            "breach_check_interval must be between 1s and 1m"
+        );
         for (name, value) in [
             ("measurement_max_future", self.measurement_max_future),
             ("measurement_max_age", self.measurement_max_age),
@@ -637,6 +661,11 @@ impl Config {
 }
 
 const DAY_SECONDS: u64 = 24 * 60 * 60;
+
+/// The period closer's interval: often enough that breaches appear within
+/// a minute of a period's end, not so often that it only polls.
+const MIN_BREACH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+const MAX_BREACH_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The longest measurement setting: a hundred years is retention enough.
 const MAX_MEASUREMENT_DURATION: Duration = Duration::from_secs(36_500 * DAY_SECONDS);
@@ -869,6 +898,42 @@ mod tests {
         assert_eq!(config.rollup_retention, Duration::from_secs(30 * 86_400));
         let policy = config.measurement_policy();
         assert_eq!(policy.max_age, chrono::Duration::days(2));
+    }
+
+    #[test]
+    fn the_breach_check_interval_defaults_to_seconds_and_is_bounded() {
+        let d = Config::load(&ConfigArgs::default()).unwrap();
+        assert_eq!(d.breach_check_interval, Duration::from_secs(5));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accord.toml");
+        std::fs::write(&path, "breach_check_interval = \"30s\"\n").unwrap();
+        let from_file = ConfigArgs {
+            config_file: Some(path),
+            ..Default::default()
+        };
+        assert_eq!(
+            Config::load(&from_file).unwrap().breach_check_interval,
+            Duration::from_secs(30)
+        );
+        let flag = ConfigArgs {
+            breach_check_interval: Some("1s".into()),
+            ..from_file
+        };
+        assert_eq!(
+            Config::load(&flag).unwrap().breach_check_interval,
+            Duration::from_secs(1)
+        );
+        for bad in ["0s", "2m", "soon"] {
+            let args = ConfigArgs {
+                breach_check_interval: Some(bad.into()),
+                ..Default::default()
+            };
+            let error = Config::load(&args).unwrap_err();
+            assert!(
+                format!("{error:#}").contains("breach_check_interval"),
+                "{bad}: {error:#}"
+            );
+        }
     }
 
     #[test]

@@ -30,6 +30,7 @@ ACCORD_SERVICES = (
     "accord.v1.AgreementService",
     "accord.v1.EntitlementService",
     "accord.v1.MeasurementService",
+    "accord.v1.BreachService",
     "accord.v1.ComplianceService",
 )
 RPC_TIMEOUT = 5.0  # seconds, for each call

@@ -272,7 +272,7 @@ const HEARTBEAT_DEFAULT: Duration = Duration::from_secs(30);
 const HEARTBEAT_MIN: Duration = Duration::from_secs(1);
 const HEARTBEAT_MAX: Duration = Duration::from_secs(300);
 
-fn heartbeat_in(d: &Option<prost_types::Duration>) -> Result<Duration, Error> {
+pub(crate) fn heartbeat_in(d: &Option<prost_types::Duration>) -> Result<Duration, Error> {
     let Some(d) = d else {
         return Ok(HEARTBEAT_DEFAULT);
     };
@@ -464,7 +464,7 @@ impl EntitlementService for EntitlementApi {
 
 /// How often a watch checks its key again when nothing else made it: a
 /// safety net under the change feed, cheap through the key cache.
-const KEY_RECHECK_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const KEY_RECHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// One WatchEntitlements stream: re-resolves its pairs when the change feed
 /// says they may have changed or a validity boundary passes, and sends those

@@ -7,6 +7,7 @@
 pub mod agreement;
 pub mod api_key;
 pub mod audit;
+pub mod breach;
 pub mod compliance;
 pub mod convert;
 pub mod entitlement;

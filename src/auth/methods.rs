@@ -68,6 +68,9 @@ pub const METHOD_ROLES: &[(&str, &[Role])] = &[
         "/accord.v1.MeasurementService/StreamMeasurements",
         REPORTERS,
     ),
+    ("/accord.v1.BreachService/GetBreach", READERS),
+    ("/accord.v1.BreachService/ListBreaches", READERS),
+    ("/accord.v1.BreachService/WatchBreaches", READERS),
     ("/accord.v1.ComplianceService/GetCompliance", READERS),
     ("/accord.v1.ComplianceService/GetCreditStatement", READERS),
 ];

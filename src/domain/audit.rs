@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::domain::agreement::Agreement;
 use crate::domain::api_key::ApiKey;
+use crate::domain::breach::Breach;
 use crate::domain::names::{Id, audit_event_name, random_id};
 use crate::domain::overrides::Override;
 use crate::domain::party::Party;
@@ -168,7 +169,13 @@ macro_rules! audited {
     };
 }
 
-audited!(Party => tenant, Service => tenant, Agreement => tenant, Override => tenant);
+audited!(
+    Party => tenant,
+    Service => tenant,
+    Agreement => tenant,
+    Override => tenant,
+    Breach => tenant,
+);
 
 impl Audited for Tenant {
     fn tenant_id(&self) -> &Id {

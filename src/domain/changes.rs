@@ -1,15 +1,17 @@
 //! What a committed write may have changed for entitlement resolution and
-//! API keys, as a value: the service announces one after each commit
-//! (`crate::service::changes`), and on PostgreSQL the store sends the same
-//! value by NOTIFY so that other replicas apply it too.
+//! API keys, or what it tells watchers of breaches, as a value: the service
+//! announces one after each commit (`crate::service::changes`), and on
+//! PostgreSQL the store sends the same value by NOTIFY so that other replicas
+//! apply it too.
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::agreement::Agreement;
+use crate::domain::breach::{AtRisk, BreachEvent};
 use crate::domain::names::Id;
 
 /// What a write may have changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
     /// Entitlements of these services (agreements, overrides, the services
@@ -21,6 +23,11 @@ pub enum Change {
     Keys { tenant: Id },
     /// Anything: changes may have been missed (a lost LISTEN connection).
     Everything,
+    /// A breach was opened, revised or withdrawn: for WatchBreaches; nothing
+    /// cached depends on it.
+    Breach { tenant: Id, event: Box<BreachEvent> },
+    /// A page alert started firing on an objective: for WatchBreaches.
+    AtRisk(Box<AtRisk>),
 }
 
 impl Change {
@@ -75,7 +82,7 @@ impl Change {
                 tenant: t,
                 services,
             } => t == tenant && services.contains(service),
-            Change::Keys { .. } => false,
+            Change::Keys { .. } | Change::Breach { .. } | Change::AtRisk(_) => false,
         }
     }
 
@@ -85,7 +92,7 @@ impl Change {
         match self {
             Change::Everything => true,
             Change::Tenant { tenant: t } | Change::Keys { tenant: t } => t == tenant,
-            Change::Services { .. } => false,
+            Change::Services { .. } | Change::Breach { .. } | Change::AtRisk(_) => false,
         }
     }
 
@@ -99,7 +106,8 @@ impl Change {
             return vec![self];
         }
         let Change::Services { tenant, services } = self else {
-            // The other kinds are a few ids long.
+            // The other kinds are a few ids long (a breach event under
+            // 2 KB: its ids, key and numbers are bounded).
             return vec![self];
         };
         let part = |services: Vec<Id>| Change::Services {

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::domain::agreement::{Agreement, AgreementKind, Revision};
@@ -61,7 +61,7 @@ pub struct Inputs {
 
 /// Where a value came from: an agreement's revision, and the override of it
 /// when the value came from one.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Provenance {
     pub agreement: Id,
     pub revision: Id,

@@ -8,6 +8,7 @@
 pub mod agreement;
 pub mod api_key;
 pub mod audit;
+pub mod breach;
 pub mod changes;
 pub mod compliance;
 pub mod entitlement;

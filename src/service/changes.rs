@@ -1,5 +1,6 @@
 //! The change feed: generations of what cached entitlements and API keys
-//! depend on, and a broadcast of every change applied. The services apply a
+//! depend on, and a broadcast of every change applied (breach events too,
+//! which only watchers of breaches follow). The services apply a
 //! change after each commit; other replicas' changes arrive through the
 //! store's NOTIFY follower. Applying one bumps the generations the
 //! entitlement cache and the API key cache check entries against, and wakes
@@ -145,6 +146,8 @@ impl Changes {
                 }
             }
             Change::Keys { tenant } => self.bump_keys(tenant),
+            // Events for breach watchers: nothing cached depends on them.
+            Change::Breach { .. } | Change::AtRisk(_) => {}
         }
         // No receiver is not an error: nobody is watching.
         let _ = self.feed.send(change);

@@ -3,6 +3,8 @@
 //! transaction (`Catalog::judge`), its idempotency keys recorded, and what is
 //! new stored with its rollups, all in one transaction: a batch is answered
 //! once it is committed, and a retry of any part of it counts nothing twice.
+//! The same transaction marks the days the batch touched for the period
+//! closer (`service/breaches.rs`).
 //! Also the retention job: partitions ahead and behind (PostgreSQL), expired
 //! keys and rows.
 
@@ -13,6 +15,7 @@ use chrono::{DateTime, Utc};
 use tracing::{debug, info, warn};
 
 use super::Registry;
+use crate::domain::breach::markers;
 use crate::domain::measurement::{Measurement, Reason, Rejection, Reported, Value, rollups};
 use crate::domain::names::Id;
 use crate::error::{Error, Result};
@@ -177,6 +180,10 @@ impl Measurements<'_> {
             .iter()
             .filter(|m| matches!(m.value, Value::Counts { .. }));
         tx.add_count_rollups(tenant, &rollups(counts)).await?;
+        // The days the batch touched, for the period closer: late data for
+        // a closed period is then evaluated within seconds.
+        tx.mark_compliance_dirty(tenant, &markers(&new), now)
+            .await?;
         tx.commit().await?;
 
         outcome.accepted = new.len() as i64;
@@ -224,6 +231,13 @@ impl Measurements<'_> {
             let tenants = tx.list_tenants(after.as_deref(), RETENTION_BATCH).await?;
             drop(tx);
             for tenant in &tenants {
+                // What the period closer keeps of days and periods past
+                // rollup retention: their data is gone.
+                let mut tx = self.registry.write(&tenant.id).await?;
+                deleted += tx
+                    .delete_expired_breach_state(&tenant.id, cutoffs.kept_before)
+                    .await?;
+                tx.commit().await?;
                 loop {
                     let mut tx = self.registry.write(&tenant.id).await?;
                     let n = tx

@@ -16,6 +16,7 @@
 pub mod agreements;
 pub mod api_keys;
 pub mod audit;
+pub mod breaches;
 pub mod catalog;
 pub mod changes;
 pub mod compliance;
@@ -66,12 +67,17 @@ pub struct Registry {
     request_id_ttl: chrono::Duration,
     /// Which measurements are accepted, and how long they are kept.
     measurement_policy: Policy,
+    /// Whether the store's change feed brings this replica its own changes
+    /// back (PostgreSQL: it LISTENs to what it NOTIFYs): events for watchers
+    /// are then applied once, from the feed, not also after commit.
+    feed_echoes: bool,
 }
 
 impl Registry {
     pub async fn new(store: Arc<dyn Store>, request_id_ttl: std::time::Duration) -> Result<Self> {
         let page_key = PageTokenKey::new(store.page_token_secret().await?);
         Ok(Self {
+            feed_echoes: store.change_feed().is_some(),
             store,
             page_key,
             page_bytes: MAX_PAGE_BYTES,
@@ -136,6 +142,10 @@ impl Registry {
 
     pub fn measurements(&self) -> measurements::Measurements<'_> {
         measurements::Measurements { registry: self }
+    }
+
+    pub fn breaches(&self) -> breaches::Breaches<'_> {
+        breaches::Breaches { registry: self }
     }
 
     fn page(&self, page_size: i32, token: &str, scope: String) -> Result<PageRequest> {
@@ -260,6 +270,23 @@ impl Registry {
         tx.notify(&change).await?;
         tx.commit().await?;
         self.changes.apply(change);
+        Ok(())
+    }
+
+    /// Commits a write whose changes are events for watchers (breaches
+    /// written, alerts firing): each reaches every replica's watchers once,
+    /// through the feed where it echoes (PostgreSQL), else applied here after
+    /// the commit.
+    async fn commit_events(&self, mut tx: Box<dyn Tx>, events: Vec<Change>) -> Result<()> {
+        for event in &events {
+            tx.notify(event).await?;
+        }
+        tx.commit().await?;
+        if !self.feed_echoes {
+            for event in events {
+                self.changes.apply(event);
+            }
+        }
         Ok(())
     }
 

@@ -369,8 +369,14 @@ impl Row<'_> {
     }
 
     pub(crate) fn time(&mut self, i: usize) -> Result<DateTime<Utc>> {
+        self.opt_time(i)?
+            .ok_or_else(|| unexpected(i, "a time", &Cell::Null))
+    }
+
+    pub(crate) fn opt_time(&mut self, i: usize) -> Result<Option<DateTime<Utc>>> {
         match self.take(i) {
-            Cell::Time(t) => Ok(t),
+            Cell::Null => Ok(None),
+            Cell::Time(t) => Ok(Some(t)),
             other => Err(unexpected(i, "a time", &other)),
         }
     }

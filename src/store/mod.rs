@@ -12,6 +12,7 @@
 mod agreements;
 mod api_keys;
 mod audit;
+mod breaches;
 mod connection;
 mod constraints;
 mod entitlements;
@@ -28,7 +29,7 @@ mod sqlite;
 mod tenants;
 mod transaction;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use async_trait::async_trait;
@@ -37,8 +38,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::domain::agreement::{Agreement, AgreementKind, Revision};
 use crate::domain::api_key::ApiKey;
 use crate::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
+use crate::domain::breach::{AlertKey, AlertState, Breach, BreachCursor, BreachKey, Marker};
 use crate::domain::changes::Change;
-use crate::domain::filter::AgreementFilter;
+use crate::domain::filter::{AgreementFilter, BreachFilter};
 use crate::domain::measurement::{
     Catalog, CountBucket, Cutoffs, Level, Measurement, RollupKey, SampleAt, View,
 };
@@ -50,6 +52,7 @@ use crate::domain::tenant::Tenant;
 use crate::error::{Error, Result};
 use constraints::out_of_time;
 
+pub use breaches::{DueMarker, PeriodEvaluation};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -431,6 +434,101 @@ pub trait Tx: Send {
         tenant: &Id,
         cutoffs: &Cutoffs,
         limit: i64,
+    ) -> Result<u64>;
+
+    /// Upserts the late-data markers of a batch at `now`: each is due now
+    /// and gets one more version. Called by ingestion in the transaction
+    /// that stores the measurements; rows in the order given.
+    async fn mark_compliance_dirty(
+        &mut self,
+        tenant: &Id,
+        markers: &BTreeSet<Marker>,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Up to `limit` tenants with markers due at `now`, by id (platform
+    /// scope).
+    async fn tenants_with_due_markers(&mut self, now: DateTime<Utc>, limit: i64)
+    -> Result<Vec<Id>>;
+    /// Up to `limit` of `tenant`'s markers due at `now`, with their versions.
+    async fn due_markers(
+        &mut self,
+        tenant: &Id,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DueMarker>>;
+    /// Sets when `due`'s marker is due next (`None`: never), unless it was
+    /// marked again since `due.version` was read; returns whether it did.
+    async fn settle_marker(
+        &mut self,
+        tenant: &Id,
+        due: &DueMarker,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<bool>;
+    /// The parties whose tagged data of `service` lies in the UTC days
+    /// `span` overlaps, by id.
+    async fn tagged_consumers(
+        &mut self,
+        tenant: &Id,
+        service: &Id,
+        span: &Range<DateTime<Utc>>,
+    ) -> Result<Vec<Id>>;
+    /// The generation of each recorded evaluation of the subject
+    /// (`consumer`; `None`: service-wide) on `services` whose period
+    /// overlaps `span`.
+    async fn period_generations(
+        &mut self,
+        tenant: &Id,
+        consumer: Option<&Id>,
+        services: &[Id],
+        span: &Range<DateTime<Utc>>,
+    ) -> Result<Vec<(BreachKey, i64)>>;
+    /// Locks the evaluation record of `evaluation.key` and, if its generation
+    /// is still `seen` (0 for none), records `evaluation` as the next
+    /// generation; returns whether it did.
+    async fn claim_period_evaluation(
+        &mut self,
+        tenant: &Id,
+        evaluation: &PeriodEvaluation<'_>,
+        seen: i64,
+    ) -> Result<bool>;
+    /// Inserts a breach and its first revision, unless its key is taken;
+    /// returns whether it did.
+    async fn insert_breach(&mut self, breach: &Breach) -> Result<bool>;
+    /// Stores the next revision of a breach, and records it.
+    async fn update_breach(&mut self, breach: &Breach) -> Result<()>;
+    async fn get_breach(&mut self, tenant: &Id, id: &Id) -> Result<Option<Breach>>;
+    /// `get_breach`, locking the row until the transaction ends (PostgreSQL).
+    async fn get_breach_for_update(&mut self, tenant: &Id, id: &Id) -> Result<Option<Breach>>;
+    /// Every revision of a breach, oldest first.
+    async fn breach_revisions(&mut self, tenant: &Id, id: &Id) -> Result<Vec<Breach>>;
+    /// Newest periods first, then by id; those after `after` when given.
+    async fn list_breaches(
+        &mut self,
+        tenant: &Id,
+        filter: &BreachFilter,
+        after: Option<&BreachCursor>,
+        limit: i64,
+    ) -> Result<Vec<Breach>>;
+    /// The state of an alert, locked until the transaction ends; one never
+    /// evaluated is quiet as of `origin`.
+    async fn lock_alert_state(
+        &mut self,
+        tenant: &Id,
+        key: &AlertKey,
+        origin: DateTime<Utc>,
+    ) -> Result<AlertState>;
+    async fn set_alert_state(
+        &mut self,
+        tenant: &Id,
+        key: &AlertKey,
+        state: &AlertState,
+    ) -> Result<()>;
+    /// Deletes `tenant`'s late-data markers of days, and evaluations of
+    /// periods, that ended before `before`; returns how many.
+    async fn delete_expired_breach_state(
+        &mut self,
+        tenant: &Id,
+        before: DateTime<Utc>,
     ) -> Result<u64>;
 
     /// The party first, then its parent and so on up, as recorded at

@@ -1,7 +1,7 @@
 //! The one implementation of `Tx`, for every engine: each method is the
 //! resource module's function run on the engine's `Connection`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use async_trait::async_trait;
@@ -9,14 +9,16 @@ use chrono::{DateTime, Utc};
 
 use super::connection::{Connection, RowLock};
 use super::{
-    EntitlementRows, MeasurementKey, StoredRequest, Tx, agreements, api_keys, audit, entitlements,
-    measurements, overrides, parties, requests, revisions, services, tenants,
+    DueMarker, EntitlementRows, MeasurementKey, PeriodEvaluation, StoredRequest, Tx, agreements,
+    api_keys, audit, breaches, entitlements, measurements, overrides, parties, requests, revisions,
+    services, tenants,
 };
 use crate::domain::agreement::{Agreement, AgreementKind, Revision};
 use crate::domain::api_key::ApiKey;
 use crate::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
+use crate::domain::breach::{AlertKey, AlertState, Breach, BreachCursor, BreachKey, Marker};
 use crate::domain::changes::Change;
-use crate::domain::filter::AgreementFilter;
+use crate::domain::filter::{AgreementFilter, BreachFilter};
 use crate::domain::measurement::{
     Catalog, CountBucket, Cutoffs, Level, Measurement, RollupKey, SampleAt, View,
 };
@@ -522,5 +524,124 @@ impl Tx for Transaction {
         limit: i64,
     ) -> Result<u64> {
         measurements::delete_expired(self.conn(), tenant, cutoffs, limit).await
+    }
+
+    async fn mark_compliance_dirty(
+        &mut self,
+        tenant: &Id,
+        markers: &BTreeSet<Marker>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        breaches::mark(self.conn(), tenant, markers, now).await
+    }
+
+    async fn tenants_with_due_markers(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Id>> {
+        breaches::tenants_due(self.conn(), now, limit).await
+    }
+
+    async fn due_markers(
+        &mut self,
+        tenant: &Id,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DueMarker>> {
+        breaches::due(self.conn(), tenant, now, limit).await
+    }
+
+    async fn settle_marker(
+        &mut self,
+        tenant: &Id,
+        due: &DueMarker,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
+        breaches::settle(self.conn(), tenant, due, next).await
+    }
+
+    async fn tagged_consumers(
+        &mut self,
+        tenant: &Id,
+        service: &Id,
+        span: &Range<DateTime<Utc>>,
+    ) -> Result<Vec<Id>> {
+        breaches::tagged_consumers(self.conn(), tenant, service, span).await
+    }
+
+    async fn period_generations(
+        &mut self,
+        tenant: &Id,
+        consumer: Option<&Id>,
+        services: &[Id],
+        span: &Range<DateTime<Utc>>,
+    ) -> Result<Vec<(BreachKey, i64)>> {
+        breaches::generations(self.conn(), tenant, consumer, services, span).await
+    }
+
+    async fn claim_period_evaluation(
+        &mut self,
+        tenant: &Id,
+        evaluation: &PeriodEvaluation<'_>,
+        seen: i64,
+    ) -> Result<bool> {
+        breaches::claim_evaluation(self.conn(), tenant, evaluation, seen).await
+    }
+
+    async fn insert_breach(&mut self, breach: &Breach) -> Result<bool> {
+        breaches::insert(self.conn(), breach).await
+    }
+
+    async fn update_breach(&mut self, breach: &Breach) -> Result<()> {
+        breaches::update(self.conn(), breach).await
+    }
+
+    async fn get_breach(&mut self, tenant: &Id, id: &Id) -> Result<Option<Breach>> {
+        breaches::get(self.conn(), tenant, id, RowLock::None).await
+    }
+
+    async fn get_breach_for_update(&mut self, tenant: &Id, id: &Id) -> Result<Option<Breach>> {
+        breaches::get(self.conn(), tenant, id, RowLock::ForUpdate).await
+    }
+
+    async fn breach_revisions(&mut self, tenant: &Id, id: &Id) -> Result<Vec<Breach>> {
+        breaches::revisions(self.conn(), tenant, id).await
+    }
+
+    async fn list_breaches(
+        &mut self,
+        tenant: &Id,
+        filter: &BreachFilter,
+        after: Option<&BreachCursor>,
+        limit: i64,
+    ) -> Result<Vec<Breach>> {
+        breaches::list(self.conn(), tenant, filter, after, limit).await
+    }
+
+    async fn lock_alert_state(
+        &mut self,
+        tenant: &Id,
+        key: &AlertKey,
+        origin: DateTime<Utc>,
+    ) -> Result<AlertState> {
+        breaches::lock_alert(self.conn(), tenant, key, origin).await
+    }
+
+    async fn set_alert_state(
+        &mut self,
+        tenant: &Id,
+        key: &AlertKey,
+        state: &AlertState,
+    ) -> Result<()> {
+        breaches::set_alert(self.conn(), tenant, key, state).await
+    }
+
+    async fn delete_expired_breach_state(
+        &mut self,
+        tenant: &Id,
+        before: DateTime<Utc>,
+    ) -> Result<u64> {
+        breaches::delete_expired(self.conn(), tenant, before).await
     }
 }

@@ -80,6 +80,9 @@ fn request_naming_tenant_a(method: &str) -> Vec<u8> {
         | "ListServices" | "CreateAgreement" | "ListAgreements" | "ListAuditEvents" => "tenants/a",
         // No measurements: an allowed call stores nothing.
         "ReportMeasurements" | "StreamMeasurements" => "tenants/a",
+        // Reads: an allowed watch sends its first heartbeat at once.
+        "ListBreaches" | "WatchBreaches" => "tenants/a",
+        "GetBreach" => "tenants/a/breaches/b-000000000000000000000000",
         "GetApiKey" | "RevokeApiKey" => "tenants/a/apiKeys/nope",
         "GetParty" | "UpdateParty" | "DeleteParty" => "tenants/a/parties/nope",
         "GetService" | "UpdateService" | "DeleteService" => "tenants/a/services/nope",

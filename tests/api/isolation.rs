@@ -2,7 +2,8 @@
 //!
 //! Two tenants, `alpha-co` (A) and `bravo-co` (B), are populated alike:
 //! parties (one with a parent), services, draft, published and terminated
-//! agreements with revisions and overrides, and API keys of every tenant role.
+//! agreements with revisions and overrides, measurements, the breaches the
+//! period closer opens from them, and API keys of every tenant role.
 //! B also holds a few resources whose ids A does not have (`private-*`), and
 //! the display names of B's resources carry `B_NOTE`.
 //!
@@ -28,6 +29,10 @@
 //! - a measurement naming a service or consumer of B's (or a ghost) is
 //!   rejected on its own, UNKNOWN_SERVICE or UNKNOWN_CONSUMER, in an OK answer
 //!   that says nothing of B; a report or stream to B's parent is refused;
+//! - breaches (each tenant has two, from missed days on `search`) are listed,
+//!   got and watched like any resource: a breach filter naming B is
+//!   INVALID_ARGUMENT on `filter`, one naming a ghost lists nothing, and a
+//!   watch of A's own begins with its heartbeat;
 //! - A's own calls may fail as the domain says (NOT_FOUND, ABORTED, ...), but
 //!   never with INTERNAL, UNKNOWN or any other non-domain code;
 //! - B, as B's TENANT_ADMIN lists it through the API, is byte for byte the same
@@ -166,10 +171,21 @@ async fn populate(s: &TestServer, t: &str, note: &str, private: bool) -> Populat
         labels: gold(),
         ..w.standard_deal()
     };
+    // Search is also judged per UTC day: the period closer opens breaches.
+    let daily_search = pb::Agreement {
+        objectives: vec![
+            availability(0.999),
+            pb::Objective {
+                key: "daily".into(),
+                ..daily(availability(0.999))
+            },
+        ],
+        ..sla(&["search"])
+    };
     let mut agreements = vec![
         ("payments-sla", sla(&["payments"])),
         ("ledger-sla", sla(&["ledger"])),
-        ("search-sla", sla(&["search"])),
+        ("search-sla", daily_search),
         ("bank-terms", customer("bank")),
         ("retail-terms", customer("retail-emea")),
         (
@@ -233,6 +249,13 @@ async fn populate(s: &TestServer, t: &str, note: &str, private: bool) -> Populat
         })
         .collect();
     assert_eq!(w.report(measured).await.accepted, 20);
+    // Two missed days on search: two breaches.
+    let search = name("services", "search");
+    let missed = vec![
+        counts("setup-s1", &search, days_ago(1, 12), 1, 2),
+        counts("setup-s2", &search, days_ago(2, 12), 1, 2),
+    ];
+    assert_eq!(w.report(missed).await.accepted, 2);
 
     let keys = w.key_of_each_role().await;
     let mut spare = vec!["spare-1", "spare-2"];
@@ -258,6 +281,7 @@ struct Snapshot {
     overrides: Vec<pb::Override>,
     api_keys: Vec<pb::ApiKey>,
     audit_events: Vec<pb::AuditEvent>,
+    breaches: Vec<pb::Breach>,
 }
 
 /// Every item of a paginated list, three at a time.
@@ -363,6 +387,15 @@ async fn snapshot(c: &Clients, tenant: &str) -> Snapshot {
             ..Default::default()
         }
     );
+    let breaches = list_all!(
+        c.breaches(),
+        list_breaches,
+        breaches,
+        pb::ListBreachesRequest {
+            parent: parent.clone(),
+            ..Default::default()
+        }
+    );
     Snapshot {
         tenant,
         parties,
@@ -372,6 +405,7 @@ async fn snapshot(c: &Clients, tenant: &str) -> Snapshot {
         overrides,
         api_keys,
         audit_events,
+        breaches,
     }
 }
 
@@ -411,6 +445,11 @@ impl Snapshot {
         );
         out.extend(
             self.audit_events
+                .iter()
+                .map(|m| (m.name.clone(), m.encode_to_vec())),
+        );
+        out.extend(
+            self.breaches
                 .iter()
                 .map(|m| (m.name.clone(), m.encode_to_vec())),
         );
@@ -458,6 +497,7 @@ enum Kind {
     ApiKey,
     /// A key A may revoke without locking itself out (not one of its role keys).
     RevocableKey,
+    Breach,
 }
 
 /// The names of one tenant's resources, and its etags.
@@ -471,6 +511,7 @@ struct Names {
     revisions: Vec<String>,
     api_keys: Vec<String>,
     revocable_keys: Vec<String>,
+    breaches: Vec<String>,
     etags: Vec<String>,
 }
 
@@ -497,6 +538,7 @@ impl Names {
                 .cloned()
                 .collect(),
             api_keys,
+            breaches: snap.breaches.iter().map(|m| m.name.clone()).collect(),
             etags,
         }
     }
@@ -520,6 +562,7 @@ impl Names {
             revisions: swap(&b.revisions, &a.revisions),
             api_keys: swap(&b.api_keys, &a.api_keys),
             revocable_keys: swap(&b.api_keys, &a.api_keys),
+            breaches: swap(&b.breaches, &a.breaches),
             etags: Vec::new(),
         }
     }
@@ -534,6 +577,7 @@ impl Names {
             Kind::Revision => &self.revisions,
             Kind::ApiKey => &self.api_keys,
             Kind::RevocableKey => &self.revocable_keys,
+            Kind::Breach => &self.breaches,
         }
     }
 }
@@ -548,6 +592,7 @@ enum List {
     Overrides,
     Revisions,
     AuditEvents,
+    Breaches,
 }
 
 /// The token of a list's second page, with the parent and filter it is for.
@@ -638,6 +683,25 @@ async fn page_tokens(reader: &Clients, admin: &Clients, snap: &Snapshot) -> Vec<
             .into_inner()
             .next_page_token,
     );
+    for filter in ["", "state = OPEN"] {
+        keep(
+            List::Breaches,
+            &p,
+            filter,
+            reader
+                .breaches()
+                .list_breaches(pb::ListBreachesRequest {
+                    parent: p.clone(),
+                    page_size: size,
+                    page_token: none.clone(),
+                    filter: filter.into(),
+                })
+                .await
+                .expect("list breaches")
+                .into_inner()
+                .next_page_token,
+        );
+    }
     for filter in ["", "kind = SERVICE_LEVEL", "labels.tier = gold"] {
         keep(
             List::Agreements,
@@ -731,6 +795,10 @@ enum Expect {
     Failure,
     /// OK, listing no agreement (a filter naming a ghost).
     NoAgreements,
+    /// OK, listing no breach (a filter naming a ghost).
+    NoBreaches,
+    /// OK: a watch whose first message is its heartbeat.
+    Watching,
     /// A's own entitlement question: OK answering for exactly that consumer
     /// and service, or NOT_FOUND (A's random traffic decides which).
     Entitled {
@@ -840,6 +908,30 @@ fn watch_initial(
     (shown, send)
 }
 
+/// Opens a WatchBreaches stream and answers its first message (a heartbeat
+/// once it watches), or the status that ends it; dropping it ends the call.
+fn watch_first(
+    c: &Clients,
+    request: pb::WatchBreachesRequest,
+) -> (String, LocalBoxFuture<'static, Answer>) {
+    let shown = format!("{request:?}");
+    let mut client = c.breaches();
+    let send: LocalBoxFuture<'static, Answer> = async move {
+        let first = async {
+            let mut stream = client.watch_breaches(request).await?.into_inner();
+            match stream.message().await? {
+                Some(message) => Ok(message.encode_to_vec()),
+                None => Err(Status::unknown("the watch ended without a message")),
+            }
+        };
+        tokio::time::timeout(WATCH_INITIAL, first)
+            .await
+            .unwrap_or_else(|_| Err(Status::deadline_exceeded("the watch sent nothing in time")))
+    }
+    .boxed_local();
+    (shown, send)
+}
+
 /// Opens a StreamMeasurements stream, sends `request` as its one batch and
 /// answers its first message (or the status that ends it).
 fn stream_once(
@@ -920,6 +1012,7 @@ impl Plan<'_> {
                 Kind::Service => return fresh("services"),
                 Kind::Agreement => return fresh("agreements"),
                 Kind::ApiKey | Kind::RevocableKey => return fresh("apiKeys"),
+                Kind::Breach => return fresh("breaches"),
                 Kind::Override => {
                     let agreement = self.one(pool.get(Kind::Agreement));
                     return format!("{agreement}/overrides/x{n}");
@@ -1065,13 +1158,41 @@ impl Plan<'_> {
         }
     }
 
+    /// A filter of ListBreaches or WatchBreaches, naming `who`'s services,
+    /// agreements or parties.
+    fn breach_filter(&mut self, who: Who) -> String {
+        let term = match self.rng.random_range(0..3) {
+            0 => format!("service = \"{}\"", self.pick(who, Kind::Service)),
+            1 => format!("agreement = \"{}\"", self.pick(who, Kind::Agreement)),
+            _ => format!("consumer = \"{}\"", self.pick(who, Kind::Party)),
+        };
+        match self.rng.random_range(0..3) {
+            0 => format!("state = OPEN AND {term}"),
+            1 => format!("{term} AND period_start >= \"2026-01-01T00:00:00Z\""),
+            _ => term,
+        }
+    }
+
+    /// The filter of a list call of `list`, naming `who`'s resources, or
+    /// none.
+    fn list_filter(&mut self, list: List, who: Who) -> String {
+        match list {
+            List::Agreements if self.chance(0.5) => self.filter(who),
+            List::Breaches if self.chance(0.5) => self.breach_filter(who),
+            _ => String::new(),
+        }
+    }
+
     /// The parent, page token and filter of a list call, and its expectation.
     fn list_args(&mut self, twist: Twist, list: List) -> (Twist, String, String, String, Expect) {
         let parent_kind = match list {
             List::Overrides | List::Revisions => Kind::Agreement,
             _ => Kind::Tenant,
         };
-        let ghostly = matches!(list, List::Overrides | List::Revisions | List::Agreements);
+        let ghostly = matches!(
+            list,
+            List::Overrides | List::Revisions | List::Agreements | List::Breaches
+        );
         let twist = match twist {
             Twist::Ghost if !ghostly => Twist::ForeignName,
             t => t,
@@ -1091,10 +1212,7 @@ impl Plan<'_> {
                     }
                     _ => {
                         let parent = self.pick(Who::A, parent_kind);
-                        let filter = match list {
-                            List::Agreements if self.chance(0.5) => self.filter(Who::A),
-                            _ => String::new(),
-                        };
+                        let filter = self.list_filter(list, Who::A);
                         (parent, String::new(), filter)
                     }
                 };
@@ -1109,15 +1227,15 @@ impl Plan<'_> {
                 } else {
                     String::new()
                 };
-                let filter = match list {
-                    List::Agreements if self.chance(0.5) => self.filter(Who::B),
-                    _ => String::new(),
-                };
+                let filter = self.list_filter(list, Who::B);
                 (twist, parent, token, filter, expect)
             }
             Twist::ForeignRef => {
-                if list == List::Agreements && self.chance(0.5) {
-                    let filter = self.filter(Who::B);
+                if matches!(list, List::Agreements | List::Breaches) && self.chance(0.5) {
+                    let mut filter = String::new();
+                    while filter.is_empty() {
+                        filter = self.list_filter(list, Who::B);
+                    }
                     let parent = self.pick(Who::A, parent_kind);
                     let expect = Expect::Invalid(vec!["filter".into()]);
                     return (twist, parent, String::new(), filter, expect);
@@ -1137,6 +1255,11 @@ impl Plan<'_> {
                     let parent = self.pick(Who::A, parent_kind);
                     let filter = self.filter(Who::Ghost);
                     return (twist, parent, String::new(), filter, Expect::NoAgreements);
+                }
+                if list == List::Breaches {
+                    let parent = self.pick(Who::A, parent_kind);
+                    let filter = self.breach_filter(Who::Ghost);
+                    return (twist, parent, String::new(), filter, Expect::NoBreaches);
                 }
                 let parent = self.pick(Who::Ghost, parent_kind);
                 (twist, parent, String::new(), String::new(), Expect::Failure)
@@ -2113,6 +2236,56 @@ impl Plan<'_> {
                     )
                 }
             }
+            // --- breaches: read like any resource; a filter naming B is
+            // INVALID_ARGUMENT, one naming a ghost finds nothing.
+            "GetBreach" => {
+                let (t, name, expect) = self.subject(twist, Kind::Breach);
+                (
+                    t,
+                    expect,
+                    rpc!(c.breaches(), get_breach, pb::GetBreachRequest { name }),
+                )
+            }
+            "ListBreaches" => {
+                let (t, parent, page_token, filter, expect) = self.list_args(twist, List::Breaches);
+                let request = pb::ListBreachesRequest {
+                    parent,
+                    page_size: self.page_size(),
+                    page_token,
+                    filter,
+                };
+                (t, expect, rpc!(c.breaches(), list_breaches, request))
+            }
+            "WatchBreaches" => {
+                let (parent, refused) = self.entitlement_parent(twist);
+                let (filter, expect) = match twist {
+                    Twist::Own if self.chance(0.5) => (self.breach_filter(Who::A), None),
+                    Twist::ForeignRef => (
+                        self.breach_filter(Who::B),
+                        Some(Expect::Invalid(vec!["filter".into()])),
+                    ),
+                    Twist::Ghost => (self.breach_filter(Who::Ghost), None),
+                    _ => (String::new(), None),
+                };
+                let bad_heartbeat = twist == Twist::Own && self.chance(0.05);
+                let request = pb::WatchBreachesRequest {
+                    parent,
+                    filter,
+                    heartbeat_interval: Some(prost_types::Duration {
+                        seconds: if bad_heartbeat { 0 } else { 30 },
+                        nanos: 0,
+                    }),
+                };
+                let expect = match (refused, expect) {
+                    (Some(refused), _) => refused,
+                    (None, Some(expect)) => expect,
+                    (None, None) if bad_heartbeat => {
+                        Expect::Invalid(vec!["heartbeat_interval".into()])
+                    }
+                    (None, None) => Expect::Watching,
+                };
+                (twist, expect, watch_first(c, request))
+            }
             // --- compliance: reads. A subject or consumer of B's is a bad
             // reference (INVALID_ARGUMENT on its field), a ghost a missing
             // one (NOT_FOUND naming it); a parent of B's is refused.
@@ -2428,6 +2601,29 @@ fn verdict(call: &Meta, answer: &Answer) -> Option<String> {
             }
             Err(_) => wrong("OK with no agreements"),
         },
+        Expect::NoBreaches => match answer {
+            Ok(bytes) => {
+                let page = pb::ListBreachesResponse::decode(&bytes[..]).expect("decode");
+                (!page.breaches.is_empty()).then(|| {
+                    format!(
+                        "a filter naming nothing of A listed {} breaches",
+                        page.breaches.len()
+                    )
+                })
+            }
+            Err(_) => wrong("OK with no breaches"),
+        },
+        Expect::Watching => match answer {
+            Ok(bytes) => {
+                let first = pb::WatchBreachesResponse::decode(&bytes[..]).expect("decode");
+                (!matches!(
+                    first.event,
+                    Some(pb::watch_breaches_response::Event::Heartbeat(_))
+                ))
+                .then(|| format!("a watch began with {first:?}, not a heartbeat"))
+            }
+            Err(_) => wrong("OK, a watch that begins with a heartbeat"),
+        },
         Expect::Entitled {
             explain,
             consumer,
@@ -2565,12 +2761,43 @@ async fn measurements_of(s: &TestServer, tenant: &str) -> String {
 
 // --- the test ------------------------------------------------------------------------
 
+/// The period closer checks every second here.
+fn fast_closer(c: &mut accord::config::Config) {
+    c.breach_check_interval = std::time::Duration::from_secs(1);
+}
+
+/// Waits until the tenant's two breaches are listed.
+async fn breaches_written(admin: &Clients, tenant: &str) {
+    let parent = format!("tenants/{tenant}");
+    eventually(std::time::Duration::from_secs(30), || {
+        let mut client = admin.breaches();
+        let parent = parent.clone();
+        async move {
+            let listed = client
+                .list_breaches(pb::ListBreachesRequest {
+                    parent,
+                    ..Default::default()
+                })
+                .await
+                .expect("list breaches")
+                .into_inner();
+            listed.breaches.len() == 2
+        }
+    })
+    .await;
+}
+
 async fn tenant_a_can_neither_see_nor_change_tenant_b(s: TestServer) {
     let started = Instant::now();
     let a = populate(&s, A, A_NOTE, false).await;
     let b = populate(&s, B, B_NOTE, true).await;
     let a_admin = s.clients(a.key(Role::TenantAdmin));
     let b_admin = s.clients(b.key(Role::TenantAdmin));
+    // The period closer has written each tenant's two breaches (and will
+    // write nothing more of B's: nothing reaches B).
+    for (admin, tenant) in [(&a_admin, A), (&b_admin, B)] {
+        breaches_written(admin, tenant).await;
+    }
 
     let before = snapshot(&b_admin, B).await;
     let checksum_before = before.checksum();
@@ -2581,7 +2808,7 @@ async fn tenant_a_can_neither_see_nor_change_tenant_b(s: TestServer) {
     let lists: BTreeSet<List> = b_tokens.iter().map(|t| t.list).collect();
     assert_eq!(
         lists.len(),
-        7,
+        8,
         "B has a second page in every list (every `List`): {lists:?}"
     );
     let (a_names, b_names) = (Names::of(&a_snapshot), Names::of(&before));
@@ -2799,4 +3026,4 @@ async fn tenant_a_can_neither_see_nor_change_tenant_b(s: TestServer) {
     );
 }
 
-on_both_backends!(tenant_a_can_neither_see_nor_change_tenant_b);
+on_both_backends!(configured by fast_closer: tenant_a_can_neither_see_nor_change_tenant_b);

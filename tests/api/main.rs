@@ -6,6 +6,7 @@ mod support;
 mod agreements;
 mod audit;
 mod auth;
+mod breaches;
 mod compliance;
 mod credits;
 mod entitlement_cache;

@@ -28,6 +28,9 @@ const TENANT_TABLES: &[&str] = &[
     "agreements",
     "api_keys",
     "audit_events",
+    "breach_revisions",
+    "breaches",
+    "compliance_dirty",
     "count_rollups_day",
     "count_rollups_hour",
     "count_rollups_minute",
@@ -35,10 +38,12 @@ const TENANT_TABLES: &[&str] = &[
     "measurement_downtime",
     "measurement_keys",
     "measurement_samples",
+    "objective_alerts",
     "override_history",
     "overrides",
     "parties",
     "party_history",
+    "period_evaluations",
     "request_ids",
     "revision_services",
     "services",
@@ -175,6 +180,12 @@ async fn every_tenant_table_is_behind_forced_rls_and_the_server_role_cannot_esca
         ("count_rollups_minute", "UPDATE", true),
         ("measurement_counts_default", "DELETE", true),
         ("measurement_counts_default", "INSERT", false),
+        ("breaches", "UPDATE", true),
+        ("breach_revisions", "UPDATE", false),
+        ("breach_revisions", "DELETE", true),
+        ("compliance_dirty", "UPDATE", true),
+        ("period_evaluations", "UPDATE", true),
+        ("objective_alerts", "UPDATE", true),
     ] {
         let has: bool = sqlx::query_scalar("SELECT has_table_privilege($1, $2, $3)")
             .bind(PG_SERVER_ROLE)
@@ -213,6 +224,7 @@ async fn every_tenant_table_is_behind_forced_rls_and_the_server_role_cannot_esca
             "count_rollups_minute",
             "count_rollups_hour",
             "count_rollups_day",
+            "compliance_dirty",
         ];
         if populated.contains(table) {
             assert!(all > 0, "{table} should hold the worlds' rows");
@@ -280,13 +292,20 @@ async fn every_tenant_table_is_behind_forced_rls_and_the_server_role_cannot_esca
         drop(tx);
     }
 
-    // The platform scope reads tenants and API keys, and nothing else.
+    // The platform scope reads tenants, API keys and the late-data markers
+    // (which tenants the period closer has work in), and nothing else.
     let mut tx = server.begin().await.unwrap();
     sqlx::query("SELECT set_config('accord.platform', 'on', true)")
         .execute(&mut *tx)
         .await
         .unwrap();
-    for (table, visible) in [("tenants", true), ("api_keys", true), ("parties", false)] {
+    for (table, visible) in [
+        ("tenants", true),
+        ("api_keys", true),
+        ("compliance_dirty", true),
+        ("parties", false),
+        ("count_rollups_day", false),
+    ] {
         let n: i64 =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
                 .fetch_one(&mut *tx)
@@ -317,6 +336,13 @@ async fn a_store_query_naming_another_tenant_finds_nothing() {
     assert!(tx.get_party(&bravo, &id("bank")).await.unwrap().is_none());
     assert!(tx.list_parties(&bravo, None, 100).await.unwrap().is_empty());
     assert!(tx.get_tenant(&bravo).await.unwrap().is_none());
+    let later = chrono::Utc::now() + chrono::Duration::days(1);
+    assert!(tx.due_markers(&bravo, later, 10).await.unwrap().is_empty());
+    let bravo_breaches = tx
+        .list_breaches(&bravo, &Default::default(), None, 10)
+        .await
+        .unwrap();
+    assert!(bravo_breaches.is_empty());
     assert!(
         tx.get_api_key(&bravo, &id("admin"))
             .await

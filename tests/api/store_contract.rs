@@ -12,9 +12,13 @@ use accord::domain::agreement::{
 };
 use accord::domain::api_key::{ApiKey, ApiKeyFields, Role};
 use accord::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
+use accord::domain::breach::{
+    AlertKey, AlertState, Breach, BreachCursor, BreachKey, BreachState, Marker,
+};
 use accord::domain::changes::Change;
 use accord::domain::compliance::{EvaluationWindow, Plan, decompose};
-use accord::domain::filter::{AgreementFilter, FilterTerm};
+use accord::domain::entitlement::Provenance;
+use accord::domain::filter::{AgreementFilter, BreachFilter, BreachTerm, FilterTerm, Op};
 use accord::domain::measurement::{
     CountBucket, Cutoffs, Level, Measurement, Reason, SampleAt, Value, View, rollups,
 };
@@ -25,7 +29,7 @@ use accord::domain::service::{Service, ServiceFields};
 use accord::domain::tenant::{Tenant, TenantFields};
 use accord::domain::terms::{Objective, ObjectiveKind, Window};
 use accord::error::{Error, Violations};
-use accord::store::{Access, MeasurementKey, Store, Tx};
+use accord::store::{Access, MeasurementKey, PeriodEvaluation, Store, Tx};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::support::{Backend, open_store};
@@ -94,6 +98,12 @@ contract!(
     expired_measurements_go_with_their_month_or_row_by_row,
     rows_of_a_month_without_its_partition_are_read_and_expire_all_the_same,
     deleting_a_tenant_removes_its_measurements,
+    late_data_markers_stay_due_until_settled_at_the_version_read,
+    two_writers_claiming_one_period_evaluation_let_one_through,
+    breaches_round_trip_once_per_key_with_their_revisions,
+    breaches_list_newest_period_first_by_filter_and_cursor,
+    alert_states_start_quiet_and_keep_what_was_set,
+    expired_breach_state_goes_and_a_deleted_tenant_takes_its_breaches,
     services_with_terms_for_a_party_are_those_of_its_agreements_and_overrides,
     services_with_tagged_data_are_those_holding_a_consumers_own_data_in_the_span,
     a_30_day_window_over_a_month_of_minute_data_reads_a_few_hundred_rows,
@@ -2236,6 +2246,493 @@ async fn deleting_a_tenant_removes_its_measurements(store: Arc<dyn Store>) {
             .unwrap()
             .is_empty()
     );
+}
+
+// --- breaches -------------------------------------------------------------------
+
+fn marker(service: &str, consumer: &str, day: DateTime<Utc>) -> Marker {
+    Marker {
+        service: id(service),
+        indicator: "requests".into(),
+        consumer: consumer.into(),
+        day,
+    }
+}
+
+/// The UTC day `n` days after 2026-01-01.
+fn day(n: i64) -> DateTime<Utc> {
+    t(24 * n)
+}
+
+fn breach_key(agreement: &str, consumer: Option<&str>, period_start: DateTime<Utc>) -> BreachKey {
+    BreachKey {
+        agreement: id(agreement),
+        objective_key: "availability".into(),
+        consumer: consumer.map(id),
+        service: id("svc"),
+        period_start,
+    }
+}
+
+/// Revision `revision` of the breach of `key` in tenant `tenant`.
+fn breach(tenant: &str, key: &BreachKey, revision: i64, attainment: f64) -> Breach {
+    Breach {
+        tenant: id(tenant),
+        id: key.id(),
+        agreement: key.agreement.clone(),
+        objective_key: key.objective_key.clone(),
+        consumer: key.consumer.clone(),
+        service: key.service.clone(),
+        period_start: key.period_start,
+        period_end: key.period_start + Duration::days(1),
+        attainment: Some(attainment),
+        target: 0.999,
+        target_provenance: Provenance {
+            agreement: key.agreement.clone(),
+            revision: id("r1"),
+            override_id: None,
+        },
+        credit: None,
+        revision,
+        state: BreachState::Open,
+        create_time: t(100),
+        update_time: t(100 + revision),
+    }
+}
+
+async fn late_data_markers_stay_due_until_settled_at_the_version_read(store: Arc<dyn Store>) {
+    let markers: std::collections::BTreeSet<Marker> = [
+        marker("svc", "", day(1)),
+        marker("svc", "customer", day(1)),
+        marker("svc", "provider", day(9)),
+    ]
+    .into();
+    let mut tx = writing(&store, "a").await;
+    tx.mark_compliance_dirty(&id("a"), &markers, t(48))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // Due from the instant of the batch, in the platform scope too.
+    let mut platform = store.begin(None, Access::Read).await.unwrap();
+    assert!(
+        platform
+            .tenants_with_due_markers(t(47), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        platform.tenants_with_due_markers(t(48), 10).await.unwrap(),
+        [id("a")]
+    );
+    drop(platform);
+    let mut tx = reading(&store, "a").await;
+    let due = tx.due_markers(&id("a"), t(48), 10).await.unwrap();
+    assert_eq!(due.len(), 3);
+    assert!(due.iter().all(|d| d.version == 1));
+    assert!(
+        tx.due_markers(&id("b"), t(48), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Tagged data by day: the parties, never the untagged series.
+    let tagged = tx
+        .tagged_consumers(&id("a"), &id("svc"), &(day(1) + Duration::hours(5)..day(2)))
+        .await
+        .unwrap();
+    assert_eq!(tagged, [id("customer")]);
+    let tagged = tx
+        .tagged_consumers(&id("a"), &id("svc"), &(day(0)..day(10)))
+        .await
+        .unwrap();
+    assert_eq!(tagged, [id("customer"), id("provider")]);
+    drop(tx);
+
+    // A batch marks the first again: its version moves, and settling it at
+    // the version read before leaves it due.
+    let again = [marker("svc", "", day(1))].into();
+    let mut tx = writing(&store, "a").await;
+    tx.mark_compliance_dirty(&id("a"), &again, t(49))
+        .await
+        .unwrap();
+    assert!(!tx.settle_marker(&id("a"), &due[0], None).await.unwrap());
+    assert!(tx.settle_marker(&id("a"), &due[1], None).await.unwrap());
+    assert!(
+        tx.settle_marker(&id("a"), &due[2], Some(t(60)))
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    let mut tx = reading(&store, "a").await;
+    let left = tx.due_markers(&id("a"), t(50), 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!((&left[0].marker, left[0].version), (&due[0].marker, 2));
+    let later = tx.due_markers(&id("a"), t(60), 10).await.unwrap();
+    assert_eq!(later.len(), 2);
+}
+
+async fn two_writers_claiming_one_period_evaluation_let_one_through(store: Arc<dyn Store>) {
+    let key = breach_key("sla", None, day(3));
+    let record = |at: i64| PeriodEvaluation {
+        key: &key,
+        period_end: day(4),
+        status: "BREACHED",
+        evaluated_at: t(at),
+    };
+    let mut first = writing(&store, "a").await;
+    assert!(
+        first
+            .claim_period_evaluation(&id("a"), &record(100), 0)
+            .await
+            .unwrap()
+    );
+
+    // The second waits for the first, then finds the generation moved.
+    let (second_store, second_key) = (store.clone(), key.clone());
+    let second = tokio::spawn(async move {
+        let mut tx = writing(&second_store, "a").await;
+        let record = PeriodEvaluation {
+            key: &second_key,
+            period_end: day(4),
+            status: "MET",
+            evaluated_at: t(101),
+        };
+        let claimed = tx
+            .claim_period_evaluation(&id("a"), &record, 0)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        claimed
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        first
+            .insert_breach(&breach("a", &key, 1, 0.9))
+            .await
+            .unwrap()
+    );
+    first.commit().await.unwrap();
+    assert!(!second.await.unwrap(), "the second claim went through too");
+
+    // The generation it would see now lets the next one through.
+    let mut tx = writing(&store, "a").await;
+    let generations = tx
+        .period_generations(&id("a"), None, &[id("svc")], &(day(3)..day(4)))
+        .await
+        .unwrap();
+    assert_eq!(generations, [(key.clone(), 1)]);
+    assert!(
+        tx.claim_period_evaluation(&id("a"), &record(102), 1)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    let mut tx = reading(&store, "a").await;
+    let generations = tx
+        .period_generations(&id("a"), None, &[id("svc")], &(day(3)..day(4)))
+        .await
+        .unwrap();
+    assert_eq!(generations, [(key.clone(), 2)]);
+    // Another subject's and another tenant's records are apart.
+    let consumer = tx
+        .period_generations(
+            &id("a"),
+            Some(&id("customer")),
+            &[id("svc")],
+            &(day(3)..day(4)),
+        )
+        .await
+        .unwrap();
+    assert!(consumer.is_empty());
+    drop(tx);
+    let mut tx = reading(&store, "b").await;
+    let other = tx
+        .period_generations(&id("b"), None, &[id("svc")], &(day(0)..day(10)))
+        .await
+        .unwrap();
+    assert!(other.is_empty());
+}
+
+async fn breaches_round_trip_once_per_key_with_their_revisions(store: Arc<dyn Store>) {
+    let key = breach_key("sla", Some("customer"), day(5));
+    let first = breach("a", &key, 1, 0.9);
+    let mut tx = writing(&store, "a").await;
+    assert!(tx.insert_breach(&first).await.unwrap());
+    // The same key again is not a second breach.
+    assert!(!tx.insert_breach(&breach("a", &key, 1, 0.8)).await.unwrap());
+    tx.commit().await.unwrap();
+
+    let mut tx = writing(&store, "a").await;
+    let got = tx.get_breach_for_update(&id("a"), &key.id()).await.unwrap();
+    assert_eq!(got.as_ref(), Some(&first));
+    let mut second = breach("a", &key, 2, 0.95);
+    second.state = BreachState::Withdrawn;
+    tx.update_breach(&second).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = reading(&store, "a").await;
+    assert_eq!(
+        tx.get_breach(&id("a"), &key.id()).await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(
+        tx.breach_revisions(&id("a"), &key.id()).await.unwrap(),
+        [first, second]
+    );
+    drop(tx);
+    let mut tx = reading(&store, "b").await;
+    assert_eq!(tx.get_breach(&id("b"), &key.id()).await.unwrap(), None);
+}
+
+async fn breaches_list_newest_period_first_by_filter_and_cursor(store: Arc<dyn Store>) {
+    let keys = [
+        breach_key("sla", None, day(1)),
+        breach_key("sla", None, day(2)),
+        breach_key("sla", Some("customer"), day(2)),
+        breach_key("deal", Some("customer"), day(3)),
+    ];
+    let mut tx = writing(&store, "a").await;
+    for key in &keys {
+        assert!(tx.insert_breach(&breach("a", key, 1, 0.9)).await.unwrap());
+    }
+    tx.commit().await.unwrap();
+    let mut tx = writing(&store, "b").await;
+    assert!(
+        tx.insert_breach(&breach("b", &keys[0], 1, 0.9))
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+
+    let mut tx = reading(&store, "a").await;
+    let a = id("a");
+    let listed = |found: Vec<Breach>| -> Vec<(String, DateTime<Utc>)> {
+        found
+            .into_iter()
+            .map(|b| (b.agreement.to_string(), b.period_start))
+            .collect()
+    };
+    let all = tx
+        .list_breaches(&a, &BreachFilter::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0].period_start, day(3));
+    assert_eq!((all[1].period_start, all[2].period_start), (day(2), day(2)));
+    assert!(all[1].id < all[2].id);
+    assert_eq!(all[3].period_start, day(1));
+    // From a cursor: what follows it.
+    let after = BreachCursor::of(&all[1]);
+    let rest = tx
+        .list_breaches(&a, &BreachFilter::default(), Some(&after), 10)
+        .await
+        .unwrap();
+    assert_eq!(rest, all[2..]);
+    let limited = tx
+        .list_breaches(&a, &BreachFilter::default(), None, 2)
+        .await
+        .unwrap();
+    assert_eq!(limited, all[..2]);
+    for (terms, expected) in [
+        (
+            vec![BreachTerm::Consumer(None)],
+            vec![("sla", day(2)), ("sla", day(1))],
+        ),
+        (
+            vec![BreachTerm::Consumer(Some(id("customer")))],
+            vec![("deal", day(3)), ("sla", day(2))],
+        ),
+        (
+            vec![BreachTerm::Agreement(id("deal"))],
+            vec![("deal", day(3))],
+        ),
+        (vec![BreachTerm::Service(id("other"))], vec![]),
+        (
+            vec![
+                BreachTerm::PeriodStart(Op::Ge, day(2)),
+                BreachTerm::Consumer(None),
+            ],
+            vec![("sla", day(2))],
+        ),
+        (
+            vec![BreachTerm::PeriodEnd(Op::Le, day(2))],
+            vec![("sla", day(1))],
+        ),
+        (
+            vec![BreachTerm::PeriodContaining(day(3) + Duration::hours(23))],
+            vec![("deal", day(3))],
+        ),
+        (vec![BreachTerm::State(BreachState::Withdrawn)], vec![]),
+        (vec![BreachTerm::ObjectiveKey("latency".into())], vec![]),
+    ] {
+        let found = tx
+            .list_breaches(
+                &a,
+                &BreachFilter {
+                    terms: terms.clone(),
+                },
+                None,
+                10,
+            )
+            .await
+            .unwrap();
+        let expected: Vec<(String, DateTime<Utc>)> = expected
+            .into_iter()
+            .map(|(agreement, start)| (agreement.to_string(), start))
+            .collect();
+        let mut found = listed(found);
+        found.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+        assert_eq!(found, expected, "{terms:?}");
+    }
+}
+
+async fn alert_states_start_quiet_and_keep_what_was_set(store: Arc<dyn Store>) {
+    let key = AlertKey {
+        agreement: id("sla"),
+        objective_key: "availability".into(),
+        consumer: Some(id("customer")),
+        service: id("svc"),
+        alert: "page-fast".into(),
+    };
+    let mut tx = writing(&store, "a").await;
+    let quiet = tx.lock_alert_state(&id("a"), &key, t(0)).await.unwrap();
+    assert_eq!(
+        quiet,
+        AlertState {
+            firing_since: None,
+            as_of: t(0)
+        }
+    );
+    let firing = AlertState {
+        firing_since: Some(t(5)),
+        as_of: t(5),
+    };
+    tx.set_alert_state(&id("a"), &key, &firing).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = writing(&store, "a").await;
+    // An origin given later changes nothing of a state recorded.
+    assert_eq!(
+        tx.lock_alert_state(&id("a"), &key, t(9)).await.unwrap(),
+        firing
+    );
+    let other = AlertKey {
+        alert: "page-slow".into(),
+        ..key.clone()
+    };
+    assert_eq!(
+        tx.lock_alert_state(&id("a"), &other, t(9))
+            .await
+            .unwrap()
+            .firing_since,
+        None
+    );
+    tx.commit().await.unwrap();
+    let mut tx = writing(&store, "b").await;
+    assert_eq!(
+        tx.lock_alert_state(&id("b"), &key, t(1))
+            .await
+            .unwrap()
+            .firing_since,
+        None
+    );
+    tx.commit().await.unwrap();
+}
+
+async fn expired_breach_state_goes_and_a_deleted_tenant_takes_its_breaches(store: Arc<dyn Store>) {
+    let old = breach_key("sla", None, day(1));
+    let recent = breach_key("sla", None, day(8));
+    for tenant in ["a", "b"] {
+        let mut tx = writing(&store, tenant).await;
+        let markers = [marker("svc", "", day(1)), marker("svc", "", day(8))].into();
+        tx.mark_compliance_dirty(&id(tenant), &markers, t(300))
+            .await
+            .unwrap();
+        for (key, end) in [(&old, day(2)), (&recent, day(9))] {
+            let record = PeriodEvaluation {
+                key,
+                period_end: end,
+                status: "BREACHED",
+                evaluated_at: t(300),
+            };
+            assert!(
+                tx.claim_period_evaluation(&id(tenant), &record, 0)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                tx.insert_breach(&breach(tenant, key, 1, 0.5))
+                    .await
+                    .unwrap()
+            );
+        }
+        tx.commit().await.unwrap();
+    }
+
+    // Markers of days and records of periods ended before day 5 go; the
+    // breaches themselves stay.
+    let mut tx = writing(&store, "a").await;
+    assert_eq!(
+        tx.delete_expired_breach_state(&id("a"), day(5))
+            .await
+            .unwrap(),
+        2
+    );
+    tx.commit().await.unwrap();
+    let mut tx = reading(&store, "a").await;
+    let markers = tx.due_markers(&id("a"), t(300), 10).await.unwrap();
+    assert_eq!(
+        markers.iter().map(|m| m.marker.day).collect::<Vec<_>>(),
+        [day(8)]
+    );
+    let records = tx
+        .period_generations(&id("a"), None, &[id("svc")], &(day(0)..day(10)))
+        .await
+        .unwrap();
+    assert_eq!(records, [(recent.clone(), 1)]);
+    let breaches = tx
+        .list_breaches(&id("a"), &BreachFilter::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(breaches.len(), 2);
+    drop(tx);
+
+    let mut tx = writing(&store, "a").await;
+    tx.delete_tenant(&id("a")).await.unwrap();
+    tx.insert_tenant(&Tenant::new(id("a"), TenantFields::default(), t(400)))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = reading(&store, "a").await;
+    assert!(
+        tx.list_breaches(&id("a"), &BreachFilter::default(), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        tx.breach_revisions(&id("a"), &old.id())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        tx.due_markers(&id("a"), t(300), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    drop(tx);
+    let mut tx = reading(&store, "b").await;
+    assert_eq!(
+        tx.list_breaches(&id("b"), &BreachFilter::default(), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(tx.due_markers(&id("b"), t(300), 10).await.unwrap().len(), 2);
 }
 
 // --- what compliance reads --------------------------------------------------

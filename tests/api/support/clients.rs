@@ -5,6 +5,7 @@ use accord::proto::v1 as pb;
 use pb::agreement_service_client::AgreementServiceClient;
 use pb::api_key_service_client::ApiKeyServiceClient;
 use pb::audit_service_client::AuditServiceClient;
+use pb::breach_service_client::BreachServiceClient;
 use pb::compliance_service_client::ComplianceServiceClient;
 use pb::entitlement_service_client::EntitlementServiceClient;
 use pb::measurement_service_client::MeasurementServiceClient;
@@ -87,6 +88,10 @@ impl Clients {
 
     pub fn measurements(&self) -> MeasurementServiceClient<Authed> {
         MeasurementServiceClient::new(self.0.clone())
+    }
+
+    pub fn breaches(&self) -> BreachServiceClient<Authed> {
+        BreachServiceClient::new(self.0.clone())
     }
 
     pub fn compliance(&self) -> ComplianceServiceClient<Authed> {

@@ -13,6 +13,18 @@ pub fn ts(seconds: i64) -> Timestamp {
     Timestamp { seconds, nanos: 0 }
 }
 
+/// The UTC midnight that started today, in seconds.
+pub fn today() -> i64 {
+    let now = now_ts().seconds;
+    now - now.rem_euclid(DAY)
+}
+
+/// `hours` into the UTC day `days` before today: yesterday is closed, so
+/// the period closer evaluates what is reported there.
+pub fn days_ago(days: i64, hours: i64) -> Timestamp {
+    ts(today() - days * DAY + hours * 3600)
+}
+
 pub fn now_ts() -> Timestamp {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -392,7 +392,13 @@ impl TestServer {
     /// key and caches of its own, as a second pod would be (PostgreSQL: the
     /// replicas learn of each other's writes through LISTEN/NOTIFY).
     pub async fn second_replica(&self) -> Replica {
-        let config = test_config(&self.database_url, &self.db, &self.platform_key);
+        self.second_replica_with(|_| {}).await
+    }
+
+    /// As `second_replica`, with the settings `tweak` changes.
+    pub async fn second_replica_with(&self, tweak: impl FnOnce(&mut Config)) -> Replica {
+        let mut config = test_config(&self.database_url, &self.db, &self.platform_key);
+        tweak(&mut config);
         let (_, channel, stop, task) = spawn_server(config).await;
         Replica {
             channel,

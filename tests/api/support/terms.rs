@@ -5,6 +5,7 @@
 use accord::proto::v1 as pb;
 
 use super::clock::{DAY, JAN_2026, ts};
+use super::compliance::calendar;
 
 pub fn rolling(days: i64) -> pb::Window {
     pb::Window {
@@ -14,6 +15,14 @@ pub fn rolling(days: i64) -> pb::Window {
                 nanos: 0,
             }),
         })),
+    }
+}
+
+/// `objective` judged over calendar days in UTC.
+pub fn daily(objective: pb::Objective) -> pb::Objective {
+    pb::Objective {
+        window: Some(calendar(pb::CalendarPeriod::Day, "")),
+        ..objective
     }
 }
 

@@ -12,6 +12,7 @@ use accord::domain::api_key::Role;
 use accord::proto::v1 as pb;
 use pb::agreement_service_client::AgreementServiceClient;
 use pb::audit_service_client::AuditServiceClient;
+use pb::breach_service_client::BreachServiceClient;
 use pb::compliance_service_client::ComplianceServiceClient;
 use pb::entitlement_service_client::EntitlementServiceClient;
 use pb::measurement_service_client::MeasurementServiceClient;
@@ -136,6 +137,10 @@ impl World {
 
     pub fn measurements(&self) -> MeasurementServiceClient<Authed> {
         self.admin.measurements()
+    }
+
+    pub fn breaches(&self) -> BreachServiceClient<Authed> {
+        self.admin.breaches()
     }
 
     pub fn compliance(&self) -> ComplianceServiceClient<Authed> {
