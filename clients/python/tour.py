@@ -18,7 +18,8 @@ Then, with a REPORTER key, it reports measurements (requests an hour ago, an
 hour-long outage on the last day of last month, and one item refused for its
 unknown indicator), reports them again (duplicates, nothing counted twice),
 and reads compliance for the agreement and for the customer, last month's
-closed period, and the customer's credit statement.
+closed period, the customer's credit statement, and the breaches the period
+closer wrote for last month.
 Exits 1 on any RPC error, printing its code and details.
 """
 
@@ -36,6 +37,7 @@ from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2  # noqa:
 from accord.v1 import agreement_pb2, agreement_pb2_grpc  # noqa: E402
 from accord.v1 import api_key_pb2, api_key_pb2_grpc  # noqa: E402
 from accord.v1 import audit_pb2, audit_pb2_grpc  # noqa: E402
+from accord.v1 import breach_pb2, breach_pb2_grpc  # noqa: E402
 from accord.v1 import compliance_pb2, compliance_pb2_grpc  # noqa: E402
 from accord.v1 import entitlement_pb2, entitlement_pb2_grpc  # noqa: E402
 from accord.v1 import measurement_pb2, measurement_pb2_grpc  # noqa: E402
@@ -386,6 +388,26 @@ def run(address, bootstrap_key):
             status = enum_name(compliance_pb2.ComplianceStatus, o.status, "COMPLIANCE_STATUS_")
             print(f"    {o.key}: {status}, credit {money(o.credit.amount)}")
     print("  total: " + ", ".join(money(m) for m in statement.totals))
+
+    step("ListBreaches (the period closer found last month's outage)")
+    breaches = breach_pb2_grpc.BreachServiceStub(channel)
+    deadline = time.monotonic() + 60
+    while True:
+        listed = breaches.ListBreaches(breach_pb2.ListBreachesRequest(parent=tenant.name),
+                                       timeout=TIMEOUT, metadata=md).breaches
+        if len(listed) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    for b in sorted(listed, key=lambda b: b.consumer):
+        state = enum_name(breach_pb2.BreachState, b.state, "BREACH_STATE_")
+        start = b.period.start_time.ToDatetime().strftime("%Y-%m-%d")
+        who = b.consumer or "every consumer on the base terms"
+        print(f"{b.name}  {state}  revision {b.revision}")
+        print(f"  {b.objective_key} on {b.service} for {who}, period from {start}:"
+              f" {b.attainment * 100:.4f} % of {percent(b.target)},"
+              f" credit {money(b.credit.amount)}")
+    if len(listed) < 2:
+        raise SystemExit("tour: expected two breaches within 60 s")
     channel.close()
 
 
