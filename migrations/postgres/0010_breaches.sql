@@ -174,8 +174,8 @@ BEGIN
         'measurement_downtime_default, count_rollups_minute_default, count_rollups_hour_default, '
         'count_rollups_day_default TO %I', server_role);
     EXECUTE format(
-        'GRANT EXECUTE ON FUNCTION accord_measurement_partitions(date, date, timestamptz, '
-        'timestamptz) TO %I', server_role);
+        'GRANT EXECUTE ON FUNCTION accord_create_measurement_partition(text, date), '
+        'accord_drop_measurement_partition(text, date) TO %I', server_role);
     EXECUTE format(
         'GRANT SELECT, INSERT, UPDATE, DELETE ON breaches, period_evaluations, compliance_dirty, '
         'objective_alerts TO %I', server_role);
