@@ -8,18 +8,19 @@
 //! Also the retention job: partitions ahead and behind (PostgreSQL), expired
 //! keys and rows.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use tokio::task::coop;
 use tracing::{debug, info, warn};
 
 use super::Registry;
 use crate::domain::breach::markers;
-use crate::domain::measurement::{Measurement, Reason, Rejection, Reported, Value, rollups};
+use crate::domain::measurement::{Measurement, Reason, Rejection, Reported, rollups};
 use crate::domain::names::Id;
 use crate::error::{Error, Result};
-use crate::store::{Access, MeasurementKey};
+use crate::store::Access;
 
 pub struct Measurements<'a> {
     pub(super) registry: &'a Registry,
@@ -44,6 +45,13 @@ pub struct Outcome {
     pub duplicates: i64,
     /// By index.
     pub rejections: Vec<Refused>,
+}
+
+fn another_payload() -> Rejection {
+    Rejection::new(
+        Reason::AlreadyExists,
+        "`id` was stored with another payload",
+    )
 }
 
 /// How an item whose own checks passed fares against the keys.
@@ -73,6 +81,9 @@ impl Measurements<'_> {
                 Ok(m) => checked.push((index, m)),
                 Err(rejection) => refuse(index, &reported.id, rejection),
             }
+            // A batch is thousands of items of CPU work: let the calls
+            // sharing this worker (cached resolves) run in between.
+            coop::consume_budget().await;
         }
         if checked.is_empty() {
             outcome.rejections.sort_by_key(|r| r.index);
@@ -101,89 +112,84 @@ impl Measurements<'_> {
                 }
                 Err(rejection) => refuse(index, &m.id, rejection),
             }
+            coop::consume_budget().await;
         }
 
         // The first item of each id stands for it; the keys are recorded in
         // id order, so that concurrent batches wait for each other in one
-        // order rather than deadlock.
-        let mut first: HashMap<String, usize> = HashMap::new();
+        // order rather than deadlock. What those items add to the rollups
+        // and which days they touch are worked out before the write: in
+        // the common case (every key new) one statement records it all.
+        let mut first: HashMap<&str, usize> = HashMap::with_capacity(judged.len());
         for (position, (_, m, _)) in judged.iter().enumerate() {
-            first.entry(m.id.clone()).or_insert(position);
+            first.entry(m.id.as_str()).or_insert(position);
         }
-        let (recorded, standing) = {
-            let mut keys: Vec<MeasurementKey<'_>> = first
-                .values()
-                .map(|&p| {
-                    let (_, m, digest) = &judged[p];
-                    MeasurementKey {
-                        id: &m.id,
-                        digest,
-                        time: m.time,
-                    }
-                })
-                .collect();
-            keys.sort_by(|a, b| a.id.cmp(b.id));
-            let recorded: BTreeSet<String> = tx
-                .insert_measurement_keys(tenant, &keys)
-                .await?
-                .into_iter()
-                .collect();
-            let had: Vec<&str> = keys
-                .iter()
-                .map(|k| k.id)
-                .filter(|id| !recorded.contains(*id))
-                .collect();
-            // What each id stands for now: the digest stored before, or
-            // that of its first item here.
-            let mut standing: HashMap<String, String> = tx
-                .measurement_digests(tenant, &had)
-                .await?
-                .into_iter()
-                .collect();
-            for key in &keys {
-                if recorded.contains(key.id) {
-                    standing.insert(key.id.to_string(), key.digest.to_string());
-                }
-            }
-            (recorded, standing)
-        };
+        let mut candidates: Vec<(&Measurement, &str)> = first
+            .values()
+            .map(|&p| (&judged[p].1, judged[p].2.as_str()))
+            .collect();
+        candidates.sort_unstable_by(|a, b| a.0.id.cmp(&b.0.id));
+        let sums = rollups(candidates.iter().map(|(m, _)| *m));
+        let days = markers(candidates.iter().map(|(m, _)| *m));
+        coop::consume_budget().await;
+        let recorded = tx
+            .record_measurements(tenant, &candidates, &sums, &days, now)
+            .await?;
+        let taken: HashSet<&str> = recorded.ids.iter().map(String::as_str).collect();
+        let had: Vec<&str> = candidates
+            .iter()
+            .map(|(m, _)| m.id.as_str())
+            .filter(|id| !taken.contains(id))
+            .collect();
+        // What each id had stands for: the digest stored before (the ids
+        // taken here stand for their first item's).
+        let stored: HashMap<String, String> = tx
+            .measurement_digests(tenant, &had)
+            .await?
+            .into_iter()
+            .collect();
 
-        let mut new = Vec::new();
-        for (position, (index, m, digest)) in judged.into_iter().enumerate() {
-            // Every id was recorded here or found stored: the batch holds
-            // its services, so not even a forced deletion of the tenant can
-            // take a key away meanwhile.
-            let stored = standing.get(&m.id).ok_or_else(|| {
-                Error::internal(format!(
-                    "the key of measurement `{}` was neither recorded nor found",
-                    m.id
-                ))
-            })?;
-            let fate = if *stored != digest {
-                Fate::Refused(Rejection::new(
-                    Reason::AlreadyExists,
-                    "`id` was stored with another payload",
-                ))
-            } else if first[m.id.as_str()] == position && recorded.contains(&m.id) {
-                Fate::New
+        let mut new: Vec<&Measurement> = Vec::with_capacity(taken.len());
+        for (position, (index, m, digest)) in judged.iter().enumerate() {
+            let firsts = first[m.id.as_str()];
+            let fate = if taken.contains(m.id.as_str()) {
+                if judged[firsts].2 != *digest {
+                    Fate::Refused(another_payload())
+                } else if firsts == position {
+                    Fate::New
+                } else {
+                    Fate::Duplicate
+                }
             } else {
-                Fate::Duplicate
+                // Every id was taken here or found stored: the batch holds
+                // its services, so not even a forced deletion of the
+                // tenant can take a key away meanwhile.
+                match stored.get(&m.id) {
+                    Some(before) if before == digest => Fate::Duplicate,
+                    Some(_) => Fate::Refused(another_payload()),
+                    None => {
+                        return Err(Error::internal(format!(
+                            "the key of measurement `{}` was neither recorded nor found",
+                            m.id
+                        )));
+                    }
+                }
             };
             match fate {
                 Fate::New => new.push(m),
                 Fate::Duplicate => outcome.duplicates += 1,
-                Fate::Refused(rejection) => refuse(index, &m.id, rejection),
+                Fate::Refused(rejection) => refuse(*index, &m.id, rejection),
             }
         }
-        tx.insert_measurements(tenant, &new).await?;
-        let counts = new
-            .iter()
-            .filter(|m| matches!(m.value, Value::Counts { .. }));
-        tx.add_count_rollups(tenant, &rollups(counts)).await?;
-        // The days the batch touched, for the period closer: late data for
-        // a closed period is then evaluated within seconds.
-        tx.mark_compliance_dirty(tenant, &markers(&new), now)
-            .await?;
+        if !recorded.derived {
+            // Some keys were had: the rollups and days of what is new only.
+            tx.add_count_rollups(tenant, &rollups(new.iter().copied()))
+                .await?;
+            // The days the batch touched, for the period closer: late data
+            // for a closed period is then evaluated within seconds.
+            tx.mark_compliance_dirty(tenant, &markers(new.iter().copied()), now)
+                .await?;
+        }
         tx.commit().await?;
 
         outcome.accepted = new.len() as i64;
