@@ -1706,7 +1706,7 @@ async fn recording_adds_rollups_and_days_only_when_every_key_is_new(store: Arc<d
     let mut platform = store.begin(None, Access::Read).await.unwrap();
     assert_eq!(
         platform.tenants_with_due_markers(m(5), 10).await.unwrap(),
-        [a.clone()]
+        std::slice::from_ref(&a)
     );
     drop(platform);
     let mut tx = reading(&store, "a").await;
