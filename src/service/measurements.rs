@@ -61,13 +61,68 @@ enum Fate {
     Refused(Rejection),
 }
 
+/// A batch checked item by item, before anything is read: what the
+/// catalogue and the keys then decide (`Measurements::store`). A stream
+/// checks its next batch while the last one is being written.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// When the batch was checked: late-data markers are due from then.
+    now: DateTime<Utc>,
+    /// By index, the items that passed, with their digests.
+    passed: Vec<(usize, Measurement, String)>,
+    /// The items that did not.
+    rejections: Vec<Refused>,
+}
+
 impl Measurements<'_> {
     /// Stores the measurements of `batch` that pass, in one transaction of
     /// `tenant`, and says what became of each.
     pub async fn report(&self, tenant: &Id, batch: &[Reported]) -> Result<Outcome> {
+        let checked = self.check(tenant, batch).await;
+        self.store(tenant, checked).await
+    }
+
+    /// Checks each item of `batch` on its own (`Measurement::check`) and
+    /// takes the digest of those that pass; reads nothing.
+    pub async fn check(&self, tenant: &Id, batch: &[Reported]) -> Checked {
         let now = Utc::now();
         let policy = self.registry.measurement_policy;
-        let mut outcome = Outcome::default();
+        let mut checked = Checked {
+            now,
+            passed: Vec::with_capacity(batch.len()),
+            rejections: Vec::new(),
+        };
+        for (index, reported) in batch.iter().enumerate() {
+            match Measurement::check(tenant, reported, now, &policy) {
+                Ok(m) => {
+                    let digest = m.digest();
+                    checked.passed.push((index, m, digest));
+                }
+                Err(rejection) => checked.rejections.push(Refused {
+                    index,
+                    id: reported.id.clone(),
+                    rejection,
+                }),
+            }
+            // A batch is thousands of items of CPU work: let the calls
+            // sharing this worker (cached resolves) run in between.
+            coop::consume_budget().await;
+        }
+        checked
+    }
+
+    /// Judges the items `checked` passed against the catalogue and the
+    /// keys, and stores what is new with its rollups, in one transaction.
+    pub async fn store(&self, tenant: &Id, checked: Checked) -> Result<Outcome> {
+        let Checked {
+            now,
+            passed,
+            rejections,
+        } = checked;
+        let mut outcome = Outcome {
+            rejections,
+            ..Outcome::default()
+        };
         let mut refuse = |index: usize, id: &str, rejection: Rejection| {
             outcome.rejections.push(Refused {
                 index,
@@ -75,26 +130,16 @@ impl Measurements<'_> {
                 rejection,
             })
         };
-        let mut checked: Vec<(usize, Measurement)> = Vec::with_capacity(batch.len());
-        for (index, reported) in batch.iter().enumerate() {
-            match Measurement::check(tenant, reported, now, &policy) {
-                Ok(m) => checked.push((index, m)),
-                Err(rejection) => refuse(index, &reported.id, rejection),
-            }
-            // A batch is thousands of items of CPU work: let the calls
-            // sharing this worker (cached resolves) run in between.
-            coop::consume_budget().await;
-        }
-        if checked.is_empty() {
+        if passed.is_empty() {
             outcome.rejections.sort_by_key(|r| r.index);
             return Ok(outcome);
         }
 
         let mut tx = self.registry.write(tenant).await?;
-        let services: BTreeSet<&str> = checked.iter().map(|(_, m)| m.service.as_str()).collect();
-        let parties: BTreeSet<&str> = checked
+        let services: BTreeSet<&str> = passed.iter().map(|(_, m, _)| m.service.as_str()).collect();
+        let parties: BTreeSet<&str> = passed
             .iter()
-            .filter_map(|(_, m)| m.consumer.as_ref().map(Id::as_str))
+            .filter_map(|(_, m, _)| m.consumer.as_ref().map(Id::as_str))
             .collect();
         let catalog = tx
             .measurement_catalog(
@@ -103,16 +148,12 @@ impl Measurements<'_> {
                 &parties.into_iter().collect::<Vec<_>>(),
             )
             .await?;
-        let mut judged: Vec<(usize, Measurement, String)> = Vec::with_capacity(checked.len());
-        for (index, m) in checked {
+        let mut judged: Vec<(usize, Measurement, String)> = Vec::with_capacity(passed.len());
+        for (index, m, digest) in passed {
             match catalog.judge(&m) {
-                Ok(()) => {
-                    let digest = m.digest();
-                    judged.push((index, m, digest));
-                }
+                Ok(()) => judged.push((index, m, digest)),
                 Err(rejection) => refuse(index, &m.id, rejection),
             }
-            coop::consume_budget().await;
         }
 
         // The first item of each id stands for it; the keys are recorded in

@@ -3,13 +3,16 @@
 //!
 //! On PostgreSQL (`--postgres URL`), in a database it creates and drops:
 //!
-//! 1. the ceiling: the rows written by a bare `INSERT … SELECT FROM UNNEST`,
-//!    1,000 a statement (each its own transaction), on one connection, into
-//!    a table made `LIKE measurement_counts INCLUDING ALL` (its columns,
-//!    collations and series index) in a scratch schema;
-//!    then, for the why, the writes a batch of new measurements makes (keys,
-//!    raw rows, rollups: `store::measurements`' statements, one transaction
-//!    a batch) as bare SQL into copies of their tables in another schema;
+//! 1. the ceilings: the rows written by a bare `INSERT … SELECT FROM UNNEST`,
+//!    1,000 a statement (each its own transaction), on one connection, in a
+//!    scratch schema: into a table holding each measurement's raw row and
+//!    its idempotency key (`id`, `digest`) with every index Accord keeps for
+//!    a measurement of counts (the series index of `measurement_counts`,
+//!    the indexes of `measurement_keys`): the ceiling the target is judged
+//!    against; and, narrower, into a copy of `measurement_counts` alone.
+//!    Then, for the why, the writes a batch of new measurements makes (keys,
+//!    raw rows, rollups, one transaction a batch) as separate bare
+//!    statements into copies of their tables in another schema;
 //! 2. the same rows as measurements through StreamMeasurements, to the real
 //!    server with a pool of ONE connection, batches of 1,000 with the next
 //!    one always sent: rows/s, its ratio to the ceiling, and the latency of
