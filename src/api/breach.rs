@@ -28,6 +28,7 @@ use crate::error::{Error, FieldViolation};
 use crate::proto::v1 as pb;
 use crate::proto::v1::breach_service_server::BreachService;
 use crate::service::Registry;
+use crate::service::changes::Changes;
 
 pub struct BreachApi {
     registry: Arc<Registry>,
@@ -194,11 +195,9 @@ impl BreachService for BreachApi {
         principal.check_tenant(&tenant)?;
         let filter = BreachFilter::parse(&req.filter, &tenant)?;
         let heartbeat = heartbeat_in(&req.heartbeat_interval)?;
-        // Subscribe before answering, so that nothing written once the
-        // call has returned is missed.
-        let feed = self.registry.changes().subscribe();
         let (tx, rx) = mpsc::channel(64);
         let watch = BreachWatch {
+            changes: self.registry.changes().clone(),
             authenticator: self.authenticator.clone(),
             principal,
             key_check_at: tokio::time::Instant::now(),
@@ -208,7 +207,7 @@ impl BreachService for BreachApi {
             last_sent: tokio::time::Instant::now(),
             stopping: self.stopping.clone(),
         };
-        tokio::spawn(watch.run(feed, tx));
+        tokio::spawn(watch.run(tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -230,8 +229,12 @@ fn heartbeat() -> pb::WatchBreachesResponse {
 /// sent for `heartbeat`. It ends when its key stops authenticating (revoked,
 /// expired) or its tenant is deleted, checked as WatchEntitlements checks
 /// it; when the server shuts down (UNAVAILABLE); and when it falls behind
-/// the feed (UNAVAILABLE: events were lost, list and watch again).
+/// the feed, or other servers' changes stop reaching this one (UNAVAILABLE:
+/// events were lost, list and watch again). It begins only once other
+/// servers' changes reach this one: breaches are written by whichever
+/// replica closes a period.
 struct BreachWatch {
+    changes: Arc<Changes>,
     authenticator: Arc<Authenticator>,
     principal: Principal,
     key_check_at: tokio::time::Instant,
@@ -242,8 +245,18 @@ struct BreachWatch {
     stopping: watch::Receiver<bool>,
 }
 
+/// How long a new watch waits for other servers' changes to reach this one.
+const LIVE_WAIT: Duration = Duration::from_secs(5);
+
+fn not_following() -> Status {
+    Status::unavailable(
+        "this server does not follow the other servers' changes right now and may miss \
+         breaches they write: list breaches and watch again, here or on another server",
+    )
+}
+
 impl BreachWatch {
-    async fn run(mut self, mut feed: broadcast::Receiver<Change>, tx: Sink) {
+    async fn run(mut self, tx: Sink) {
         if *self.stopping.borrow_and_update() {
             let _ = tx
                 .send(Err(Status::unavailable("the server is shutting down")))
@@ -251,6 +264,22 @@ impl BreachWatch {
             return;
         }
         if !self.check_key(&tx).await {
+            return;
+        }
+        // Only once other servers' changes reach this one (PostgreSQL's
+        // LISTEN is up): a feed subscribed before would bring their loss
+        // as `Everything`, and end the watch at once.
+        let waited = tokio::time::Instant::now();
+        while !self.changes.is_live() {
+            if waited.elapsed() >= LIVE_WAIT {
+                let _ = tx.send(Err(not_following())).await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut feed = self.changes.subscribe();
+        if !self.changes.is_live() {
+            let _ = tx.send(Err(not_following())).await;
             return;
         }
         // The watch follows the feed from here: a first heartbeat says so,
@@ -262,6 +291,11 @@ impl BreachWatch {
         loop {
             let (event, check_key) = tokio::select! {
                 change = feed.recv() => match change {
+                    // Other servers' changes were lost for a while.
+                    Ok(Change::Everything) => {
+                        let _ = tx.send(Err(not_following())).await;
+                        return;
+                    }
                     Ok(change) => {
                         let keys = change.affects_keys(&self.tenant);
                         (self.event_of(change), keys)

@@ -23,7 +23,7 @@ use crate::error::{Error, Violations};
 use crate::proto::v1 as pb;
 use crate::proto::v1::measurement_service_server::MeasurementService;
 use crate::service::Registry;
-use crate::service::measurements::Outcome;
+use crate::service::measurements::{Checked, Outcome};
 
 pub struct MeasurementApi {
     registry: Arc<Registry>,
@@ -146,7 +146,6 @@ impl MeasurementService for MeasurementApi {
             registry: self.registry.clone(),
             authenticator: self.authenticator.clone(),
             principal,
-            parent: None,
             stopping: self.stopping.clone(),
         };
         // A few answers may wait for a slow reader; then batches wait too.
@@ -159,41 +158,65 @@ impl MeasurementService for MeasurementApi {
 type Sink = mpsc::Sender<Result<pb::StreamMeasurementsResponse, Status>>;
 
 /// One StreamMeasurements call: its batches in order, each answered once
-/// committed, before the next is read. Like a watch, it outlives its first
-/// check: each later batch checks the key again (through the key cache), so
-/// a revoked or expired key, or a deleted tenant, ends the stream.
+/// committed. The next batch is read and checked (`read_ahead`) while the
+/// last one is written, one batch ahead at most. Like a watch, the call
+/// outlives its first check: each later batch checks the key again
+/// (through the key cache), so a revoked or expired key, or a deleted
+/// tenant, ends the stream.
 struct BatchStream {
     registry: Arc<Registry>,
     authenticator: Arc<Authenticator>,
     principal: Principal,
-    /// The first message's parent, as sent, and its tenant.
-    parent: Option<(String, Id)>,
     stopping: watch::Receiver<bool>,
 }
 
+/// A batch read and checked, waiting for its turn to be written.
+struct Ahead {
+    sequence: i64,
+    tenant: Id,
+    /// Whether the key must be checked again: every batch but the first.
+    recheck: bool,
+    checked: Checked,
+}
+
+/// Aborts the task it holds when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl BatchStream {
-    async fn run(mut self, mut inbound: Streaming<pb::StreamMeasurementsRequest>, tx: Sink) {
+    async fn run(mut self, inbound: Streaming<pb::StreamMeasurementsRequest>, tx: Sink) {
+        let (ahead_tx, mut ahead) = mpsc::channel(1);
+        let _reader = AbortOnDrop(tokio::spawn(read_ahead(
+            self.registry.clone(),
+            self.principal.clone(),
+            inbound,
+            ahead_tx,
+        )));
         loop {
             if *self.stopping.borrow_and_update() {
                 let _ = tx.send(Err(shutting_down())).await;
                 return;
             }
-            let message = tokio::select! {
-                message = inbound.message() => message,
+            let next = tokio::select! {
+                next = ahead.recv() => next,
                 _ = tx.closed() => return,
                 _ = self.stopping.changed() => {
                     let _ = tx.send(Err(shutting_down())).await;
                     return;
                 }
             };
-            let request = match message {
-                Ok(Some(request)) => request,
-                // The client has sent everything, and had every answer.
-                Ok(None) => return,
-                // The client went away or broke the stream: nothing to tell.
-                Err(_) => return,
+            let answer = match next {
+                Some(Ok(batch)) => self.store(batch).await,
+                Some(Err(status)) => Err(status),
+                // The client has sent everything and had every answer, or
+                // went away or broke the stream: nothing more to tell.
+                None => return,
             };
-            let answer = self.batch(request).await;
             let failed = answer.is_err();
             if tx.send(answer).await.is_err() || failed {
                 return;
@@ -203,36 +226,68 @@ impl BatchStream {
 
     /// Stores one batch and says what became of it; an error ends the
     /// stream.
-    async fn batch(
-        &mut self,
-        request: pb::StreamMeasurementsRequest,
-    ) -> Result<pb::StreamMeasurementsResponse, Status> {
-        let tenant = match &self.parent {
-            Some((parent, tenant)) if *parent == request.parent => {
-                self.authenticator.recheck(&self.principal, tenant).await?;
-                tenant.clone()
-            }
-            Some((parent, _)) => {
-                return Err(Error::invalid(
-                    "parent",
-                    format!("must be the same in every message of the stream: `{parent}`"),
-                )
-                .into());
-            }
-            None => {
-                let tenant = tenant_in(&self.principal, &request.parent)?;
-                self.parent = Some((request.parent.clone(), tenant.clone()));
-                tenant
-            }
-        };
-        let batch = batch_in(&request.measurements)?;
-        let outcome = self.registry.measurements().report(&tenant, &batch).await?;
+    async fn store(&self, batch: Ahead) -> Result<pb::StreamMeasurementsResponse, Status> {
+        if batch.recheck {
+            self.authenticator
+                .recheck(&self.principal, &batch.tenant)
+                .await?;
+        }
+        let outcome = self
+            .registry
+            .measurements()
+            .store(&batch.tenant, batch.checked)
+            .await?;
         Ok(pb::StreamMeasurementsResponse {
-            sequence: request.sequence,
+            sequence: batch.sequence,
             accepted: outcome.accepted,
             duplicates: outcome.duplicates,
             rejections: rejections_out(&outcome),
         })
+    }
+}
+
+/// Reads the stream's messages and checks each batch on its own, handing
+/// them on in order; a malformed message is handed on as the error that
+/// ends the stream. Ends when the client does, or when nobody waits.
+async fn read_ahead(
+    registry: Arc<Registry>,
+    principal: Principal,
+    mut inbound: Streaming<pb::StreamMeasurementsRequest>,
+    ahead: mpsc::Sender<Result<Ahead, Status>>,
+) {
+    // The first message's parent, as sent, and its tenant.
+    let mut parent: Option<(String, Id)> = None;
+    while let Ok(Some(request)) = inbound.message().await {
+        let batch = async {
+            let (tenant, recheck) = match &parent {
+                Some((sent, tenant)) if *sent == request.parent => (tenant.clone(), true),
+                Some((sent, _)) => {
+                    return Err(Error::invalid(
+                        "parent",
+                        format!("must be the same in every message of the stream: `{sent}`"),
+                    )
+                    .into());
+                }
+                None => {
+                    let tenant = tenant_in(&principal, &request.parent)?;
+                    parent = Some((request.parent.clone(), tenant.clone()));
+                    (tenant, false)
+                }
+            };
+            let reported = batch_in(&request.measurements)?;
+            let checked = registry.measurements().check(&tenant, &reported).await;
+            Ok(Ahead {
+                sequence: request.sequence,
+                tenant,
+                recheck,
+                checked,
+            })
+        }
+        .await;
+        let failed = batch.is_err();
+        if ahead.send(batch).await.is_err() || failed {
+            return;
+        }
     }
 }
 

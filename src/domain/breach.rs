@@ -551,7 +551,8 @@ pub fn utc_day(t: DateTime<Utc>) -> DateTime<Utc> {
 pub fn markers<'a>(
     measurements: impl IntoIterator<Item = &'a Measurement>,
 ) -> std::collections::BTreeSet<Marker> {
-    let mut markers = std::collections::BTreeSet::new();
+    // Deduplicated on borrowed names first: a batch names a few series.
+    let mut days = std::collections::BTreeSet::new();
     for m in measurements {
         let (first, last) = match m.value {
             Value::Downtime { start, end } => (start, end.max(start)),
@@ -559,12 +560,7 @@ pub fn markers<'a>(
         };
         let mut day = utc_day(first);
         loop {
-            markers.insert(Marker {
-                service: m.service.clone(),
-                indicator: m.indicator.clone(),
-                consumer: m.series().to_string(),
-                day,
-            });
+            days.insert((&m.service, m.indicator.as_str(), m.series(), day));
             day += chrono::TimeDelta::microseconds(DAY_MICROS);
             // Downtime is half-open: a span ending at midnight stops before it.
             if day >= last {
@@ -572,7 +568,14 @@ pub fn markers<'a>(
             }
         }
     }
-    markers
+    days.into_iter()
+        .map(|(service, indicator, consumer, day)| Marker {
+            service: service.clone(),
+            indicator: indicator.to_string(),
+            consumer: consumer.to_string(),
+            day,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -624,13 +624,15 @@ pub struct SampleAt {
     pub value: f64,
 }
 
-/// The key of one rollup row.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct RollupKey {
+/// The key of one rollup row, borrowing its names from the measurements
+/// summed (a batch of 1,000 makes 6,000 keys: copying the names each time
+/// was a quarter of a batch's CPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RollupKey<'a> {
     pub level: Level,
-    pub service: Id,
-    pub indicator: String,
-    pub series: String,
+    pub service: &'a str,
+    pub indicator: &'a str,
+    pub series: &'a str,
     pub bucket: DateTime<Utc>,
 }
 
@@ -640,8 +642,8 @@ pub struct RollupKey {
 /// locks in one order).
 pub fn rollups<'a>(
     counts: impl IntoIterator<Item = &'a Measurement>,
-) -> BTreeMap<RollupKey, (i64, i64)> {
-    let mut sums: BTreeMap<RollupKey, (i64, i64)> = BTreeMap::new();
+) -> BTreeMap<RollupKey<'a>, (i64, i64)> {
+    let mut sums: BTreeMap<RollupKey<'a>, (i64, i64)> = BTreeMap::new();
     for m in counts {
         let Value::Counts { good, total } = m.value else {
             continue;
@@ -650,9 +652,9 @@ pub fn rollups<'a>(
             for series in [m.series(), ALL_SERIES] {
                 let key = RollupKey {
                     level,
-                    service: m.service.clone(),
-                    indicator: m.indicator.clone(),
-                    series: series.to_string(),
+                    service: m.service.as_str(),
+                    indicator: &m.indicator,
+                    series,
                     bucket: level.bucket_start(m.time),
                 };
                 let sum = sums.entry(key).or_default();
@@ -1027,9 +1029,9 @@ mod tests {
         let get = |level, series: &str| {
             sums.get(&RollupKey {
                 level,
-                service: id("pay"),
-                indicator: "requests".into(),
-                series: series.into(),
+                service: "pay",
+                indicator: "requests",
+                series,
                 bucket: level.bucket_start(now()),
             })
             .copied()

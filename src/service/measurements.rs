@@ -8,18 +8,19 @@
 //! Also the retention job: partitions ahead and behind (PostgreSQL), expired
 //! keys and rows.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use tokio::task::coop;
 use tracing::{debug, info, warn};
 
 use super::Registry;
 use crate::domain::breach::markers;
-use crate::domain::measurement::{Measurement, Reason, Rejection, Reported, Value, rollups};
+use crate::domain::measurement::{Measurement, Reason, Rejection, Reported, rollups};
 use crate::domain::names::Id;
 use crate::error::{Error, Result};
-use crate::store::{Access, MeasurementKey};
+use crate::store::Access;
 
 pub struct Measurements<'a> {
     pub(super) registry: &'a Registry,
@@ -46,6 +47,13 @@ pub struct Outcome {
     pub rejections: Vec<Refused>,
 }
 
+fn another_payload() -> Rejection {
+    Rejection::new(
+        Reason::AlreadyExists,
+        "`id` was stored with another payload",
+    )
+}
+
 /// How an item whose own checks passed fares against the keys.
 enum Fate {
     New,
@@ -53,13 +61,68 @@ enum Fate {
     Refused(Rejection),
 }
 
+/// A batch checked item by item, before anything is read: what the
+/// catalogue and the keys then decide (`Measurements::store`). A stream
+/// checks its next batch while the last one is being written.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// When the batch was checked: late-data markers are due from then.
+    now: DateTime<Utc>,
+    /// By index, the items that passed, with their digests.
+    passed: Vec<(usize, Measurement, String)>,
+    /// The items that did not.
+    rejections: Vec<Refused>,
+}
+
 impl Measurements<'_> {
     /// Stores the measurements of `batch` that pass, in one transaction of
     /// `tenant`, and says what became of each.
     pub async fn report(&self, tenant: &Id, batch: &[Reported]) -> Result<Outcome> {
+        let checked = self.check(tenant, batch).await;
+        self.store(tenant, checked).await
+    }
+
+    /// Checks each item of `batch` on its own (`Measurement::check`) and
+    /// takes the digest of those that pass; reads nothing.
+    pub async fn check(&self, tenant: &Id, batch: &[Reported]) -> Checked {
         let now = Utc::now();
         let policy = self.registry.measurement_policy;
-        let mut outcome = Outcome::default();
+        let mut checked = Checked {
+            now,
+            passed: Vec::with_capacity(batch.len()),
+            rejections: Vec::new(),
+        };
+        for (index, reported) in batch.iter().enumerate() {
+            match Measurement::check(tenant, reported, now, &policy) {
+                Ok(m) => {
+                    let digest = m.digest();
+                    checked.passed.push((index, m, digest));
+                }
+                Err(rejection) => checked.rejections.push(Refused {
+                    index,
+                    id: reported.id.clone(),
+                    rejection,
+                }),
+            }
+            // A batch is thousands of items of CPU work: let the calls
+            // sharing this worker (cached resolves) run in between.
+            coop::consume_budget().await;
+        }
+        checked
+    }
+
+    /// Judges the items `checked` passed against the catalogue and the
+    /// keys, and stores what is new with its rollups, in one transaction.
+    pub async fn store(&self, tenant: &Id, checked: Checked) -> Result<Outcome> {
+        let Checked {
+            now,
+            passed,
+            rejections,
+        } = checked;
+        let mut outcome = Outcome {
+            rejections,
+            ..Outcome::default()
+        };
         let mut refuse = |index: usize, id: &str, rejection: Rejection| {
             outcome.rejections.push(Refused {
                 index,
@@ -67,23 +130,16 @@ impl Measurements<'_> {
                 rejection,
             })
         };
-        let mut checked: Vec<(usize, Measurement)> = Vec::with_capacity(batch.len());
-        for (index, reported) in batch.iter().enumerate() {
-            match Measurement::check(tenant, reported, now, &policy) {
-                Ok(m) => checked.push((index, m)),
-                Err(rejection) => refuse(index, &reported.id, rejection),
-            }
-        }
-        if checked.is_empty() {
+        if passed.is_empty() {
             outcome.rejections.sort_by_key(|r| r.index);
             return Ok(outcome);
         }
 
         let mut tx = self.registry.write(tenant).await?;
-        let services: BTreeSet<&str> = checked.iter().map(|(_, m)| m.service.as_str()).collect();
-        let parties: BTreeSet<&str> = checked
+        let services: BTreeSet<&str> = passed.iter().map(|(_, m, _)| m.service.as_str()).collect();
+        let parties: BTreeSet<&str> = passed
             .iter()
-            .filter_map(|(_, m)| m.consumer.as_ref().map(Id::as_str))
+            .filter_map(|(_, m, _)| m.consumer.as_ref().map(Id::as_str))
             .collect();
         let catalog = tx
             .measurement_catalog(
@@ -92,98 +148,89 @@ impl Measurements<'_> {
                 &parties.into_iter().collect::<Vec<_>>(),
             )
             .await?;
-        let mut judged: Vec<(usize, Measurement, String)> = Vec::with_capacity(checked.len());
-        for (index, m) in checked {
+        let mut judged: Vec<(usize, Measurement, String)> = Vec::with_capacity(passed.len());
+        for (index, m, digest) in passed {
             match catalog.judge(&m) {
-                Ok(()) => {
-                    let digest = m.digest();
-                    judged.push((index, m, digest));
-                }
+                Ok(()) => judged.push((index, m, digest)),
                 Err(rejection) => refuse(index, &m.id, rejection),
             }
         }
 
         // The first item of each id stands for it; the keys are recorded in
         // id order, so that concurrent batches wait for each other in one
-        // order rather than deadlock.
-        let mut first: HashMap<String, usize> = HashMap::new();
+        // order rather than deadlock. What those items add to the rollups
+        // and which days they touch are worked out before the write: in
+        // the common case (every key new) one statement records it all.
+        let mut first: HashMap<&str, usize> = HashMap::with_capacity(judged.len());
         for (position, (_, m, _)) in judged.iter().enumerate() {
-            first.entry(m.id.clone()).or_insert(position);
+            first.entry(m.id.as_str()).or_insert(position);
         }
-        let (recorded, standing) = {
-            let mut keys: Vec<MeasurementKey<'_>> = first
-                .values()
-                .map(|&p| {
-                    let (_, m, digest) = &judged[p];
-                    MeasurementKey {
-                        id: &m.id,
-                        digest,
-                        time: m.time,
-                    }
-                })
-                .collect();
-            keys.sort_by(|a, b| a.id.cmp(b.id));
-            let recorded: BTreeSet<String> = tx
-                .insert_measurement_keys(tenant, &keys)
-                .await?
-                .into_iter()
-                .collect();
-            let had: Vec<&str> = keys
-                .iter()
-                .map(|k| k.id)
-                .filter(|id| !recorded.contains(*id))
-                .collect();
-            // What each id stands for now: the digest stored before, or
-            // that of its first item here.
-            let mut standing: HashMap<String, String> = tx
-                .measurement_digests(tenant, &had)
-                .await?
-                .into_iter()
-                .collect();
-            for key in &keys {
-                if recorded.contains(key.id) {
-                    standing.insert(key.id.to_string(), key.digest.to_string());
-                }
-            }
-            (recorded, standing)
-        };
+        let mut candidates: Vec<(&Measurement, &str)> = first
+            .values()
+            .map(|&p| (&judged[p].1, judged[p].2.as_str()))
+            .collect();
+        candidates.sort_unstable_by(|a, b| a.0.id.cmp(&b.0.id));
+        let sums = rollups(candidates.iter().map(|(m, _)| *m));
+        let days = markers(candidates.iter().map(|(m, _)| *m));
+        coop::consume_budget().await;
+        let recorded = tx
+            .record_measurements(tenant, &candidates, &sums, &days, now)
+            .await?;
+        let taken: HashSet<&str> = recorded.ids.iter().map(String::as_str).collect();
+        let had: Vec<&str> = candidates
+            .iter()
+            .map(|(m, _)| m.id.as_str())
+            .filter(|id| !taken.contains(id))
+            .collect();
+        // What each id had stands for: the digest stored before (the ids
+        // taken here stand for their first item's).
+        let stored: HashMap<String, String> = tx
+            .measurement_digests(tenant, &had)
+            .await?
+            .into_iter()
+            .collect();
 
-        let mut new = Vec::new();
-        for (position, (index, m, digest)) in judged.into_iter().enumerate() {
-            // Every id was recorded here or found stored: the batch holds
-            // its services, so not even a forced deletion of the tenant can
-            // take a key away meanwhile.
-            let stored = standing.get(&m.id).ok_or_else(|| {
-                Error::internal(format!(
-                    "the key of measurement `{}` was neither recorded nor found",
-                    m.id
-                ))
-            })?;
-            let fate = if *stored != digest {
-                Fate::Refused(Rejection::new(
-                    Reason::AlreadyExists,
-                    "`id` was stored with another payload",
-                ))
-            } else if first[m.id.as_str()] == position && recorded.contains(&m.id) {
-                Fate::New
+        let mut new: Vec<&Measurement> = Vec::with_capacity(taken.len());
+        for (position, (index, m, digest)) in judged.iter().enumerate() {
+            let firsts = first[m.id.as_str()];
+            let fate = if taken.contains(m.id.as_str()) {
+                if judged[firsts].2 != *digest {
+                    Fate::Refused(another_payload())
+                } else if firsts == position {
+                    Fate::New
+                } else {
+                    Fate::Duplicate
+                }
             } else {
-                Fate::Duplicate
+                // Every id was taken here or found stored: the batch holds
+                // its services, so not even a forced deletion of the
+                // tenant can take a key away meanwhile.
+                match stored.get(&m.id) {
+                    Some(before) if before == digest => Fate::Duplicate,
+                    Some(_) => Fate::Refused(another_payload()),
+                    None => {
+                        return Err(Error::internal(format!(
+                            "the key of measurement `{}` was neither recorded nor found",
+                            m.id
+                        )));
+                    }
+                }
             };
             match fate {
                 Fate::New => new.push(m),
                 Fate::Duplicate => outcome.duplicates += 1,
-                Fate::Refused(rejection) => refuse(index, &m.id, rejection),
+                Fate::Refused(rejection) => refuse(*index, &m.id, rejection),
             }
         }
-        tx.insert_measurements(tenant, &new).await?;
-        let counts = new
-            .iter()
-            .filter(|m| matches!(m.value, Value::Counts { .. }));
-        tx.add_count_rollups(tenant, &rollups(counts)).await?;
-        // The days the batch touched, for the period closer: late data for
-        // a closed period is then evaluated within seconds.
-        tx.mark_compliance_dirty(tenant, &markers(&new), now)
-            .await?;
+        if !recorded.derived {
+            // Some keys were had: the rollups and days of what is new only.
+            tx.add_count_rollups(tenant, &rollups(new.iter().copied()))
+                .await?;
+            // The days the batch touched, for the period closer: late data
+            // for a closed period is then evaluated within seconds.
+            tx.mark_compliance_dirty(tenant, &markers(new.iter().copied()), now)
+                .await?;
+        }
         tx.commit().await?;
 
         outcome.accepted = new.len() as i64;

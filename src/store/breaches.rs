@@ -18,13 +18,14 @@ use crate::error::Result;
 
 // --- late-data markers ----------------------------------------------------
 
-/// Tenant `$1`'s markers from the rows that follow, due at `$2`: a new row,
-/// or one more version of an existing one.
-const MARK: (&str, &str) = (
+/// Tenant `$1`'s markers from the rows that follow (a `WHERE` clause
+/// between the two parts), due at `$2`: a new row, or one more version of
+/// an existing one.
+pub(super) const MARK: (&str, &str) = (
     "INSERT INTO compliance_dirty \
      (tenant, service, indicator, consumer, day, changed_at, version, due_at) \
      SELECT $1, r.service, r.indicator, r.consumer, r.day, $2, 1, $2 FROM ",
-    " WHERE true ON CONFLICT (tenant, service, indicator, consumer, day) DO UPDATE SET \
+    " ON CONFLICT (tenant, service, indicator, consumer, day) DO UPDATE SET \
      changed_at = excluded.changed_at, version = compliance_dirty.version + 1, \
      due_at = excluded.due_at",
 );
@@ -38,7 +39,18 @@ pub(super) async fn mark(
     if markers.is_empty() {
         return Ok(());
     }
-    let rows = RowSet::new()
+    let statement = Statement::new(MARK.0).text(tenant.as_str()).time(now);
+    let statement = conn
+        .push_rows(statement, "r", marker_rows(markers))
+        .push(" WHERE true")
+        .push(MARK.1);
+    conn.run(statement, "mark late data").await?;
+    Ok(())
+}
+
+/// The rows of `MARK`.
+pub(super) fn marker_rows(markers: &BTreeSet<Marker>) -> RowSet<'_> {
+    RowSet::new()
         .column(
             "service",
             Array::Text(markers.iter().map(|m| m.service.as_str()).collect()),
@@ -51,11 +63,7 @@ pub(super) async fn mark(
             "consumer",
             Array::Text(markers.iter().map(|m| m.consumer.as_str()).collect()),
         )
-        .column("day", Array::Time(markers.iter().map(|m| m.day).collect()));
-    let statement = Statement::new(MARK.0).text(tenant.as_str()).time(now);
-    let statement = conn.push_rows(statement, "r", rows).push(MARK.1);
-    conn.run(statement, "mark late data").await?;
-    Ok(())
+        .column("day", Array::Time(markers.iter().map(|m| m.day).collect()))
 }
 
 /// A marker the closer should look at, and the version it read.

@@ -59,6 +59,11 @@ pub(crate) trait Connection: Send {
         rows: RowSet<'a>,
     ) -> Statement<'a>;
 
+    /// Whether one statement may write several tables through
+    /// data-modifying `WITH` queries (PostgreSQL; SQLite has none): a batch
+    /// of measurements is then recorded in one round trip.
+    fn writes_in_with(&self) -> bool;
+
     /// Whether the time-series tables of measurements are partitioned by
     /// time (PostgreSQL): retention then drops whole partitions and deletes
     /// rows only from the DEFAULT ones.

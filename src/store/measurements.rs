@@ -4,15 +4,17 @@
 //! on PostgreSQL, json_each on SQLite); and the reads compliance makes.
 //! Which rows a batch writes, and their rollups, the services decide.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ops::Range;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::MeasurementKey;
+use super::breaches;
 use super::connection::{Array, Column, Connection, RowSet, Statement, Value};
 use super::constraints::internal;
+use crate::domain::breach::Marker;
 use crate::domain::measurement::{
     Catalog, CountBucket, Cutoffs, Level, Measurement, RollupKey, SampleAt, Value as Measured, View,
 };
@@ -49,13 +51,14 @@ const INSERT_DOWNTIME: &str = "\
     INSERT INTO measurement_downtime (tenant, service, consumer, indicator, start_time, end_time) \
     SELECT $1, r.service, r.consumer, r.indicator, r.start_time, r.end_time FROM ";
 
-/// Adds the rows that follow to tenant `$1`'s rollups of one level.
+/// Adds the rows that follow (a `WHERE` clause between the two parts) to
+/// tenant `$1`'s rollups of one level.
 const ADD_ROLLUPS: [(Level, &str, &str); 3] = [
     (
         Level::Minute,
         "INSERT INTO count_rollups_minute (tenant, service, consumer, indicator, bucket, good, total) \
          SELECT $1, r.service, r.consumer, r.indicator, r.bucket, r.good, r.total FROM ",
-        " WHERE true ON CONFLICT (tenant, service, indicator, consumer, bucket) DO UPDATE SET \
+        " ON CONFLICT (tenant, service, indicator, consumer, bucket) DO UPDATE SET \
          good = count_rollups_minute.good + excluded.good, \
          total = count_rollups_minute.total + excluded.total",
     ),
@@ -63,7 +66,7 @@ const ADD_ROLLUPS: [(Level, &str, &str); 3] = [
         Level::Hour,
         "INSERT INTO count_rollups_hour (tenant, service, consumer, indicator, bucket, good, total) \
          SELECT $1, r.service, r.consumer, r.indicator, r.bucket, r.good, r.total FROM ",
-        " WHERE true ON CONFLICT (tenant, service, indicator, consumer, bucket) DO UPDATE SET \
+        " ON CONFLICT (tenant, service, indicator, consumer, bucket) DO UPDATE SET \
          good = count_rollups_hour.good + excluded.good, \
          total = count_rollups_hour.total + excluded.total",
     ),
@@ -71,11 +74,21 @@ const ADD_ROLLUPS: [(Level, &str, &str); 3] = [
         Level::Day,
         "INSERT INTO count_rollups_day (tenant, service, consumer, indicator, bucket, good, total) \
          SELECT $1, r.service, r.consumer, r.indicator, r.bucket, r.good, r.total FROM ",
-        " WHERE true ON CONFLICT (tenant, service, indicator, consumer, bucket) DO UPDATE SET \
+        " ON CONFLICT (tenant, service, indicator, consumer, bucket) DO UPDATE SET \
          good = count_rollups_day.good + excluded.good, \
          total = count_rollups_day.total + excluded.total",
     ),
 ];
+
+fn key_rows<'a>(keys: &[MeasurementKey<'a>]) -> RowSet<'a> {
+    RowSet::new()
+        .column("id", Array::Text(keys.iter().map(|k| k.id).collect()))
+        .column(
+            "digest",
+            Array::Text(keys.iter().map(|k| k.digest).collect()),
+        )
+        .column("time", Array::Time(keys.iter().map(|k| k.time).collect()))
+}
 
 pub(super) async fn insert_keys(
     conn: &mut dyn Connection,
@@ -85,15 +98,10 @@ pub(super) async fn insert_keys(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = RowSet::new()
-        .column("id", Array::Text(keys.iter().map(|k| k.id).collect()))
-        .column(
-            "digest",
-            Array::Text(keys.iter().map(|k| k.digest).collect()),
-        )
-        .column("time", Array::Time(keys.iter().map(|k| k.time).collect()));
     let statement = Statement::new(INSERT_KEYS.0).text(tenant.as_str());
-    let statement = conn.push_rows(statement, "k", rows).push(INSERT_KEYS.1);
+    let statement = conn
+        .push_rows(statement, "k", key_rows(keys))
+        .push(INSERT_KEYS.1);
     conn.texts(statement, "insert measurement keys").await
 }
 
@@ -115,6 +123,98 @@ pub(super) async fn digests(
     rows.iter_mut()
         .map(|mut row| Ok((row.text(0)?, row.text(1)?)))
         .collect()
+}
+
+/// The measurements of a batch by the kind of row that keeps them.
+struct Kinds<'m> {
+    counts: Vec<&'m Measurement>,
+    samples: Vec<&'m Measurement>,
+    downtime: Vec<&'m Measurement>,
+}
+
+impl<'m> Kinds<'m> {
+    fn of(measurements: impl IntoIterator<Item = &'m Measurement>) -> Self {
+        let mut kinds = Kinds {
+            counts: Vec::new(),
+            samples: Vec::new(),
+            downtime: Vec::new(),
+        };
+        for m in measurements {
+            match m.value {
+                Measured::Counts { .. } => kinds.counts.push(m),
+                Measured::Sample(_) => kinds.samples.push(m),
+                Measured::Downtime { .. } => kinds.downtime.push(m),
+            }
+        }
+        kinds
+    }
+
+    /// Each kind's insert and rows, for the kinds present; with `ids`, the
+    /// rows carry their measurement's id too (column `id`).
+    fn inserts(&self, ids: bool) -> Vec<(&'static str, RowSet<'m>)> {
+        let mut inserts = Vec::new();
+        let start = |of: &[&'m Measurement]| {
+            let rows = series_columns(of);
+            if ids {
+                rows.column(
+                    "id",
+                    Array::Text(of.iter().map(|m| m.id.as_str()).collect()),
+                )
+            } else {
+                rows
+            }
+        };
+        if !self.counts.is_empty() {
+            let (good, total) = self
+                .counts
+                .iter()
+                .map(|m| match m.value {
+                    Measured::Counts { good, total } => (good, total),
+                    _ => unreachable!("only counts"),
+                })
+                .unzip();
+            let rows = start(&self.counts)
+                .column(
+                    "time",
+                    Array::Time(self.counts.iter().map(|m| m.time).collect()),
+                )
+                .column("good", Array::Int(good))
+                .column("total", Array::Int(total));
+            inserts.push((INSERT_COUNTS, rows));
+        }
+        if !self.samples.is_empty() {
+            let values = self
+                .samples
+                .iter()
+                .map(|m| match m.value {
+                    Measured::Sample(v) => v,
+                    _ => unreachable!("only samples"),
+                })
+                .collect();
+            let rows = start(&self.samples)
+                .column(
+                    "time",
+                    Array::Time(self.samples.iter().map(|m| m.time).collect()),
+                )
+                .column("value", Array::Float(values));
+            inserts.push((INSERT_SAMPLES, rows));
+        }
+        if !self.downtime.is_empty() {
+            let (starts, ends) = self
+                .downtime
+                .iter()
+                .map(|m| match m.value {
+                    Measured::Downtime { start, end } => (start, end),
+                    _ => unreachable!("only downtime"),
+                })
+                .unzip();
+            let rows = start(&self.downtime)
+                .column("start_time", Array::Time(starts))
+                .column("end_time", Array::Time(ends));
+            inserts.push((INSERT_DOWNTIME, rows));
+        }
+        inserts
+    }
 }
 
 /// The columns every time-series row starts with.
@@ -141,111 +241,168 @@ pub(super) async fn insert(
     tenant: &Id,
     measurements: &[Measurement],
 ) -> Result<()> {
-    let mut counts = Vec::new();
-    let mut samples = Vec::new();
-    let mut downtime = Vec::new();
-    for m in measurements {
-        match m.value {
-            Measured::Counts { .. } => counts.push(m),
-            Measured::Sample(_) => samples.push(m),
-            Measured::Downtime { .. } => downtime.push(m),
-        }
-    }
-    if !counts.is_empty() {
-        let (good, total) = counts
-            .iter()
-            .map(|m| match m.value {
-                Measured::Counts { good, total } => (good, total),
-                _ => unreachable!("only counts"),
-            })
-            .unzip();
-        let rows = series_columns(&counts)
-            .column("time", Array::Time(counts.iter().map(|m| m.time).collect()))
-            .column("good", Array::Int(good))
-            .column("total", Array::Int(total));
-        write_rows(conn, tenant, INSERT_COUNTS, rows, "insert raw counts").await?;
-    }
-    if !samples.is_empty() {
-        let values = samples
-            .iter()
-            .map(|m| match m.value {
-                Measured::Sample(v) => v,
-                _ => unreachable!("only samples"),
-            })
-            .collect();
-        let rows = series_columns(&samples)
-            .column(
-                "time",
-                Array::Time(samples.iter().map(|m| m.time).collect()),
-            )
-            .column("value", Array::Float(values));
-        write_rows(conn, tenant, INSERT_SAMPLES, rows, "insert samples").await?;
-    }
-    if !downtime.is_empty() {
-        let (starts, ends) = downtime
-            .iter()
-            .map(|m| match m.value {
-                Measured::Downtime { start, end } => (start, end),
-                _ => unreachable!("only downtime"),
-            })
-            .unzip();
-        let rows = series_columns(&downtime)
-            .column("start_time", Array::Time(starts))
-            .column("end_time", Array::Time(ends));
-        write_rows(conn, tenant, INSERT_DOWNTIME, rows, "insert downtime").await?;
+    for (sql, rows) in Kinds::of(measurements).inserts(false) {
+        let statement = Statement::new(sql).text(tenant.as_str());
+        let statement = conn.push_rows(statement, "r", rows);
+        conn.run(statement, "insert measurements").await?;
     }
     Ok(())
 }
 
-async fn write_rows(
-    conn: &mut dyn Connection,
-    tenant: &Id,
-    sql: &'static str,
-    rows: RowSet<'_>,
-    context: &'static str,
-) -> Result<()> {
-    let statement = Statement::new(sql).text(tenant.as_str());
-    let statement = conn.push_rows(statement, "r", rows);
-    conn.run(statement, context).await?;
-    Ok(())
-}
-
-/// Adds `sums` to the rollups, one upsert per level, rows in key order.
-pub(super) async fn add_rollups(
-    conn: &mut dyn Connection,
-    tenant: &Id,
-    sums: &BTreeMap<RollupKey, (i64, i64)>,
-) -> Result<()> {
-    for (level, insert, on_conflict) in ADD_ROLLUPS {
-        let rows: Vec<(&RollupKey, &(i64, i64))> =
-            sums.iter().filter(|(key, _)| key.level == level).collect();
-        if rows.is_empty() {
-            continue;
-        }
-        let set = RowSet::new()
+/// The rows of one level's rollups in `sums`, in key order; `None` if the
+/// level has none.
+fn rollup_rows<'a>(
+    level: Level,
+    sums: &'a BTreeMap<RollupKey<'a>, (i64, i64)>,
+) -> Option<RowSet<'a>> {
+    let rows: Vec<(&RollupKey<'_>, &(i64, i64))> =
+        sums.iter().filter(|(key, _)| key.level == level).collect();
+    if rows.is_empty() {
+        return None;
+    }
+    Some(
+        RowSet::new()
             .column(
                 "service",
-                Array::Text(rows.iter().map(|(k, _)| k.service.as_str()).collect()),
+                Array::Text(rows.iter().map(|(k, _)| k.service).collect()),
             )
             .column(
                 "consumer",
-                Array::Text(rows.iter().map(|(k, _)| k.series.as_str()).collect()),
+                Array::Text(rows.iter().map(|(k, _)| k.series).collect()),
             )
             .column(
                 "indicator",
-                Array::Text(rows.iter().map(|(k, _)| k.indicator.as_str()).collect()),
+                Array::Text(rows.iter().map(|(k, _)| k.indicator).collect()),
             )
             .column(
                 "bucket",
                 Array::Time(rows.iter().map(|(k, _)| k.bucket).collect()),
             )
             .column("good", Array::Int(rows.iter().map(|(_, s)| s.0).collect()))
-            .column("total", Array::Int(rows.iter().map(|(_, s)| s.1).collect()));
+            .column("total", Array::Int(rows.iter().map(|(_, s)| s.1).collect())),
+    )
+}
+
+/// Adds `sums` to the rollups, one upsert per level, rows in key order.
+pub(super) async fn add_rollups(
+    conn: &mut dyn Connection,
+    tenant: &Id,
+    sums: &BTreeMap<RollupKey<'_>, (i64, i64)>,
+) -> Result<()> {
+    for (level, insert, on_conflict) in ADD_ROLLUPS {
+        let Some(rows) = rollup_rows(level, sums) else {
+            continue;
+        };
         let statement = Statement::new(insert).text(tenant.as_str());
-        let statement = conn.push_rows(statement, "r", set).push(on_conflict);
+        let statement = conn
+            .push_rows(statement, "r", rows)
+            .push(" WHERE true")
+            .push(on_conflict);
         conn.run(statement, "add count rollups").await?;
     }
     Ok(())
+}
+
+/// What `record` stored of a batch.
+pub struct Recorded {
+    /// The ids whose keys it took: their measurements are stored.
+    pub ids: Vec<String>,
+    /// Whether the rollups and markers it was given are added: only if
+    /// every key was new, for they were derived from every candidate.
+    pub derived: bool,
+}
+
+/// Records the keys of `candidates` (one measurement per id, by id) and
+/// stores the measurements whose keys were new; if all were, adds `sums`
+/// (their rollups) and `markers` (the days they touch, due at `now`) too.
+/// On PostgreSQL all in one statement, its data-modifying `WITH` queries
+/// seeing what the key insert took; elsewhere a statement at a time.
+pub(super) async fn record(
+    conn: &mut dyn Connection,
+    tenant: &Id,
+    candidates: &[(&Measurement, &str)],
+    sums: &BTreeMap<RollupKey<'_>, (i64, i64)>,
+    markers: &BTreeSet<Marker>,
+    now: DateTime<Utc>,
+) -> Result<Recorded> {
+    let keys: Vec<MeasurementKey<'_>> = candidates
+        .iter()
+        .map(|(m, digest)| MeasurementKey {
+            id: &m.id,
+            digest,
+            time: m.time,
+        })
+        .collect();
+    if !conn.writes_in_with() {
+        let ids = insert_keys(conn, tenant, &keys).await?;
+        let derived = ids.len() == candidates.len();
+        let taken: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let new = candidates
+            .iter()
+            .map(|(m, _)| *m)
+            .filter(|m| taken.contains(m.id.as_str()));
+        for (sql, rows) in Kinds::of(new).inserts(false) {
+            let statement = Statement::new(sql).text(tenant.as_str());
+            let statement = conn.push_rows(statement, "r", rows);
+            conn.run(statement, "insert measurements").await?;
+        }
+        if derived {
+            add_rollups(conn, tenant, sums).await?;
+            breaches::mark(conn, tenant, markers, now).await?;
+        }
+        return Ok(Recorded { ids, derived });
+    }
+    if keys.is_empty() {
+        return Ok(Recorded {
+            ids: Vec::new(),
+            derived: true,
+        });
+    }
+    // $1 the tenant, $2 `now` (for the markers).
+    let statement = Statement::new("WITH k AS (")
+        .text(tenant.as_str())
+        .time(now)
+        .push(INSERT_KEYS.0);
+    let mut statement = conn
+        .push_rows(statement, "k", key_rows(&keys))
+        .push(INSERT_KEYS.1)
+        .push(")");
+    let kinds = Kinds::of(candidates.iter().map(|(m, _)| *m));
+    for (i, (sql, rows)) in kinds.inserts(true).into_iter().enumerate() {
+        statement = statement.push(&format!(", m{i} AS ({sql}"));
+        statement = conn
+            .push_rows(statement, "r", rows)
+            .push(" WHERE r.id IN (SELECT id FROM k))");
+    }
+    let n = keys.len() as i64;
+    fn all_new(statement: Statement<'_>, n: i64) -> Statement<'_> {
+        statement
+            .push(" WHERE (SELECT count(*) FROM k) = ")
+            .push_arg(Value::Int(Some(n)))
+    }
+    for (i, (level, insert, on_conflict)) in ADD_ROLLUPS.into_iter().enumerate() {
+        let Some(rows) = rollup_rows(level, sums) else {
+            continue;
+        };
+        statement = statement.push(&format!(", r{i} AS ({insert}"));
+        statement = all_new(conn.push_rows(statement, "r", rows), n)
+            .push(on_conflict)
+            .push(")");
+    }
+    if !markers.is_empty() {
+        statement = statement.push(", d AS (").push(breaches::MARK.0);
+        statement = all_new(
+            conn.push_rows(statement, "r", breaches::marker_rows(markers)),
+            n,
+        )
+        .push(breaches::MARK.1)
+        .push(")");
+    }
+    let ids = conn
+        .texts(statement.push(" SELECT id FROM k"), "record measurements")
+        .await?;
+    let derived = ids.len() as i64 == n;
+    Ok(Recorded { ids, derived })
 }
 
 // --- the catalogue a batch is judged against ------------------------------

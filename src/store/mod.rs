@@ -29,6 +29,8 @@ mod sqlite;
 mod tenants;
 mod transaction;
 
+pub use measurements::Recorded;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
@@ -360,6 +362,19 @@ pub trait Tx: Send {
     /// Records those of `keys` that `tenant` does not have yet; returns the
     /// ids recorded. A key a concurrent transaction is recording waits for
     /// it to commit or roll back.
+    /// Records the keys of `candidates` (one measurement per id, sorted by
+    /// id, each with its digest) and stores the measurements whose keys
+    /// were new; if every key was, also adds `sums` (their rollups) and
+    /// `markers` (their days, due at `now`), which were derived from all of
+    /// them. In one statement where the engine allows.
+    async fn record_measurements(
+        &mut self,
+        tenant: &Id,
+        candidates: &[(&Measurement, &str)],
+        sums: &BTreeMap<RollupKey<'_>, (i64, i64)>,
+        markers: &BTreeSet<Marker>,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded>;
     async fn insert_measurement_keys(
         &mut self,
         tenant: &Id,
@@ -382,7 +397,7 @@ pub trait Tx: Send {
     async fn add_count_rollups(
         &mut self,
         tenant: &Id,
-        sums: &BTreeMap<RollupKey, (i64, i64)>,
+        sums: &BTreeMap<RollupKey<'_>, (i64, i64)>,
     ) -> Result<()>;
     /// The counts of `service`'s `indicator` seen by `view`, summed per bucket
     /// of each range's level (raw rows per instant), over `ranges` (half-open;

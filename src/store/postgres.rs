@@ -448,6 +448,10 @@ impl Connection for PostgresConnection {
         statement.push(&format!(") AS {alias} ({})", names.join(", ")))
     }
 
+    fn writes_in_with(&self) -> bool {
+        true
+    }
+
     fn partitions_by_time(&self) -> bool {
         true
     }

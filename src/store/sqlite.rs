@@ -264,6 +264,10 @@ impl Connection for SqliteConnection {
             .push(&format!(")) AS {alias}"))
     }
 
+    fn writes_in_with(&self) -> bool {
+        false
+    }
+
     fn partitions_by_time(&self) -> bool {
         false
     }

@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 
 use super::connection::{Connection, RowLock};
 use super::{
-    DueMarker, EntitlementRows, MeasurementKey, PeriodEvaluation, StoredRequest, Tx, agreements,
-    api_keys, audit, breaches, entitlements, measurements, overrides, parties, requests, revisions,
-    services, tenants,
+    DueMarker, EntitlementRows, MeasurementKey, PeriodEvaluation, Recorded, StoredRequest, Tx,
+    agreements, api_keys, audit, breaches, entitlements, measurements, overrides, parties,
+    requests, revisions, services, tenants,
 };
 use crate::domain::agreement::{Agreement, AgreementKind, Revision};
 use crate::domain::api_key::ApiKey;
@@ -442,6 +442,17 @@ impl Tx for Transaction {
         measurements::catalog(self.conn(), tenant, services, parties).await
     }
 
+    async fn record_measurements(
+        &mut self,
+        tenant: &Id,
+        candidates: &[(&Measurement, &str)],
+        sums: &BTreeMap<RollupKey<'_>, (i64, i64)>,
+        markers: &BTreeSet<Marker>,
+        now: DateTime<Utc>,
+    ) -> Result<Recorded> {
+        measurements::record(self.conn(), tenant, candidates, sums, markers, now).await
+    }
+
     async fn insert_measurement_keys(
         &mut self,
         tenant: &Id,
@@ -469,7 +480,7 @@ impl Tx for Transaction {
     async fn add_count_rollups(
         &mut self,
         tenant: &Id,
-        sums: &BTreeMap<RollupKey, (i64, i64)>,
+        sums: &BTreeMap<RollupKey<'_>, (i64, i64)>,
     ) -> Result<()> {
         measurements::add_rollups(self.conn(), tenant, sums).await
     }

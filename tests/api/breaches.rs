@@ -609,6 +609,42 @@ async fn two_replicas_closing_the_same_periods_write_each_breach_and_revision_on
     }
 }
 
+/// A replica that loses the other servers' changes for a while (its LISTEN
+/// connection) may have missed breaches they wrote: its watches end with
+/// UNAVAILABLE once it follows again, so that clients list and watch anew;
+/// and a new watch there begins only once it follows again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_ends_unavailable_when_other_servers_changes_were_lost() {
+    let Some(s) = TestServer::start(Backend::Postgres).await else {
+        return;
+    };
+    let w = World::new(&s, "acme").await;
+    let mut stream = watch(&w, "").await;
+    let admin = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&s.db.admin_url().expect("postgres admin url"))
+        .await
+        .expect("connect as admin");
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE query LIKE 'LISTEN%accord_changes%' AND datname = current_database()) AS t",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    admin.close().await;
+    assert_eq!(killed, 1, "the server's listener");
+    let status = ended(&mut stream).await;
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("list breaches and watch again"),
+        "{status:?}"
+    );
+    // Following again: a new watch begins (its first heartbeat) and hears
+    // breaches as before.
+    let _again = watch(&w, "").await;
+}
+
 // --- at risk --------------------------------------------------------------------------------
 
 async fn a_page_alert_starting_to_fire_on_an_open_window_is_streamed_at_risk_once(s: TestServer) {

@@ -13,7 +13,7 @@ use accord::domain::agreement::{
 use accord::domain::api_key::{ApiKey, ApiKeyFields, Role};
 use accord::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
 use accord::domain::breach::{
-    AlertKey, AlertState, Breach, BreachCursor, BreachKey, BreachState, Marker,
+    AlertKey, AlertState, Breach, BreachCursor, BreachKey, BreachState, Marker, markers, utc_day,
 };
 use accord::domain::changes::Change;
 use accord::domain::compliance::{EvaluationWindow, Plan, decompose};
@@ -90,6 +90,7 @@ contract!(
     entitlement_rows_read_everything_a_resolution_needs_as_of_known_at,
     entitlement_rows_of_many_pairs_are_those_of_each_pair_read_alone,
     measurement_keys_are_recorded_once_and_their_digests_read,
+    recording_adds_rollups_and_days_only_when_every_key_is_new,
     measurements_are_stored_by_kind_and_read_by_view,
     samples_keep_every_value_exactly,
     downtime_is_read_when_it_overlaps_the_span,
@@ -1658,6 +1659,85 @@ async fn measurement_keys_are_recorded_once_and_their_digests_read(store: Arc<dy
         .await
         .unwrap();
     assert_eq!(recorded, ["k1"]);
+}
+
+/// `record_measurements` stores what its new keys stand for, and adds the
+/// rollups and days derived from all of its candidates only when every key
+/// was new: one statement on PostgreSQL, a statement at a time on SQLite.
+async fn recording_adds_rollups_and_days_only_when_every_key_is_new(store: Arc<dyn Store>) {
+    let a = id("a");
+    let one = counted("r1", None, m(0), 9, 10);
+    let two = counted("r2", Some("customer"), m(1), 1, 2);
+    let sample = measurement("r3", None, m(2), Value::Sample(0.25));
+    let candidates = [(&one, "d1"), (&two, "d2"), (&sample, "d3")];
+    let refs = || candidates.iter().map(|(m, _)| *m);
+    let mut tx = writing(&store, "a").await;
+    let recorded = tx
+        .record_measurements(&a, &candidates, &rollups(refs()), &markers(refs()), m(5))
+        .await
+        .unwrap();
+    assert_eq!(sorted(recorded.ids), ["r1", "r2", "r3"]);
+    assert!(recorded.derived);
+    tx.commit().await.unwrap();
+    let minute = [(Level::Minute, everything())];
+    let raw = [(Level::Raw, everything())];
+    assert_eq!(
+        count_sums(&store, "a", &View::ServiceWide, &minute).await,
+        (10, 12, 2)
+    );
+    assert_eq!(
+        count_sums(&store, "a", &View::ServiceWide, &raw).await,
+        (10, 12, 2)
+    );
+    let mut tx = reading(&store, "a").await;
+    let samples = tx
+        .samples(
+            &a,
+            &id("svc"),
+            &View::ServiceWide,
+            "requests",
+            &everything(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(samples.len(), 1);
+    drop(tx);
+    let day = utc_day(m(0));
+    let mut platform = store.begin(None, Access::Read).await.unwrap();
+    assert_eq!(
+        platform.tenants_with_due_markers(m(5), 10).await.unwrap(),
+        std::slice::from_ref(&a)
+    );
+    drop(platform);
+    let mut tx = reading(&store, "a").await;
+    let due = tx.due_markers(&a, m(5), 10).await.unwrap();
+    assert!(due.iter().all(|d| d.marker.day == day && d.version == 1));
+    assert_eq!(due.len(), 2, "the untagged and the customer's series");
+    drop(tx);
+
+    // r1 again with r4: r4 is stored, but neither the rollups nor the days
+    // given (derived from both) are added; the caller adds r4's own.
+    let four = counted("r4", None, m(3), 5, 5);
+    let candidates = [(&one, "d1"), (&four, "d4")];
+    let mut tx = writing(&store, "a").await;
+    let recorded = tx
+        .record_measurements(&a, &candidates, &rollups(refs()), &markers(refs()), m(6))
+        .await
+        .unwrap();
+    assert_eq!(recorded.ids, ["r4"]);
+    assert!(!recorded.derived);
+    tx.commit().await.unwrap();
+    assert_eq!(
+        count_sums(&store, "a", &View::ServiceWide, &raw).await,
+        (15, 17, 3)
+    );
+    assert_eq!(
+        count_sums(&store, "a", &View::ServiceWide, &minute).await,
+        (10, 12, 2)
+    );
+    let mut tx = reading(&store, "a").await;
+    let due = tx.due_markers(&a, m(6), 10).await.unwrap();
+    assert!(due.iter().all(|d| d.version == 1), "not marked again");
 }
 
 fn sorted(mut list: Vec<String>) -> Vec<String> {
