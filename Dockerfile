@@ -27,10 +27,10 @@ COPY --from=build /out/accord /usr/local/bin/accord
 COPY --from=build --chown=65532:65532 /out/data /data
 USER 65532:65532
 WORKDIR /data
-# A container is reached through its own interfaces, not the loopback.
+# A container is reached through its own interfaces, not the loopback. (The
+# default database, sqlite:accord.db, is /data/accord.db from this WORKDIR.)
 ENV ACCORD_LISTEN=0.0.0.0:50051 \
-    ACCORD_ADMIN_LISTEN=0.0.0.0:9090 \
-    ACCORD_DATABASE_URL=sqlite:/data/accord.db
+    ACCORD_ADMIN_LISTEN=0.0.0.0:9090
 # gRPC, then the admin HTTP server (/livez, /readyz, /metrics).
 EXPOSE 50051 9090
 ENTRYPOINT ["/usr/local/bin/accord", "serve"]
