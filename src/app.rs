@@ -356,7 +356,6 @@ impl Application {
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
         let health_on_stop = health.clone();
         let resolver_on_stop = resolver.clone();
-
         tokio::spawn(async move {
             shutdown.await;
             info!("shutdown started: reporting NOT_SERVING and draining in-flight calls");
