@@ -4,6 +4,8 @@
 //! sharing one change feed) and the API and auth on those, and binds them to
 //! a listener it is given (port 0 in tests); `serve_until` runs until a
 //! shutdown signal, then drains in-flight calls for at most the grace period.
+//! The admin HTTP server (`crate::admin`) binds `admin_listen` first thing in
+//! `build`, so that liveness answers while migrations run.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
+use crate::admin::AdminServer;
 use crate::admission::{AdmissionLayer, Limits};
 use crate::api::agreement::AgreementApi;
 use crate::api::api_key::ApiKeyApi;
@@ -73,6 +76,10 @@ pub struct Application {
     compliance: Arc<Compliance>,
     entitlements: Entitlements,
     authenticator: Arc<Authenticator>,
+    /// `None`: `admin_listen` is off.
+    admin: Option<AdminServer>,
+    /// Where the meter provider's Prometheus reader registers, for `/metrics`.
+    metrics: prometheus::Registry,
 }
 
 /// Where the data lives, for the first log lines.
@@ -96,6 +103,16 @@ impl Application {
     pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let tls = config.tls.as_ref().map(load_tls).transpose()?;
+        let metrics = prometheus::Registry::new();
+        let admin = match config.admin_listen {
+            Some(address) => {
+                let listener = TcpListener::bind(address).await.with_context(|| {
+                    format!("binding the admin HTTP server to {address} (admin_listen)")
+                })?;
+                Some(AdminServer::start(listener, metrics.clone())?)
+            }
+            None => None,
+        };
         info!(database = %describe_database(&config.database_url), "storing data");
         store::migrate(config.migration_url(), &config.database_url).await?;
         let store = store::connect(
@@ -118,6 +135,9 @@ impl Application {
             .measurements()
             .maintain_partitions(chrono::Utc::now())
             .await?;
+        if let Some(admin) = &admin {
+            admin.watch_store(store.clone());
+        }
         let resolver = Arc::new(Resolver::new(
             store.clone(),
             registry.changes().clone(),
@@ -147,6 +167,8 @@ impl Application {
             entitlements,
             resolver,
             compliance,
+            admin,
+            metrics,
         })
     }
 
@@ -179,6 +201,16 @@ impl Application {
         self.port
     }
 
+    /// The admin HTTP server's port; `None` when `admin_listen` is off.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin.as_ref().map(AdminServer::port)
+    }
+
+    /// The store the server runs on.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
     /// Serves until `shutdown` resolves, then reports NOT_SERVING, stops
     /// accepting calls and lets in-flight ones finish within the grace period.
     pub async fn serve_until(
@@ -196,6 +228,8 @@ impl Application {
             compliance,
             entitlements,
             authenticator,
+            admin,
+            metrics,
         } = self;
         let local = listener.local_addr()?;
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -292,21 +326,20 @@ impl Application {
             PeriodCloser::new(registry.clone(), compliance, config.breach_check_interval).run(),
         );
 
-        let metrics = match &config.otlp_endpoint {
-            Some(endpoint) => Some(
-                crate::telemetry::export_metrics(
-                    endpoint,
-                    config.metric_export_interval,
-                    resolver.clone(),
-                )
-                .context("setting up the OTLP metrics exporter")?,
-            ),
-            None => None,
-        };
+        let otlp = config
+            .otlp_endpoint
+            .as_deref()
+            .map(|endpoint| (endpoint, config.metric_export_interval));
+        let meters = crate::telemetry::meter_provider(&metrics, otlp, resolver.clone())
+            .context("setting up the metrics")?;
         if let Some(endpoint) = &config.otlp_endpoint {
             info!(endpoint = %redact_endpoint(endpoint), "pushing metrics over OTLP");
         }
 
+        let readiness = admin.as_ref().map(AdminServer::readiness);
+        if let Some(readiness) = &readiness {
+            readiness.set_serving(true);
+        }
         set_serving(&health, true).await;
         let security = match &config.tls {
             None => "plaintext",
@@ -326,6 +359,9 @@ impl Application {
         tokio::spawn(async move {
             shutdown.await;
             info!("shutdown started: reporting NOT_SERVING and draining in-flight calls");
+            if let Some(readiness) = &readiness {
+                readiness.set_serving(false);
+            }
             set_serving(&health_on_stop, false).await;
             resolver_on_stop.shutdown();
             let _ = started_tx.send(());
@@ -357,12 +393,11 @@ impl Application {
         sweeper.abort();
         retention.abort();
         closer.abort();
-        if let Some(metrics) = metrics
-            && let Err(error) = metrics.shutdown()
-        {
+        if let Err(error) = meters.shutdown() {
             warn!(%error, "could not push the last metrics");
         }
         store.close().await;
+        drop(admin);
         info!("stopped");
         Ok(())
     }

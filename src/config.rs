@@ -28,6 +28,11 @@ pub struct ConfigArgs {
     #[arg(long, env = "ACCORD_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
 
+    /// Address of the admin HTTP server (/livez, /readyz, /metrics), never
+    /// the gRPC one; `off` turns it off [default: 127.0.0.1:9090].
+    #[arg(long, env = "ACCORD_ADMIN_LISTEN", value_name = "ADDR|off")]
+    pub admin_listen: Option<String>,
+
     /// Database URL: `sqlite:PATH` or `postgres://USER:PASSWORD@HOST/DB`
     /// [default: sqlite:accord.db, a file in the working directory].
     #[arg(
@@ -198,6 +203,7 @@ pub struct ConfigArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
+    admin_listen: Option<String>,
     database_url: Option<String>,
     migration_database_url: Option<String>,
     max_connections: Option<u32>,
@@ -245,6 +251,11 @@ pub enum LogFormat {
 #[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Where the admin HTTP server listens; `None`: nowhere. Loading a
+    /// configuration turns it on at `DEFAULT_ADMIN_LISTEN`, but
+    /// `Config::default()` leaves it off, so that servers built in-process
+    /// (tests, the benchmark) never contend for one fixed port.
+    pub admin_listen: Option<SocketAddr>,
     pub database_url: String,
     /// The owner role's URL for migrations; `None`: `database_url`.
     pub migration_database_url: Option<String>,
@@ -288,6 +299,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            admin_listen: None,
             database_url: "sqlite:accord.db".into(),
             migration_database_url: None,
             max_connections: 10,
@@ -320,6 +332,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
+            .field("admin_listen", &self.admin_listen)
             .field("database_url", &redact_url(&self.database_url))
             .field(
                 "migration_database_url",
@@ -407,6 +420,10 @@ impl Config {
             }
             (None, None) => None,
         };
+        let admin_listen = match args.admin_listen.clone().or(file.admin_listen) {
+            None => Some(DEFAULT_ADMIN_LISTEN),
+            Some(text) => parse_admin_listen(&text)?,
+        };
         let duration = |name: &str, flag: &Option<String>, file: Option<String>, default| match flag
             .clone()
             .or(file)
@@ -446,6 +463,7 @@ impl Config {
             breach_check_interval,
             bootstrap_key: bootstrap_key.map(Secret::new),
             listen: args.listen.or(file.listen).unwrap_or(d.listen),
+            admin_listen,
             database_url: args
                 .database_url
                 .clone()
@@ -662,6 +680,24 @@ impl Config {
 
 const DAY_SECONDS: u64 = 24 * 60 * 60;
 
+/// Where the admin HTTP server listens unless told otherwise: the loopback,
+/// as the gRPC listener's default is; a pod sets `0.0.0.0:9090`.
+pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9090);
+
+/// `off`, or the address of the admin HTTP server.
+fn parse_admin_listen(text: &str) -> anyhow::Result<Option<SocketAddr>> {
+    let text = text.trim();
+    if text == "off" {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        anyhow::anyhow!(
+            "admin_listen must be an address such as 0.0.0.0:9090, or `off`, not `{text}`"
+        )
+    })
+}
+
 /// The period closer's interval: often enough that breaches appear within
 /// a minute of a period's end, not so often that it only polls.
 const MIN_BREACH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -824,6 +860,36 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::load(&args).is_err());
+    }
+
+    #[test]
+    fn the_admin_server_is_on_by_default_and_can_be_moved_or_turned_off() {
+        let loaded = Config::load(&ConfigArgs::default()).unwrap();
+        assert_eq!(loaded.admin_listen, Some(DEFAULT_ADMIN_LISTEN));
+        // Built in-process, a server binds no fixed admin port.
+        assert_eq!(Config::default().admin_listen, None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accord.toml");
+        std::fs::write(&path, "admin_listen = \"0.0.0.0:9191\"\n").unwrap();
+        let from_file = ConfigArgs {
+            config_file: Some(path),
+            ..Default::default()
+        };
+        assert_eq!(
+            Config::load(&from_file).unwrap().admin_listen,
+            Some("0.0.0.0:9191".parse().unwrap())
+        );
+        let off = ConfigArgs {
+            admin_listen: Some("off".into()),
+            ..from_file
+        };
+        assert_eq!(Config::load(&off).unwrap().admin_listen, None);
+        let bad = ConfigArgs {
+            admin_listen: Some("9090".into()),
+            ..Default::default()
+        };
+        let error = Config::load(&bad).unwrap_err().to_string();
+        assert!(error.contains("admin_listen"), "{error}");
     }
 
     #[test]

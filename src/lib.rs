@@ -1,5 +1,6 @@
 //! Accord: a multi-tenant SLA registry served over gRPC.
 
+pub mod admin; // the admin HTTP server: /livez, /readyz, /metrics
 pub mod admission; // fair shares of calls and watches, request-body deadline
 pub mod api; // gRPC services: decode, authorize, call a service, encode
 pub mod app; // Application::build(config, listener), serve until shutdown
@@ -12,4 +13,4 @@ pub mod proto; // code generated from proto/accord/v1
 pub mod redact; // configured secrets kept out of logs and errors
 pub mod service; // use cases per resource: transactions, audit, caches, change feed
 pub mod store; // the Store trait and its PostgreSQL and SQLite backends
-pub mod telemetry; // logging
+pub mod telemetry; // logging, and the meter provider behind OTLP and /metrics

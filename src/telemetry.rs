@@ -1,6 +1,7 @@
 //! Logging with `tracing`: text for people, JSON for log pipelines, both with
 //! every registered secret masked (`crate::redact`). Metrics with
-//! OpenTelemetry, pushed over OTLP/gRPC when a collector is configured.
+//! OpenTelemetry: scraped in Prometheus text from the admin server, and
+//! pushed over OTLP/gRPC when a collector is configured.
 
 use std::io::{IsTerminal, Write};
 
@@ -50,31 +51,40 @@ impl<W: Write> Write for Redacted<W> {
     }
 }
 
-/// Pushes the server's metrics to the OTLP/gRPC collector at `endpoint`
-/// every `interval`, until the returned provider is shut down:
+/// The server's one meter provider, with two readers: Prometheus, which the
+/// admin server's `/metrics` gathers from `registry` when scraped, and, when
+/// `otlp` names a collector, a push over OTLP/gRPC every interval. Its
+/// instruments, until the provider is shut down:
 ///
 /// - `accord.entitlement.cache.hits`, `.misses` (counters): lookups of "now"
 ///   entitlements answered from memory, or not;
 /// - `accord.entitlement.cache.hit_ratio` (gauge): hits over lookups since start;
 /// - `accord.entitlement.cache.entries` (gauge): entitlements held.
-pub fn export_metrics(
-    endpoint: &str,
-    interval: std::time::Duration,
+pub fn meter_provider(
+    registry: &prometheus::Registry,
+    otlp: Option<(&str, std::time::Duration)>,
     resolver: std::sync::Arc<crate::service::entitlements::Resolver>,
 ) -> anyhow::Result<opentelemetry_sdk::metrics::SdkMeterProvider> {
     use opentelemetry::metrics::MeterProvider as _;
     use opentelemetry_otlp::WithExportConfig as _;
     use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
-    let exporter = opentelemetry_otlp::MetricExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
+    let prometheus = opentelemetry_prometheus::exporter()
+        .with_registry(registry.clone())
         .build()?;
-    let reader = PeriodicReader::builder(exporter)
-        .with_interval(interval)
-        .build();
-    let provider = SdkMeterProvider::builder()
-        .with_reader(reader)
+    let mut builder = SdkMeterProvider::builder().with_reader(prometheus);
+    if let Some((endpoint, interval)) = otlp {
+        let exporter = opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .build()?;
+        builder = builder.with_reader(
+            PeriodicReader::builder(exporter)
+                .with_interval(interval)
+                .build(),
+        );
+    }
+    let provider = builder
         .with_resource(
             opentelemetry_sdk::Resource::builder()
                 .with_service_name("accord")

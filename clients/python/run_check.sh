@@ -65,13 +65,15 @@ address="127.0.0.1:$port"
 ACCORD_BOOTSTRAP_KEY="acc_check_$("$python" -c 'import secrets; print(secrets.token_hex(24))')"
 export ACCORD_BOOTSTRAP_KEY
 
-# A clean configuration: only the listen address and a SQLite file in workdir,
-# whatever ACCORD_* the caller's environment holds.
+# A clean configuration: only the listen address, the admin server on a free
+# port (its fixed default may be taken on a shared machine) and a SQLite file
+# in workdir, whatever ACCORD_* the caller's environment holds.
 say "starting $bin serve on $address in $workdir"
 (
   cd "$workdir"
   exec env -u ACCORD_CONFIG \
-    ACCORD_LISTEN="$address" ACCORD_DATABASE_URL="sqlite:accord.db" \
+    ACCORD_LISTEN="$address" ACCORD_ADMIN_LISTEN="127.0.0.1:0" \
+    ACCORD_DATABASE_URL="sqlite:accord.db" \
     "$bin" serve
 ) >"$log" 2>&1 &
 server_pid=$!

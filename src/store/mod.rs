@@ -108,6 +108,11 @@ pub trait Store: Send + Sync + 'static {
         cutoffs: Option<&Cutoffs>,
     ) -> Result<Vec<String>>;
 
+    /// Runs the cheapest statement there is on one of the pool's
+    /// connections: whether the database answers, for readiness. It waits
+    /// for a connection like any call, so the caller bounds it.
+    async fn ping(&self) -> Result<()>;
+
     /// Closes the pool, waiting for connections in use.
     async fn close(&self);
 }

@@ -339,6 +339,14 @@ impl Store for PostgresStore {
         Ok(done)
     }
 
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(|e| Error::Internal(anyhow::Error::new(e).context("pinging PostgreSQL")))
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

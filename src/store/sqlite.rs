@@ -159,6 +159,14 @@ impl Store for SqliteStore {
         Ok(Vec::new())
     }
 
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(|e| Error::Internal(anyhow::Error::new(e).context("pinging SQLite")))
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

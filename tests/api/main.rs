@@ -3,6 +3,7 @@
 
 mod support;
 
+mod admin;
 mod agreements;
 mod audit;
 mod auth;

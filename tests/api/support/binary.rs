@@ -30,7 +30,8 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 
 impl Accord {
     /// Runs `accord args` in `dir` with `env` and no other `ACCORD_*` or
-    /// `OTEL_*` variable. Errors print no backtrace unless `env` sets
+    /// `OTEL_*` variable (but the admin server on a free port unless `env`
+    /// sets ACCORD_ADMIN_LISTEN). Errors print no backtrace unless `env` sets
     /// `RUST_BACKTRACE` (resolving one takes the debug binary half a second).
     pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_accord"));
@@ -45,6 +46,9 @@ impl Accord {
             }
         }
         cmd.env("RUST_BACKTRACE", "0");
+        // Tests run side by side: the admin server's fixed default port
+        // would be taken by the first of them.
+        cmd.env("ACCORD_ADMIN_LISTEN", "127.0.0.1:0");
         for (k, v) in env {
             cmd.env(k, v);
         }

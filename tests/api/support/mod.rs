@@ -14,10 +14,12 @@
 //!   eventually;
 //! - `audit_trail`: the RPC and the snapshots of an audit event;
 //! - `binary`: the `accord` binary as a child process;
+//! - `admin_http`: GETs to the admin HTTP server, Prometheus text read strictly;
 //! - `on_both_backends!`: one test per backend for each named test.
 //!
 //! `use crate::support::*;` brings all of it.
 
+mod admin_http;
 mod assertions;
 mod audit_trail;
 mod binary;
@@ -30,6 +32,7 @@ mod server;
 mod terms;
 mod world;
 
+pub use admin_http::*;
 pub use assertions::*;
 pub use audit_trail::*;
 pub use binary::*;

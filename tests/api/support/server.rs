@@ -227,12 +227,14 @@ pub fn new_platform_key() -> String {
 }
 
 /// What every test server runs with: `database_url` (migrated as the owner
-/// role on PostgreSQL), a small pool and `platform_key` as the bootstrap key.
-fn test_config(database_url: &str, db: &TestDb, platform_key: &str) -> Config {
+/// role on PostgreSQL), a small pool, `platform_key` as the bootstrap key and
+/// the admin HTTP server on a free port.
+pub fn test_config(database_url: &str, db: &TestDb, platform_key: &str) -> Config {
     Config {
         database_url: database_url.into(),
         migration_database_url: db.migration_url(),
         max_connections: 5,
+        admin_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         bootstrap_key: Some(accord::domain::api_key::Secret::new(platform_key.into())),
         ..Config::default()
     }
@@ -258,6 +260,8 @@ impl Drop for Serving {
 /// through its `World`, or `clients(key)` for any other key.
 pub struct TestServer {
     pub port: u16,
+    /// The admin HTTP server's port (`None` if a tweak turned it off).
+    pub admin_port: Option<u16>,
     pub database_url: String,
     pub channel: Channel,
     pub platform_key: String,
@@ -287,9 +291,15 @@ impl TestServer {
         let platform_key = new_platform_key();
         let mut config = test_config(&url, &db, &platform_key);
         tweak(&mut config);
-        let (port, channel, stop, task) = spawn_prepared(config, prepare).await;
+        let mut admin_port = None;
+        let (port, channel, stop, task) = spawn_prepared(config, |app| {
+            admin_port = app.admin_port();
+            prepare(app)
+        })
+        .await;
         Some(Self {
             port,
+            admin_port,
             database_url: url,
             channel,
             platform_key,
