@@ -440,7 +440,7 @@ pub(super) async fn count_buckets(
             _ => &rollup_filter,
         };
         statement = statement.push(&format!(
-            "{union}SELECT {code}, r.{column}, CAST(SUM(r.good) AS BIGINT), \
+            "{union}SELECT CAST({code} AS BIGINT), r.{column}, CAST(SUM(r.good) AS BIGINT), \
              CAST(SUM(r.total) AS BIGINT) FROM s CROSS JOIN {table} r \
              WHERE s.level = {code} AND r.tenant = $1 AND r.service = $2 \
              AND r.indicator = $3{filter} AND r.{column} >= s.start_time \
