@@ -372,7 +372,10 @@ const COUNT_LEVELS: [(i64, Level); 4] = [
 /// terms joined by OR, as this read was before, makes SQLite read every row
 /// of the series and filter, which over a year of minute rollups is half a
 /// million rows. `s CROSS JOIN` keeps the ranges the outer loop on SQLite,
-/// which keeps a CROSS JOIN's order (PostgreSQL plans it as any join).
+/// which keeps a CROSS JOIN's order (PostgreSQL plans it as any join). On
+/// PostgreSQL the plan is generic (`Connection::plan_generically`) and the
+/// ranges' hull bounds each table too, so that only the partitions inside
+/// it are opened.
 pub(super) async fn count_buckets(
     conn: &mut dyn Connection,
     tenant: &Id,
@@ -388,6 +391,7 @@ pub(super) async fn count_buckets(
     if ranges.is_empty() {
         return Ok(Vec::new());
     }
+    conn.plan_generically().await?;
     let code = |level: Level| {
         COUNT_LEVELS
             .iter()
@@ -412,12 +416,24 @@ pub(super) async fn count_buckets(
     let raw_filter = raw_series
         .as_ref()
         .map_or(String::new(), |s| numbered(s.len()));
+    // Where tables are partitioned by time, the hull of the ranges as
+    // arguments of its own: the generic plan prunes the partitions outside
+    // it before it runs (not with SQLite, whose index would then be
+    // searched over the hull instead of each range).
+    let hull = conn.partitions_by_time().then(|| {
+        let start = ranges.iter().map(|(_, s)| s.start).min();
+        let end = ranges.iter().map(|(_, s)| s.end).max();
+        (start, end, n + 1, n + 2)
+    });
     let mut statement = Statement::new("WITH s AS (SELECT * FROM ")
         .text(tenant.as_str())
         .text(service.as_str())
         .text(indicator);
     for value in series.iter().chain(raw_series.iter().flatten()) {
         statement = statement.text(*value);
+    }
+    if let Some((start, end, _, _)) = hull {
+        statement = statement.time(start).time(end);
     }
     let rows = RowSet::new()
         .column(
@@ -435,10 +451,13 @@ pub(super) async fn count_buckets(
     let mut statement = conn.push_rows(statement, "x", rows).push(") ");
     for (i, (code, level)) in COUNT_LEVELS.iter().enumerate() {
         let (table, column) = counts_table(*level);
-        let filter = match level {
-            Level::Raw => &raw_filter,
-            _ => &rollup_filter,
+        let mut filter = match level {
+            Level::Raw => raw_filter.clone(),
+            _ => rollup_filter.clone(),
         };
+        if let Some((_, _, start, end)) = hull {
+            filter += &format!(" AND r.{column} >= ${start} AND r.{column} < ${end}");
+        }
         statement = statement.push(&format!(
             "{union}SELECT CAST({code} AS BIGINT), r.{column}, CAST(SUM(r.good) AS BIGINT), \
              CAST(SUM(r.total) AS BIGINT) FROM s CROSS JOIN {table} r \
@@ -516,6 +535,7 @@ pub(super) async fn samples(
     indicator: &str,
     span: &Range<DateTime<Utc>>,
 ) -> Result<Vec<SampleAt>> {
+    conn.plan_generically().await?;
     let statement = Statement::new(
         "SELECT time, value FROM measurement_samples WHERE tenant = $1 AND service = $2 \
          AND indicator = $3 AND time >= $4 AND time < $5",
@@ -548,6 +568,7 @@ pub(super) async fn downtime(
     indicator: &str,
     span: &Range<DateTime<Utc>>,
 ) -> Result<Vec<Range<DateTime<Utc>>>> {
+    conn.plan_generically().await?;
     let statement = Statement::new(
         "SELECT start_time, end_time FROM measurement_downtime WHERE tenant = $1 \
          AND service = $2 AND indicator = $3 AND start_time < $4 AND end_time > $5",

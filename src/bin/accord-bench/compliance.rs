@@ -575,10 +575,7 @@ async fn settle(url: &str, postgres: bool) -> anyhow::Result<f64> {
         let now = Utc::now();
         let due: i64 = if postgres {
             let pool = sqlx::PgPool::connect(url).await?;
-            let due = sqlx::query_scalar(DUE)
-                .bind(now)
-                .fetch_one(&pool)
-                .await?;
+            let due = sqlx::query_scalar(DUE).bind(now).fetch_one(&pool).await?;
             pool.close().await;
             due
         } else {
@@ -596,8 +593,7 @@ async fn settle(url: &str, postgres: bool) -> anyhow::Result<f64> {
 }
 
 /// The late-data markers due by `$1`.
-const DUE: &str =
-    "SELECT COUNT(*) FROM compliance_dirty WHERE due_at IS NOT NULL AND due_at <= $1";
+const DUE: &str = "SELECT COUNT(*) FROM compliance_dirty WHERE due_at IS NOT NULL AND due_at <= $1";
 
 async fn measure(args: &Args, channel: &Channel, world: &World) -> anyhow::Result<()> {
     let warmup = Duration::from_secs(args.warmup_seconds);
