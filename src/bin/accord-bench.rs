@@ -23,7 +23,8 @@
 //!   cargo run --release --bin accord-bench -- --postgres postgres://postgres@127.0.0.1:5432/postgres
 //!
 //! With `--measurements` it measures measurement ingestion instead (see
-//! `measurements.rs`).
+//! `measurements.rs`); with `--compliance`, GetCompliance (see
+//! `compliance.rs`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -50,13 +51,16 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
+#[path = "accord-bench/compliance.rs"]
+mod compliance;
 #[path = "accord-bench/measurements.rs"]
 mod measurements;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
     about = "Benchmark entitlement resolution against an echo ceiling, or, with \
-                   --measurements, measurement ingestion against a bare INSERT"
+                   --measurements, measurement ingestion against a bare INSERT, or, with \
+                   --compliance, GetCompliance against a cached resolve"
 )]
 struct Args {
     /// Measure measurement ingestion (StreamMeasurements) instead of
@@ -65,6 +69,12 @@ struct Args {
     /// the server's memory; and on SQLite.
     #[arg(long)]
     measurements: bool,
+    /// Measure GetCompliance instead of entitlement resolution: a rolling
+    /// 30-day window over 30 days of one-minute data, and a calendar year
+    /// over a year of it, by agreement and by (consumer, service) pair,
+    /// against a cached ResolveEntitlement on the same server.
+    #[arg(long)]
+    compliance: bool,
     /// With --measurements: the rows of the ceiling and of the first
     /// ingestion run.
     #[arg(long, default_value_t = 1_000_000)]
@@ -491,6 +501,9 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.measurements {
         return measurements::run(&args);
+    }
+    if args.compliance {
+        return compliance::run(&args);
     }
     let server_rt = pinned_runtime("server", 0);
     let client_rt = pinned_runtime("client", 1);

@@ -501,27 +501,6 @@ fn push_series<'a>(statement: Statement<'a>, series: Option<Vec<&'a str>>) -> St
     }
 }
 
-/// Appends ` AND ((column >= $a AND column < $b) OR ...)`.
-fn push_spans<'a>(
-    mut statement: Statement<'a>,
-    column: &str,
-    spans: &[&Range<DateTime<Utc>>],
-) -> Statement<'a> {
-    statement = statement.push(" AND (");
-    for (i, span) in spans.iter().enumerate() {
-        if i > 0 {
-            statement = statement.push(" OR ");
-        }
-        statement = statement
-            .push(&format!("({column} >= "))
-            .push_arg(Value::time(span.start))
-            .push(&format!(" AND {column} < "))
-            .push_arg(Value::time(span.end))
-            .push(")");
-    }
-    statement.push(")")
-}
-
 /// The table and time column counts of `level` are read from.
 fn counts_table(level: Level) -> (&'static str, &'static str) {
     match level {
@@ -532,6 +511,28 @@ fn counts_table(level: Level) -> (&'static str, &'static str) {
     }
 }
 
+/// The levels as `count_buckets` numbers them in its statement, in the
+/// order it returns them.
+const COUNT_LEVELS: [(i64, Level); 4] = [
+    (0, Level::Raw),
+    (1, Level::Minute),
+    (2, Level::Hour),
+    (3, Level::Day),
+];
+
+/// Reads every range of `ranges` in one statement whose text depends only on
+/// how many series the view sums (so each connection prepares it once): the
+/// ranges are bound as rows `s (level, start_time, end_time)`, and each
+/// level's table is joined to its ranges, one index range scan per range on
+/// the table's key (tenant, service, indicator, consumer, bucket) (raw
+/// rows: on their series index). A list of `bucket >= a AND bucket < b`
+/// terms joined by OR, as this read was before, makes SQLite read every row
+/// of the series and filter, which over a year of minute rollups is half a
+/// million rows. `s CROSS JOIN` keeps the ranges the outer loop on SQLite,
+/// which keeps a CROSS JOIN's order (PostgreSQL plans it as any join). On
+/// PostgreSQL the plan is generic (`Connection::plan_generically`) and the
+/// ranges' hull bounds each table too, so that only the partitions inside
+/// it are opened.
 pub(super) async fn count_buckets(
     conn: &mut dyn Connection,
     tenant: &Id,
@@ -540,45 +541,113 @@ pub(super) async fn count_buckets(
     indicator: &str,
     ranges: &[(Level, Range<DateTime<Utc>>)],
 ) -> Result<Vec<CountBucket>> {
-    let mut by_level: BTreeMap<Level, Vec<&Range<DateTime<Utc>>>> = BTreeMap::new();
-    for (level, span) in ranges {
-        if span.start < span.end {
-            by_level.entry(*level).or_default().push(span);
-        }
+    let ranges: Vec<&(Level, Range<DateTime<Utc>>)> = ranges
+        .iter()
+        .filter(|(_, span)| span.start < span.end)
+        .collect();
+    if ranges.is_empty() {
+        return Ok(Vec::new());
     }
-    let mut buckets = Vec::new();
-    for (level, spans) in by_level {
-        let (table, column) = counts_table(level);
-        let series = match level {
-            Level::Raw => view.raw_series(),
-            _ => Some(view.series()),
+    conn.plan_generically().await?;
+    let code = |level: Level| {
+        COUNT_LEVELS
+            .iter()
+            .find(|(_, l)| *l == level)
+            .map_or(0, |(c, _)| *c)
+    };
+    // $1 tenant, $2 service, $3 indicator, then the rollups' series, then
+    // the raw rows' series (none: every one), then the ranges.
+    let series = view.series();
+    let raw_series = view.raw_series();
+    let mut n = 3;
+    let mut numbered = |count: usize| {
+        let list: Vec<String> = (0..count)
+            .map(|_| {
+                n += 1;
+                format!("${n}")
+            })
+            .collect();
+        format!(" AND r.consumer IN ({})", list.join(", "))
+    };
+    let rollup_filter = numbered(series.len());
+    let raw_filter = raw_series
+        .as_ref()
+        .map_or(String::new(), |s| numbered(s.len()));
+    // Where tables are partitioned by time, the hull of the ranges as
+    // arguments of its own: the generic plan prunes the partitions outside
+    // it before it runs (not with SQLite, whose index would then be
+    // searched over the hull instead of each range).
+    let hull = conn.partitions_by_time().then(|| {
+        let start = ranges.iter().map(|(_, s)| s.start).min();
+        let end = ranges.iter().map(|(_, s)| s.end).max();
+        (start, end, n + 1, n + 2)
+    });
+    let mut statement = Statement::new("WITH s AS (SELECT * FROM ")
+        .text(tenant.as_str())
+        .text(service.as_str())
+        .text(indicator);
+    for value in series.iter().chain(raw_series.iter().flatten()) {
+        statement = statement.text(*value);
+    }
+    if let Some((start, end, _, _)) = hull {
+        statement = statement.time(start).time(end);
+    }
+    let rows = RowSet::new()
+        .column(
+            "level",
+            Array::Int(ranges.iter().map(|(l, _)| code(*l)).collect()),
+        )
+        .column(
+            "start_time",
+            Array::Time(ranges.iter().map(|(_, s)| s.start).collect()),
+        )
+        .column(
+            "end_time",
+            Array::Time(ranges.iter().map(|(_, s)| s.end).collect()),
+        );
+    let mut statement = conn.push_rows(statement, "x", rows).push(") ");
+    for (i, (code, level)) in COUNT_LEVELS.iter().enumerate() {
+        let (table, column) = counts_table(*level);
+        let mut filter = match level {
+            Level::Raw => raw_filter.clone(),
+            _ => rollup_filter.clone(),
         };
-        let statement = Statement::new("SELECT ")
-            .push(&format!(
-                "{column}, CAST(SUM(good) AS BIGINT), CAST(SUM(total) AS BIGINT) FROM {table} \
-                 WHERE tenant = "
-            ))
-            .push_arg(Value::text(tenant.as_str()))
-            .push(" AND service = ")
-            .push_arg(Value::text(service.as_str()))
-            .push(" AND indicator = ")
-            .push_arg(Value::text(indicator));
-        let statement = push_spans(push_series(statement, series), column, &spans)
-            .push(&format!(" GROUP BY {column} ORDER BY {column}"));
-        let mut rows = conn
-            .fetch(statement, &[Column::Time, Column::Int, Column::Int])
-            .await
-            .map_err(internal("read count buckets"))?;
-        for mut row in rows.iter_mut() {
-            buckets.push(CountBucket {
-                level,
-                start: row.time(0)?,
-                good: row.int(1)?,
-                total: row.int(2)?,
-            });
+        if let Some((_, _, start, end)) = hull {
+            filter += &format!(" AND r.{column} >= ${start} AND r.{column} < ${end}");
         }
+        statement = statement.push(&format!(
+            "{union}SELECT CAST({code} AS BIGINT), r.{column}, CAST(SUM(r.good) AS BIGINT), \
+             CAST(SUM(r.total) AS BIGINT) FROM s CROSS JOIN {table} r \
+             WHERE s.level = {code} AND r.tenant = $1 AND r.service = $2 \
+             AND r.indicator = $3{filter} AND r.{column} >= s.start_time \
+             AND r.{column} < s.end_time GROUP BY r.{column}",
+            union = if i > 0 { " UNION ALL " } else { "" },
+        ));
     }
-    Ok(buckets)
+    let statement = statement.push(" ORDER BY 1, 2");
+    let mut rows = conn
+        .fetch(
+            statement,
+            &[Column::Int, Column::Time, Column::Int, Column::Int],
+        )
+        .await
+        .map_err(internal("read count buckets"))?;
+    rows.iter_mut()
+        .map(|mut row| {
+            let code = row.int(0)?;
+            let level = COUNT_LEVELS
+                .iter()
+                .find(|(c, _)| *c == code)
+                .map(|(_, l)| *l)
+                .ok_or_else(|| crate::error::Error::internal(format!("no level {code}")))?;
+            Ok(CountBucket {
+                level,
+                start: row.time(1)?,
+                good: row.int(2)?,
+                total: row.int(3)?,
+            })
+        })
+        .collect()
 }
 
 /// The services holding data tagged with `consumer` in `span`: counts in a
@@ -623,6 +692,7 @@ pub(super) async fn samples(
     indicator: &str,
     span: &Range<DateTime<Utc>>,
 ) -> Result<Vec<SampleAt>> {
+    conn.plan_generically().await?;
     let statement = Statement::new(
         "SELECT time, value FROM measurement_samples WHERE tenant = $1 AND service = $2 \
          AND indicator = $3 AND time >= $4 AND time < $5",
@@ -655,6 +725,7 @@ pub(super) async fn downtime(
     indicator: &str,
     span: &Range<DateTime<Utc>>,
 ) -> Result<Vec<Range<DateTime<Utc>>>> {
+    conn.plan_generically().await?;
     let statement = Statement::new(
         "SELECT start_time, end_time FROM measurement_downtime WHERE tenant = $1 \
          AND service = $2 AND indicator = $3 AND start_time < $4 AND end_time > $5",

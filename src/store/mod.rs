@@ -406,7 +406,8 @@ pub trait Tx: Send {
     ) -> Result<()>;
     /// The counts of `service`'s `indicator` seen by `view`, summed per bucket
     /// of each range's level (raw rows per instant), over `ranges` (half-open;
-    /// one statement per level present): ordered by level, then start.
+    /// one statement for all of them, whose text depends only on the view):
+    /// ordered by level, then start.
     async fn count_buckets(
         &mut self,
         tenant: &Id,

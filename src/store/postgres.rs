@@ -214,7 +214,7 @@ impl PostgresStore {
                 }
                 other => other,
             })?;
-        Ok(PostgresConnection { tx })
+        Ok(PostgresConnection { tx, generic: false })
     }
 
     /// Makes one partition change in a transaction of its own, which holds
@@ -355,6 +355,8 @@ impl Store for PostgresStore {
 /// One PostgreSQL transaction.
 struct PostgresConnection {
     tx: sqlx::Transaction<'static, Postgres>,
+    /// `plan_generically` has been called in this transaction.
+    generic: bool,
 }
 
 /// Binds `values` in order: text, bigint, `timestamptz`, `jsonb`.
@@ -462,6 +464,17 @@ impl Connection for PostgresConnection {
 
     fn partitions_by_time(&self) -> bool {
         true
+    }
+
+    async fn plan_generically(&mut self) -> Result<()> {
+        if !self.generic {
+            sqlx::query("SELECT set_config('plan_cache_mode', 'force_generic_plan', true)")
+                .execute(&mut *self.tx)
+                .await
+                .map_err(failed("plan generically"))?;
+            self.generic = true;
+        }
+        Ok(())
     }
 
     /// A transaction-scoped advisory lock on the tenant's id.

@@ -280,6 +280,12 @@ impl Connection for SqliteConnection {
         false
     }
 
+    async fn plan_generically(&mut self) -> Result<()> {
+        // A prepared statement is compiled once; its plan does not depend
+        // on the arguments.
+        Ok(())
+    }
+
     async fn lock_tenant(&mut self, _tenant: &Id) -> Result<()> {
         // Writing transactions begin IMMEDIATE and already exclude each other.
         Ok(())
