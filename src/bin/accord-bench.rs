@@ -294,10 +294,9 @@ struct World {
     overridden: (String, String),
 }
 
-/// Loads the registry through the API with `parallel` calls in flight.
-async fn load(channel: Channel, platform: &str, args: &Args) -> anyhow::Result<(World, String)> {
-    use futures_util::{StreamExt, stream};
-    let parallel = 32;
+/// Creates the tenant `bench` with the platform key and a TENANT_ADMIN key
+/// in it: the tenant's name and the key's secret.
+async fn bench_tenant(channel: &Channel, platform: &str) -> anyhow::Result<(String, String)> {
     let t = "bench";
     let tenant = format!("tenants/{t}");
     TenantServiceClient::new(InterceptedService::new(channel.clone(), bearer(platform)))
@@ -324,6 +323,14 @@ async fn load(channel: Channel, platform: &str, args: &Args) -> anyhow::Result<(
             .await?
             .into_inner()
             .secret;
+    Ok((tenant, admin))
+}
+
+/// Loads the registry through the API with `parallel` calls in flight.
+async fn load(channel: Channel, platform: &str, args: &Args) -> anyhow::Result<(World, String)> {
+    use futures_util::{StreamExt, stream};
+    let parallel = 32;
+    let (tenant, admin) = bench_tenant(&channel, platform).await?;
     let authed = InterceptedService::new(channel.clone(), bearer(&admin));
     let parties = PartyServiceClient::new(authed.clone());
     let party = |id: String, kind: pb::PartyKind| {

@@ -620,19 +620,7 @@ async fn a_watch_ends_unavailable_when_other_servers_changes_were_lost() {
     };
     let w = World::new(&s, "acme").await;
     let mut stream = watch(&w, "").await;
-    let admin = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&s.db.admin_url().expect("postgres admin url"))
-        .await
-        .expect("connect as admin");
-    let killed: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE query LIKE 'LISTEN%accord_changes%' AND datname = current_database()) AS t",
-    )
-    .fetch_one(&admin)
-    .await
-    .unwrap();
-    admin.close().await;
+    let killed = s.db.terminate_listeners().await;
     assert_eq!(killed, 1, "the server's listener");
     let status = ended(&mut stream).await;
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");

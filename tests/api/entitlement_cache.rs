@@ -230,20 +230,7 @@ async fn replicas_see_each_others_writes_within_a_second() {
 
     // Lose the other replica's LISTEN connection: it must not serve what it
     // cached before, and must catch up once reconnected.
-    let admin = first.db.admin_url().expect("postgres admin url");
-    let admin = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&admin)
-        .await
-        .expect("connect as admin");
-    let killed: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE query LIKE 'LISTEN%accord_changes%' AND datname = current_database()) AS t",
-    )
-    .fetch_one(&admin)
-    .await
-    .unwrap();
-    admin.close().await;
+    let killed = first.db.terminate_listeners().await;
     assert!(
         killed >= 2,
         "expected both replicas' listeners, found {killed}"

@@ -34,19 +34,17 @@ use accord::proto::v1 as pb;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::{StreamExt, stream};
 use pb::agreement_service_client::AgreementServiceClient;
-use pb::api_key_service_client::ApiKeyServiceClient;
 use pb::compliance_service_client::ComplianceServiceClient;
 use pb::entitlement_service_client::EntitlementServiceClient;
 use pb::measurement_service_client::MeasurementServiceClient;
 use pb::party_service_client::PartyServiceClient;
 use pb::service_catalog_service_client::ServiceCatalogServiceClient;
-use pb::tenant_service_client::TenantServiceClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use super::{
-    Args, Bearer, Run, analyze, bearer, connect, create_database, drive, drop_database,
-    pinned_runtime, start, tempfile_dir, verdict, with_database,
+    Args, Bearer, Run, analyze, bearer, bench_tenant, connect, create_database, drive,
+    drop_database, pinned_runtime, start, tempfile_dir, verdict, with_database,
 };
 
 /// The indicators of the objectives.
@@ -268,32 +266,7 @@ fn objectives(window: pb::window::Window) -> Vec<pb::Objective> {
 }
 
 async fn load(channel: Channel, platform: &str) -> anyhow::Result<World> {
-    let t = "bench";
-    let tenant = format!("tenants/{t}");
-    TenantServiceClient::new(InterceptedService::new(channel.clone(), bearer(platform)))
-        .create_tenant(pb::CreateTenantRequest {
-            tenant_id: t.into(),
-            tenant: Some(pb::Tenant {
-                display_name: "Benchmark".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        })
-        .await?;
-    let admin =
-        ApiKeyServiceClient::new(InterceptedService::new(channel.clone(), bearer(platform)))
-            .create_api_key(pb::CreateApiKeyRequest {
-                parent: tenant.clone(),
-                api_key_id: "bench".into(),
-                api_key: Some(pb::ApiKey {
-                    role: pb::Role::TenantAdmin.into(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            })
-            .await?
-            .into_inner()
-            .secret;
+    let (tenant, admin) = bench_tenant(&channel, platform).await?;
     let authed = InterceptedService::new(channel.clone(), bearer(&admin));
     let mut parties = PartyServiceClient::new(authed.clone());
     let mut party = async |id: &str, kind: pb::PartyKind| {

@@ -162,6 +162,25 @@ impl TestDb {
             TestDb::Postgres { admin_url, name } => Some(with_database(admin_url, name)),
         }
     }
+
+    /// Ends every server's LISTEN connection to this database (PostgreSQL),
+    /// as a network fault would; returns how many it ended.
+    pub async fn terminate_listeners(&self) -> i64 {
+        let admin = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.admin_url().expect("a PostgreSQL database"))
+            .await
+            .expect("connect as admin");
+        let killed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE query LIKE 'LISTEN%accord_changes%' AND datname = current_database()) AS t",
+        )
+        .fetch_one(&admin)
+        .await
+        .expect("terminate the listeners");
+        admin.close().await;
+        killed
+    }
 }
 
 /// `admin_url` with its database replaced by `name`.
