@@ -21,6 +21,24 @@ const UPDATE: &str = "UPDATE services SET owner = $3, body = $4 WHERE tenant = $
 
 const DELETE: &str = "DELETE FROM services WHERE tenant = $1 AND id = $2";
 
+/// What tenant `$1` keeps of service `$2`'s measurements and their
+/// evaluations, deleted with the service: a service created again under
+/// the same id starts without them. Run after the service's row is gone: a
+/// batch of measurements holds the services it names until it commits, so
+/// none can add rows behind these. (The idempotency keys name no service:
+/// they stay until retention.)
+const DELETE_MEASURED: [&str; 9] = [
+    "DELETE FROM measurement_counts WHERE tenant = $1 AND service = $2",
+    "DELETE FROM measurement_samples WHERE tenant = $1 AND service = $2",
+    "DELETE FROM measurement_downtime WHERE tenant = $1 AND service = $2",
+    "DELETE FROM count_rollups_minute WHERE tenant = $1 AND service = $2",
+    "DELETE FROM count_rollups_hour WHERE tenant = $1 AND service = $2",
+    "DELETE FROM count_rollups_day WHERE tenant = $1 AND service = $2",
+    "DELETE FROM compliance_dirty WHERE tenant = $1 AND service = $2",
+    "DELETE FROM period_evaluations WHERE tenant = $1 AND service = $2",
+    "DELETE FROM objective_alerts WHERE tenant = $1 AND service = $2",
+];
+
 /// The names of the agreements that cover service `$2`, at most `$3`.
 const USERS: &str = "\
     SELECT 'tenants/' || tenant || '/agreements/' || agreement_id FROM agreement_services \
@@ -56,6 +74,11 @@ pub(super) async fn delete(conn: &mut dyn Connection, tenant: &Id, id: &Id) -> R
         .text(id.as_str());
     conn.write(statement, Subject::Deletes(&service_name(tenant, id)))
         .await?;
+    for sql in DELETE_MEASURED {
+        let statement = Statement::new(sql).text(tenant.as_str()).text(id.as_str());
+        conn.run(statement, "delete a service's measurements")
+            .await?;
+    }
     Ok(())
 }
 

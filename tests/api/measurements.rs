@@ -539,6 +539,54 @@ async fn rollups_sum_to_the_raw_counts_at_every_level_and_in_every_series(s: Tes
     assert_eq!(today, today_raw);
 }
 
+// --- deletion ----------------------------------------------------------------
+
+/// A service's measurements go with it: a service created again under the
+/// same id (and an agreement on it) starts without them.
+async fn deleting_a_service_deletes_its_measurements(s: TestServer) {
+    let w = World::new(&s, "acme").await;
+    let objectives = vec![availability(0.999), latency(300.0, 0.99), uptime(0.999)];
+    let draft = w.draft("draft-sla", w.sla(objectives)).await;
+    let pay = w.payments.clone();
+    let response = w
+        .report(vec![
+            counts("c1", &pay, ago(120), 9, 10),
+            tagged(counts("c2", &pay, ago(90), 1, 2), &w.bank),
+            sample("s1", &pay, ago(60), 120.0),
+            downtime("d1", &pay, ago(300), ago(240)),
+        ])
+        .await;
+    assert_eq!(response.accepted, 4, "{response:?}");
+    let db = stored(&s, &w).await;
+    assert_eq!(
+        db.counts("payments", &View::ServiceWide, Level::Minute, around_now())
+            .await,
+        (10, 12)
+    );
+
+    w.delete_agreement(&draft.name).await;
+    w.services()
+        .delete_service(pb::DeleteServiceRequest {
+            name: pay.clone(),
+            etag: String::new(),
+        })
+        .await
+        .expect("delete the service");
+    assert_eq!(w.service("payments").await, pay);
+
+    for level in [Level::Raw, Level::Minute, Level::Hour, Level::Day] {
+        for view in [View::ServiceWide, View::Consumer(id("bank"))] {
+            assert_eq!(
+                db.counts("payments", &view, level, around_now()).await,
+                (0, 0),
+                "{view:?}, {level:?}"
+            );
+        }
+    }
+    assert!(db.samples("payments").await.is_empty());
+    assert!(db.downtime("payments").await.is_empty());
+}
+
 // --- retention ----------------------------------------------------------------
 
 fn short_measurement_max_age(config: &mut Config) {
@@ -611,6 +659,7 @@ on_both_backends!(
     another_tenants_parent_fails_the_stream_with_permission_denied,
     a_stream_ends_at_its_next_batch_once_its_key_is_revoked,
     rollups_sum_to_the_raw_counts_at_every_level_and_in_every_series,
+    deleting_a_service_deletes_its_measurements,
 );
 
 mod retention {
