@@ -375,25 +375,34 @@ pub(super) async fn record(
             .push(" WHERE r.id IN (SELECT id FROM k))");
     }
     let n = keys.len() as i64;
-    fn all_new(statement: Statement<'_>, n: i64) -> Statement<'_> {
+    // The upserts take row locks, and PostgreSQL runs the queries of a WITH
+    // in an order of its own: each one waits for the one before it (reads
+    // its RETURNING in a condition), so that every transaction locks rollup
+    // and marker rows in the order the separate statements do (minute,
+    // hour, day, markers). Two orders could deadlock.
+    fn after<'s>(statement: Statement<'s>, n: i64, before: &str) -> Statement<'s> {
         statement
             .push(" WHERE (SELECT count(*) FROM k) = ")
             .push_arg(Value::Int(Some(n)))
+            .push(&format!(" AND (SELECT count(*) FROM {before}) >= 0"))
     }
+    let mut before = "k".to_string();
     for (i, (level, insert, on_conflict)) in ADD_ROLLUPS.into_iter().enumerate() {
         let Some(rows) = rollup_rows(level, sums) else {
             continue;
         };
         statement = statement.push(&format!(", r{i} AS ({insert}"));
-        statement = all_new(conn.push_rows(statement, "r", rows), n)
+        statement = after(conn.push_rows(statement, "r", rows), n, &before)
             .push(on_conflict)
-            .push(")");
+            .push(" RETURNING 1)");
+        before = format!("r{i}");
     }
     if !markers.is_empty() {
         statement = statement.push(", d AS (").push(breaches::MARK.0);
-        statement = all_new(
+        statement = after(
             conn.push_rows(statement, "r", breaches::marker_rows(markers)),
             n,
+            &before,
         )
         .push(breaches::MARK.1)
         .push(")");
