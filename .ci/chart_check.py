@@ -225,9 +225,11 @@ def main():
         sleep = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds")
         if sleep is None:
             fail("no preStop sleep")
-        grace = config.get("shutdown_grace_seconds", 20)
-        if spec.get("terminationGracePeriodSeconds", 30) <= (sleep or 0) + grace:
-            fail("terminationGracePeriodSeconds is not above preStop sleep + shutdown_grace_seconds")
+        grace = int(config.get("shutdown_grace_seconds", 20))
+        delay = int(config.get("drain_delay_seconds", 5))
+        if spec.get("terminationGracePeriodSeconds", 30) <= (sleep or 0) + delay + grace:
+            fail("terminationGracePeriodSeconds is not above preStop sleep + drain_delay_seconds"
+                 " + shutdown_grace_seconds")
 
         # Checksums that roll the pods when their configuration changes.
         annotations = pod["metadata"].get("annotations", {})

@@ -3,7 +3,9 @@
 //! on it (one `Registry` for the resources, a `Resolver` for entitlements,
 //! sharing one change feed) and the API and auth on those, and binds them to
 //! a listener it is given (port 0 in tests); `serve_until` runs until a
-//! shutdown signal, then drains in-flight calls for at most the grace period.
+//! shutdown signal, then reports NOT_SERVING, keeps serving for the drain
+//! delay, stops accepting calls and drains in-flight ones for at most the
+//! grace period.
 //! The admin HTTP server (`crate::admin`) binds `admin_listen` first thing in
 //! `build`, so that liveness answers while migrations run.
 
@@ -211,11 +213,36 @@ impl Application {
         &self.store
     }
 
-    /// Serves until `shutdown` resolves, then reports NOT_SERVING, stops
-    /// accepting calls and lets in-flight ones finish within the grace period.
+    /// Serves until `shutdown` resolves, then stops as on SIGTERM: reports
+    /// NOT_SERVING, keeps accepting calls for the drain delay, then stops
+    /// accepting, ends watch streams and lets in-flight calls finish within
+    /// the grace period.
     pub async fn serve_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = tx.send(Stop::Terminate);
+            // Keep the channel open: a closed one is not a second signal.
+            std::future::pending::<()>().await;
+        });
+        self.serve(rx).await
+    }
+
+    /// Serves until SIGTERM or SIGINT. SIGTERM drains (see `serve_until`);
+    /// SIGINT, from a terminal, or a second signal during the drain delay
+    /// skips the delay.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(forward_signals(tx));
+        self.serve(rx).await
+    }
+
+    async fn serve(
+        self,
+        mut signals: tokio::sync::mpsc::UnboundedReceiver<Stop>,
     ) -> anyhow::Result<()> {
         let Application {
             config,
@@ -356,13 +383,35 @@ impl Application {
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
         let health_on_stop = health.clone();
         let resolver_on_stop = resolver.clone();
+        let drain_delay = config.drain_delay;
         tokio::spawn(async move {
-            shutdown.await;
-            info!("shutdown started: reporting NOT_SERVING and draining in-flight calls");
+            let Some(first) = signals.recv().await else {
+                return;
+            };
+            // Load balancers and Kubernetes stop sending new calls once they
+            // see NOT_SERVING (or the pod leaves the endpoints); until then
+            // the calls they still send are served.
             if let Some(readiness) = &readiness {
                 readiness.set_serving(false);
             }
             set_serving(&health_on_stop, false).await;
+            if first == Stop::Terminate && !drain_delay.is_zero() {
+                info!(
+                    delay_seconds = drain_delay.as_secs_f64(),
+                    "shutdown started: reporting NOT_SERVING, still accepting calls \
+                     for the drain delay (a second signal skips it)"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(drain_delay) => {}
+                    Some(_) = signals.recv() => info!("second signal: skipping the rest of the drain delay"),
+                }
+            } else {
+                info!("shutdown started: reporting NOT_SERVING");
+            }
+            info!(
+                "no longer accepting calls: ending watch streams with UNAVAILABLE \
+                 and draining in-flight calls"
+            );
             resolver_on_stop.shutdown();
             let _ = started_tx.send(());
             let _ = stop_tx.send(());
@@ -401,11 +450,6 @@ impl Application {
         info!("stopped");
         Ok(())
     }
-
-    /// Serves until SIGTERM or SIGINT.
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.serve_until(shutdown_signal()).await
-    }
 }
 
 /// Reads the certificate, key and client CA up front, so a bad file stops
@@ -434,24 +478,41 @@ async fn set_serving(health: &HealthReporter, serving: bool) {
     }
 }
 
-/// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// A request to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// SIGTERM (Kubernetes, systemd, `docker stop`): drain.
+    Terminate,
+    /// SIGINT (Ctrl-C): there is no load balancer to wait for.
+    Interrupt,
+}
+
+/// Sends every SIGTERM and SIGINT the process gets to `tx`.
+async fn forward_signals(tx: tokio::sync::mpsc::UnboundedSender<Stop>) {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            warn!("cannot listen for SIGTERM and SIGINT: stop the server with SIGKILL");
+            return std::future::pending().await;
+        };
+        loop {
+            let stop = tokio::select! {
+                _ = term.recv() => Stop::Terminate,
+                _ = int.recv() => Stop::Interrupt,
+            };
+            if tx.send(stop).is_err() {
+                return;
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    loop {
+        if tokio::signal::ctrl_c().await.is_err() || tx.send(Stop::Interrupt).is_err() {
+            return std::future::pending().await;
+        }
     }
 }

@@ -121,8 +121,14 @@ pub struct ConfigArgs {
     #[arg(long, env = "ACCORD_REQUEST_TIMEOUT_SECONDS", value_name = "SECONDS")]
     pub request_timeout_seconds: Option<u64>,
 
-    /// On SIGTERM or SIGINT, how long in-flight calls may take to finish, in
-    /// seconds [default: 20].
+    /// On SIGTERM, how long the server keeps accepting calls after it reports
+    /// NOT_SERVING, so that load balancers stop sending it new ones first, in
+    /// seconds; SIGINT or a second signal skips it [default: 5].
+    #[arg(long, env = "ACCORD_DRAIN_DELAY_SECONDS", value_name = "SECONDS")]
+    pub drain_delay_seconds: Option<u64>,
+
+    /// Once the server stops accepting calls, how long in-flight ones may
+    /// take to finish, in seconds [default: 20].
     #[arg(long, env = "ACCORD_SHUTDOWN_GRACE_SECONDS", value_name = "SECONDS")]
     pub shutdown_grace_seconds: Option<u64>,
 
@@ -217,6 +223,7 @@ struct FileConfig {
     metric_export_interval_ms: Option<u64>,
     max_message_bytes: Option<usize>,
     request_timeout_seconds: Option<u64>,
+    drain_delay_seconds: Option<u64>,
     shutdown_grace_seconds: Option<u64>,
     request_id_ttl_seconds: Option<u64>,
     statement_timeout_seconds: Option<u64>,
@@ -273,6 +280,9 @@ pub struct Config {
     pub metric_export_interval: Duration,
     pub max_message_bytes: usize,
     pub request_timeout: Duration,
+    /// After SIGTERM, how long calls are still accepted while NOT_SERVING.
+    pub drain_delay: Duration,
+    /// Then, how long in-flight calls may take to finish.
     pub shutdown_grace: Duration,
     /// How long a request_id is remembered (AIP-155).
     pub request_id_ttl: Duration,
@@ -313,6 +323,7 @@ impl Default for Config {
             metric_export_interval: Duration::from_secs(60),
             max_message_bytes: 4 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            drain_delay: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(20),
             request_id_ttl: Duration::from_secs(24 * 60 * 60),
             statement_timeout: Duration::from_secs(30),
@@ -358,6 +369,7 @@ impl fmt::Debug for Config {
             .field("metric_export_interval", &self.metric_export_interval)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("request_timeout", &self.request_timeout)
+            .field("drain_delay", &self.drain_delay)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("request_id_ttl", &self.request_id_ttl)
             .field("statement_timeout", &self.statement_timeout)
@@ -515,6 +527,11 @@ impl Config {
                 .or(file.request_timeout_seconds)
                 .map(Duration::from_secs)
                 .unwrap_or(d.request_timeout),
+            drain_delay: args
+                .drain_delay_seconds
+                .or(file.drain_delay_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.drain_delay),
             shutdown_grace: args
                 .shutdown_grace_seconds
                 .or(file.shutdown_grace_seconds)

@@ -10,6 +10,7 @@ mod auth;
 mod breaches;
 mod compliance;
 mod credits;
+mod drain;
 mod entitlement_cache;
 mod entitlements;
 mod fairness;

@@ -94,6 +94,7 @@ async fn shutdown_reports_not_serving_and_lets_calls_finish() {
     let (db, url) = TestDb::create(Backend::Sqlite).await.unwrap();
     let config = accord::config::Config {
         database_url: url,
+        drain_delay: Duration::ZERO,
         shutdown_grace: Duration::from_secs(5),
         ..Default::default()
     };
@@ -196,6 +197,7 @@ async fn in_flight_calls_finish_during_shutdown() {
     let platform_key = new_platform_key();
     let config = accord::config::Config {
         database_url: url.clone(),
+        drain_delay: Duration::ZERO,
         shutdown_grace: Duration::from_secs(10),
         bootstrap_key: Some(accord::domain::api_key::Secret::new(platform_key.clone())),
         ..Default::default()

@@ -120,9 +120,13 @@ server's drain.
 */}}
 {{- define "accord.validate" -}}
 {{- $grace := int (default 20 .Values.config.shutdown_grace_seconds) }}
+{{- $delay := 5 }}
+{{- if hasKey .Values.config "drain_delay_seconds" }}
+{{- $delay = int .Values.config.drain_delay_seconds }}
+{{- end }}
 {{- $sleep := int .Values.lifecycle.preStopSleepSeconds }}
-{{- if le (int .Values.terminationGracePeriodSeconds) (add $grace $sleep) }}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed lifecycle.preStopSleepSeconds (%d) plus config.shutdown_grace_seconds (%d)" (int .Values.terminationGracePeriodSeconds) $sleep $grace) }}
+{{- if le (int .Values.terminationGracePeriodSeconds) (add $grace $delay $sleep) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed lifecycle.preStopSleepSeconds (%d) plus config.drain_delay_seconds (%d) plus config.shutdown_grace_seconds (%d)" (int .Values.terminationGracePeriodSeconds) $sleep $delay $grace) }}
 {{- end }}
 {{- if and (include "accord.postgres" .) (not .Values.secrets.existingSecret) }}
 {{- if not (and .Values.secrets.databaseUrl .Values.secrets.migrationDatabaseUrl) }}

@@ -31,7 +31,8 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 impl Accord {
     /// Runs `accord args` in `dir` with `env` and no other `ACCORD_*` or
     /// `OTEL_*` variable (but the admin server on a free port unless `env`
-    /// sets ACCORD_ADMIN_LISTEN). Errors print no backtrace unless `env` sets
+    /// sets ACCORD_ADMIN_LISTEN, and no drain delay unless it sets
+    /// ACCORD_DRAIN_DELAY_SECONDS). Errors print no backtrace unless `env` sets
     /// `RUST_BACKTRACE` (resolving one takes the debug binary half a second).
     pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_accord"));
@@ -49,6 +50,8 @@ impl Accord {
         // Tests run side by side: the admin server's fixed default port
         // would be taken by the first of them.
         cmd.env("ACCORD_ADMIN_LISTEN", "127.0.0.1:0");
+        // SIGTERM stops at once unless a test is about the drain delay.
+        cmd.env("ACCORD_DRAIN_DELAY_SECONDS", "0");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -149,11 +152,21 @@ impl Accord {
 
     /// Sends SIGTERM and waits for the binary to end.
     pub fn stop(self) -> Ended {
+        self.terminate();
+        self.wait()
+    }
+
+    /// Sends SIGTERM, as Kubernetes does to stop a pod, and returns at once.
+    pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal `name` (`TERM`, `INT`…) and returns at once.
+    pub fn signal(&self, name: &str) {
         let _ = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(self.child.id().to_string())
             .status();
-        self.wait()
     }
 }
 

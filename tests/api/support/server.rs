@@ -255,6 +255,8 @@ pub fn test_config(database_url: &str, db: &TestDb, platform_key: &str) -> Confi
         max_connections: 5,
         admin_listen: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
         bootstrap_key: Some(accord::domain::api_key::Secret::new(platform_key.into())),
+        // Stopping a test server waits for no load balancer.
+        drain_delay: std::time::Duration::ZERO,
         ..Config::default()
     }
 }
