@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Sets up the Python client: a virtualenv with the pinned requirements and the
-# accord.v1 stubs generated from proto/ into clients/python/gen (not committed).
-# Idempotent: safe to run again; it reuses the venv and regenerates the stubs.
+# Sets up the Python client: a virtualenv with the pinned requirements, and the
+# accord-client package of this directory installed into it, which generates
+# the accord.v1 stubs from proto/ as it builds (accord_client.v1; nothing
+# generated is written to the source tree). Idempotent: run it again after a
+# change to proto/ to regenerate.
 #
 #   ACCORD_VENV  where the virtualenv lives (default: <repo>/.venv)
 #   PYTHON       the interpreter that creates it (default: python3)
@@ -21,17 +23,13 @@ fi
 # venv then follows requirements.txt whenever the pins change.
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
 
-# Generate into a scratch directory, then swap it in, so a failed run never
-# leaves a half-written gen/ and removed protos never leave stale modules.
-cd "$repo"
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-"$venv/bin/python" -m grpc_tools.protoc -I proto \
-  --python_out="$tmp" --grpc_python_out="$tmp" proto/accord/v1/*.proto
-# Make `accord` and `accord.v1` regular packages (gen/ itself goes on sys.path).
-find "$tmp" -mindepth 1 -type d -exec touch {}/__init__.py \;
-chmod -R u+rwX,go+rX "$tmp"
-rm -rf "$here/gen"
-mv -T "$tmp" "$here/gen"
-trap - EXIT
-echo "setup.sh: stubs generated in $here/gen (venv: $venv)"
+# The venv already holds the build requirements (setuptools, grpcio-tools at
+# the pinned versions), so build in it: no isolated build environment to
+# download. --force-reinstall: the version does not change when proto/ does.
+# The build leaves build/ and *.egg-info behind; remove them so that the next
+# build starts clean.
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+  --no-build-isolation --no-deps --force-reinstall "$here"
+rm -rf "$here/build" "$here/src/accord_client.egg-info"
+"$venv/bin/python" -c 'import accord_client.v1.tenant_pb2_grpc'
+echo "setup.sh: accord-client installed with stubs generated from $repo/proto (venv: $venv)"

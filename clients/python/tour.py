@@ -6,8 +6,8 @@
 ACCORD_BOOTSTRAP_KEY must hold the server's bootstrap key: the tour creates
 the tenant with it, then a TENANT_ADMIN key it uses for everything else.
 Run it against a fresh server (the ids it creates are fixed, so a second run
-on the same database stops at ALREADY_EXISTS). Generate the stubs first with
-setup.sh; they land in gen/ next to this file.
+on the same database stops at ALREADY_EXISTS). Install the accord-client
+package first (setup.sh does, into .venv).
 
 It creates a tenant, a provider and a customer, a service, a service-level
 agreement with an objective, a credit schedule and a liability cap; publishes
@@ -29,22 +29,21 @@ import sys
 import time
 import uuid
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "gen"))
+import grpc
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 
-import grpc  # noqa: E402
-from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2  # noqa: E402
-
-from accord.v1 import agreement_pb2, agreement_pb2_grpc  # noqa: E402
-from accord.v1 import api_key_pb2, api_key_pb2_grpc  # noqa: E402
-from accord.v1 import audit_pb2, audit_pb2_grpc  # noqa: E402
-from accord.v1 import breach_pb2, breach_pb2_grpc  # noqa: E402
-from accord.v1 import compliance_pb2, compliance_pb2_grpc  # noqa: E402
-from accord.v1 import entitlement_pb2, entitlement_pb2_grpc  # noqa: E402
-from accord.v1 import measurement_pb2, measurement_pb2_grpc  # noqa: E402
-from accord.v1 import party_pb2, party_pb2_grpc  # noqa: E402
-from accord.v1 import service_pb2, service_pb2_grpc  # noqa: E402
-from accord.v1 import tenant_pb2, tenant_pb2_grpc  # noqa: E402
-from accord.v1 import terms_pb2  # noqa: E402
+from accord_client import bearer
+from accord_client.v1 import agreement_pb2, agreement_pb2_grpc
+from accord_client.v1 import api_key_pb2, api_key_pb2_grpc
+from accord_client.v1 import audit_pb2, audit_pb2_grpc
+from accord_client.v1 import breach_pb2, breach_pb2_grpc
+from accord_client.v1 import compliance_pb2, compliance_pb2_grpc
+from accord_client.v1 import entitlement_pb2, entitlement_pb2_grpc
+from accord_client.v1 import measurement_pb2, measurement_pb2_grpc
+from accord_client.v1 import party_pb2, party_pb2_grpc
+from accord_client.v1 import service_pb2, service_pb2_grpc
+from accord_client.v1 import tenant_pb2, tenant_pb2_grpc
+from accord_client.v1 import terms_pb2
 
 TIMEOUT = 10.0  # seconds, for each call
 
@@ -90,10 +89,6 @@ def show_agreement(a):
     state = enum_name(agreement_pb2.AgreementState, a.state, "AGREEMENT_STATE_")
     print(f"{a.name}  {kind}  {state}  revision={a.revision_id or '-'}")
     print(f"  display_name: {a.display_name}")
-
-
-def bearer(secret):
-    return (("authorization", f"Bearer {secret}"),)
 
 
 def run(address, bootstrap_key):
