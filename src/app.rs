@@ -13,6 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use opentelemetry::metrics::MeterProvider as _;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
@@ -35,6 +36,7 @@ use crate::auth::{AuthenticateLayer, Authenticator};
 use crate::config::{Config, TlsFiles};
 use crate::deadline::DeadlineLayer;
 use crate::domain::changes::Change;
+use crate::metrics::{Observed, RpcMetricsLayer};
 use crate::proto::v1::agreement_service_server::AgreementServiceServer;
 use crate::proto::v1::api_key_service_server::ApiKeyServiceServer;
 use crate::proto::v1::audit_service_server::AuditServiceServer;
@@ -47,7 +49,7 @@ use crate::proto::v1::service_catalog_service_server::ServiceCatalogServiceServe
 use crate::proto::v1::tenant_service_server::TenantServiceServer;
 use crate::redact::{redact_endpoint, redact_url};
 use crate::service::Registry;
-use crate::service::breaches::PeriodCloser;
+use crate::service::breaches::{OpenBreachCounter, OpenBreaches, PeriodCloser};
 use crate::service::compliance::Compliance;
 use crate::service::entitlements::Resolver;
 use crate::store::{self, Store};
@@ -269,6 +271,28 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
+        // The meters first: the RPC layer records on them from the first call.
+        let otlp = config
+            .otlp_endpoint
+            .as_deref()
+            .map(|endpoint| (endpoint, config.metric_export_interval));
+        let meters = crate::telemetry::meter_provider(&metrics, otlp, resolver.clone())
+            .context("setting up the metrics")?;
+        if let Some(endpoint) = &config.otlp_endpoint {
+            info!(endpoint = %redact_endpoint(endpoint), "pushing metrics over OTLP");
+        }
+        let meter = meters.meter("accord");
+        let open_breaches = Arc::new(OpenBreaches::default());
+        crate::metrics::observe(
+            &meter,
+            Observed {
+                registry: registry.clone(),
+                store: store.clone(),
+                open_breaches: open_breaches.clone(),
+                stream_limit: config.max_watch_streams,
+            },
+        );
+
         let max = config.max_message_bytes;
         macro_rules! limited {
             ($server:ident, $api:expr) => {
@@ -285,6 +309,7 @@ impl Application {
             MeasurementApi::new(registry.clone(), authenticator.clone(), resolver.stopping());
         let breaches = BreachApi::new(registry.clone(), authenticator.clone(), resolver.stopping());
         let router = builder
+            .layer(RpcMetricsLayer::new(&meter))
             .layer(DeadlineLayer::new(config.request_timeout))
             .layer(AuthenticateLayer::new(authenticator))
             .layer(AdmissionLayer::new(Limits::from_config(&config)))
@@ -352,16 +377,14 @@ impl Application {
         let closer = tokio::spawn(
             PeriodCloser::new(registry.clone(), compliance, config.breach_check_interval).run(),
         );
-
-        let otlp = config
-            .otlp_endpoint
-            .as_deref()
-            .map(|endpoint| (endpoint, config.metric_export_interval));
-        let meters = crate::telemetry::meter_provider(&metrics, otlp, resolver.clone())
-            .context("setting up the metrics")?;
-        if let Some(endpoint) = &config.otlp_endpoint {
-            info!(endpoint = %redact_endpoint(endpoint), "pushing metrics over OTLP");
-        }
+        let breach_counter = tokio::spawn(
+            OpenBreachCounter::new(
+                registry.clone(),
+                open_breaches,
+                config.breach_check_interval,
+            )
+            .run(),
+        );
 
         let readiness = admin.as_ref().map(AdminServer::readiness);
         if let Some(readiness) = &readiness {
@@ -442,6 +465,7 @@ impl Application {
         sweeper.abort();
         retention.abort();
         closer.abort();
+        breach_counter.abort();
         if let Err(error) = meters.shutdown() {
             warn!(%error, "could not push the last metrics");
         }

@@ -60,6 +60,8 @@ impl<W: Write> Write for Redacted<W> {
 ///   entitlements answered from memory, or not;
 /// - `accord.entitlement.cache.hit_ratio` (gauge): hits over lookups since start;
 /// - `accord.entitlement.cache.entries` (gauge): entitlements held.
+///
+/// The server's other instruments are added to it by `crate::metrics`.
 pub fn meter_provider(
     registry: &prometheus::Registry,
     otlp: Option<(&str, std::time::Duration)>,

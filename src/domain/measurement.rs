@@ -51,6 +51,25 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in declaration order (`reason as usize` is its index).
+    pub const ALL: [Reason; 15] = [
+        Reason::UnknownService,
+        Reason::UnknownConsumer,
+        Reason::UnknownIndicator,
+        Reason::ValueKindMismatch,
+        Reason::InvalidId,
+        Reason::MissingValue,
+        Reason::MissingTime,
+        Reason::EndBeforeStart,
+        Reason::NegativeCount,
+        Reason::GoodExceedsTotal,
+        Reason::CountTooLarge,
+        Reason::NotFinite,
+        Reason::TooFarInFuture,
+        Reason::TooOld,
+        Reason::AlreadyExists,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::UnknownService => "UNKNOWN_SERVICE",
@@ -697,6 +716,18 @@ mod tests {
 
     fn reason(r: Reported) -> Reason {
         check(&r).unwrap_err().reason
+    }
+
+    #[test]
+    fn every_reason_is_listed_once_at_its_own_index() {
+        for (index, reason) in Reason::ALL.into_iter().enumerate() {
+            assert_eq!(reason as usize, index, "{reason}");
+        }
+        let names: std::collections::HashSet<&str> =
+            Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names.len(), Reason::ALL.len());
+        // A reason added after the last one must be added to ALL too.
+        assert_eq!(Reason::AlreadyExists as usize, Reason::ALL.len() - 1);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Breaches, read (`Breaches::get`, `Breaches::list`), and the period closer
-//! that writes them (`PeriodCloser`), which every replica runs.
+//! Breaches, read (`Breaches::get`, `Breaches::list`), the period closer
+//! that writes them (`PeriodCloser`), which every replica runs, and the count
+//! of open ones the metrics show (`OpenBreachCounter`).
 //!
 //! The closer, every `breach_check_interval`:
 //! 1. takes the late-data markers that are due (ingestion marks each UTC day
@@ -26,8 +27,9 @@
 //! breach and its revision, the audit event and the change-feed event go in
 //! the same transaction.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -39,8 +41,8 @@ use super::{Page, Registry};
 use crate::domain::agreement::AgreementState;
 use crate::domain::audit::{AuditEvent, Caller};
 use crate::domain::breach::{
-    AlertKey, AtRisk, Breach, BreachCredit, BreachCursor, BreachKey, BreachScope, Finding,
-    PeriodVerdict, breach_name, next_revision,
+    AlertKey, AtRisk, Breach, BreachCredit, BreachCursor, BreachKey, BreachScope, BreachState,
+    Finding, PeriodVerdict, breach_name, next_revision,
 };
 use crate::domain::changes::Change;
 use crate::domain::compliance::{Interval, Question, Status};
@@ -766,6 +768,149 @@ impl PeriodCloser {
         done.at_risk += events.len();
         self.registry.commit_events(tx, events).await?;
         Ok(alerts.iter().any(|(_, firing, _)| *firing))
+    }
+}
+
+/// How many breaches are open in the whole registry, every tenant's: in
+/// state OPEN, that is missed as their period's latest evaluation says and
+/// not withdrawn. A breach stays open for good unless late data withdraws
+/// it, so the count is the registry's history of missed periods, not of
+/// incidents under way: it rises with each breach opened and falls only
+/// with a withdrawal or a tenant's deletion. Kept by `OpenBreachCounter`,
+/// read by the metrics without touching the database.
+#[derive(Debug)]
+pub struct OpenBreaches(AtomicI64);
+
+impl Default for OpenBreaches {
+    fn default() -> Self {
+        Self(AtomicI64::new(-1))
+    }
+}
+
+impl OpenBreaches {
+    /// The count as last taken; `None` until every tenant has been counted
+    /// once.
+    pub fn get(&self) -> Option<u64> {
+        u64::try_from(self.0.load(Ordering::Relaxed)).ok()
+    }
+
+    fn set(&self, open: u64) {
+        self.0
+            .store(i64::try_from(open).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+}
+
+/// Keeps an `OpenBreaches` up to date without a query per scrape: counts
+/// every tenant's open breaches once (a read transaction per tenant), then
+/// counts a tenant again when the change feed tells of a breach of its
+/// written (by any replica: the feed brings them all) or of the tenant
+/// changing (a deletion), and every tenant again when changes may have been
+/// missed (the feed reconnected, or this counter fell behind it). It counts
+/// what is due every `interval` (the period closer's), so a breach shows
+/// within an interval of its write.
+pub struct OpenBreachCounter {
+    registry: Arc<Registry>,
+    open: Arc<OpenBreaches>,
+    interval: Duration,
+    /// Each tenant's open breaches as last counted; tenants with none are
+    /// left out.
+    by_tenant: HashMap<Id, u64>,
+    /// Tenants to count at the next tick.
+    due: BTreeSet<Id>,
+    /// Whether every tenant is to be counted at the next tick.
+    all_due: bool,
+}
+
+impl OpenBreachCounter {
+    pub fn new(registry: Arc<Registry>, open: Arc<OpenBreaches>, interval: Duration) -> Self {
+        Self {
+            registry,
+            open,
+            interval,
+            by_tenant: HashMap::new(),
+            due: BTreeSet::new(),
+            all_due: true,
+        }
+    }
+
+    /// Counts every `interval` what the change feed made due, until the task
+    /// is dropped.
+    pub async fn run(mut self) {
+        let mut feed = self.registry.changes().subscribe();
+        let mut feed_closed = false;
+        let mut ticks = tokio::time::interval(self.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    if let Err(error) = self.count().await {
+                        warn!(%error, "could not count the open breaches");
+                    }
+                }
+                change = feed.recv(), if !feed_closed => match change {
+                    Ok(Change::Breach { tenant, .. } | Change::Tenant { tenant }) => {
+                        self.due.insert(tenant);
+                    }
+                    Ok(Change::Everything) | Err(RecvError::Lagged(_)) => self.all_due = true,
+                    Ok(Change::Services { .. } | Change::Keys { .. } | Change::AtRisk(_)) => {}
+                    // The registry outlives the counter: this does not
+                    // happen. Should it, the count stays as it was.
+                    Err(RecvError::Closed) => feed_closed = true,
+                },
+            }
+        }
+    }
+
+    /// Counts the tenants due (every tenant, when all are) and publishes
+    /// the total once none is left. A tenant whose count fails is counted
+    /// again at the next tick; the first failure ends the pass, publishing
+    /// nothing, so the first total shown has every tenant counted.
+    pub async fn count(&mut self) -> Result<()> {
+        if self.all_due {
+            let tenants = self.tenants().await?;
+            self.all_due = false;
+            // Tenants deleted meanwhile are forgotten.
+            self.by_tenant.retain(|tenant, _| tenants.contains(tenant));
+            self.due.extend(tenants);
+        }
+        while let Some(tenant) = self.due.pop_first() {
+            let open = async {
+                let mut tx = self.registry.read(&tenant).await?;
+                tx.count_breaches(&tenant, BreachState::Open).await
+            }
+            .await;
+            match open {
+                Ok(0) => {
+                    self.by_tenant.remove(&tenant);
+                }
+                Ok(open) => {
+                    self.by_tenant.insert(tenant, open.unsigned_abs());
+                }
+                Err(error) => {
+                    self.due.insert(tenant);
+                    return Err(error);
+                }
+            }
+        }
+        self.open.set(self.by_tenant.values().sum());
+        Ok(())
+    }
+
+    /// Every tenant's id, page after page.
+    async fn tenants(&self) -> Result<HashSet<Id>> {
+        let mut tenants = HashSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut tx = self.registry.store().begin(None, Access::Read).await?;
+            let page = tx.list_tenants(after.as_deref(), TENANTS_PER_PAGE).await?;
+            drop(tx);
+            let full = page.len() as i64 == TENANTS_PER_PAGE;
+            after = page.last().map(|t| t.id.to_string());
+            tenants.extend(page.into_iter().map(|t| t.id));
+            if !full {
+                return Ok(tenants);
+            }
+        }
     }
 }
 

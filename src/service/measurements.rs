@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use tokio::task::coop;
@@ -45,6 +46,50 @@ pub struct Outcome {
     pub duplicates: i64,
     /// By index.
     pub rejections: Vec<Refused>,
+}
+
+/// What the batches committed since the server started came to, item by
+/// item, whichever call brought them (ReportMeasurements or
+/// StreamMeasurements): what the metrics report (`crate::metrics`). A batch
+/// that failed as a whole counts nothing here.
+#[derive(Debug, Default)]
+pub struct Tally {
+    accepted: AtomicU64,
+    duplicates: AtomicU64,
+    /// By `Reason as usize`.
+    rejected: [AtomicU64; Reason::ALL.len()],
+}
+
+impl Tally {
+    fn add(&self, outcome: &Outcome) {
+        let relaxed = Ordering::Relaxed;
+        self.accepted
+            .fetch_add(outcome.accepted.unsigned_abs(), relaxed);
+        self.duplicates
+            .fetch_add(outcome.duplicates.unsigned_abs(), relaxed);
+        for refused in &outcome.rejections {
+            if let Some(count) = self.rejected.get(refused.rejection.reason as usize) {
+                count.fetch_add(1, relaxed);
+            }
+        }
+    }
+
+    /// Measurements stored.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Measurements stored before with the same payload, counted once.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates.load(Ordering::Relaxed)
+    }
+
+    /// Measurements refused for `reason`.
+    pub fn rejected(&self, reason: Reason) -> u64 {
+        self.rejected
+            .get(reason as usize)
+            .map_or(0, |count| count.load(Ordering::Relaxed))
+    }
 }
 
 fn another_payload() -> Rejection {
@@ -132,6 +177,7 @@ impl Measurements<'_> {
         };
         if passed.is_empty() {
             outcome.rejections.sort_by_key(|r| r.index);
+            self.registry.ingestion.add(&outcome);
             return Ok(outcome);
         }
 
@@ -235,6 +281,7 @@ impl Measurements<'_> {
 
         outcome.accepted = new.len() as i64;
         outcome.rejections.sort_by_key(|r| r.index);
+        self.registry.ingestion.add(&outcome);
         debug!(
             tenant = %tenant,
             accepted = outcome.accepted,

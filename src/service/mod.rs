@@ -71,6 +71,8 @@ pub struct Registry {
     /// back (PostgreSQL: it LISTENs to what it NOTIFYs): events for watchers
     /// are then applied once, from the feed, not also after commit.
     feed_echoes: bool,
+    /// What ingestion has accepted and refused, for the metrics.
+    ingestion: measurements::Tally,
 }
 
 impl Registry {
@@ -85,6 +87,7 @@ impl Registry {
             request_id_ttl: chrono::Duration::from_std(request_id_ttl)
                 .map_err(|e| Error::Internal(anyhow::Error::new(e).context("request_id TTL")))?,
             measurement_policy: Policy::default(),
+            ingestion: measurements::Tally::default(),
         })
     }
 
@@ -101,6 +104,11 @@ impl Registry {
     pub fn with_page_bytes(mut self, bytes: usize) -> Self {
         self.page_bytes = bytes.min(MAX_PAGE_BYTES);
         self
+    }
+
+    /// What the measurement batches committed here came to, item by item.
+    pub fn ingestion(&self) -> &measurements::Tally {
+        &self.ingestion
     }
 
     /// The feed this registry announces its changes on.

@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 
 use super::connection::{Array, Column, Connection, RowSet, Statement, Value};
 use super::constraints::{Subject, internal};
-use crate::domain::breach::{AlertKey, AlertState, Breach, BreachCursor, BreachKey, Marker};
+use crate::domain::breach::{
+    AlertKey, AlertState, Breach, BreachCursor, BreachKey, BreachState, Marker,
+};
 use crate::domain::filter::{BreachFilter, BreachTerm};
 use crate::domain::names::Id;
 use crate::error::Result;
@@ -381,6 +383,19 @@ pub(super) async fn get(
 ) -> Result<Option<Breach>> {
     conn.body_by_key(GET, &[tenant.as_str(), id.as_str()], lock, "get breach")
         .await
+}
+
+const COUNT: &str = "SELECT count(*) FROM breaches WHERE tenant = $1 AND state = $2";
+
+pub(super) async fn count(
+    conn: &mut dyn Connection,
+    tenant: &Id,
+    state: BreachState,
+) -> Result<i64> {
+    let statement = Statement::new(COUNT)
+        .text(tenant.as_str())
+        .text(state.as_str());
+    conn.int(statement, "count breaches").await
 }
 
 const REVISIONS: &str = "\

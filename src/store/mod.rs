@@ -40,7 +40,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::domain::agreement::{Agreement, AgreementKind, Revision};
 use crate::domain::api_key::ApiKey;
 use crate::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
-use crate::domain::breach::{AlertKey, AlertState, Breach, BreachCursor, BreachKey, Marker};
+use crate::domain::breach::{
+    AlertKey, AlertState, Breach, BreachCursor, BreachKey, BreachState, Marker,
+};
 use crate::domain::changes::Change;
 use crate::domain::filter::{AgreementFilter, BreachFilter};
 use crate::domain::measurement::{
@@ -113,8 +115,39 @@ pub trait Store: Send + Sync + 'static {
     /// for a connection like any call, so the caller bounds it.
     async fn ping(&self) -> Result<()>;
 
+    /// How many of the pool's connections are open, in use and idle, and
+    /// how many it may open: read from the pool's own counters, at once,
+    /// for the metrics.
+    fn pool_use(&self) -> PoolUse;
+
     /// Closes the pool, waiting for connections in use.
     async fn close(&self);
+}
+
+/// The connection pool at one instant (`Store::pool_use`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Connections lent to a transaction or statement.
+    pub used: u32,
+    /// Connections open and waiting in the pool.
+    pub idle: u32,
+    /// The most the pool opens (`max_connections`).
+    pub max: u32,
+}
+
+impl PoolUse {
+    /// From sqlx's counters: `size` open connections, `idle` of them idle.
+    /// The two are read one after the other, so `idle` may momentarily
+    /// exceed `size`; no count goes below zero.
+    fn of<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) -> Self {
+        let size = pool.size();
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(size);
+        Self {
+            used: size - idle,
+            idle,
+            max: pool.options().get_max_connections(),
+        }
+    }
 }
 
 /// An idempotency key of a measurement to record.
@@ -518,6 +551,8 @@ pub trait Tx: Send {
     /// Stores the next revision of a breach, and records it.
     async fn update_breach(&mut self, breach: &Breach) -> Result<()>;
     async fn get_breach(&mut self, tenant: &Id, id: &Id) -> Result<Option<Breach>>;
+    /// How many of `tenant`'s breaches are in `state`.
+    async fn count_breaches(&mut self, tenant: &Id, state: BreachState) -> Result<i64>;
     /// `get_breach`, locking the row until the transaction ends (PostgreSQL).
     async fn get_breach_for_update(&mut self, tenant: &Id, id: &Id) -> Result<Option<Breach>>;
     /// Every revision of a breach, oldest first.

@@ -22,7 +22,7 @@ use super::connection::{
 use super::constraints::{begin_failed, internal};
 use super::partitions::{self, Outcome};
 use super::transaction::Transaction;
-use super::{Access, ChangeFeed, Store, Tx, millis, settings, statement_budget};
+use super::{Access, ChangeFeed, PoolUse, Store, Tx, millis, settings, statement_budget};
 use crate::domain::changes::Change;
 use crate::domain::measurement::Cutoffs;
 use crate::domain::names::Id;
@@ -345,6 +345,10 @@ impl Store for PostgresStore {
             .await
             .map(drop)
             .map_err(|e| Error::Internal(anyhow::Error::new(e).context("pinging PostgreSQL")))
+    }
+
+    fn pool_use(&self) -> PoolUse {
+        PoolUse::of(&self.pool)
     }
 
     async fn close(&self) {

@@ -16,7 +16,9 @@ use super::{
 use crate::domain::agreement::{Agreement, AgreementKind, Revision};
 use crate::domain::api_key::ApiKey;
 use crate::domain::audit::{AuditCursor, AuditEvent, AuditFilter};
-use crate::domain::breach::{AlertKey, AlertState, Breach, BreachCursor, BreachKey, Marker};
+use crate::domain::breach::{
+    AlertKey, AlertState, Breach, BreachCursor, BreachKey, BreachState, Marker,
+};
 use crate::domain::changes::Change;
 use crate::domain::filter::{AgreementFilter, BreachFilter};
 use crate::domain::measurement::{
@@ -610,6 +612,10 @@ impl Tx for Transaction {
 
     async fn get_breach(&mut self, tenant: &Id, id: &Id) -> Result<Option<Breach>> {
         breaches::get(self.conn(), tenant, id, RowLock::None).await
+    }
+
+    async fn count_breaches(&mut self, tenant: &Id, state: BreachState) -> Result<i64> {
+        breaches::count(self.conn(), tenant, state).await
     }
 
     async fn get_breach_for_update(&mut self, tenant: &Id, id: &Id) -> Result<Option<Breach>> {

@@ -57,13 +57,6 @@ async fn livez_and_readyz_answer_200_while_serving(backend: Backend) {
     }
 }
 
-/// A scrape of `/metrics`, parsed.
-async fn scrape(port: u16) -> Scrape {
-    let answer = get(port, "/metrics").await;
-    assert_eq!(answer.status, 200, "{answer:?}");
-    parse_prometheus_text(&answer.body).unwrap_or_else(|e| panic!("{e}\n{}", answer.body))
-}
-
 /// The one sample of `name` in `scrape`, from Accord's meter.
 fn value(scrape: &Scrape, name: &str) -> f64 {
     let series = scrape
@@ -181,13 +174,13 @@ async fn set_allow_connections(admin: &mut sqlx::PgConnection, database: &str, a
 
 /// Holds a lock that keeps the server's next tenant creation waiting: the
 /// write lock on SQLite, the `tenants` table on PostgreSQL.
-enum TenantsLock {
+pub(crate) enum TenantsLock {
     Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
     Postgres(sqlx::PgConnection),
 }
 
 impl TenantsLock {
-    async fn take(db: &TestDb, url: &str) -> Self {
+    pub(crate) async fn take(db: &TestDb, url: &str) -> Self {
         use sqlx::Executor;
         match db.admin_url() {
             None => {
@@ -206,7 +199,7 @@ impl TenantsLock {
         }
     }
 
-    async fn release(self) {
+    pub(crate) async fn release(self) {
         use sqlx::Executor;
         match self {
             TenantsLock::Sqlite(mut conn) => drop(conn.execute("ROLLBACK").await.unwrap()),

@@ -19,6 +19,7 @@ mod ingestion_durability;
 mod isolation;
 mod key_lifetime;
 mod measurements;
+mod metrics;
 mod not_found_and_stale;
 mod overrides;
 mod pagination;

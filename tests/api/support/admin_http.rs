@@ -45,6 +45,16 @@ pub async fn http_get(port: u16, path: &str) -> Option<HttpAnswer> {
     })
 }
 
+/// `GET /metrics` on 127.0.0.1:`port`, which must answer 200, parsed
+/// strictly.
+pub async fn scrape(port: u16) -> Scrape {
+    let answer = http_get(port, "/metrics")
+        .await
+        .expect("an HTTP answer to GET /metrics");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    parse_prometheus_text(&answer.body).unwrap_or_else(|e| panic!("{e}\n{}", answer.body))
+}
+
 /// One sample of a scrape: its labels and value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
