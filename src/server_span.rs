@@ -27,6 +27,11 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 /// The target of the server spans, which filters name.
 pub const TARGET: &str = "accord::rpc";
 
+/// The target, under `TARGET`, of the server spans of calls that carry no
+/// `traceparent`, which start a trace: a filter can leave them out (JSON
+/// logs without a collector want only the ids of a caller's trace).
+pub const ROOT_TARGET: &str = "accord::rpc::root";
+
 /// Wraps every call in its server span.
 #[derive(Clone, Default)]
 pub struct ServerSpanLayer;
@@ -84,18 +89,28 @@ fn server_span<B>(request: &http::Request<B>) -> Span {
     let path = request.uri().path();
     let name = path.strip_prefix('/').unwrap_or(path);
     let (service, method) = name.split_once('/').unwrap_or((name, ""));
-    let span = tracing::info_span!(
-        target: TARGET,
-        "rpc",
-        otel.name = name,
-        otel.kind = "server",
-        otel.status_code = Empty,
-        rpc.system = "grpc",
-        rpc.service = service,
-        rpc.method = method,
-        rpc.grpc.status_code = Empty,
-        accord.tenant = Empty,
-    );
+    // One callsite per target: a span's target is fixed where it is written.
+    macro_rules! span {
+        ($target:expr) => {
+            tracing::info_span!(
+                target: $target,
+                "rpc",
+                otel.name = name,
+                otel.kind = "server",
+                otel.status_code = Empty,
+                rpc.system = "grpc",
+                rpc.service = service,
+                rpc.method = method,
+                rpc.grpc.status_code = Empty,
+                accord.tenant = Empty,
+            )
+        };
+    }
+    let span = if request.headers().contains_key("traceparent") {
+        span!(TARGET)
+    } else {
+        span!(ROOT_TARGET)
+    };
     if !span.is_disabled() {
         let caller = opentelemetry::global::get_text_map_propagator(|propagator| {
             propagator.extract(&TraceHeaders(request.headers()))

@@ -16,12 +16,13 @@ use opentelemetry::trace::{SpanId, TraceContextExt as _, TraceId, TracerProvider
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData};
 use tracing::{Level, Subscriber, warn};
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::{Format, Json, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{EnvFilter, Layer as _, Registry, filter::Targets};
+use tracing_subscriber::{EnvFilter, Layer as _, Registry};
 
 use crate::config::LogFormat;
 
@@ -70,9 +71,9 @@ impl Telemetry {
 
 /// Installs the global subscriber: the log, and, when spans are needed, the
 /// OpenTelemetry layer that makes them. Spans are needed to export traces
-/// (`otlp_endpoint`), and for the trace ids of JSON log lines; a text log
-/// without a collector makes none, and a call then pays only for finding
-/// that nothing listens. `filter` is the `log` setting, `otlp_endpoint` the
+/// (`otlp_endpoint`), and for the trace ids of JSON log lines in calls that
+/// continue a caller's trace; otherwise a call makes none, and pays only
+/// for finding that nothing listens. `filter` is the `log` setting, `otlp_endpoint` the
 /// collector. Call once, before anything logs, in a Tokio runtime (the OTLP
 /// exporter's connection runs on it).
 pub fn init(
@@ -147,9 +148,11 @@ fn exported_spans() -> Targets {
 }
 
 /// What it sees when spans only give JSON log lines their ids: the spans of
-/// calls.
+/// calls that continue a caller's trace; a call without one makes none.
 fn id_spans() -> Targets {
-    Targets::new().with_target(crate::server_span::TARGET, Level::INFO)
+    Targets::new()
+        .with_target(crate::server_span::TARGET, Level::INFO)
+        .with_target(crate::server_span::ROOT_TARGET, LevelFilter::OFF)
 }
 
 /// Spans sampled as `OTEL_TRACES_SAMPLER` says, batched and pushed to
@@ -171,7 +174,7 @@ fn exporting_tracer(endpoint: &str, sampler: Sampler) -> anyhow::Result<SdkTrace
 }
 
 /// A tracer that records nothing and exports nothing: its spans only carry
-/// ids (the caller's trace id, or a new one), for the log.
+/// ids (the caller's trace id and their own span id), for the log.
 fn ids_only_tracer() -> SdkTracerProvider {
     SdkTracerProvider::builder()
         .with_sampler(Sampler::AlwaysOff)
@@ -329,7 +332,7 @@ fn scrub_attributes(attributes: &mut [KeyValue]) {
 /// The JSON log format, with `trace_id` and `span_id` at the top level of
 /// a line logged inside a span OpenTelemetry knows (a call's, or a
 /// statement's): the ids a trace backend shows, or, without a collector, the
-/// caller's trace id and the call's own span id.
+/// trace id a caller sent and the call's own span id.
 struct JsonWithTraceIds(Format<Json>);
 
 impl<S, N> FormatEvent<S, N> for JsonWithTraceIds

@@ -4,7 +4,8 @@
 //! with the RPC conventions' attributes, the tenant and the database
 //! statements under it, and no secret anywhere; the spans still queued at
 //! SIGTERM are pushed before the process ends; JSON log lines written inside
-//! a call carry its trace id, even with no collector.
+//! a call carry its trace id, even with no collector (which makes spans only
+//! for calls that carry a `traceparent`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -368,6 +369,13 @@ async fn a_traced_call_is_exported_as_a_child_of_the_callers_span_without_secret
         1,
     );
 
+    let untraced = collector
+        .spans()
+        .into_iter()
+        .find(|s| s.name == "accord.v1.TenantService/CreateTenant")
+        .expect("a call without traceparent starts a trace of its own");
+    assert!(untraced.parent_span_id.is_empty(), "{untraced:#?}");
+
     assert_eq!(
         collector.resource_attribute("service.name").as_deref(),
         Some("accord")
@@ -447,6 +455,12 @@ async fn json_log_lines_of_a_traced_call_carry_the_callers_trace_id_without_a_co
         .list_tenants(pb::ListTenantsRequest::default())
         .await
         .expect("list tenants");
+    // A call without a trace context makes no span: its lines have no ids.
+    Clients::new(&channel, &bootstrap)
+        .tenants()
+        .list_tenants(pb::ListTenantsRequest::default())
+        .await
+        .expect("list tenants");
     let ended = accord.stop();
     assert!(ended.status.success(), "{}", ended.output);
 
@@ -474,6 +488,16 @@ async fn json_log_lines_of_a_traced_call_carry_the_callers_trace_id_without_a_co
             "the call's own span, not the caller's: {line}"
         );
     }
+    let traces: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .filter_map(|line| line["trace_id"].as_str())
+        .collect();
+    assert_eq!(
+        traces,
+        [trace_id.as_str()].into(),
+        "only the traced call's lines have a trace:\n{}",
+        ended.output
+    );
     let listening = lines
         .iter()
         .find(|line| line["fields"]["message"] == "listening for gRPC")
