@@ -48,6 +48,7 @@ use crate::proto::v1::party_service_server::PartyServiceServer;
 use crate::proto::v1::service_catalog_service_server::ServiceCatalogServiceServer;
 use crate::proto::v1::tenant_service_server::TenantServiceServer;
 use crate::redact::{redact_endpoint, redact_url};
+use crate::server_span::ServerSpanLayer;
 use crate::service::Registry;
 use crate::service::breaches::{OpenBreachCounter, OpenBreaches, PeriodCloser};
 use crate::service::compliance::Compliance;
@@ -310,6 +311,7 @@ impl Application {
         let breaches = BreachApi::new(registry.clone(), authenticator.clone(), resolver.stopping());
         let router = builder
             .layer(RpcMetricsLayer::new(&meter))
+            .layer(ServerSpanLayer)
             .layer(DeadlineLayer::new(config.request_timeout))
             .layer(AuthenticateLayer::new(authenticator))
             .layer(AdmissionLayer::new(Limits::from_config(&config)))

@@ -98,8 +98,9 @@ pub struct ConfigArgs {
     #[arg(long, env = "ACCORD_ENTITLEMENT_CACHE_SIZE", value_name = "N")]
     pub entitlement_cache_size: Option<u64>,
 
-    /// OpenTelemetry collector to push metrics to over OTLP/gRPC, e.g.
-    /// http://otel-collector:4317 [default: none, no metrics are exported].
+    /// OpenTelemetry collector to push traces and metrics to over
+    /// OTLP/gRPC, e.g. http://otel-collector:4317 [default: none, nothing
+    /// is exported].
     #[arg(
         long,
         env = "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -195,7 +196,8 @@ pub struct ConfigArgs {
     #[arg(long, env = "ACCORD_BOOTSTRAP_KEY_FILE", value_name = "FILE")]
     pub bootstrap_key_file: Option<PathBuf>,
 
-    /// Log filter, in `tracing` syntax [default: info].
+    /// Log filter, in `tracing` syntax; h2, hyper, tower and sqlx
+    /// log warnings only unless it names them [default: info].
     #[arg(long, env = "ACCORD_LOG", value_name = "FILTER")]
     pub log: Option<String>,
 

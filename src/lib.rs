@@ -12,6 +12,7 @@ pub mod error; // the domain error and its one mapping to tonic::Status
 pub mod metrics; // RPC durations by method and code; ingestion, pool, breaches, streams
 pub mod proto; // code generated from proto/accord/v1
 pub mod redact; // configured secrets kept out of logs and errors
+pub mod server_span; // the OpenTelemetry server span of every gRPC call
 pub mod service; // use cases per resource: transactions, audit, caches, change feed
 pub mod store; // the Store trait and its PostgreSQL and SQLite backends
-pub mod telemetry; // logging, and the meter provider behind OTLP and /metrics
+pub mod telemetry; // logging, traces, and the meter provider behind OTLP and /metrics

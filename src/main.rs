@@ -41,29 +41,34 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Serve(args) => {
-            let config = load(&args)?;
-            let listener = tokio::net::TcpListener::bind(config.listen).await?;
-            let app = Application::build(config, listener).await?;
-            app.run_until_stopped().await
-        }
-        Command::Migrate(args) => {
-            let config = load(&args)?;
-            accord::store::migrate(config.migration_url(), &config.database_url).await?;
-            tracing::info!("migrations applied");
-            Ok(())
-        }
-    }
+    let (Command::Serve(args) | Command::Migrate(args)) = &cli.command;
+    let config = Config::load(args)?;
+    // Before anything can log them.
+    redact::register(config.secrets());
+    let telemetry = accord::telemetry::init(
+        &config.log,
+        config.log_format,
+        config.otlp_endpoint.as_deref(),
+    )?;
+    let result = match cli.command {
+        Command::Serve(_) => serve(config).await,
+        Command::Migrate(_) => migrate(&config).await,
+    };
+    // The spans of the last calls, whatever the outcome.
+    telemetry.shutdown().await;
+    result
 }
 
-/// Loads the configuration, registers its secrets before anything can log
-/// them, and starts logging.
-fn load(args: &ConfigArgs) -> anyhow::Result<Config> {
-    let config = Config::load(args)?;
-    redact::register(config.secrets());
-    accord::telemetry::init(&config.log, config.log_format)?;
-    Ok(config)
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let app = Application::build(config, listener).await?;
+    app.run_until_stopped().await
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    accord::store::migrate(config.migration_url(), &config.database_url).await?;
+    tracing::info!("migrations applied");
+    Ok(())
 }
 
 /// A panic's message is an error message too: print it as the default hook

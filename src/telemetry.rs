@@ -1,27 +1,384 @@
-//! Logging with `tracing`: text for people, JSON for log pipelines, both with
-//! every registered secret masked (`crate::redact`). Metrics with
-//! OpenTelemetry: scraped in Prometheus text from the admin server, and
-//! pushed over OTLP/gRPC when a collector is configured.
+//! Logging with `tracing`: text for people, JSON for log pipelines (with the
+//! trace and span ids of the call a line belongs to), both with every
+//! registered secret masked (`crate::redact`). Traces with OpenTelemetry:
+//! the server span of each call (`crate::server_span`) and the database
+//! statements under it (`crate::store`), pushed over OTLP/gRPC when a
+//! collector is configured. Metrics with OpenTelemetry: scraped in
+//! Prometheus text from the admin server, and pushed over OTLP/gRPC too.
+//! Traces and metrics describe the same `resource`.
 
 use std::io::{IsTerminal, Write};
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{SpanId, TraceContextExt as _, TraceId, TracerProvider as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData};
+use tracing::{Level, Subscriber, warn};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::fmt::format::{Format, Json, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _, Registry};
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber. Call once, before anything logs.
-pub fn init(filter: &str, format: LogFormat) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(filter)?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+/// What the log filter starts from, before `log`'s own directives (which
+/// win for a target they name): the HTTP/2 stack and sqlx's line per
+/// statement are quiet, and the spans of calls and statements, meant for
+/// traces, are not logged.
+const QUIET: &str = "h2=warn,hyper=warn,hyper_util=warn,tower=warn,sqlx=warn,\
+                     accord::rpc=off,accord::db=off";
+
+/// The log filter: `QUIET`, then `log` (`--log`, `ACCORD_LOG`).
+fn log_filter(log: &str) -> anyhow::Result<EnvFilter> {
+    let directives = if log.trim().is_empty() {
+        QUIET.to_string()
+    } else {
+        format!("{QUIET},{log}")
+    };
+    EnvFilter::try_new(&directives)
+        .map_err(|e| anyhow::anyhow!("invalid log filter `{log}` (--log, ACCORD_LOG): {e}"))
+}
+
+/// What `init` started that must be stopped before the process ends.
+pub struct Telemetry {
+    tracer: Option<SdkTracerProvider>,
+}
+
+/// The longest the last spans may take to reach the collector at exit.
+const FLUSH_WAIT: Duration = Duration::from_secs(3);
+
+impl Telemetry {
+    /// Pushes the spans still queued and stops the exporter, waiting at most
+    /// `FLUSH_WAIT` for the collector.
+    pub async fn shutdown(self) {
+        let Some(provider) = self.tracer else {
+            return;
+        };
+        let flushed =
+            tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(FLUSH_WAIT)).await;
+        match flushed {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => warn!(%error, "could not push the last spans"),
+            Err(error) => warn!(%error, "could not push the last spans"),
+        }
+    }
+}
+
+/// Installs the global subscriber: the log, and, when spans are needed, the
+/// OpenTelemetry layer that makes them. Spans are needed to export traces
+/// (`otlp_endpoint`), and for the trace ids of JSON log lines in calls that
+/// continue a caller's trace; otherwise a call makes none, and pays only
+/// for finding that nothing listens. `filter` is the `log` setting, `otlp_endpoint` the
+/// collector. Call once, before anything logs, in a Tokio runtime (the OTLP
+/// exporter's connection runs on it).
+pub fn init(
+    filter: &str,
+    format: LogFormat,
+    otlp_endpoint: Option<&str>,
+) -> anyhow::Result<Telemetry> {
+    let filter = log_filter(filter)?;
+    let sampler = sampler_from(
+        std::env::var("OTEL_TRACES_SAMPLER").ok().as_deref(),
+        std::env::var("OTEL_TRACES_SAMPLER_ARG").ok().as_deref(),
+    )?;
+    let log = tracing_subscriber::fmt::layer()
         .with_writer(RedactedStderr)
         .with_ansi(std::io::stderr().is_terminal());
-    let result = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let log = match format {
+        LogFormat::Text => log.with_filter(filter).boxed(),
+        LogFormat::Json => log
+            .json()
+            .event_format(JsonWithTraceIds(tracing_subscriber::fmt::format().json()))
+            .with_filter(filter)
+            .boxed(),
     };
-    result.map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
+    let (tracer, spans) = match (otlp_endpoint, format) {
+        (Some(endpoint), _) => (exporting_tracer(endpoint, sampler)?, exported_spans()),
+        (None, LogFormat::Json) => (ids_only_tracer(), id_spans()),
+        (None, LogFormat::Text) => {
+            install(tracing_subscriber::registry().with(log))?;
+            return Ok(Telemetry { tracer: None });
+        }
+    };
+    let spans = tracing_opentelemetry::layer()
+        .with_tracer(tracer.tracer("accord"))
+        .with_location(false)
+        .with_threads(false)
+        .with_level(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
+        .with_filter(spans);
+    install(tracing_subscriber::registry().with(log).with(spans))?;
+    if let Some(endpoint) = otlp_endpoint {
+        tracing::info!(
+            endpoint = %crate::redact::redact_endpoint(endpoint),
+            "pushing traces over OTLP"
+        );
+    }
+    // Its default extracts nothing: without it, a caller's trace context
+    // would be ignored.
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    Ok(Telemetry {
+        tracer: Some(tracer),
+    })
+}
+
+fn install(subscriber: impl Into<tracing::Dispatch>) -> anyhow::Result<()> {
+    let dispatch: tracing::Dispatch = subscriber.into();
+    dispatch
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("installing the log subscriber: {e}"))
+}
+
+/// What the OpenTelemetry layer sees when traces are exported: the spans of
+/// calls and statements, and warnings and errors, which become events of
+/// the span they happen in.
+fn exported_spans() -> Targets {
+    Targets::new()
+        .with_target(crate::server_span::TARGET, Level::INFO)
+        .with_target(crate::store::SPAN_TARGET, Level::INFO)
+        .with_default(Level::WARN)
+}
+
+/// What it sees when spans only give JSON log lines their ids: the spans of
+/// calls that continue a caller's trace; a call without one makes none.
+fn id_spans() -> Targets {
+    Targets::new()
+        .with_target(crate::server_span::TARGET, Level::INFO)
+        .with_target(crate::server_span::ROOT_TARGET, LevelFilter::OFF)
+}
+
+/// Spans sampled as `OTEL_TRACES_SAMPLER` says, batched and pushed to
+/// `endpoint` by a thread of their own. The queue is bounded
+/// (`OTEL_BSP_MAX_QUEUE_SIZE`, 2,048): a span ending while it is full is
+/// dropped, so a slow or absent collector never holds up a call.
+fn exporting_tracer(endpoint: &str, sampler: Sampler) -> anyhow::Result<SdkTracerProvider> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()?;
+    let processor = BatchSpanProcessor::builder(Scrubbed(exporter)).build();
+    Ok(SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_sampler(sampler)
+        .with_resource(resource())
+        .build())
+}
+
+/// A tracer that records nothing and exports nothing: its spans only carry
+/// ids (the caller's trace id and their own span id), for the log.
+fn ids_only_tracer() -> SdkTracerProvider {
+    SdkTracerProvider::builder()
+        .with_sampler(Sampler::AlwaysOff)
+        .with_resource(resource())
+        .build()
+}
+
+/// The sampler `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` name, as
+/// the OpenTelemetry specification defines them; by default a call is
+/// sampled when its caller's span was, and always when it has no caller.
+/// An unknown sampler or a ratio that is not a number from 0 to 1 stops
+/// start-up rather than sampling otherwise than asked.
+fn sampler_from(name: Option<&str>, arg: Option<&str>) -> anyhow::Result<Sampler> {
+    let ratio = || -> anyhow::Result<f64> {
+        match arg.map(str::trim).filter(|a| !a.is_empty()) {
+            None => Ok(1.0),
+            Some(text) => text
+                .parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1, not `{text}`"
+                    )
+                }),
+        }
+    };
+    let parent_based = |root: Sampler| Sampler::ParentBased(Box::new(root));
+    Ok(match name.map(str::trim).unwrap_or("") {
+        "" | "parentbased_always_on" => parent_based(Sampler::AlwaysOn),
+        "parentbased_always_off" => parent_based(Sampler::AlwaysOff),
+        "parentbased_traceidratio" => parent_based(Sampler::TraceIdRatioBased(ratio()?)),
+        "always_on" => Sampler::AlwaysOn,
+        "always_off" => Sampler::AlwaysOff,
+        "traceidratio" => Sampler::TraceIdRatioBased(ratio()?),
+        other => anyhow::bail!(
+            "OTEL_TRACES_SAMPLER `{other}` is not one Accord knows: use always_on, always_off, \
+             traceidratio, parentbased_always_on (the default), parentbased_always_off or \
+             parentbased_traceidratio"
+        ),
+    })
+}
+
+/// What traces and metrics say they come from, read once from the
+/// environment: `service.name` is `OTEL_SERVICE_NAME`, else the one in
+/// `OTEL_RESOURCE_ATTRIBUTES`, else `accord`; the other attributes of
+/// `OTEL_RESOURCE_ATTRIBUTES` are added, and the SDK's own
+/// (`telemetry.sdk.*`).
+pub fn resource() -> Resource {
+    static RESOURCE: OnceLock<Resource> = OnceLock::new();
+    RESOURCE
+        .get_or_init(|| {
+            resource_from(
+                std::env::var("OTEL_SERVICE_NAME").ok().as_deref(),
+                std::env::var("OTEL_RESOURCE_ATTRIBUTES").ok().as_deref(),
+            )
+        })
+        .clone()
+}
+
+fn resource_from(service_name: Option<&str>, attributes: Option<&str>) -> Resource {
+    let mut builder = Resource::builder_empty()
+        .with_detector(Box::new(
+            opentelemetry_sdk::resource::TelemetryResourceDetector,
+        ))
+        .with_service_name("accord");
+    builder = builder.with_attributes(parse_resource_attributes(attributes.unwrap_or("")));
+    if let Some(name) = service_name.map(str::trim).filter(|n| !n.is_empty()) {
+        builder = builder.with_service_name(name.to_string());
+    }
+    builder.build()
+}
+
+/// `key1=value1,key2=value2`, each key and value percent-decoded (the
+/// specification's format); an entry without `=` is skipped.
+fn parse_resource_attributes(text: &str) -> Vec<KeyValue> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s.trim())
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    text.split(',')
+        .filter_map(|entry| entry.split_once('='))
+        .filter(|(key, _)| !key.trim().is_empty())
+        .map(|(key, value)| KeyValue::new(decode(key), decode(value)))
+        .collect()
+}
+
+/// The OTLP exporter, with every registered secret masked in what it sends
+/// (names, attributes, events, status), as in the log: a warning that
+/// quotes a driver's error becomes an event of the span it happened in.
+#[derive(Debug)]
+struct Scrubbed<E>(E);
+
+impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanExporter
+    for Scrubbed<E>
+{
+    fn export(
+        &self,
+        mut batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = opentelemetry_sdk::error::OTelSdkResult> + Send {
+        for span in &mut batch {
+            scrub_span(span);
+        }
+        self.0.export(batch)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.0.set_resource(resource);
+    }
+}
+
+fn scrub_span(span: &mut SpanData) {
+    use std::borrow::Cow;
+    let scrub_cow = |text: &mut Cow<'static, str>| {
+        if let Cow::Owned(clean) = crate::redact::scrub(text) {
+            *text = Cow::Owned(clean);
+        }
+    };
+    scrub_cow(&mut span.name);
+    scrub_attributes(&mut span.attributes);
+    for event in span.events.events.iter_mut() {
+        scrub_cow(&mut event.name);
+        scrub_attributes(&mut event.attributes);
+    }
+    if let opentelemetry::trace::Status::Error { description } = &mut span.status {
+        scrub_cow(description);
+    }
+}
+
+fn scrub_attributes(attributes: &mut [KeyValue]) {
+    use opentelemetry::{Array, StringValue, Value};
+    let scrub = |text: &mut StringValue| {
+        if let std::borrow::Cow::Owned(clean) = crate::redact::scrub(text.as_str()) {
+            *text = clean.into();
+        }
+    };
+    for attribute in attributes {
+        match &mut attribute.value {
+            Value::String(text) => scrub(text),
+            Value::Array(Array::String(texts)) => texts.iter_mut().for_each(scrub),
+            _ => {}
+        }
+    }
+}
+
+/// The JSON log format, with `trace_id` and `span_id` at the top level of
+/// a line logged inside a span OpenTelemetry knows (a call's, or a
+/// statement's): the ids a trace backend shows, or, without a collector, the
+/// trace id a caller sent and the call's own span id.
+struct JsonWithTraceIds(Format<Json>);
+
+impl<S, N> FormatEvent<S, N> for JsonWithTraceIds
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        if let Some((trace_id, span_id)) = trace_ids(event)
+            && let Some(end) = line.rfind('}')
+        {
+            line.insert_str(
+                end,
+                &format!(",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\""),
+            );
+        }
+        writer.write_str(&line)
+    }
+}
+
+/// The ids of the innermost span around `event` that OpenTelemetry knows.
+/// The log layer's own view hides the spans it does not log, so this looks
+/// at the registry itself.
+fn trace_ids(event: &tracing::Event<'_>) -> Option<(TraceId, SpanId)> {
+    tracing::dispatcher::get_default(|dispatch| {
+        let leaf = match event.parent() {
+            Some(parent) => parent.clone(),
+            None if event.is_contextual() => dispatch.current_span().id()?.clone(),
+            None => return None,
+        };
+        let registry = dispatch.downcast_ref::<Registry>()?;
+        let span = registry.span(&leaf)?;
+        span.scope().find_map(|span| {
+            let context = tracing_opentelemetry::get_otel_context(&span.id(), dispatch)?;
+            let span = context.span();
+            let ids = span.span_context();
+            ids.is_valid().then(|| (ids.trace_id(), ids.span_id()))
+        })
+    })
 }
 
 /// Standard error, with every registered secret masked: the log's last line
@@ -86,13 +443,7 @@ pub fn meter_provider(
                 .build(),
         );
     }
-    let provider = builder
-        .with_resource(
-            opentelemetry_sdk::Resource::builder()
-                .with_service_name("accord")
-                .build(),
-        )
-        .build();
+    let provider = builder.with_resource(resource()).build();
     let meter = provider.meter("accord");
     let r = resolver.clone();
     meter
@@ -123,6 +474,102 @@ pub fn meter_provider(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sampler_is_the_one_the_environment_names_and_parent_based_by_default() {
+        let sampler = |name, arg| format!("{:?}", sampler_from(name, arg).unwrap());
+        assert_eq!(sampler(None, None), "ParentBased(AlwaysOn)");
+        assert_eq!(sampler(Some(""), None), "ParentBased(AlwaysOn)");
+        assert_eq!(sampler(Some("always_off"), None), "AlwaysOff");
+        assert_eq!(
+            sampler(Some("parentbased_traceidratio"), Some("0.25")),
+            "ParentBased(TraceIdRatioBased(0.25))"
+        );
+        assert_eq!(
+            sampler(Some("traceidratio"), None),
+            "TraceIdRatioBased(1.0)"
+        );
+        for (name, arg) in [
+            ("xray", None),
+            ("traceidratio", Some("half")),
+            ("traceidratio", Some("1.5")),
+        ] {
+            let error = sampler_from(Some(name), arg).unwrap_err().to_string();
+            assert!(error.contains("OTEL_TRACES_SAMPLER"), "{error}");
+        }
+    }
+
+    fn attribute(resource: &Resource, key: &str) -> Option<String> {
+        resource
+            .get(&opentelemetry::Key::from(key.to_string()))
+            .map(|v| v.to_string())
+    }
+
+    #[test]
+    fn the_service_is_accord_unless_the_environment_names_another() {
+        let resource = resource_from(None, None);
+        assert_eq!(
+            attribute(&resource, "service.name").as_deref(),
+            Some("accord")
+        );
+        assert!(attribute(&resource, "telemetry.sdk.name").is_some());
+
+        let resource = resource_from(None, Some("service.name=eu, team = sla%2Fops,broken"));
+        assert_eq!(attribute(&resource, "service.name").as_deref(), Some("eu"));
+        assert_eq!(attribute(&resource, "team").as_deref(), Some("sla/ops"));
+
+        let resource = resource_from(Some("accord-eu"), Some("service.name=eu"));
+        assert_eq!(
+            attribute(&resource, "service.name").as_deref(),
+            Some("accord-eu")
+        );
+    }
+
+    #[test]
+    fn the_log_filter_quiets_dependencies_unless_told_otherwise() {
+        let quiet = log_filter("debug").unwrap().to_string();
+        assert!(
+            quiet.contains("h2=warn") && quiet.contains("debug"),
+            "{quiet}"
+        );
+        let loud = log_filter("debug,h2=trace").unwrap().to_string();
+        assert!(
+            loud.contains("h2=trace") && !loud.contains("h2=warn"),
+            "{loud}"
+        );
+        let error = log_filter("info,[").unwrap_err().to_string();
+        assert!(error.contains("ACCORD_LOG"), "{error}");
+    }
+
+    #[test]
+    fn exported_spans_have_every_registered_secret_masked() {
+        crate::redact::register(["hunter3-in-a-span"]);
+        let mut span = SpanData {
+            span_context: opentelemetry::trace::SpanContext::empty_context(),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: opentelemetry::trace::SpanKind::Server,
+            name: "call hunter3-in-a-span".into(),
+            start_time: std::time::SystemTime::now(),
+            end_time: std::time::SystemTime::now(),
+            attributes: vec![KeyValue::new("error", "password hunter3-in-a-span refused")],
+            dropped_attributes_count: 0,
+            events: Default::default(),
+            links: Default::default(),
+            status: opentelemetry::trace::Status::error("hunter3-in-a-span"),
+            instrumentation_scope: Default::default(),
+        };
+        span.events.events.push(opentelemetry::trace::Event::new(
+            "hunter3-in-a-span",
+            std::time::SystemTime::now(),
+            vec![KeyValue::new("message", "hunter3-in-a-span")],
+            0,
+        ));
+        scrub_span(&mut span);
+        let text = format!("{span:?}");
+        assert!(!text.contains("hunter3"), "{text}");
+        assert!(text.contains("password *** refused"), "{text}");
+    }
 
     #[test]
     fn the_log_writer_masks_registered_secrets() {

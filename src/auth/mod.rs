@@ -383,6 +383,10 @@ where
                 Ok(p) => p,
                 Err(error) => return Ok(tonic::Status::from(error).into_http()),
             };
+            if let Some(tenant) = &principal.tenant {
+                // The call's server span (`crate::server_span`), if it has one.
+                tracing::Span::current().record("accord.tenant", tenant.as_str());
+            }
             let Some((method, roles)) = methods::entry(&path) else {
                 let error =
                     Error::PermissionDenied(format!("{path} is not in the authorization table"));

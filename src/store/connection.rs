@@ -263,6 +263,11 @@ impl<'a> Statement<'a> {
         self
     }
 
+    /// The SQL text, placeholders and all, for the statement's span.
+    pub(crate) fn sql(&self) -> &str {
+        &self.sql
+    }
+
     /// The SQL, as sqlx takes it (a constant is not copied), and its
     /// arguments, for an engine to run.
     pub(crate) fn into_parts(self) -> (SqlStr, Vec<Value<'a>>) {

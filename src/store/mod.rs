@@ -25,6 +25,7 @@ mod requests;
 mod revisions;
 mod services;
 mod settings;
+mod spans;
 mod sqlite;
 mod tenants;
 mod transaction;
@@ -58,6 +59,7 @@ use constraints::out_of_time;
 
 pub use breaches::{DueMarker, PeriodEvaluation};
 pub use postgres::PostgresStore;
+pub use spans::TARGET as SPAN_TARGET;
 pub use sqlite::SqliteStore;
 
 /// Whether a transaction writes. SQLite takes its write lock up front for a

@@ -14,13 +14,14 @@ use sqlx::postgres::{
 };
 use sqlx::types::Json;
 use sqlx::{Arguments, AssertSqlSafe, PgPool, Postgres, Row, TypeInfo, ValueRef};
-use tracing::warn;
+use tracing::{Instrument as _, warn};
 
 use super::connection::{
     Array, Cell, Column, Connection, Failure, RowSet, Rows, Statement, Value, Violation,
 };
 use super::constraints::{begin_failed, internal};
 use super::partitions::{self, Outcome};
+use super::spans;
 use super::transaction::Transaction;
 use super::{Access, ChangeFeed, PoolUse, Store, Tx, millis, settings, statement_budget};
 use crate::domain::changes::Change;
@@ -30,6 +31,9 @@ use crate::error::{Error, Result};
 use crate::redact::{Secrets, redact_url, url_secrets};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// `db.system.name` in the statements' spans.
+const SYSTEM: &str = "postgresql";
 
 /// The channel changes are announced on.
 const CHANGES_CHANNEL: &str = "accord_changes";
@@ -207,6 +211,7 @@ impl PostgresStore {
         let tx = self
             .pool
             .begin_with(AssertSqlSafe(begin_statement(tenant, access, budget)))
+            .instrument(spans::statement(SYSTEM, "BEGIN"))
             .await
             .map_err(|e| match begin_failed(classify(e)) {
                 Error::Unavailable(message) => {
@@ -418,9 +423,11 @@ fn decode(row: &PgRow, i: usize, column: Column) -> Result<Cell, sqlx::Error> {
 #[async_trait]
 impl Connection for PostgresConnection {
     async fn execute(&mut self, statement: Statement<'_>) -> Result<u64, Failure> {
+        let span = spans::statement(SYSTEM, statement.sql());
         let (sql, values) = statement.into_parts();
         let done = sqlx::query_with(sql, arguments(values)?)
             .execute(&mut *self.tx)
+            .instrument(span)
             .await
             .map_err(classify)?;
         Ok(done.rows_affected())
@@ -431,9 +438,12 @@ impl Connection for PostgresConnection {
         statement: Statement<'_>,
         columns: &[Column],
     ) -> Result<Rows, Failure> {
+        let span = spans::statement(SYSTEM, statement.sql());
         let (sql, values) = statement.into_parts();
         let stream = sqlx::query_with(sql, arguments(values)?).fetch(&mut *self.tx);
-        Rows::read(stream, columns, decode, classify).await
+        Rows::read(stream, columns, decode, classify)
+            .instrument(span)
+            .await
     }
 
     fn row_lock(&self) -> &'static str {
@@ -472,8 +482,11 @@ impl Connection for PostgresConnection {
 
     async fn plan_generically(&mut self) -> Result<()> {
         if !self.generic {
-            sqlx::query("SELECT set_config('plan_cache_mode', 'force_generic_plan', true)")
+            const GENERIC: &str =
+                "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)";
+            sqlx::query(GENERIC)
                 .execute(&mut *self.tx)
+                .instrument(spans::statement(SYSTEM, GENERIC))
                 .await
                 .map_err(failed("plan generically"))?;
             self.generic = true;
@@ -483,9 +496,11 @@ impl Connection for PostgresConnection {
 
     /// A transaction-scoped advisory lock on the tenant's id.
     async fn lock_tenant(&mut self, tenant: &Id) -> Result<()> {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+        sqlx::query(LOCK)
             .bind(format!("accord.tenant:{tenant}"))
             .execute(&mut *self.tx)
+            .instrument(spans::statement(SYSTEM, LOCK))
             .await
             .map_err(failed("lock tenant"))?;
         Ok(())
@@ -504,17 +519,23 @@ impl Connection for PostgresConnection {
             .map(serde_json::to_string)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Error::Internal(anyhow::Error::new(e).context("encode change")))?;
-        sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload")
+        const NOTIFY: &str = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload";
+        sqlx::query(NOTIFY)
             .bind(CHANGES_CHANNEL)
             .bind(payloads)
             .execute(&mut *self.tx)
+            .instrument(spans::statement(SYSTEM, NOTIFY))
             .await
             .map_err(failed("notify change"))?;
         Ok(())
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
-        self.tx.commit().await.map_err(failed("commit"))
+        self.tx
+            .commit()
+            .instrument(spans::statement(SYSTEM, "COMMIT"))
+            .await
+            .map_err(failed("commit"))
     }
 }
 

@@ -15,11 +15,13 @@ use sqlx::sqlite::{
 };
 use sqlx::types::JsonRawValue;
 use sqlx::{Arguments, AssertSqlSafe, Row, Sqlite, SqlitePool, ValueRef};
+use tracing::Instrument as _;
 
 use super::connection::{
     Cell, Column, Connection, Failure, RowSet, Rows, Statement, Value, Violation,
 };
 use super::constraints::{begin_failed, internal};
+use super::spans;
 use super::transaction::Transaction;
 use super::{Access, ChangeFeed, PoolUse, Store, Tx, millis, settings, statement_budget};
 use crate::domain::changes::Change;
@@ -28,6 +30,9 @@ use crate::domain::names::Id;
 use crate::error::{Error, Result};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// `db.system.name` in the statements' spans.
+const SYSTEM: &str = "sqlite";
 
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -127,6 +132,7 @@ impl SqliteStore {
             .begin_with(AssertSqlSafe(format!(
                 "PRAGMA busy_timeout = {ms}; {begin}"
             )))
+            .instrument(spans::statement(SYSTEM, begin))
             .await
             .map_err(|e| begin_failed(classify(e)))?;
         Ok(SqliteConnection { tx })
@@ -227,9 +233,11 @@ fn decode(row: &SqliteRow, i: usize, column: Column) -> Result<Cell, sqlx::Error
 #[async_trait]
 impl Connection for SqliteConnection {
     async fn execute(&mut self, statement: Statement<'_>) -> Result<u64, Failure> {
+        let span = spans::statement(SYSTEM, statement.sql());
         let (sql, values) = statement.into_parts();
         let done = sqlx::query_with(sql, arguments(values)?)
             .execute(&mut *self.tx)
+            .instrument(span)
             .await
             .map_err(classify)?;
         Ok(done.rows_affected())
@@ -240,9 +248,12 @@ impl Connection for SqliteConnection {
         statement: Statement<'_>,
         columns: &[Column],
     ) -> Result<Rows, Failure> {
+        let span = spans::statement(SYSTEM, statement.sql());
         let (sql, values) = statement.into_parts();
         let stream = sqlx::query_with(sql, arguments(values)?).fetch(&mut *self.tx);
-        Rows::read(stream, columns, decode, classify).await
+        Rows::read(stream, columns, decode, classify)
+            .instrument(span)
+            .await
     }
 
     fn row_lock(&self) -> &'static str {
@@ -303,6 +314,7 @@ impl Connection for SqliteConnection {
     async fn commit(self: Box<Self>) -> Result<()> {
         self.tx
             .commit()
+            .instrument(spans::statement(SYSTEM, "COMMIT"))
             .await
             .map_err(|e| internal("commit")(classify(e)))
     }

@@ -37,6 +37,7 @@ mod store_limits;
 mod tenant_reuse;
 mod tenants;
 mod tls;
+mod traces;
 mod upgrade;
 
 // Entitlement resolution: the table of cases is in `entitlements`.

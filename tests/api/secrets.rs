@@ -3,7 +3,6 @@
 //! exits with), whatever characters it holds and wherever the URL carries it;
 //! and the bootstrap key works whatever whitespace surrounds it.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use accord::proto::v1 as pb;
@@ -411,24 +410,6 @@ async fn a_change_feed_that_cannot_reconnect_logs_no_password() {
 }
 
 // --- the bootstrap key, whatever whitespace surrounds it ----------------------
-
-/// The environment that points the binary at a fresh database on `backend`,
-/// and the database, which must outlive the run.
-async fn database_env(backend: Backend, dir: &Path) -> Option<(TestDb, Vec<(String, String)>)> {
-    let (db, url) = TestDb::create(backend).await?;
-    let mut env = vec![("ACCORD_LISTEN".to_string(), "127.0.0.1:0".to_string())];
-    match db.migration_url() {
-        Some(owner) => {
-            env.push(("ACCORD_DATABASE_URL".into(), url));
-            env.push(("ACCORD_MIGRATION_DATABASE_URL".into(), owner));
-        }
-        None => env.push((
-            "ACCORD_DATABASE_URL".into(),
-            format!("sqlite:{}", dir.join("accord.db").display()),
-        )),
-    }
-    Some((db, env))
-}
 
 /// Starts the binary with `extra` on `backend` and creates a tenant with
 /// `key`.

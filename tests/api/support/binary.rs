@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use super::server::health_of;
+use super::server::{Backend, TestDb, health_of};
 
 /// How a run of the binary ended, and everything it wrote to stdout and
 /// stderr.
@@ -185,4 +185,22 @@ pub async fn channel_to(addr: &str) -> tonic::transport::Channel {
         assert!(Instant::now() < deadline, "{addr} never became SERVING");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The environment that points the binary at a fresh database on `backend`,
+/// and the database, which must outlive the run.
+pub async fn database_env(backend: Backend, dir: &Path) -> Option<(TestDb, Vec<(String, String)>)> {
+    let (db, url) = TestDb::create(backend).await?;
+    let mut env = vec![("ACCORD_LISTEN".to_string(), "127.0.0.1:0".to_string())];
+    match db.migration_url() {
+        Some(owner) => {
+            env.push(("ACCORD_DATABASE_URL".into(), url));
+            env.push(("ACCORD_MIGRATION_DATABASE_URL".into(), owner));
+        }
+        None => env.push((
+            "ACCORD_DATABASE_URL".into(),
+            format!("sqlite:{}", dir.join("accord.db").display()),
+        )),
+    }
+    Some((db, env))
 }

@@ -224,7 +224,7 @@ impl Drop for TestDb {
 
 pub fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        let _ = accord::telemetry::init("info,accord=debug", accord::config::LogFormat::Text);
+        let _ = accord::telemetry::init("info,accord=debug", accord::config::LogFormat::Text, None);
     }
 }
 
@@ -443,7 +443,7 @@ impl TestServer {
 
 /// Creates a key with `role` in `tenant` through `platform` (the bootstrap
 /// key's clients) and returns its secret.
-pub(super) async fn create_key(
+pub async fn create_key(
     platform: &Clients,
     tenant: &str,
     id: &str,
