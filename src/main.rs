@@ -25,12 +25,18 @@ enum Command {
     Serve(ConfigArgs),
     /// Apply database migrations and exit.
     Migrate(ConfigArgs),
+    #[command(flatten)]
+    Client(accord::cli::Command),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     mask_secrets_in_panics();
-    match run(Cli::parse()).await {
+    let command = match Cli::parse().command {
+        Command::Client(command) => return accord::cli::run(command).await,
+        command => command,
+    };
+    match run(command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // What returning the error from `main` prints, secrets masked.
@@ -40,14 +46,15 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => {
             let config = load(&args)?;
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             let app = Application::build(config, listener).await?;
             app.run_until_stopped().await
         }
+        Command::Client(_) => unreachable!("client commands return from main"),
         Command::Migrate(args) => {
             let config = load(&args)?;
             accord::store::migrate(config.migration_url(), &config.database_url).await?;
