@@ -195,7 +195,10 @@ macro_rules! every_page {
 }
 
 async fn list(connection: &Connection, kind: Kind, parent: String) -> Result<Vec<Value>, Failure> {
-    let doing = &format!("list {}", resource_name(&parent, kind.collection(), ""));
+    let doing = &match kind {
+        Kind::Tenants => "list tenants".to_string(),
+        _ => format!("list {parent}/{}", kind.collection()),
+    };
     let authed = connection.authed();
     let page_size = 1000;
     Ok(match kind {

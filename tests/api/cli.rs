@@ -10,7 +10,8 @@ use crate::on_both_backends;
 use crate::support::*;
 
 /// The files of a small registry: a customer listed before its parent (so
-/// apply must order them), a service, a published SLA and an override.
+/// apply must order them), a service, a published SLA and an override, and
+/// a customer contract with every kind of term.
 const REGISTRY: &str = r#"
 kind: Party
 id: bank-eu
@@ -57,6 +58,64 @@ spec:
       window:
         rolling:
           duration: 2592000s
+---
+kind: Agreement
+id: bank-contract
+published: true
+spec:
+  display_name: Bank contract
+  kind: AGREEMENT_KIND_CUSTOMER
+  provider: platform
+  consumer: bank
+  services: [tenants/acme/services/payments]
+  effective_from: "2026-01-01T00:00:00+01:00"
+  objectives:
+    - key: latency
+      indicator: p99_latency_ms
+      kind: OBJECTIVE_KIND_THRESHOLD
+      target: 0.99
+      threshold: 250
+      comparison: COMPARISON_LESS_THAN_OR_EQUAL
+      window:
+        calendar:
+          period: CALENDAR_PERIOD_MONTH
+          time_zone: Europe/Berlin
+  support:
+    priorities:
+      - priority: P1
+        response: 900s
+        resolution: 14400s
+  credits:
+    tiers:
+      - attainment_below: 0.99
+        credit_percent: 10
+      - attainment_below: 0.95
+        credit_percent: 25
+    cap_percent: 50
+    fee:
+      amount_minor: "100000"
+      currency_code: EUR
+    claim_window: 2592000s
+  exclusions:
+    - reason: weekly maintenance
+      recurring:
+        rrule: FREQ=WEEKLY;BYDAY=SU
+        start: "2026-01-04T02:00:00Z"
+        duration: 3600s
+        time_zone: Europe/Paris
+    - reason: migration
+      one_off:
+        start_time: "2026-02-10T00:00:00Z"
+        end_time: "2026-02-11T00:00:00Z"
+  clauses:
+    - kind: CLAUSE_KIND_LIABILITY_CAP
+      title: Liability
+      text: Capped at the fees of twelve months.
+      amount:
+        amount_minor: 1200000
+        currency_code: EUR
+  labels:
+    tier: gold
 ---
 kind: Override
 id: bank-gold
@@ -124,7 +183,7 @@ async fn apply_twice_creates_then_changes_nothing(s: TestServer) {
         "+ agreement sla created",
         "~ agreement sla published",
         "+ override bank-gold created",
-        "applied: 6 created, 0 updated, 1 published, 0 unchanged",
+        "applied: 7 created, 0 updated, 2 published, 0 unchanged",
     ] {
         assert!(
             first.output.contains(line),
@@ -144,7 +203,7 @@ async fn apply_twice_creates_then_changes_nothing(s: TestServer) {
     let second = accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await;
     succeeded(&second);
     assert!(
-        second.output.contains("no changes: 6 unchanged"),
+        second.output.contains("no changes: 7 unchanged"),
         "{}",
         second.output
     );
@@ -177,7 +236,7 @@ async fn apply_of_a_changed_file_shows_the_diff_and_updates(s: TestServer) {
         "~ objectives[0].target: 0.999 → 0.9991",
         "= service payments unchanged",
         "= party bank-eu unchanged\n= service payments",
-        "applied: 0 created, 2 updated, 0 published, 4 unchanged",
+        "applied: 0 created, 2 updated, 0 published, 5 unchanged",
     ] {
         assert!(run.output.contains(line), "no {line:?} in:\n{}", run.output);
     }
@@ -216,7 +275,7 @@ async fn dry_run_shows_the_changes_and_makes_none(s: TestServer) {
     );
     assert!(
         run.output
-            .contains("dry run, nothing changed: would create 6, update 0, publish 1"),
+            .contains("dry run, nothing changed: would create 7, update 0, publish 2"),
         "{}",
         run.output
     );
@@ -298,6 +357,34 @@ async fn a_reference_to_a_missing_party_is_reported_before_any_write(s: TestServ
     assert!(none.parties.is_empty(), "nothing applied: {none:?}");
 }
 
+async fn what_the_server_refuses_is_shown_with_its_field_and_file(s: TestServer) {
+    let w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = REGISTRY.replace("target: 0.999\n", "target: 1.5\n");
+    write(dir.path(), "registry.yaml", &text);
+    let run = accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await;
+    assert_eq!(run.status.code(), Some(1), "{}", run.output);
+    // The document starts on `kind: Agreement`, the line above `id: sla`.
+    let line = text.lines().position(|l| l == "id: sla").unwrap();
+    let expected = format!("error: registry.yaml:{line}: create agreement sla: INVALID_ARGUMENT");
+    assert!(run.output.contains(&expected), "{}", run.output);
+    assert!(
+        run.output.contains("  agreement.objectives[0].target: "),
+        "the field violation:\n{}",
+        run.output
+    );
+    assert!(
+        run.output.contains("reason: INVALID_ARGUMENT"),
+        "{}",
+        run.output
+    );
+    assert!(
+        run.output.contains("+ service payments created"),
+        "what came before was applied:\n{}",
+        run.output
+    );
+}
+
 async fn get_prints_each_format(s: TestServer) {
     let w = World::empty(&s, "acme").await;
     let dir = tempfile::tempdir().unwrap();
@@ -329,9 +416,24 @@ async fn get_prints_each_format(s: TestServer) {
     let json = accord(&s, &w, dir.path(), &["get", "agreements", "-o", "json"]).await;
     succeeded(&json);
     let value: serde_json::Value = serde_json::from_str(&json.output).unwrap();
-    assert_eq!(value[0]["name"], "tenants/acme/agreements/sla");
-    assert_eq!(value[0]["state"], "AGREEMENT_STATE_ACTIVE");
-    assert_eq!(value[0]["objectives"][0]["target"], 0.999);
+    assert_eq!(value[1]["name"], "tenants/acme/agreements/sla");
+    assert_eq!(value[1]["state"], "AGREEMENT_STATE_ACTIVE");
+    assert_eq!(value[1]["objectives"][0]["target"], 0.999);
+    assert_eq!(value[0]["credits"]["fee"]["currency_code"], "EUR");
+    assert_eq!(value.as_array().unwrap().len(), 2);
+
+    let agreements = accord(&s, &w, dir.path(), &["get", "agreements"]).await;
+    succeeded(&agreements);
+    let sla = agreements
+        .output
+        .lines()
+        .find(|l| l.starts_with("sla "))
+        .unwrap();
+    assert!(
+        sla.contains("SERVICE_LEVEL") && sla.contains("ACTIVE") && sla.contains("payments"),
+        "{}",
+        agreements.output
+    );
 
     let yaml = accord(
         &s,
@@ -517,6 +619,7 @@ on_both_backends!(
     dry_run_shows_the_changes_and_makes_none,
     yaml_errors_name_the_file_line_and_column,
     a_reference_to_a_missing_party_is_reported_before_any_write,
+    what_the_server_refuses_is_shown_with_its_field_and_file,
     get_prints_each_format,
     resolve_prints_the_entitlement_with_its_provenance,
     a_refused_key_and_an_unreachable_server_say_so,
