@@ -86,11 +86,19 @@ fn transport_cause(status: &tonic::Status) -> String {
 /// "error: create party x: INVALID_ARGUMENT: …" and one line per detail.
 fn describe(status: &tonic::Status, doing: &str) -> String {
     let details = status.get_error_details();
-    let mut text = format!(
-        "error: {doing}: {}: {}",
-        code_name(status.code()),
-        status.message()
-    );
+    let violations = details
+        .bad_request()
+        .map_or(0, |b| b.field_violations.len());
+    // The message of a refusal with field violations lists them again.
+    let mut text = if violations > 0 {
+        format!("error: {doing}: {}", code_name(status.code()))
+    } else {
+        format!(
+            "error: {doing}: {}: {}",
+            code_name(status.code()),
+            status.message()
+        )
+    };
     if let Some(bad) = details.bad_request() {
         for v in &bad.field_violations {
             text.push_str(&format!("\n  {}: {}", v.field, v.description));

@@ -366,13 +366,11 @@ async fn what_the_server_refuses_is_shown_with_its_field_and_file(s: TestServer)
     assert_eq!(run.status.code(), Some(1), "{}", run.output);
     // The document starts on `kind: Agreement`, the line above `id: sla`.
     let line = text.lines().position(|l| l == "id: sla").unwrap();
-    let expected = format!("error: registry.yaml:{line}: create agreement sla: INVALID_ARGUMENT");
-    assert!(run.output.contains(&expected), "{}", run.output);
-    assert!(
-        run.output.contains("  agreement.objectives[0].target: "),
-        "the field violation:\n{}",
-        run.output
+    let expected = format!(
+        "error: registry.yaml:{line}: create agreement sla: INVALID_ARGUMENT\n  \
+         agreement.objectives[0].target: must be in (0, 1]\n"
     );
+    assert!(run.output.contains(&expected), "{}", run.output);
     assert!(
         run.output.contains("reason: INVALID_ARGUMENT"),
         "{}",
