@@ -255,6 +255,55 @@ async fn apply_of_a_changed_file_shows_the_diff_and_updates(s: TestServer) {
     assert!(platform.labels.is_empty(), "{platform:?}");
 }
 
+async fn a_draft_is_published_when_the_file_says_so_and_never_unpublished(s: TestServer) {
+    let w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    let draft = REGISTRY.replace("id: sla\npublished: true\n", "id: sla\n");
+    write(dir.path(), "registry.yaml", &draft);
+    succeeded(&accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await);
+    assert_eq!(
+        agreement(&w, "sla").await.state(),
+        pb::AgreementState::Draft
+    );
+
+    write(dir.path(), "registry.yaml", REGISTRY);
+    let publish = accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await;
+    succeeded(&publish);
+    assert!(
+        !publish.output.contains("= agreement sla unchanged")
+            && publish.output.contains("~ agreement sla published")
+            && !publish.output.contains("~ agreement sla updated"),
+        "{}",
+        publish.output
+    );
+    assert!(
+        publish
+            .output
+            .contains("applied: 0 created, 0 updated, 1 published, 6 unchanged"),
+        "{}",
+        publish.output
+    );
+    assert_eq!(
+        agreement(&w, "sla").await.state(),
+        pb::AgreementState::Active
+    );
+
+    write(dir.path(), "registry.yaml", &draft);
+    let unpublish = accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await;
+    assert_eq!(unpublish.status.code(), Some(1), "{}", unpublish.output);
+    assert!(
+        unpublish
+            .output
+            .contains("agreement sla is published on the server and a file cannot unpublish it"),
+        "{}",
+        unpublish.output
+    );
+    assert_eq!(
+        agreement(&w, "sla").await.state(),
+        pb::AgreementState::Active
+    );
+}
+
 async fn dry_run_shows_the_changes_and_makes_none(s: TestServer) {
     let w = World::empty(&s, "acme").await;
     let dir = tempfile::tempdir().unwrap();
@@ -614,6 +663,7 @@ async fn the_config_file_context_supplies_the_connection(s: TestServer) {
 on_both_backends!(
     apply_twice_creates_then_changes_nothing,
     apply_of_a_changed_file_shows_the_diff_and_updates,
+    a_draft_is_published_when_the_file_says_so_and_never_unpublished,
     dry_run_shows_the_changes_and_makes_none,
     yaml_errors_name_the_file_line_and_column,
     a_reference_to_a_missing_party_is_reported_before_any_write,
