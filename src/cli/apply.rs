@@ -16,7 +16,7 @@ use tonic::Code;
 use super::Failure;
 use super::connection::{Connection, ConnectionArgs};
 use super::get::resource_name;
-use super::manifest::{self, Document, Kind, Origin};
+use super::manifest::{self, Document, Kind, Origin, Reference};
 use super::reflect::to_json;
 use crate::proto::v1 as pb;
 use pb::agreement_service_client::AgreementServiceClient;
@@ -56,9 +56,22 @@ struct Desired {
     resource: Resource,
     published: bool,
     origin: Origin,
+    /// Where the file writes each reference.
+    written: Vec<Reference>,
+    tenant: String,
 }
 
 impl Desired {
+    /// `file:line:column` of the reference `name` in `field`, or the
+    /// document's `file:line` when it cannot be told.
+    fn place_of(&self, field: &str, collection: &str, name: &str) -> String {
+        self.written
+            .iter()
+            .find(|r| r.field == field && expand(&self.tenant, collection, &r.text) == name)
+            .map(|r| format!("{}:{}:{}", self.origin.file.display(), r.line, r.column))
+            .unwrap_or_else(|| self.origin.to_string())
+    }
+
     fn name(&self) -> &str {
         match &self.resource {
             Resource::Party(r) => &r.name,
@@ -198,6 +211,8 @@ fn desire(tenant: &str, d: Document) -> Result<Desired, Failure> {
         resource,
         published: d.published,
         origin: d.origin,
+        written: d.references,
+        tenant: tenant.to_string(),
     })
 }
 
@@ -284,9 +299,17 @@ async fn check_references(connection: &Connection, desired: &[Desired]) -> Resul
                 },
             };
             if !found {
+                let collection = match kind {
+                    Kind::Party => "parties",
+                    Kind::Service => "services",
+                    Kind::Agreement => "agreements",
+                    Kind::Override => "overrides",
+                };
                 errors.push(format!(
                     "error: {}: {} {}: {field} {name} is no {kind} in the files or on the server",
-                    d.origin, d.kind, d.id
+                    d.place_of(field, collection, &name),
+                    d.kind,
+                    d.id
                 ));
             }
         }

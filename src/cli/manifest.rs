@@ -9,7 +9,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use prost_reflect::{DynamicMessage, MessageDescriptor};
+use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, Visitor};
+use serde_saphyr::Spanned;
 
 use super::Failure;
 use super::reflect::descriptor;
@@ -97,6 +99,76 @@ pub struct Document {
     pub published: bool,
     pub spec: DynamicMessage,
     pub origin: Origin,
+    /// Where each reference is written: its field (`provider`,
+    /// `services`, …), its text, and its line and column in the file.
+    pub references: Vec<Reference>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub field: &'static str,
+    pub text: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// The references of a document with their places, read in a second pass
+/// over it (the first reads the spec into its message, where places are
+/// gone); every other field is ignored here.
+#[derive(Deserialize)]
+struct ReferenceSpans {
+    agreement: Option<Spanned<String>>,
+    spec: Option<SpecSpans>,
+}
+
+#[derive(Deserialize)]
+struct SpecSpans {
+    parent: Option<Spanned<String>>,
+    owner: Option<Spanned<String>>,
+    provider: Option<Spanned<String>>,
+    consumer: Option<Spanned<String>>,
+    #[serde(default)]
+    services: Vec<Spanned<String>>,
+    #[serde(default)]
+    supports: Vec<Spanned<String>>,
+}
+
+/// The references of `chunk`, which starts on line `first` of its file.
+fn references(chunk: &str, first: usize) -> Vec<Reference> {
+    let Ok(spans) = serde_saphyr::from_str::<ReferenceSpans>(chunk) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut add = |field: &'static str, span: Spanned<String>| {
+        found.push(Reference {
+            field,
+            text: span.value,
+            line: first + span.referenced.line() as usize - 1,
+            column: span.referenced.column() as usize,
+        });
+    };
+    if let Some(a) = spans.agreement {
+        add("agreement", a);
+    }
+    if let Some(spec) = spans.spec {
+        for (field, span) in [
+            ("parent", spec.parent),
+            ("owner", spec.owner),
+            ("provider", spec.provider),
+            ("consumer", spec.consumer),
+        ] {
+            if let Some(span) = span {
+                add(field, span);
+            }
+        }
+        for span in spec.services {
+            add("services", span);
+        }
+        for span in spec.supports {
+            add("supports", span);
+        }
+    }
+    found
 }
 
 /// Every document of `paths`: files as given, directories by their
@@ -123,6 +195,7 @@ pub fn read(paths: &[PathBuf]) -> Result<Vec<Document>, Failure> {
                         file: file.clone(),
                         line: line + parts.first_line - 1,
                     },
+                    references: references(chunk, line),
                 }),
                 Ok(None) => {}
                 Err((message, at)) => {
@@ -337,6 +410,23 @@ mod tests {
         let starts: Vec<usize> = docs.iter().map(|(l, _)| *l).collect();
         assert_eq!(starts, [1, 3, 6, 7]);
         assert_eq!(docs[1].1, "# note\nb: 2\n");
+    }
+
+    #[test]
+    fn references_are_found_where_they_are_written() {
+        let text = "kind: Agreement\nid: a\nspec:\n  provider: p\n  services: [s1, s2]\n";
+        let found: Vec<(&str, String, usize, usize)> = references(text, 10)
+            .into_iter()
+            .map(|r| (r.field, r.text, r.line, r.column))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("provider", "p".to_string(), 13, 13),
+                ("services", "s1".to_string(), 14, 14),
+                ("services", "s2".to_string(), 14, 18),
+            ]
+        );
     }
 
     #[test]

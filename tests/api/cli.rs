@@ -388,9 +388,10 @@ async fn a_reference_to_a_missing_party_is_reported_before_any_write(s: TestServ
     write(dir.path(), "registry.yaml", &text);
     let run = accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await;
     assert_eq!(run.status.code(), Some(1), "{}", run.output);
-    let line = 1 + text.lines().position(|l| l == "kind: Service").unwrap();
+    // `nobody` is at column 10 of its line.
+    let line = 1 + text.lines().position(|l| l == "  owner: nobody").unwrap();
     let expected = format!(
-        "registry.yaml:{line}: service payments: owner tenants/acme/parties/nobody \
+        "registry.yaml:{line}:10: service payments: owner tenants/acme/parties/nobody \
          is no party in the files or on the server"
     );
     assert!(run.output.contains(&expected), "{}", run.output);
