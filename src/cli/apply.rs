@@ -26,7 +26,12 @@ use pb::service_catalog_service_client::ServiceCatalogServiceClient;
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// A YAML file, or a directory of them (.yaml, .yml); may be repeated.
-    #[arg(short = 'f', long = "filename", required = true)]
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE_OR_DIR",
+        required = true
+    )]
     pub files: Vec<PathBuf>,
     /// Show what would change, and change nothing.
     #[arg(long)]

@@ -24,6 +24,10 @@ pub struct GetArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     pub output: Format,
+    /// How many to ask the server for per List call (it may send fewer);
+    /// every page is read either way.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub page_size: i32,
     #[command(flatten)]
     pub connection: ConnectionArgs,
 }
@@ -119,7 +123,7 @@ pub async fn run(args: GetArgs) -> Result<(), Failure> {
             let name = resource_name(&parent, args.kind.collection(), id);
             vec![get_one(&connection, args.kind, name).await?]
         }
-        None => list(&connection, args.kind, parent).await?,
+        None => list(&connection, args.kind, parent, args.page_size).await?,
     };
     output::print(
         &items,
@@ -194,13 +198,17 @@ macro_rules! every_page {
     }};
 }
 
-async fn list(connection: &Connection, kind: Kind, parent: String) -> Result<Vec<Value>, Failure> {
+async fn list(
+    connection: &Connection,
+    kind: Kind,
+    parent: String,
+    page_size: i32,
+) -> Result<Vec<Value>, Failure> {
     let doing = &match kind {
         Kind::Tenants => "list tenants".to_string(),
         _ => format!("list {parent}/{}", kind.collection()),
     };
     let authed = connection.authed();
-    let page_size = 1000;
     Ok(match kind {
         Kind::Tenants => every_page!(
             connection,

@@ -461,6 +461,10 @@ async fn get_prints_each_format(s: TestServer) {
         table.output
     );
 
+    let paged = accord(&s, &w, dir.path(), &["get", "parties", "--page-size", "2"]).await;
+    succeeded(&paged);
+    assert_eq!(paged.output, table.output, "every page, once");
+
     let json = accord(&s, &w, dir.path(), &["get", "agreements", "-o", "json"]).await;
     succeeded(&json);
     let value: serde_json::Value = serde_json::from_str(&json.output).unwrap();
