@@ -5,6 +5,7 @@ pub mod admission; // fair shares of calls and watches, request-body deadline
 pub mod api; // gRPC services: decode, authorize, call a service, encode
 pub mod app; // Application::build(config, listener), serve until shutdown
 pub mod auth; // API keys to principals, the RPC -> roles table
+pub mod cli; // the operator commands: get, resolve, apply, as gRPC clients
 pub mod config; // layered configuration: defaults < file < environment < flags
 pub mod deadline; // every call's deadline, and what is left of it for the store
 pub mod domain; // validated types and pure rules: no I/O, no async

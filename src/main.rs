@@ -25,12 +25,19 @@ enum Command {
     Serve(ConfigArgs),
     /// Apply database migrations and exit.
     Migrate(ConfigArgs),
+    #[command(flatten)]
+    Client(accord::cli::Command),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     mask_secrets_in_panics();
-    match run(Cli::parse()).await {
+    let (job, args) = match Cli::parse().command {
+        Command::Client(command) => return accord::cli::run(command).await,
+        Command::Serve(args) => (Job::Serve, args),
+        Command::Migrate(args) => (Job::Migrate, args),
+    };
+    match run(job, &args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // What returning the error from `main` prints, secrets masked.
@@ -40,8 +47,13 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let (Command::Serve(args) | Command::Migrate(args)) = &cli.command;
+/// What the server side of the binary does.
+enum Job {
+    Serve,
+    Migrate,
+}
+
+async fn run(job: Job, args: &ConfigArgs) -> anyhow::Result<()> {
     let config = Config::load(args)?;
     // Before anything can log them.
     redact::register(config.secrets());
@@ -50,9 +62,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         config.log_format,
         config.otlp_endpoint.as_deref(),
     )?;
-    let result = match cli.command {
-        Command::Serve(_) => serve(config).await,
-        Command::Migrate(_) => migrate(&config).await,
+    let result = match job {
+        Job::Serve => serve(config).await,
+        Job::Migrate => migrate(&config).await,
     };
     // The spans of the last calls, whatever the outcome.
     telemetry.shutdown().await;

@@ -8,6 +8,7 @@ mod agreements;
 mod audit;
 mod auth;
 mod breaches;
+mod cli;
 mod compliance;
 mod credits;
 mod drain;

@@ -9,7 +9,10 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::health_check_response::ServingStatus;
 
-use crate::support::{Backend, TestDb, health_of};
+use crate::support::{Accord, Backend, TestDb, health_of};
+
+/// The bootstrap key the TLS servers run with.
+const PLATFORM_KEY: &str = "acc_platform_tls_test_key_0123456789abcdef";
 
 struct Pki {
     ca_pem: String,
@@ -65,6 +68,7 @@ async fn serve(
     let config = Config {
         database_url: url,
         tls: Some(tls),
+        bootstrap_key: Some(accord::domain::api_key::Secret::new(PLATFORM_KEY.into())),
         ..Config::default()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -118,6 +122,46 @@ async fn tls_listener_serves_clients_that_trust_its_ca() {
     assert!(
         !serving(connect(port, Some(trusting(&stranger))).await).await,
         "a client that does not trust the server's CA gives up"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_trusts_a_tls_server_through_its_ca_file() {
+    let pki = pki();
+    let (port, _stop, _db, dir) = serve(&pki, false).await;
+    let ca = write(dir.path(), "client-ca.pem", &pki.ca_pem);
+    let server = format!("https://localhost:{port}");
+    let get = |ca: Option<std::path::PathBuf>| {
+        let dir = dir.path().to_path_buf();
+        let server = server.clone();
+        tokio::task::spawn_blocking(move || {
+            let home = dir.display().to_string();
+            let mut args = vec!["get", "tenants", "--server", &server];
+            let ca = ca.map(|c| c.display().to_string());
+            if let Some(ca) = &ca {
+                args.extend(["--ca-file", ca]);
+            }
+            let env = [
+                ("ACCORD_API_KEY", PLATFORM_KEY),
+                ("HOME", home.as_str()),
+                ("XDG_CONFIG_HOME", home.as_str()),
+            ];
+            Accord::start(&dir, &args, &env).wait()
+        })
+    };
+
+    let trusted = get(Some(ca)).await.unwrap();
+    assert!(trusted.status.success(), "{}", trusted.output);
+    assert!(trusted.output.starts_with("NAME"), "{}", trusted.output);
+
+    let untrusted = get(None).await.unwrap();
+    assert_eq!(untrusted.status.code(), Some(3), "{}", untrusted.output);
+    assert!(
+        untrusted
+            .output
+            .contains(&format!("cannot reach the server at {server}")),
+        "{}",
+        untrusted.output
     );
 }
 

@@ -1,0 +1,680 @@
+//! The `accord` client commands, run as the real binary against a real
+//! server: `apply` (twice, changed, dry run, bad YAML, a missing party),
+//! `get` in each format, `resolve`.
+
+use std::path::Path;
+
+use accord::proto::v1 as pb;
+
+use crate::on_both_backends;
+use crate::support::*;
+
+/// The files of a small registry: a customer listed before its parent (so
+/// apply must order them), a service, a published SLA and an override, and
+/// a customer contract with every kind of term.
+const REGISTRY: &str = r#"
+kind: Party
+id: bank-eu
+spec:
+  display_name: Bank EU
+  kind: PARTY_KIND_CUSTOMER
+  parent: bank
+---
+kind: Party
+id: bank
+spec:
+  display_name: Bank
+  kind: PARTY_KIND_CUSTOMER
+---
+kind: Party
+id: platform
+spec:
+  display_name: Platform
+  kind: PARTY_KIND_PROVIDER
+  labels:
+    team: core
+---
+kind: Service
+id: payments
+spec:
+  display_name: Payments
+  owner: platform
+---
+kind: Agreement
+id: sla
+published: true
+spec:
+  display_name: Payments SLA
+  kind: AGREEMENT_KIND_SERVICE_LEVEL
+  provider: platform
+  services: [payments]
+  effective_from: "2026-01-01T00:00:00Z"
+  objectives:
+    - key: availability
+      display_name: Availability
+      indicator: http_success
+      kind: OBJECTIVE_KIND_RATIO
+      target: 0.999
+      window:
+        rolling:
+          duration: 2592000s
+---
+kind: Agreement
+id: bank-contract
+published: true
+spec:
+  display_name: Bank contract
+  kind: AGREEMENT_KIND_CUSTOMER
+  provider: platform
+  consumer: bank
+  services: [tenants/acme/services/payments]
+  effective_from: "2026-01-01T00:00:00+01:00"
+  objectives:
+    - key: latency
+      indicator: p99_latency_ms
+      kind: OBJECTIVE_KIND_THRESHOLD
+      target: 0.99
+      threshold: 250
+      comparison: COMPARISON_LESS_THAN_OR_EQUAL
+      window:
+        calendar:
+          period: CALENDAR_PERIOD_MONTH
+          time_zone: Europe/Berlin
+  support:
+    priorities:
+      - priority: P1
+        response: 900s
+        resolution: 14400s
+  credits:
+    tiers:
+      - attainment_below: 0.99
+        credit_percent: 10
+      - attainment_below: 0.95
+        credit_percent: 25
+    cap_percent: 50
+    fee:
+      amount_minor: "100000"
+      currency_code: EUR
+    claim_window: 2592000s
+  exclusions:
+    - reason: weekly maintenance
+      recurring:
+        rrule: FREQ=WEEKLY;BYDAY=SU
+        start: "2026-01-04T02:00:00Z"
+        duration: 3600s
+        time_zone: Europe/Paris
+    - reason: migration
+      one_off:
+        start_time: "2026-02-10T00:00:00Z"
+        end_time: "2026-02-11T00:00:00Z"
+  clauses:
+    - kind: CLAUSE_KIND_LIABILITY_CAP
+      title: Liability
+      text: Capped at the fees of twelve months.
+      amount:
+        amount_minor: 1200000
+        currency_code: EUR
+  labels:
+    tier: gold
+---
+kind: Override
+id: bank-gold
+agreement: sla
+spec:
+  consumer: bank
+  effective_from: "2026-01-01T00:00:00Z"
+  objective_patches:
+    - key: availability
+      target: 0.9995
+"#;
+
+/// Runs `accord args` as `key` in the tenant `w`, with no config file.
+async fn accord(s: &TestServer, w: &World, dir: &Path, args: &[&str]) -> Ended {
+    let server = format!("http://127.0.0.1:{}", s.port);
+    let home = dir.display().to_string();
+    let tenant = w.id.clone();
+    let key = w.admin_key.clone();
+    let dir = dir.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env = [
+            ("ACCORD_SERVER", server.as_str()),
+            ("ACCORD_API_KEY", key.as_str()),
+            ("ACCORD_TENANT", tenant.as_str()),
+            ("HOME", home.as_str()),
+            ("XDG_CONFIG_HOME", home.as_str()),
+        ];
+        Accord::start(&dir, &args, &env).wait()
+    })
+    .await
+    .unwrap()
+}
+
+fn succeeded(run: &Ended) {
+    assert!(run.status.success(), "accord failed:\n{}", run.output);
+}
+
+fn write(dir: &Path, file: &str, text: &str) {
+    std::fs::write(dir.join(file), text).unwrap();
+}
+
+async fn agreement(w: &World, id: &str) -> pb::Agreement {
+    w.agreements()
+        .get_agreement(pb::GetAgreementRequest {
+            name: w.name("agreements", id),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn apply_twice_creates_then_changes_nothing(s: TestServer) {
+    let w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "registry.yaml", REGISTRY);
+
+    let first = accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await;
+    succeeded(&first);
+    for line in [
+        "+ party bank created",
+        "+ party bank-eu created",
+        "+ service payments created",
+        "+ agreement sla created",
+        "~ agreement sla published",
+        "+ override bank-gold created",
+        "applied: 7 created, 0 updated, 2 published, 0 unchanged",
+    ] {
+        assert!(
+            first.output.contains(line),
+            "no {line:?} in:\n{}",
+            first.output
+        );
+    }
+    let bank = first.output.find("party bank created").unwrap();
+    let bank_eu = first.output.find("party bank-eu created").unwrap();
+    assert!(bank < bank_eu, "the parent comes first:\n{}", first.output);
+    let sla = agreement(&w, "sla").await;
+    assert_eq!(sla.state(), pb::AgreementState::Active);
+    assert_eq!(sla.provider, w.name("parties", "platform"));
+    assert_eq!(sla.services, [w.name("services", "payments")]);
+    let revision = sla.revision_id.clone();
+
+    let second = accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await;
+    succeeded(&second);
+    assert!(
+        second.output.contains("no changes: 7 unchanged"),
+        "{}",
+        second.output
+    );
+    assert!(!second.output.contains("updated"), "{}", second.output);
+    assert_eq!(agreement(&w, "sla").await.revision_id, revision);
+}
+
+async fn apply_of_a_changed_file_shows_the_diff_and_updates(s: TestServer) {
+    let w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "registry.yaml", REGISTRY);
+    succeeded(&accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await);
+    let before = agreement(&w, "sla").await;
+
+    let changed = REGISTRY
+        .replace(
+            "display_name: Payments SLA",
+            "display_name: Payments SLA 2026",
+        )
+        .replace("target: 0.999\n", "target: 0.9991\n")
+        .replace("  labels:\n    team: core\n", "");
+    write(dir.path(), "registry.yaml", &changed);
+    let run = accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await;
+    succeeded(&run);
+    for line in [
+        "~ party platform updated",
+        "- labels: {\"team\":\"core\"}",
+        "~ agreement sla updated",
+        "~ display_name: \"Payments SLA\" → \"Payments SLA 2026\"",
+        "~ objectives[0].target: 0.999 → 0.9991",
+        "= service payments unchanged",
+        "= party bank-eu unchanged\n= service payments",
+        "applied: 0 created, 2 updated, 0 published, 5 unchanged",
+    ] {
+        assert!(run.output.contains(line), "no {line:?} in:\n{}", run.output);
+    }
+    let after = agreement(&w, "sla").await;
+    assert_eq!(after.display_name, "Payments SLA 2026");
+    assert_eq!(after.objectives[0].target, 0.9991);
+    assert_ne!(after.revision_id, before.revision_id, "a new revision");
+    let platform = w
+        .parties()
+        .get_party(pb::GetPartyRequest {
+            name: w.name("parties", "platform"),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(platform.labels.is_empty(), "{platform:?}");
+}
+
+async fn a_draft_is_published_when_the_file_says_so_and_never_unpublished(s: TestServer) {
+    let w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    let draft = REGISTRY.replace("id: sla\npublished: true\n", "id: sla\n");
+    write(dir.path(), "registry.yaml", &draft);
+    succeeded(&accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await);
+    assert_eq!(
+        agreement(&w, "sla").await.state(),
+        pb::AgreementState::Draft
+    );
+
+    write(dir.path(), "registry.yaml", REGISTRY);
+    let publish = accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await;
+    succeeded(&publish);
+    assert!(
+        !publish.output.contains("= agreement sla unchanged")
+            && publish.output.contains("~ agreement sla published")
+            && !publish.output.contains("~ agreement sla updated"),
+        "{}",
+        publish.output
+    );
+    assert!(
+        publish
+            .output
+            .contains("applied: 0 created, 0 updated, 1 published, 6 unchanged"),
+        "{}",
+        publish.output
+    );
+    assert_eq!(
+        agreement(&w, "sla").await.state(),
+        pb::AgreementState::Active
+    );
+
+    write(dir.path(), "registry.yaml", &draft);
+    let unpublish = accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await;
+    assert_eq!(unpublish.status.code(), Some(1), "{}", unpublish.output);
+    assert!(
+        unpublish
+            .output
+            .contains("agreement sla is published on the server and a file cannot unpublish it"),
+        "{}",
+        unpublish.output
+    );
+    assert_eq!(
+        agreement(&w, "sla").await.state(),
+        pb::AgreementState::Active
+    );
+}
+
+async fn dry_run_shows_the_changes_and_makes_none(s: TestServer) {
+    let w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "registry.yaml", REGISTRY);
+
+    let run = accord(
+        &s,
+        &w,
+        dir.path(),
+        &["apply", "--dry-run", "-f", "registry.yaml"],
+    )
+    .await;
+    succeeded(&run);
+    assert!(
+        run.output.contains("+ agreement sla created"),
+        "{}",
+        run.output
+    );
+    assert!(
+        run.output
+            .contains("dry run, nothing changed: would create 7, update 0, publish 2"),
+        "{}",
+        run.output
+    );
+    let parties = w
+        .parties()
+        .list_parties(pb::ListPartiesRequest {
+            parent: w.tenant.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(parties.parties.is_empty(), "{parties:?}");
+}
+
+async fn yaml_errors_name_the_file_line_and_column(s: TestServer) {
+    let w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    // Line 9, column 3: a field Party does not have.
+    write(
+        dir.path(),
+        "bad.yaml",
+        "kind: Party\nid: a\nspec:\n  kind: PARTY_KIND_PROVIDER\n---\nkind: Party\nid: b\nspec:\n  colour: red\n",
+    );
+    let run = accord(&s, &w, dir.path(), &["apply", "-f", "bad.yaml"]).await;
+    assert_eq!(run.status.code(), Some(1), "{}", run.output);
+    assert!(run.output.contains("bad.yaml:9:3: "), "{}", run.output);
+    assert!(run.output.contains("colour"), "{}", run.output);
+
+    // Broken YAML: an unclosed flow sequence.
+    write(
+        dir.path(),
+        "broken.yaml",
+        "kind: Party\nid: a\nspec:\n  labels: [a\n",
+    );
+    let run = accord(&s, &w, dir.path(), &["apply", "-f", "broken.yaml"]).await;
+    assert_eq!(run.status.code(), Some(1), "{}", run.output);
+    assert!(run.output.contains("broken.yaml:"), "{}", run.output);
+    let at = run.output.split("broken.yaml:").nth(1).unwrap();
+    let mut parts = at.split(':');
+    let line: usize = parts.next().unwrap().parse().unwrap();
+    let column: usize = parts.next().unwrap().parse().unwrap();
+    assert!(line >= 4 && column >= 1, "{}", run.output);
+
+    let none = w
+        .parties()
+        .list_parties(pb::ListPartiesRequest {
+            parent: w.tenant.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(none.parties.is_empty(), "nothing applied: {none:?}");
+}
+
+async fn a_reference_to_a_missing_party_is_reported_before_any_write(s: TestServer) {
+    let w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = REGISTRY.replace("  owner: platform\n", "  owner: nobody\n");
+    write(dir.path(), "registry.yaml", &text);
+    let run = accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await;
+    assert_eq!(run.status.code(), Some(1), "{}", run.output);
+    // `nobody` is at column 10 of its line.
+    let line = 1 + text.lines().position(|l| l == "  owner: nobody").unwrap();
+    let expected = format!(
+        "registry.yaml:{line}:10: service payments: owner tenants/acme/parties/nobody \
+         is no party in the files or on the server"
+    );
+    assert!(run.output.contains(&expected), "{}", run.output);
+    let none = w
+        .parties()
+        .list_parties(pb::ListPartiesRequest {
+            parent: w.tenant.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(none.parties.is_empty(), "nothing applied: {none:?}");
+}
+
+async fn what_the_server_refuses_is_shown_with_its_field_and_file(s: TestServer) {
+    let w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = REGISTRY.replace("target: 0.999\n", "target: 1.5\n");
+    write(dir.path(), "registry.yaml", &text);
+    let run = accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await;
+    assert_eq!(run.status.code(), Some(1), "{}", run.output);
+    // The document starts on `kind: Agreement`, the line above `id: sla`.
+    let line = text.lines().position(|l| l == "id: sla").unwrap();
+    let expected = format!(
+        "error: registry.yaml:{line}: create agreement sla: INVALID_ARGUMENT\n  \
+         agreement.objectives[0].target: must be in (0, 1]\n"
+    );
+    assert!(run.output.contains(&expected), "{}", run.output);
+    assert!(
+        run.output.contains("reason: INVALID_ARGUMENT"),
+        "{}",
+        run.output
+    );
+    assert!(
+        run.output.contains("+ service payments created"),
+        "what came before was applied:\n{}",
+        run.output
+    );
+}
+
+async fn get_prints_each_format(s: TestServer) {
+    let w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "registry.yaml", REGISTRY);
+    succeeded(&accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await);
+
+    let table = accord(&s, &w, dir.path(), &["get", "parties"]).await;
+    succeeded(&table);
+    let lines: Vec<&str> = table.output.lines().collect();
+    assert!(lines[0].starts_with("NAME"), "{}", table.output);
+    assert!(
+        lines[0].contains("KIND") && lines[0].contains("PARENT"),
+        "{}",
+        table.output
+    );
+    let bank_eu = lines.iter().find(|l| l.starts_with("bank-eu ")).unwrap();
+    assert!(
+        bank_eu.contains("CUSTOMER") && bank_eu.contains(" bank ") && bank_eu.contains("Bank EU"),
+        "{}",
+        table.output
+    );
+    assert_eq!(
+        lines.len(),
+        4,
+        "a header and three parties:\n{}",
+        table.output
+    );
+
+    let paged = accord(&s, &w, dir.path(), &["get", "parties", "--page-size", "2"]).await;
+    succeeded(&paged);
+    assert_eq!(paged.output, table.output, "every page, once");
+
+    let json = accord(&s, &w, dir.path(), &["get", "agreements", "-o", "json"]).await;
+    succeeded(&json);
+    let value: serde_json::Value = serde_json::from_str(&json.output).unwrap();
+    assert_eq!(value[1]["name"], "tenants/acme/agreements/sla");
+    assert_eq!(value[1]["state"], "AGREEMENT_STATE_ACTIVE");
+    assert_eq!(value[1]["objectives"][0]["target"], 0.999);
+    assert_eq!(value[0]["credits"]["fee"]["currency_code"], "EUR");
+    assert_eq!(value.as_array().unwrap().len(), 2);
+
+    let agreements = accord(&s, &w, dir.path(), &["get", "agreements"]).await;
+    succeeded(&agreements);
+    let sla = agreements
+        .output
+        .lines()
+        .find(|l| l.starts_with("sla "))
+        .unwrap();
+    assert!(
+        sla.contains("SERVICE_LEVEL") && sla.contains("ACTIVE") && sla.contains("payments"),
+        "{}",
+        agreements.output
+    );
+
+    let yaml = accord(
+        &s,
+        &w,
+        dir.path(),
+        &["get", "service", "payments", "-o", "yaml"],
+    )
+    .await;
+    succeeded(&yaml);
+    assert!(
+        yaml.output.contains("name: tenants/acme/services/payments"),
+        "{}",
+        yaml.output
+    );
+    assert!(
+        yaml.output.contains("owner: tenants/acme/parties/platform"),
+        "{}",
+        yaml.output
+    );
+
+    let missing = accord(&s, &w, dir.path(), &["get", "party", "nobody"]).await;
+    assert_eq!(missing.status.code(), Some(1), "{}", missing.output);
+    assert!(missing.output.contains("NOT_FOUND"), "{}", missing.output);
+}
+
+async fn resolve_prints_the_entitlement_with_its_provenance(s: TestServer) {
+    let w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "registry.yaml", REGISTRY);
+    succeeded(&accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await);
+
+    let run = accord(&s, &w, dir.path(), &["resolve", "bank-eu", "payments"]).await;
+    succeeded(&run);
+    let row = run
+        .output
+        .lines()
+        .find(|l| l.starts_with("availability"))
+        .unwrap_or_else(|| panic!("{}", run.output));
+    assert!(
+        row.contains("0.9995"),
+        "the override's target:\n{}",
+        run.output
+    );
+    assert!(row.contains("agreement sla revision"), "{}", run.output);
+    assert!(
+        row.contains("target by override bank-gold of agreement sla"),
+        "{}",
+        run.output
+    );
+
+    let explained = accord(
+        &s,
+        &w,
+        dir.path(),
+        &[
+            "resolve",
+            "bank-eu",
+            "payments",
+            "--explain",
+            "--as-of",
+            "2026-02-01T00:00:00Z",
+        ],
+    )
+    .await;
+    succeeded(&explained);
+    assert!(
+        explained
+            .output
+            .contains("ancestry, nearest first: bank-eu, bank"),
+        "{}",
+        explained.output
+    );
+    assert!(explained.output.contains("APPLIED"), "{}", explained.output);
+
+    let json = accord(
+        &s,
+        &w,
+        dir.path(),
+        &["resolve", "bank", "payments", "-o", "json"],
+    )
+    .await;
+    succeeded(&json);
+    let value: serde_json::Value = serde_json::from_str(&json.output).unwrap();
+    assert_eq!(value["objectives"][0]["objective"]["target"], 0.9995);
+}
+
+async fn a_refused_key_and_an_unreachable_server_say_so(s: TestServer) {
+    let mut w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    w.admin_key = "not-a-key-the-server-knows-of-at-all".into();
+    let refused = accord(&s, &w, dir.path(), &["get", "parties"]).await;
+    assert_eq!(refused.status.code(), Some(4), "{}", refused.output);
+    assert!(
+        refused.output.contains("the server refused the API key"),
+        "{}",
+        refused.output
+    );
+
+    let gone = tokio::task::spawn_blocking({
+        let dir = dir.path().to_path_buf();
+        move || {
+            let home = dir.display().to_string();
+            Accord::start(
+                &dir,
+                &[
+                    "get",
+                    "parties",
+                    "--server",
+                    "http://127.0.0.1:1",
+                    "--tenant",
+                    "acme",
+                ],
+                &[
+                    ("ACCORD_API_KEY", "k"),
+                    ("HOME", &home),
+                    ("XDG_CONFIG_HOME", &home),
+                ],
+            )
+            .wait()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(gone.status.code(), Some(3), "{}", gone.output);
+    assert!(
+        gone.output
+            .contains("cannot reach the server at http://127.0.0.1:1"),
+        "{}",
+        gone.output
+    );
+}
+
+async fn the_config_file_context_supplies_the_connection(s: TestServer) {
+    let w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("accord")).unwrap();
+    write(dir.path(), "key", &format!("{}\n", w.admin_key));
+    write(
+        dir.path(),
+        "accord/config.toml",
+        &format!(
+            "current-context = \"broken\"\n\
+             [contexts.broken]\nserver = \"http://127.0.0.1:1\"\n\
+             [contexts.test]\nserver = \"http://127.0.0.1:{}\"\napi-key-file = \"{}\"\ntenant = \"acme\"\n",
+            s.port,
+            dir.path().join("key").display()
+        ),
+    );
+    let run = |args: &'static [&'static str]| {
+        let dir = dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let home = dir.display().to_string();
+            Accord::start(&dir, args, &[("HOME", &home), ("XDG_CONFIG_HOME", &home)]).wait()
+        })
+    };
+    let chosen = run(&["get", "tenant", "acme", "--context", "test", "-o", "json"])
+        .await
+        .unwrap();
+    succeeded(&chosen);
+    assert!(
+        chosen.output.contains("\"name\": \"tenants/acme\""),
+        "{}",
+        chosen.output
+    );
+
+    // The current context, unless a flag says otherwise: no key there.
+    let current = run(&["get", "parties"]).await.unwrap();
+    assert_eq!(current.status.code(), Some(2), "{}", current.output);
+    assert!(current.output.contains("no API key"), "{}", current.output);
+
+    let unknown = run(&["get", "parties", "--context", "nope"]).await.unwrap();
+    assert_eq!(unknown.status.code(), Some(2), "{}", unknown.output);
+    assert!(
+        unknown.output.contains("no context \"nope\""),
+        "{}",
+        unknown.output
+    );
+}
+
+on_both_backends!(
+    apply_twice_creates_then_changes_nothing,
+    apply_of_a_changed_file_shows_the_diff_and_updates,
+    a_draft_is_published_when_the_file_says_so_and_never_unpublished,
+    dry_run_shows_the_changes_and_makes_none,
+    yaml_errors_name_the_file_line_and_column,
+    a_reference_to_a_missing_party_is_reported_before_any_write,
+    what_the_server_refuses_is_shown_with_its_field_and_file,
+    get_prints_each_format,
+    resolve_prints_the_entitlement_with_its_provenance,
+    a_refused_key_and_an_unreachable_server_say_so,
+    the_config_file_context_supplies_the_connection,
+);
