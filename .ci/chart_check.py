@@ -127,7 +127,15 @@ def main():
             if not psc.get("runAsNonRoot") or psc.get("runAsUser") != image_user:
                 fail(f"{kind}: the pod must run as the image's non-root user {image_user}")
 
-        check_process("Deployment", container, serve_env, "serve")
+        # The OpenTelemetry SDK's own variables, which the server honours
+        # without a flag (docs/operations.md, Traces and logs).
+        otel_env = {
+            "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER",
+            "OTEL_TRACES_SAMPLER_ARG", "OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_MAX_QUEUE_SIZE",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+        }
+        check_process("Deployment", container, serve_env | otel_env, "serve")
         check_pod_security("Deployment", spec)
         env = {e["name"]: e.get("value") for e in container.get("env", [])}
         mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
