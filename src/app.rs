@@ -36,6 +36,7 @@ use crate::auth::{AuthenticateLayer, Authenticator};
 use crate::config::{Config, TlsFiles};
 use crate::deadline::DeadlineLayer;
 use crate::domain::changes::Change;
+use crate::first_run::{self, Provenance};
 use crate::metrics::{Observed, RpcMetricsLayer};
 use crate::proto::v1::agreement_service_server::AgreementServiceServer;
 use crate::proto::v1::api_key_service_server::ApiKeyServiceServer;
@@ -89,17 +90,18 @@ pub struct Application {
 
 /// Where the data lives, for the first log lines.
 fn describe_database(url: &str) -> String {
-    match url.strip_prefix("sqlite:") {
-        Some(path) => {
-            let path = path.trim_start_matches("//");
-            let path = path.split('?').next().unwrap_or(path);
-            let absolute = std::path::absolute(path)
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| path.to_string());
-            format!("SQLite file {absolute}")
-        }
+    match first_run::sqlite_file(url) {
+        Some(path) => format!("SQLite file {}", absolute(&path)),
         None => format!("PostgreSQL {}", redact_url(url)),
     }
+}
+
+/// `path` made absolute for a log line, as it is if that fails.
+fn absolute(path: &std::path::Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
 }
 
 impl Application {
@@ -149,11 +151,27 @@ impl Application {
             config.entitlement_cache_size,
         ));
         let compliance = Arc::new(Compliance::new(registry.clone(), resolver.clone()));
+        let mut config = config;
         if config.bootstrap_key.is_none() {
-            warn!(
-                "no bootstrap key: tenants cannot be managed; set ACCORD_BOOTSTRAP_KEY_FILE \
-                 (or ACCORD_BOOTSTRAP_KEY) to a secret of at least 32 characters"
-            );
+            match first_run::settle(&config.database_url)? {
+                Some((key, Provenance::Generated(file))) => {
+                    info!(
+                        file = %absolute(&file),
+                        "generated a bootstrap key (PLATFORM_ADMIN) on this database's first \
+                         start, in a file only you may read; `accord` commands run in this \
+                         directory against the default address use it"
+                    );
+                    config.bootstrap_key = Some(key);
+                }
+                Some((key, Provenance::Read(file))) => {
+                    info!(file = %absolute(&file), "using the bootstrap key generated on first start");
+                    config.bootstrap_key = Some(key);
+                }
+                None => warn!(
+                    "no bootstrap key: tenants cannot be managed; set ACCORD_BOOTSTRAP_KEY_FILE \
+                     (or ACCORD_BOOTSTRAP_KEY) to a secret of at least 32 characters"
+                ),
+            }
         }
         let authenticator = Arc::new(Authenticator::new(
             registry.clone(),

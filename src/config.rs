@@ -307,12 +307,16 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// The embedded database a server uses when none is configured: a file in
+/// the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:accord.db";
+
 impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             admin_listen: None,
-            database_url: "sqlite:accord.db".into(),
+            database_url: DEFAULT_DATABASE_URL.into(),
             migration_database_url: None,
             max_connections: 10,
             max_concurrent_requests: 256,
@@ -600,6 +604,12 @@ impl Config {
                 redact_url(url)
             );
         }
+        // Each connection of the pool would open a database of its own.
+        anyhow::ensure!(
+            !url.starts_with("sqlite:") || crate::first_run::sqlite_file(url).is_some(),
+            "an in-memory SQLite database is not supported (every connection would see \
+             another, empty one): name a file, such as sqlite:accord.db"
+        );
         if let Some(owner) = &self.migration_database_url {
             let postgres = |u: &str| u.starts_with("postgres:") || u.starts_with("postgresql:");
             anyhow::ensure!(

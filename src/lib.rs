@@ -10,6 +10,7 @@ pub mod config; // layered configuration: defaults < file < environment < flags
 pub mod deadline; // every call's deadline, and what is left of it for the store
 pub mod domain; // validated types and pure rules: no I/O, no async
 pub mod error; // the domain error and its one mapping to tonic::Status
+pub mod first_run; // the bootstrap key generated beside an embedded database on first start
 pub mod metrics; // RPC durations by method and code; ingestion, pool, breaches, streams
 pub mod proto; // code generated from proto/accord/v1
 pub mod redact; // configured secrets kept out of logs and errors

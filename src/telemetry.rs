@@ -15,11 +15,13 @@ use opentelemetry::KeyValue;
 use opentelemetry::trace::{SpanId, TraceContextExt as _, TraceId, TracerProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData};
-use tracing::{Level, Subscriber, warn};
+use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber, warn};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::{Format, Json, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
-use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::layer::{Context as FilterContext, Filter, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _, Registry};
@@ -90,11 +92,11 @@ pub fn init(
         .with_writer(RedactedStderr)
         .with_ansi(std::io::stderr().is_terminal());
     let log = match format {
-        LogFormat::Text => log.with_filter(filter).boxed(),
+        LogFormat::Text => log.with_filter(AskEveryTime(filter)).boxed(),
         LogFormat::Json => log
             .json()
             .event_format(JsonWithTraceIds(tracing_subscriber::fmt::format().json()))
-            .with_filter(filter)
+            .with_filter(AskEveryTime(filter))
             .boxed(),
     };
     let (tracer, spans) = match (otlp_endpoint, format) {
@@ -112,7 +114,7 @@ pub fn init(
         .with_level(false)
         .with_target(false)
         .with_tracked_inactivity(false)
-        .with_filter(spans);
+        .with_filter(AskEveryTime(spans));
     install(tracing_subscriber::registry().with(log).with(spans))?;
     if let Some(endpoint) = otlp_endpoint {
         tracing::info!(
@@ -128,6 +130,61 @@ pub fn init(
     Ok(Telemetry {
         tracer: Some(tracer),
     })
+}
+
+/// A per-layer filter asked about every event and span, never only once
+/// per callsite. tracing-subscriber hands a per-layer filter's verdict from
+/// `enabled` to the event through a thread-local, assuming nothing is asked
+/// in between; sqlx asks `log` whether its statement lines are enabled after
+/// every query, which leaves a stale "disabled" there, and the next event
+/// whose callsite was cached as always enabled (one never asked about again)
+/// was dropped: a start-up warning after a slow migration lock, a span of a
+/// call (tokio-rs/tracing#2519, #2704; the fix proposed upstream, #3572,
+/// caps the interest the same way). Asking every time costs a filter
+/// lookup per event.
+struct AskEveryTime<F>(F);
+
+impl<S, F: Filter<S>> Filter<S> for AskEveryTime<F> {
+    fn enabled(&self, meta: &Metadata<'_>, cx: &FilterContext<'_, S>) -> bool {
+        self.0.enabled(meta, cx)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        let interest = self.0.callsite_enabled(meta);
+        if interest.is_always() {
+            Interest::sometimes()
+        } else {
+            interest
+        }
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, cx: &FilterContext<'_, S>) -> bool {
+        self.0.event_enabled(event, cx)
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        self.0.max_level_hint()
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, cx: FilterContext<'_, S>) {
+        self.0.on_new_span(attrs, id, cx)
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, cx: FilterContext<'_, S>) {
+        self.0.on_record(id, values, cx)
+    }
+
+    fn on_enter(&self, id: &Id, cx: FilterContext<'_, S>) {
+        self.0.on_enter(id, cx)
+    }
+
+    fn on_exit(&self, id: &Id, cx: FilterContext<'_, S>) {
+        self.0.on_exit(id, cx)
+    }
+
+    fn on_close(&self, id: Id, cx: FilterContext<'_, S>) {
+        self.0.on_close(id, cx)
+    }
 }
 
 fn install(subscriber: impl Into<tracing::Dispatch>) -> anyhow::Result<()> {
@@ -474,6 +531,58 @@ pub fn meter_provider(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// How many of two identical `info!` events a text log with `filter`
+    /// writes when, between them, something asks the dispatcher about a
+    /// disabled debug event, as sqlx does through `log` after every query.
+    fn logged_around_a_disabled_query(wrap: bool) -> usize {
+        #[derive(Clone, Default)]
+        struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = {
+            let lines = lines.clone();
+            move || lines.clone()
+        };
+        let log = tracing_subscriber::fmt::layer().with_writer(writer);
+        let filter = log_filter("info").unwrap();
+        let log = if wrap {
+            log.with_filter(AskEveryTime(filter)).boxed()
+        } else {
+            log.with_filter(filter).boxed()
+        };
+        let dispatch: tracing::Dispatch = tracing_subscriber::registry().with(log).into();
+        let query = tracing::callsite!(
+            name: "query",
+            kind: tracing::metadata::Kind::EVENT,
+            target: "sqlx::query",
+            level: Level::DEBUG,
+            fields: []
+        );
+        tracing::dispatcher::with_default(&dispatch, || {
+            for _ in 0..2 {
+                tracing::info!("a line");
+                // Per-layer filters answer "enabled" here whatever they
+                // decide, and keep their decision for the next event.
+                dispatch.enabled(tracing::callsite::Callsite::metadata(query));
+            }
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        text.matches("a line").count()
+    }
+
+    #[test]
+    fn an_event_after_a_disabled_query_is_still_logged() {
+        assert_eq!(logged_around_a_disabled_query(true), 2);
+    }
 
     #[test]
     fn the_sampler_is_the_one_the_environment_names_and_parent_based_by_default() {

@@ -109,14 +109,17 @@ impl Connection {
             (None, None) => match (&context.api_key, &context.api_key_file) {
                 (Some(key), _) => key.trim().to_string(),
                 (None, Some(file)) => read_key(file)?,
-                (None, None) => {
-                    return Err(Failure::Usage(
-                        "error: no API key: pass --api-key-file or --api-key, set \
-                         ACCORD_API_KEY_FILE or ACCORD_API_KEY, or give the context an \
-                         api-key-file in the config file"
-                            .into(),
-                    ));
-                }
+                (None, None) => match first_run_key(&server) {
+                    Some(file) => read_key(&file)?,
+                    None => {
+                        return Err(Failure::Usage(
+                            "error: no API key: pass --api-key-file or --api-key, set \
+                             ACCORD_API_KEY_FILE or ACCORD_API_KEY, or give the context an \
+                             api-key-file in the config file"
+                                .into(),
+                        ));
+                    }
+                },
             },
         };
         if key.is_empty() {
@@ -156,6 +159,24 @@ impl Connection {
     pub fn failure(&self, status: &tonic::Status, doing: &str) -> Failure {
         Failure::from_status(status, &self.server, doing)
     }
+}
+
+/// With no key configured, against a server on this machine (the default
+/// address, or any port of a loopback address): the bootstrap key a server
+/// started in this directory generated beside its embedded database
+/// (`ACCORD_DATABASE_URL`'s, as the server reads it, or the default
+/// `accord.db`), if there is one.
+fn first_run_key(server: &str) -> Option<PathBuf> {
+    let authority = server.strip_prefix("http://")?.trim_end_matches('/');
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host);
+    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+        return None;
+    }
+    let url = std::env::var("ACCORD_DATABASE_URL")
+        .unwrap_or_else(|_| crate::config::DEFAULT_DATABASE_URL.into());
+    crate::first_run::key_file(&url).filter(|file| file.is_file())
 }
 
 fn read_key(file: &Path) -> Result<String, Failure> {
