@@ -81,8 +81,13 @@ pub async fn run(args: ReportArgs) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| resume::default_path(&args.file));
     let fresh = State::new(&scan.fingerprint, &connection.server, &tenant);
-    let state = match State::load(&state_path)? {
-        Some(state) if !args.restart => {
+    let earlier = if args.restart {
+        None
+    } else {
+        State::load(&state_path)?
+    };
+    let state = match earlier {
+        Some(state) => {
             state
                 .check(&scan.fingerprint, &connection.server, &tenant)
                 .map_err(|why| {
@@ -100,7 +105,7 @@ pub async fn run(args: ReportArgs) -> Result<(), Failure> {
             );
             state
         }
-        _ => fresh,
+        None => fresh,
     };
 
     let mut report = Report {
