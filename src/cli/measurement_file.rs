@@ -161,7 +161,10 @@ impl<R: Read> Lines<R> {
                     )));
                 }
                 Some(Err(e)) => {
-                    return Err(Failure::Input(format!("error: {}: {e}", at(text.number + 1))));
+                    return Err(Failure::Input(format!(
+                        "error: {}: {e}",
+                        at(text.number + 1)
+                    )));
                 }
                 Some(Ok(number)) => Some(
                     Columns::of(&csv_record(&text.line))
@@ -340,7 +343,11 @@ impl Columns {
             ("downtime", [Column::StartTime, Column::EndTime]),
         ]
         .into_iter()
-        .filter_map(|(kind, cols)| cols.into_iter().find(|c| !get(*c).is_empty()).map(|c| (kind, c)))
+        .filter_map(|(kind, cols)| {
+            cols.into_iter()
+                .find(|c| !get(*c).is_empty())
+                .map(|c| (kind, c))
+        })
         .collect();
         let value = match kinds.as_slice() {
             [] => {
@@ -428,10 +435,12 @@ fn json_line(text: &str, tenant: &str) -> Result<pb::Measurement, String> {
             let text = text.split(" at line ").next().unwrap_or(&text).to_string();
             format!(": {text} (column {})", e.column())
         })?;
-    let mut m: pb::Measurement = message
-        .transcode_to()
-        .map_err(|e| format!(": {e}"))?;
-    for (field, value) in [("id", &m.id), ("service", &m.service), ("indicator", &m.indicator)] {
+    let mut m: pb::Measurement = message.transcode_to().map_err(|e| format!(": {e}"))?;
+    for (field, value) in [
+        ("id", &m.id),
+        ("service", &m.service),
+        ("indicator", &m.indicator),
+    ] {
         if value.is_empty() {
             return Err(format!(": {field}: missing"));
         }
@@ -519,7 +528,10 @@ mod tests {
         assert_eq!(a.service, "tenants/t/services/pay");
         assert_eq!(
             a.value,
-            Some(pb::measurement::Value::Counts(pb::Counts { good: 9, total: 10 }))
+            Some(pb::measurement::Value::Counts(pb::Counts {
+                good: 9,
+                total: 10
+            }))
         );
         let b = &lines[1].measurement;
         assert_eq!(b.consumer, "tenants/t/parties/bank");

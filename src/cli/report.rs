@@ -377,7 +377,11 @@ impl Progress {
     }
 
     fn draw(&mut self) {
-        if !self.shown || self.drawn.is_some_and(|d| d.elapsed() < Duration::from_millis(200)) {
+        if !self.shown
+            || self
+                .drawn
+                .is_some_and(|d| d.elapsed() < Duration::from_millis(200))
+        {
             return;
         }
         let seconds = self.start.elapsed().as_secs_f64().max(0.001);

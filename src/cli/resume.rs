@@ -164,11 +164,31 @@ mod tests {
     #[test]
     fn a_state_fits_only_its_input_server_and_tenant() {
         let state = State::new(&input(10, "ab"), "http://s", "tenants/t");
-        assert!(state.check(&input(10, "ab"), "http://s", "tenants/t").is_ok());
-        assert!(state.check(&input(11, "ab"), "http://s", "tenants/t").is_err());
-        assert!(state.check(&input(10, "cd"), "http://s", "tenants/t").is_err());
-        assert!(state.check(&input(10, "ab"), "http://o", "tenants/t").is_err());
-        assert!(state.check(&input(10, "ab"), "http://s", "tenants/u").is_err());
+        assert!(
+            state
+                .check(&input(10, "ab"), "http://s", "tenants/t")
+                .is_ok()
+        );
+        assert!(
+            state
+                .check(&input(11, "ab"), "http://s", "tenants/t")
+                .is_err()
+        );
+        assert!(
+            state
+                .check(&input(10, "cd"), "http://s", "tenants/t")
+                .is_err()
+        );
+        assert!(
+            state
+                .check(&input(10, "ab"), "http://o", "tenants/t")
+                .is_err()
+        );
+        assert!(
+            state
+                .check(&input(10, "ab"), "http://s", "tenants/u")
+                .is_err()
+        );
     }
 
     #[test]

@@ -191,7 +191,10 @@ async fn a_killed_run_resumes_after_what_was_acknowledged_and_counts_nothing_twi
     write(dir.path(), "big.csv", &text);
     let resumed = accord(&s, &w, dir.path(), &["report", "big.csv"]).await;
     succeeded(&resumed);
-    has(&resumed, &format!("resuming after line {line}: {done} of {LINES}"));
+    has(
+        &resumed,
+        &format!("resuming after line {line}: {done} of {LINES}"),
+    );
     let summary = resumed
         .output
         .lines()
@@ -205,7 +208,11 @@ async fn a_killed_run_resumes_after_what_was_acknowledged_and_counts_nothing_twi
         panic!("{summary}")
     };
     assert_eq!(reported, LINES as u64, "{summary}");
-    assert_eq!(accepted + duplicates, LINES as u64, "every line once: {summary}");
+    assert_eq!(
+        accepted + duplicates,
+        LINES as u64,
+        "every line once: {summary}"
+    );
     assert_eq!(rejected, 0, "{summary}");
     assert_eq!(request_counts(&s, &w).await, (good, 3 * LINES));
     assert!(!state.exists());
@@ -248,7 +255,10 @@ async fn bad_lines_are_named_by_line_and_column_before_anything_is_sent(s: TestS
     );
     let run = accord(&s, &w, dir.path(), &["report", "rows.csv"]).await;
     assert_eq!(run.status.code(), Some(1), "{}", run.output);
-    has(&run, "error: rows.csv:3:total: \"ten\" is not a whole number");
+    has(
+        &run,
+        "error: rows.csv:3:total: \"ten\" is not a whole number",
+    );
     has(
         &run,
         "error: rows.csv:4:value: a row is one kind of measurement; this one is counts and a sample",
