@@ -1,4 +1,4 @@
-//! The operator commands (`accord get`, `resolve`, `apply`): a gRPC client of
+//! The operator commands (`accord get`, `resolve`, `apply`, `report`): a gRPC client of
 //! the same API any other client uses. Nothing here reaches into the
 //! services or the store; it sees only `proto` and the wire.
 
@@ -7,9 +7,12 @@ mod connection;
 mod failure;
 mod get;
 mod manifest;
+mod measurement_file;
 mod output;
 mod reflect;
+mod report;
 mod resolve;
+mod resume;
 
 use std::process::ExitCode;
 
@@ -27,6 +30,8 @@ pub enum Command {
     Resolve(resolve::ResolveArgs),
     /// Create or update parties, services, agreements and overrides from YAML files.
     Apply(apply::ApplyArgs),
+    /// Stream measurements from a CSV or JSON-lines file, resuming where an interrupted run stopped.
+    Report(report::ReportArgs),
 }
 
 /// Runs one client command; what went wrong is printed to stderr and
@@ -36,6 +41,7 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Get(args) => get::run(args).await,
         Command::Resolve(args) => resolve::run(args).await,
         Command::Apply(args) => apply::run(args).await,
+        Command::Report(args) => report::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

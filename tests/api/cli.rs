@@ -128,34 +128,39 @@ spec:
       target: 0.9995
 "#;
 
-/// Runs `accord args` as `key` in the tenant `w`, with no config file.
-async fn accord(s: &TestServer, w: &World, dir: &Path, args: &[&str]) -> Ended {
-    let server = format!("http://127.0.0.1:{}", s.port);
+/// Starts `accord args` in `dir` as the admin of the tenant `w`, with no
+/// config file.
+pub fn start_accord(port: u16, w: &World, dir: &Path, args: &[&str]) -> Accord {
+    let server = format!("http://127.0.0.1:{port}");
     let home = dir.display().to_string();
-    let tenant = w.id.clone();
-    let key = w.admin_key.clone();
+    let env = [
+        ("ACCORD_SERVER", server.as_str()),
+        ("ACCORD_API_KEY", w.admin_key.as_str()),
+        ("ACCORD_TENANT", w.id.as_str()),
+        ("HOME", home.as_str()),
+        ("XDG_CONFIG_HOME", home.as_str()),
+    ];
+    Accord::start(dir, args, &env)
+}
+
+/// Runs `accord args` as `key` in the tenant `w`, with no config file.
+pub async fn accord(s: &TestServer, w: &World, dir: &Path, args: &[&str]) -> Ended {
+    let (port, w) = (s.port, w.clone());
     let dir = dir.to_path_buf();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let env = [
-            ("ACCORD_SERVER", server.as_str()),
-            ("ACCORD_API_KEY", key.as_str()),
-            ("ACCORD_TENANT", tenant.as_str()),
-            ("HOME", home.as_str()),
-            ("XDG_CONFIG_HOME", home.as_str()),
-        ];
-        Accord::start(&dir, &args, &env).wait()
+        start_accord(port, &w, &dir, &args).wait()
     })
     .await
     .unwrap()
 }
 
-fn succeeded(run: &Ended) {
+pub fn succeeded(run: &Ended) {
     assert!(run.status.success(), "accord failed:\n{}", run.output);
 }
 
-fn write(dir: &Path, file: &str, text: &str) {
+pub fn write(dir: &Path, file: &str, text: &str) {
     std::fs::write(dir.join(file), text).unwrap();
 }
 
