@@ -1,12 +1,15 @@
 //! The operator commands (`accord get`, `resolve`, `apply`): a gRPC client of
-//! the same API any other client uses. Nothing here reaches into the
-//! services or the store; it sees only `proto` and the wire.
+//! the same API any other client uses (`import` only converts files, offline).
+//! Nothing here reaches into the services or the store; it sees only `proto`
+//! and the wire.
 
 mod apply;
 mod connection;
 mod failure;
 mod get;
+mod import;
 mod manifest;
+mod openslo;
 mod output;
 mod reflect;
 mod resolve;
@@ -27,6 +30,8 @@ pub enum Command {
     Resolve(resolve::ResolveArgs),
     /// Create or update parties, services, agreements and overrides from YAML files.
     Apply(apply::ApplyArgs),
+    /// Convert other formats (OpenSLO) to the YAML `apply` reads; offline.
+    Import(import::ImportArgs),
 }
 
 /// Runs one client command; what went wrong is printed to stderr and
@@ -36,6 +41,7 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Get(args) => get::run(args).await,
         Command::Resolve(args) => resolve::run(args).await,
         Command::Apply(args) => apply::run(args).await,
+        Command::Import(args) => import::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
