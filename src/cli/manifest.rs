@@ -174,10 +174,7 @@ fn references(chunk: &str, first: usize) -> Vec<Reference> {
 /// Every document of `paths`: files as given, directories by their
 /// `.yaml` and `.yml` files (recursively, in name order).
 pub fn read(paths: &[PathBuf]) -> Result<Vec<Document>, Failure> {
-    let mut files = Vec::new();
-    for path in paths {
-        collect(path, &mut files)?;
-    }
+    let files = yaml_files(paths)?;
     let mut documents = Vec::new();
     let mut errors = Vec::new();
     for file in files {
@@ -214,6 +211,16 @@ pub fn read(paths: &[PathBuf]) -> Result<Vec<Document>, Failure> {
     Ok(documents)
 }
 
+/// The files of `paths`: files as given, directories by their `.yaml` and
+/// `.yml` files (recursively, in name order).
+pub(super) fn yaml_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
+    let mut files = Vec::new();
+    for path in paths {
+        collect(path, &mut files)?;
+    }
+    Ok(files)
+}
+
 fn collect(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), Failure> {
     let meta = std::fs::metadata(path)
         .map_err(|e| Failure::Input(format!("error: cannot read {}: {e}", path.display())))?;
@@ -240,7 +247,7 @@ fn collect(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), Failure> {
 
 /// The documents of a YAML stream, each with the line it starts on: split
 /// at `---` lines (and after `...`), as kubectl does.
-fn split_documents(text: &str) -> Vec<(usize, &str)> {
+pub(super) fn split_documents(text: &str) -> Vec<(usize, &str)> {
     let mut documents = Vec::new();
     let mut start = 0;
     let mut start_line = 1;
@@ -306,7 +313,7 @@ fn parse_document(chunk: &str) -> Result<Option<Parts>, (String, Option<(usize, 
 
 /// The error's message without the location serde-saphyr appends (the
 /// caller puts the file's line and column in front).
-fn message_of(e: &serde_saphyr::Error) -> String {
+pub(super) fn message_of(e: &serde_saphyr::Error) -> String {
     let text = e.to_string();
     let text = match text.find(" at line ") {
         Some(i) => text[..i].to_string(),

@@ -1,13 +1,16 @@
-//! The operator commands (`accord get`, `resolve`, `apply`, `report`): a gRPC client of
-//! the same API any other client uses. Nothing here reaches into the
-//! services or the store; it sees only `proto` and the wire.
+//! The operator commands (`accord get`, `resolve`, `apply`, `report`): a gRPC
+//! client of the same API any other client uses (`import` only converts
+//! files, offline). Nothing here reaches into the services or the store; it
+//! sees only `proto` and the wire.
 
 mod apply;
 mod connection;
 mod failure;
 mod get;
+mod import;
 mod manifest;
 mod measurement_file;
+mod openslo;
 mod output;
 mod reflect;
 mod report;
@@ -32,6 +35,8 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Stream measurements from a CSV or JSON-lines file, resuming where an interrupted run stopped.
     Report(report::ReportArgs),
+    /// Convert other formats (OpenSLO) to the YAML `apply` reads; offline.
+    Import(import::ImportArgs),
 }
 
 /// Runs one client command; what went wrong is printed to stderr and
@@ -42,6 +47,7 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Resolve(args) => resolve::run(args).await,
         Command::Apply(args) => apply::run(args).await,
         Command::Report(args) => report::run(args).await,
+        Command::Import(args) => import::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -670,6 +670,214 @@ async fn the_config_file_context_supplies_the_connection(s: TestServer) {
     );
 }
 
+/// The OpenSLO files of tests/data/openslo, copied into `dir`.
+fn openslo_file(dir: &Path, name: &str) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/openslo")
+        .join(name);
+    std::fs::copy(from, dir.join(name)).unwrap();
+}
+
+async fn an_openslo_import_applies_as_a_draft_agreement(s: TestServer) {
+    let w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    openslo_file(dir.path(), "web-shop.yaml");
+    openslo_file(dir.path(), "budgeting-method--occurences-slo.yaml");
+    write(
+        dir.path(),
+        "platform.yaml",
+        "kind: Party\nid: platform\nspec:\n  kind: PARTY_KIND_PROVIDER\n",
+    );
+    succeeded(&accord(&s, &w, dir.path(), &["apply", "-f", "platform.yaml"]).await);
+
+    let args = [
+        "import",
+        "openslo",
+        "web-shop.yaml",
+        "budgeting-method--occurences-slo.yaml",
+        "--provider",
+        "platform",
+        "--effective-from",
+        "2026-01-01T00:00:00Z",
+        "-o",
+        "registry.yaml",
+    ];
+    let import = accord(&s, &w, dir.path(), &args).await;
+    succeeded(&import);
+    for line in [
+        "not mapped: budgeting-method--occurences-slo.yaml:12: SLI search-latency: metric queries",
+        "warning: 3 part(s) of the OpenSLO files not mapped (listed above)",
+        "converted: 1 service(s), 1 draft agreement(s) with 4 objective(s)",
+    ] {
+        assert!(
+            import.output.contains(line),
+            "no {line:?} in:\n{}",
+            import.output
+        );
+    }
+
+    let apply = accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await;
+    succeeded(&apply);
+    assert!(
+        apply.output.contains("+ agreement web-shop-slo created"),
+        "{}",
+        apply.output
+    );
+    assert!(
+        apply.output.contains("0 published"),
+        "a draft: {}",
+        apply.output
+    );
+
+    let table = accord(&s, &w, dir.path(), &["get", "agreements"]).await;
+    succeeded(&table);
+    let row = table
+        .output
+        .lines()
+        .find(|l| l.starts_with("web-shop-slo "))
+        .unwrap_or_else(|| panic!("{}", table.output));
+    assert!(
+        row.contains("SERVICE_LEVEL") && row.contains("DRAFT") && row.contains("web-shop"),
+        "{}",
+        table.output
+    );
+    let json = accord(
+        &s,
+        &w,
+        dir.path(),
+        &["get", "agreement", "web-shop-slo", "-o", "json"],
+    )
+    .await;
+    succeeded(&json);
+    let value: serde_json::Value = serde_json::from_str(&json.output).unwrap();
+    assert_eq!(value["state"], "AGREEMENT_STATE_DRAFT");
+    let objectives: Vec<(&str, &str, f64)> = value["objectives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["key"].as_str().unwrap(),
+                o["kind"].as_str().unwrap(),
+                o["target"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        objectives,
+        [
+            ("checkout-contract", "OBJECTIVE_KIND_RATIO", 0.9999),
+            ("checkout-internal", "OBJECTIVE_KIND_RATIO", 0.99995),
+            ("home-page", "OBJECTIVE_KIND_TIMESLICE", 0.999),
+            ("search-slo", "OBJECTIVE_KIND_THRESHOLD", 0.99),
+        ]
+    );
+    assert_eq!(value["objectives"][3]["threshold"], 500.0);
+    assert_eq!(value["objectives"][3]["comparison"], "COMPARISON_LESS_THAN");
+    assert_eq!(
+        value["objectives"][0]["window"]["calendar"]["period"],
+        "CALENDAR_PERIOD_MONTH"
+    );
+    assert_eq!(value["objectives"][2]["slice"], "60s");
+
+    // Importing and applying again changes nothing.
+    succeeded(&accord(&s, &w, dir.path(), &args).await);
+    let again = accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await;
+    succeeded(&again);
+    assert!(again.output.contains("no changes"), "{}", again.output);
+}
+
+/// `accord import openslo` in `dir` with `args` after it; no server.
+fn import(dir: &Path, args: &[&str]) -> Ended {
+    let mut all = vec!["import", "openslo"];
+    all.extend_from_slice(args);
+    Accord::start(dir, &all, &[]).wait()
+}
+
+#[test]
+fn an_openslo_import_of_bad_input_says_where_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for name in [
+        "budgeting-method--timeslices-slo.yaml",
+        "budgeting-method--ratio-timeslices.yaml",
+        "treat-low-traffic-as-equally-important--timeslices-slo.yaml",
+        "web-shop.yaml",
+    ] {
+        openslo_file(d, name);
+    }
+    let cases: [(&[&str], i32, &str); 6] = [
+        (
+            &["budgeting-method--timeslices-slo.yaml", "--provider", "p"],
+            1,
+            "error: budgeting-method--timeslices-slo.yaml:27:17: SLO service-availability: a \
+             calendar window of 1m (m is a minute; a month is M) cannot be represented",
+        ),
+        (
+            &[
+                "treat-low-traffic-as-equally-important--timeslices-slo.yaml",
+                "--provider",
+                "p",
+            ],
+            1,
+            "error: treat-low-traffic-as-equally-important--timeslices-slo.yaml:28:20: SLO \
+             service-availability: calendar startTime 2022-01-01 12:00:00 is not the start of a \
+             week in America/New_York",
+        ),
+        (
+            &["budgeting-method--ratio-timeslices.yaml", "--provider", "p"],
+            1,
+            "budgeting-method--ratio-timeslices.yaml:29: SLO main-page: budgetingMethod \
+             RatioTimeslices (the average of the slices' ratios) has no Accord equivalent: \
+             Accord's TIMESLICE objectives count good slices\n",
+        ),
+        (&["web-shop.yaml"], 2, "--provider <ID>"),
+        (
+            &["web-shop.yaml", "--provider", "Platform"],
+            2,
+            "error: --provider \"Platform\" is no party id",
+        ),
+        (
+            &[
+                "web-shop.yaml",
+                "--provider",
+                "p",
+                "--effective-from",
+                "tomorrow",
+            ],
+            2,
+            "error: --effective-from \"tomorrow\" is no RFC 3339 time",
+        ),
+    ];
+    for (args, code, message) in cases {
+        let run = import(d, args);
+        assert_eq!(run.status.code(), Some(code), "{args:?}: {}", run.output);
+        assert!(run.output.contains(message), "{args:?}: {}", run.output);
+        assert!(!run.output.contains("kind: Agreement"), "{}", run.output);
+    }
+    let nothing = import(
+        d,
+        &["budgeting-method--ratio-timeslices.yaml", "--provider", "p"],
+    );
+    assert!(
+        nothing
+            .output
+            .contains("error: nothing could be mapped: no Service and no objective in the files"),
+        "{}",
+        nothing.output
+    );
+    write(d, "v2.yaml", "apiVersion: openslo/v2alpha\nkind: SLO\n");
+    let v2 = import(d, &["v2.yaml", "--provider", "p"]);
+    assert_eq!(v2.status.code(), Some(1), "{}", v2.output);
+    assert!(
+        v2.output.contains(
+            "error: v2.yaml:1:13: apiVersion \"openslo/v2alpha\" is not read: expected openslo/v1"
+        ),
+        "{}",
+        v2.output
+    );
+}
+
 on_both_backends!(
     apply_twice_creates_then_changes_nothing,
     apply_of_a_changed_file_shows_the_diff_and_updates,
@@ -682,4 +890,5 @@ on_both_backends!(
     resolve_prints_the_entitlement_with_its_provenance,
     a_refused_key_and_an_unreachable_server_say_so,
     the_config_file_context_supplies_the_connection,
+    an_openslo_import_applies_as_a_draft_agreement,
 );
