@@ -129,7 +129,7 @@ spec:
 "#;
 
 /// Runs `accord args` as `key` in the tenant `w`, with no config file.
-async fn accord(s: &TestServer, w: &World, dir: &Path, args: &[&str]) -> Ended {
+pub async fn accord(s: &TestServer, w: &World, dir: &Path, args: &[&str]) -> Ended {
     let server = format!("http://127.0.0.1:{}", s.port);
     let home = dir.display().to_string();
     let tenant = w.id.clone();
@@ -151,7 +151,7 @@ async fn accord(s: &TestServer, w: &World, dir: &Path, args: &[&str]) -> Ended {
     .unwrap()
 }
 
-fn succeeded(run: &Ended) {
+pub fn succeeded(run: &Ended) {
     assert!(run.status.success(), "accord failed:\n{}", run.output);
 }
 

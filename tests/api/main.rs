@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod breaches;
 mod cli;
+mod cli_commands;
 mod compliance;
 mod credits;
 mod drain;
