@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use accord::app::Application;
 use accord::config::{Config, ConfigArgs};
@@ -33,7 +33,7 @@ enum Command {
 async fn main() -> ExitCode {
     mask_secrets_in_panics();
     let (job, args) = match Cli::parse().command {
-        Command::Client(command) => return accord::cli::run(command).await,
+        Command::Client(command) => return accord::cli::run(command, Cli::command).await,
         Command::Serve(args) => (Job::Serve, args),
         Command::Migrate(args) => (Job::Migrate, args),
     };

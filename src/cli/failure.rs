@@ -11,7 +11,8 @@ use tonic_types::StatusExt;
 pub enum Failure {
     /// The command line, the config file or the environment is wrong (exit 2).
     Usage(String),
-    /// A file to apply is wrong, or names what does not exist (exit 1).
+    /// A file to apply is wrong, or names what does not exist, or the
+    /// operator said no when asked to confirm (exit 1).
     Input(String),
     /// The server answered with an error (exit 1).
     Server(String),

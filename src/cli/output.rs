@@ -153,3 +153,91 @@ fn cell(item: &Value, column: &Column) -> String {
         other => show(other),
     }
 }
+
+/// `amount_minor` in the currency's major unit with its code: `1234.56 EUR`
+/// (as many decimals as ISO 4217 gives the currency; none for `JPY`).
+pub fn money(m: &crate::proto::v1::Money) -> String {
+    let exponent = iso_currency::Currency::from_code(&m.currency_code)
+        .and_then(|c| c.exponent())
+        .unwrap_or(0) as u32;
+    let sign = if m.amount_minor < 0 { "-" } else { "" };
+    let minor = m.amount_minor.unsigned_abs();
+    let amount = if exponent == 0 {
+        minor.to_string()
+    } else {
+        let unit = 10u64.pow(exponent);
+        format!(
+            "{}.{:0width$}",
+            minor / unit,
+            minor % unit,
+            width = exponent as usize
+        )
+    };
+    format!("{sign}{amount} {}", m.currency_code)
+}
+
+/// A computed ratio or rate for people: at most six decimals, no trailing
+/// zeros (`0.999`, not `0.9989999999999999`).
+pub fn decimal(x: f64) -> String {
+    let text = format!("{x:.6}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.into()
+    }
+}
+
+/// An instant in RFC 3339, to the second unless it has a fraction.
+pub fn instant(t: Option<&prost_types::Timestamp>) -> String {
+    let Some(t) = t else {
+        return String::new();
+    };
+    match chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32) {
+        Some(time) => time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        None => format!("{}s", t.seconds),
+    }
+}
+
+/// `[start, end)` as `START → END`.
+pub fn interval(i: Option<&crate::proto::v1::TimeInterval>) -> String {
+    match i {
+        Some(i) => format!(
+            "{} → {}",
+            instant(i.start_time.as_ref()),
+            instant(i.end_time.as_ref())
+        ),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::v1::Money;
+
+    fn m(amount_minor: i64, currency_code: &str) -> Money {
+        Money {
+            amount_minor,
+            currency_code: currency_code.into(),
+        }
+    }
+
+    #[test]
+    fn money_is_shown_in_the_currencys_major_unit() {
+        assert_eq!(money(&m(10_000, "EUR")), "100.00 EUR");
+        assert_eq!(money(&m(5, "EUR")), "0.05 EUR");
+        assert_eq!(money(&m(1234, "JPY")), "1234 JPY");
+        assert_eq!(money(&m(1_001, "KWD")), "1.001 KWD");
+        assert_eq!(money(&m(0, "USD")), "0.00 USD");
+    }
+
+    #[test]
+    fn decimals_drop_binary_noise_and_trailing_zeros() {
+        assert_eq!(decimal(0.9), "0.9");
+        assert_eq!(decimal(0.9989999999999999), "0.999");
+        assert_eq!(decimal(100.0), "100");
+        assert_eq!(decimal(-0.0000001), "0");
+        assert_eq!(decimal(-12.5), "-12.5");
+    }
+}

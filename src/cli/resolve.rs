@@ -35,7 +35,7 @@ pub struct ResolveArgs {
     pub connection: ConnectionArgs,
 }
 
-fn timestamp(text: &str) -> Result<prost_types::Timestamp, String> {
+pub fn timestamp(text: &str) -> Result<prost_types::Timestamp, String> {
     let time = DateTime::parse_from_rfc3339(text)
         .map_err(|e| format!("not an RFC 3339 time such as 2026-03-01T00:00:00Z: {e}"))?
         .with_timezone(&Utc);

@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod breaches;
 mod cli;
+mod cli_commands;
 mod cli_report;
 mod compliance;
 mod credits;
