@@ -878,7 +878,46 @@ fn an_openslo_import_of_bad_input_says_where_and_exits_non_zero() {
     );
 }
 
+/// `examples/saas`, the README tour's registry, applies on each engine, and
+/// a second apply changes nothing (`examples/saas/tour.sh` runs the whole
+/// tour in CI).
+async fn the_saas_example_applies_and_resolves(s: TestServer) {
+    let w = World::empty(&s, "cloudline").await;
+    let dir = tempfile::tempdir().unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/saas");
+    let first = accord(&s, &w, dir.path(), &["apply", "-f", example]).await;
+    succeeded(&first);
+    assert!(
+        first
+            .output
+            .contains("applied: 22 created, 0 updated, 6 published, 0 unchanged"),
+        "{}",
+        first.output
+    );
+    let second = accord(&s, &w, dir.path(), &["apply", "-f", example]).await;
+    succeeded(&second);
+    assert!(
+        second.output.contains("no changes: 22 unchanged"),
+        "{}",
+        second.output
+    );
+    let resolved = accord(
+        &s,
+        &w,
+        dir.path(),
+        &["resolve", "globex-logistics", "checkout", "-o", "json"],
+    )
+    .await;
+    succeeded(&resolved);
+    assert!(
+        resolved.output.contains("0.9995") && resolved.output.contains("globex-enterprise"),
+        "a department inherits its company's override:\n{}",
+        resolved.output
+    );
+}
+
 on_both_backends!(
+    the_saas_example_applies_and_resolves,
     apply_twice_creates_then_changes_nothing,
     apply_of_a_changed_file_shows_the_diff_and_updates,
     a_draft_is_published_when_the_file_says_so_and_never_unpublished,
