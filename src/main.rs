@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use accord::app::Application;
@@ -72,7 +73,14 @@ async fn run(job: Job, args: &ConfigArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "binding the gRPC listener to {} (--listen, ACCORD_LISTEN)",
+                config.listen
+            )
+        })?;
     let app = Application::build(config, listener).await?;
     app.run_until_stopped().await
 }

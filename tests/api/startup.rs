@@ -167,6 +167,27 @@ async fn a_configured_key_generates_none() {
 }
 
 #[test]
+fn a_taken_port_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let ended = Accord::start(
+        dir.path(),
+        &["serve"],
+        &[("ACCORD_LISTEN", address.as_str())],
+    )
+    .wait();
+    assert!(!ended.status.success(), "{}", ended.output);
+    assert!(
+        ended.output.contains(&format!(
+            "binding the gRPC listener to {address} (--listen, ACCORD_LISTEN)"
+        )),
+        "{}",
+        ended.output
+    );
+}
+
+#[test]
 fn an_in_memory_sqlite_database_is_refused_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     for url in ["sqlite::memory:", "sqlite:x.db?mode=memory"] {
