@@ -22,6 +22,7 @@ mod reflect;
 mod report;
 mod resolve;
 mod resume;
+mod short_enums;
 mod tenants;
 
 use std::process::ExitCode;
