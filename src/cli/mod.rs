@@ -18,6 +18,7 @@ mod manifest;
 mod measurement_file;
 mod openslo;
 mod output;
+mod prune;
 mod reflect;
 mod report;
 mod resolve;
