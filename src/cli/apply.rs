@@ -3,7 +3,9 @@
 //! (supported ones first, each published when the file says so), then
 //! overrides. Each is read first: missing → created, different → updated
 //! with its etag and only the fields that differ, the same → left alone,
-//! so a second apply changes nothing and says so.
+//! so a second apply changes nothing and says so. With `--prune`, what
+//! the server holds and the files no longer do is deleted afterwards (see
+//! `prune`), once confirmed before anything is written.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -17,6 +19,7 @@ use super::Failure;
 use super::connection::{Connection, ConnectionArgs};
 use super::get::resource_name;
 use super::manifest::{self, Document, Kind, Origin, Reference};
+use super::prune::{self, InFiles};
 use super::reflect::to_json;
 use crate::proto::v1 as pb;
 use pb::agreement_service_client::AgreementServiceClient;
@@ -36,6 +39,13 @@ pub struct ApplyArgs {
     /// Show what would change, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also delete the tenant's parties, services, agreements and overrides
+    /// of the kinds the files hold that the files no longer hold.
+    #[arg(long)]
+    pub prune: bool,
+    /// Delete without asking (needed for --prune without a terminal).
+    #[arg(long, short, requires = "prune")]
+    pub yes: bool,
     #[command(flatten)]
     pub connection: ConnectionArgs,
 }
@@ -136,6 +146,15 @@ pub async fn run(args: ApplyArgs) -> Result<(), Failure> {
             .collect::<Result<Vec<_>, _>>()?,
     )?;
     check_references(&connection, &desired).await?;
+    let plan = if args.prune {
+        let plan = prune::plan(&connection, &in_files(&desired)).await?;
+        if !args.dry_run {
+            prune::confirm(&plan, args.yes)?;
+        }
+        Some(plan)
+    } else {
+        None
+    };
     if args.dry_run {
         println!("dry run: nothing will be changed");
     }
@@ -143,26 +162,62 @@ pub async fn run(args: ApplyArgs) -> Result<(), Failure> {
     for d in &desired {
         apply_one(&connection, d, args.dry_run, &mut tally).await?;
     }
+    let deleted = match &plan {
+        Some(plan) => prune::run(&connection, plan, args.dry_run).await?,
+        None => 0,
+    };
     let Tally {
         created,
         updated,
         published,
         unchanged,
     } = tally;
-    if created + updated + published == 0 {
+    if created + updated + published + deleted == 0 {
         println!("no changes: {unchanged} unchanged");
     } else if args.dry_run {
+        let delete = if args.prune {
+            format!(", delete {deleted}")
+        } else {
+            String::new()
+        };
         println!(
             "dry run, nothing changed: would create {created}, update {updated}, \
-             publish {published}; {unchanged} unchanged"
+             publish {published}{delete}; {unchanged} unchanged"
         );
     } else {
+        let deleted = if args.prune {
+            format!(", {deleted} deleted")
+        } else {
+            String::new()
+        };
         println!(
             "applied: {created} created, {updated} updated, {published} published, \
-             {unchanged} unchanged"
+             {unchanged} unchanged{deleted}"
         );
     }
     Ok(())
+}
+
+/// What prune needs to know of the files.
+fn in_files(desired: &[Desired]) -> InFiles {
+    InFiles {
+        kinds: desired.iter().map(|d| d.kind).collect(),
+        references: desired
+            .iter()
+            .map(|d| {
+                let names = d.references().into_iter().map(|(_, _, n)| n).collect();
+                (d.name().to_string(), names)
+            })
+            .collect(),
+        override_parents: desired
+            .iter()
+            .filter_map(|d| match d.kind {
+                Kind::Agreement => Some(d.name().to_string()),
+                Kind::Override => Some(d.parent.clone()),
+                _ => None,
+            })
+            .collect(),
+    }
 }
 
 /// A document as the resource it describes, named in `tenant`.

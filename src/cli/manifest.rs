@@ -1,7 +1,8 @@
 //! The YAML files `accord apply` reads: documents separated by `---`, each
 //! a `kind` (Party, Service, Agreement, Override), an `id`, and a `spec`
 //! holding the resource's fields as the .proto files name them (the proto3
-//! JSON mapping: enums by name, RFC 3339 times, durations such as "3600s").
+//! JSON mapping: enums by name, full or short — `CUSTOMER` for
+//! `PARTY_KIND_CUSTOMER` — RFC 3339 times, durations such as "3600s").
 //! An Override also names its `agreement`; an Agreement may say
 //! `published: true`. Every error names the file, line and column.
 
@@ -15,6 +16,7 @@ use serde_saphyr::Spanned;
 
 use super::Failure;
 use super::reflect::descriptor;
+use super::short_enums::MessageSeed;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
@@ -315,16 +317,9 @@ fn parse_document(chunk: &str) -> Result<Option<Parts>, (String, Option<(usize, 
 /// caller puts the file's line and column in front).
 pub(super) fn message_of(e: &serde_saphyr::Error) -> String {
     let text = e.to_string();
-    let text = match text.find(" at line ") {
+    match text.find(" at line ") {
         Some(i) => text[..i].to_string(),
         None => text,
-    };
-    if text.contains("unrecognized enum value") {
-        format!(
-            "{text} (enum values are spelled in full, as in the .proto files: PARTY_KIND_CUSTOMER)"
-        )
-    } else {
-        text
     }
 }
 
@@ -370,7 +365,8 @@ impl<'de> Visitor<'de> for DocumentSeed {
                     let Some(kind) = kind else {
                         return Err(A::Error::custom("kind must come before spec"));
                     };
-                    let message: DynamicMessage = map.next_value_seed(kind.message())?;
+                    let message: DynamicMessage =
+                        map.next_value_seed(MessageSeed(kind.message()))?;
                     for field in kind.output_only() {
                         if message.has_field_by_name(field) {
                             return Err(A::Error::custom(format!(
@@ -448,5 +444,32 @@ mod tests {
             .unwrap();
         assert!(message.contains("colour"), "{message}");
         assert_eq!(at.map(|(l, _)| l), Some(4), "{message}");
+    }
+
+    #[test]
+    fn short_enum_names_read_as_the_full_ones() {
+        let short = "kind: Agreement\nid: a\nspec:\n  kind: SERVICE_LEVEL\n  objectives:\n    - key: k\n      kind: THRESHOLD\n      comparison: LESS_THAN_OR_EQUAL\n      window:\n        calendar: {period: MONTH}\n  labels: {tier: GOLD}\n";
+        let full = short
+            .replace("SERVICE_LEVEL", "AGREEMENT_KIND_SERVICE_LEVEL")
+            .replace("THRESHOLD", "OBJECTIVE_KIND_THRESHOLD")
+            .replace("LESS_THAN_OR_EQUAL", "COMPARISON_LESS_THAN_OR_EQUAL")
+            .replace("MONTH", "CALENDAR_PERIOD_MONTH");
+        let read = |text: &str| parse_document(text).unwrap().unwrap().spec;
+        assert_eq!(read(short), read(&full));
+        let labels = read(short);
+        assert!(format!("{labels:?}").contains("GOLD"), "{labels:?}");
+    }
+
+    #[test]
+    fn an_unknown_enum_value_lists_the_short_names_where_it_is() {
+        let (message, at) =
+            parse_document("kind: Party\nid: a\nspec:\n  display_name: A\n  kind: customer\n")
+                .err()
+                .unwrap();
+        assert!(
+            message.contains("unrecognized enum value 'customer' for PartyKind: expected one of PROVIDER, CUSTOMER"),
+            "{message}"
+        );
+        assert_eq!(at, Some((5, 9)), "{message}");
     }
 }

@@ -18,10 +18,12 @@ mod manifest;
 mod measurement_file;
 mod openslo;
 mod output;
+mod prune;
 mod reflect;
 mod report;
 mod resolve;
 mod resume;
+mod short_enums;
 mod tenants;
 
 use std::process::ExitCode;

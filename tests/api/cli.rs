@@ -916,6 +916,319 @@ async fn the_saas_example_applies_and_resolves(s: TestServer) {
     );
 }
 
+/// Resources beside `REGISTRY` that a later apply with `--prune` removes: a
+/// customer, a service with a draft agreement on it, and an override of
+/// `sla` for that customer.
+const EXTRAS: &str = r#"
+---
+kind: Party
+id: old-customer
+spec:
+  display_name: Old customer
+  kind: PARTY_KIND_CUSTOMER
+  parent: bank
+---
+kind: Service
+id: legacy
+spec:
+  display_name: Legacy
+  owner: platform
+---
+kind: Agreement
+id: legacy-sla
+spec:
+  kind: AGREEMENT_KIND_SERVICE_LEVEL
+  provider: platform
+  services: [legacy]
+  effective_from: "2026-01-01T00:00:00Z"
+---
+kind: Override
+id: old-gold
+agreement: sla
+spec:
+  consumer: old-customer
+  effective_from: "2026-01-01T00:00:00Z"
+  objective_patches:
+    - key: availability
+      target: 0.9999
+"#;
+
+/// `REGISTRY` without its customer contract, which is published.
+fn registry_without_contract() -> String {
+    let start = REGISTRY.find("kind: Agreement\nid: bank-contract").unwrap();
+    let end = start + REGISTRY[start..].find("---\nkind: Override").unwrap();
+    format!("{}{}", &REGISTRY[..start], &REGISTRY[end..])
+}
+
+async fn party_ids(w: &World) -> Vec<String> {
+    let mut ids: Vec<String> = w
+        .parties()
+        .list_parties(pb::ListPartiesRequest {
+            parent: w.tenant.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .parties
+        .into_iter()
+        .map(|p| p.name.rsplit('/').next().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn held(w: &World) -> (Vec<String>, Vec<String>, Vec<String>, Vec<String>) {
+    let last = |name: String| name.rsplit('/').next().unwrap().to_string();
+    let services = w
+        .services()
+        .list_services(pb::ListServicesRequest {
+            parent: w.tenant.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .services
+        .into_iter()
+        .map(|s| last(s.name))
+        .collect();
+    let agreements = w
+        .agreements()
+        .list_agreements(pb::ListAgreementsRequest {
+            parent: w.tenant.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .agreements
+        .into_iter()
+        .map(|a| last(a.name))
+        .collect();
+    let overrides = w
+        .agreements()
+        .list_overrides(pb::ListOverridesRequest {
+            parent: w.name("agreements", "sla"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .overrides
+        .into_iter()
+        .map(|o| last(o.name))
+        .collect();
+    (party_ids(w).await, services, agreements, overrides)
+}
+
+async fn prune_deletes_what_the_files_no_longer_hold_and_keeps_what_is_published(s: TestServer) {
+    let w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "registry.yaml", &format!("{REGISTRY}{EXTRAS}"));
+    succeeded(&accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await);
+
+    write(dir.path(), "registry.yaml", &registry_without_contract());
+    let run = accord(
+        &s,
+        &w,
+        dir.path(),
+        &["apply", "-f", "registry.yaml", "--prune", "--yes"],
+    )
+    .await;
+    succeeded(&run);
+    let lines = [
+        "- override old-gold (agreement sla) deleted",
+        "- agreement legacy-sla deleted",
+        "- service legacy deleted",
+        "- party old-customer deleted",
+        "! agreement bank-contract not deleted: it is ACTIVE, and a published agreement \
+         cannot be deleted: terminate it instead",
+        "applied: 0 created, 0 updated, 0 published, 6 unchanged, 4 deleted",
+    ];
+    let mut at = 0;
+    for line in lines {
+        let found = run.output[at..].find(line);
+        assert!(
+            found.is_some(),
+            "no {line:?} after {at} in:\n{}",
+            run.output
+        );
+        at += found.unwrap();
+    }
+    assert_eq!(
+        held(&w).await,
+        (
+            vec!["bank".into(), "bank-eu".into(), "platform".into()],
+            vec!["payments".into()],
+            vec!["bank-contract".into(), "sla".into()],
+            vec!["bank-gold".into()],
+        )
+    );
+
+    let again = accord(
+        &s,
+        &w,
+        dir.path(),
+        &["apply", "-f", "registry.yaml", "--prune"],
+    )
+    .await;
+    succeeded(&again);
+    assert!(
+        again.output.contains("no changes: 6 unchanged"),
+        "{}",
+        again.output
+    );
+}
+
+async fn prune_of_only_parties_leaves_the_other_kinds_alone(s: TestServer) {
+    let w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "registry.yaml", &format!("{REGISTRY}{EXTRAS}"));
+    succeeded(&accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await);
+    // Only parties, and not old-customer: an override still refers to it.
+    write(
+        dir.path(),
+        "parties.yaml",
+        "kind: Party\nid: platform\nspec:\n  display_name: Platform\n  kind: PROVIDER\n  \
+         labels:\n    team: core\n",
+    );
+    let run = accord(
+        &s,
+        &w,
+        dir.path(),
+        &["apply", "-f", "parties.yaml", "--prune", "--yes"],
+    )
+    .await;
+    assert_eq!(run.status.code(), Some(0), "{}", run.output);
+    for line in [
+        "! party old-customer not deleted: override old-gold (agreement sla) refers to it",
+        "! party bank not deleted: ",
+        "- party bank-eu deleted",
+        "unchanged, 1 deleted",
+    ] {
+        assert!(run.output.contains(line), "no {line:?} in:\n{}", run.output);
+    }
+    let (parties, services, agreements, overrides) = held(&w).await;
+    assert_eq!(parties, ["bank", "old-customer", "platform"]);
+    assert_eq!(services, ["legacy", "payments"]);
+    assert_eq!(agreements.len(), 3, "{agreements:?}");
+    assert_eq!(overrides, ["bank-gold", "old-gold"]);
+}
+
+async fn prune_without_a_terminal_or_yes_is_refused_before_any_write(s: TestServer) {
+    let w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "registry.yaml", &format!("{REGISTRY}{EXTRAS}"));
+    succeeded(&accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await);
+    let before = held(&w).await;
+
+    let changed = REGISTRY.replace("display_name: Payments\n", "display_name: Pay\n");
+    write(dir.path(), "registry.yaml", &changed);
+    let run = accord(
+        &s,
+        &w,
+        dir.path(),
+        &["apply", "-f", "registry.yaml", "--prune"],
+    )
+    .await;
+    assert_eq!(run.status.code(), Some(2), "{}", run.output);
+    for line in [
+        "error: apply --prune would delete 4 resources:",
+        "  override old-gold (agreement sla)",
+        "  party old-customer",
+        "no terminal to confirm on; pass --yes to delete without asking, nothing was changed",
+    ] {
+        assert!(run.output.contains(line), "no {line:?} in:\n{}", run.output);
+    }
+    assert!(!run.output.contains("updated"), "{}", run.output);
+    assert_eq!(held(&w).await, before);
+    let payments = w
+        .services()
+        .get_service(pb::GetServiceRequest {
+            name: w.name("services", "payments"),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(payments.display_name, "Payments", "not applied either");
+}
+
+async fn prune_in_a_dry_run_lists_and_deletes_nothing(s: TestServer) {
+    let w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "registry.yaml", &format!("{REGISTRY}{EXTRAS}"));
+    succeeded(&accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await);
+    let before = held(&w).await;
+
+    write(dir.path(), "registry.yaml", REGISTRY);
+    let run = accord(
+        &s,
+        &w,
+        dir.path(),
+        &["apply", "-f", "registry.yaml", "--prune", "--dry-run"],
+    )
+    .await;
+    succeeded(&run);
+    for line in [
+        "- override old-gold (agreement sla) would be deleted",
+        "- agreement legacy-sla would be deleted",
+        "- service legacy would be deleted",
+        "- party old-customer would be deleted",
+        "dry run, nothing changed: would create 0, update 0, publish 0, delete 4; 7 unchanged",
+    ] {
+        assert!(run.output.contains(line), "no {line:?} in:\n{}", run.output);
+    }
+    assert_eq!(held(&w).await, before);
+}
+
+async fn short_enum_names_apply_and_the_full_names_change_nothing(s: TestServer) {
+    let w = World::empty(&s, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    let short = REGISTRY
+        .replace("PARTY_KIND_", "")
+        .replace("AGREEMENT_KIND_", "")
+        .replace("OBJECTIVE_KIND_", "")
+        .replace("COMPARISON_", "")
+        .replace("CALENDAR_PERIOD_", "")
+        .replace("CLAUSE_KIND_", "");
+    assert!(short.contains("kind: SERVICE_LEVEL\n"), "{short}");
+    write(dir.path(), "short.yaml", &short);
+    succeeded(&accord(&s, &w, dir.path(), &["apply", "-f", "short.yaml"]).await);
+    let contract = agreement(&w, "bank-contract").await;
+    assert_eq!(contract.kind(), pb::AgreementKind::Customer);
+    assert_eq!(
+        contract.objectives[0].comparison(),
+        pb::Comparison::LessThanOrEqual
+    );
+
+    write(dir.path(), "registry.yaml", REGISTRY);
+    let full = accord(&s, &w, dir.path(), &["apply", "-f", "registry.yaml"]).await;
+    succeeded(&full);
+    assert!(
+        full.output.contains("no changes: 7 unchanged"),
+        "{}",
+        full.output
+    );
+
+    // Lower case is no short name; the error lists the accepted ones.
+    write(
+        dir.path(),
+        "bad.yaml",
+        "kind: Party\nid: x\nspec:\n  kind: customer\n",
+    );
+    let bad = accord(&s, &w, dir.path(), &["apply", "-f", "bad.yaml"]).await;
+    assert_eq!(bad.status.code(), Some(1), "{}", bad.output);
+    assert!(
+        bad.output.contains(
+            "bad.yaml:4:9: unrecognized enum value 'customer' for PartyKind: expected one of \
+             PROVIDER, CUSTOMER, INTERNAL_UNIT, SUPPLIER, or in full as PARTY_KIND_PROVIDER"
+        ),
+        "{}",
+        bad.output
+    );
+}
+
 on_both_backends!(
     the_saas_example_applies_and_resolves,
     apply_twice_creates_then_changes_nothing,
@@ -930,4 +1243,9 @@ on_both_backends!(
     a_refused_key_and_an_unreachable_server_say_so,
     the_config_file_context_supplies_the_connection,
     an_openslo_import_applies_as_a_draft_agreement,
+    prune_deletes_what_the_files_no_longer_hold_and_keeps_what_is_published,
+    prune_of_only_parties_leaves_the_other_kinds_alone,
+    prune_without_a_terminal_or_yes_is_refused_before_any_write,
+    prune_in_a_dry_run_lists_and_deletes_nothing,
+    short_enum_names_apply_and_the_full_names_change_nothing,
 );
