@@ -188,6 +188,38 @@ pub fn decimal(x: f64) -> String {
     }
 }
 
+/// An objective's window for a table: `rolling 30d`, `calendar month (UTC)`.
+pub fn window(w: Option<&crate::proto::v1::Window>) -> String {
+    use crate::proto::v1::window::Window;
+    match w.and_then(|w| w.window.as_ref()) {
+        Some(Window::Rolling(r)) => {
+            let seconds = r.duration.as_ref().map_or(0, |d| d.seconds);
+            format!("rolling {}", seconds_in_units(seconds))
+        }
+        Some(Window::Calendar(c)) => {
+            let period = c.period().as_str_name();
+            let period = period.trim_start_matches("CALENDAR_PERIOD_").to_lowercase();
+            let zone = if c.time_zone.is_empty() {
+                "UTC"
+            } else {
+                &c.time_zone
+            };
+            format!("calendar {period} ({zone})")
+        }
+        None => String::new(),
+    }
+}
+
+/// Seconds in the largest unit that divides them: `30d`, `6h`, `90s`.
+fn seconds_in_units(seconds: i64) -> String {
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if seconds != 0 && seconds % size == 0 {
+            return format!("{}{unit}", seconds / size);
+        }
+    }
+    format!("{seconds}s")
+}
+
 /// An instant in RFC 3339, to the second unless it has a fraction.
 pub fn instant(t: Option<&prost_types::Timestamp>) -> String {
     let Some(t) = t else {
@@ -214,6 +246,27 @@ pub fn interval(i: Option<&crate::proto::v1::TimeInterval>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_read_as_people_write_them() {
+        use crate::proto::v1 as pb;
+        let rolling = |seconds| pb::Window {
+            window: Some(pb::window::Window::Rolling(pb::RollingWindow {
+                duration: Some(prost_types::Duration { seconds, nanos: 0 }),
+            })),
+        };
+        assert_eq!(window(Some(&rolling(2_592_000))), "rolling 30d");
+        assert_eq!(window(Some(&rolling(21_600))), "rolling 6h");
+        assert_eq!(window(Some(&rolling(90))), "rolling 90s");
+        let calendar = pb::Window {
+            window: Some(pb::window::Window::Calendar(pb::CalendarWindow {
+                period: pb::CalendarPeriod::Month as i32,
+                time_zone: String::new(),
+            })),
+        };
+        assert_eq!(window(Some(&calendar)), "calendar month (UTC)");
+        assert_eq!(window(None), "");
+    }
     use crate::proto::v1::Money;
 
     fn m(amount_minor: i64, currency_code: &str) -> Money {

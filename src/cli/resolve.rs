@@ -153,7 +153,7 @@ fn print_entitlement(e: &pb::Entitlement) {
                 "kind": objective.get("kind"),
                 "target": objective.get("target"),
                 "threshold": objective.get("threshold"),
-                "window": compact(objective.get("window")),
+                "window": output::window(o.objective.as_ref().and_then(|o| o.window.as_ref())),
                 "from": source(o.provenance.as_ref()),
                 "patched": patched.join("; "),
             })
