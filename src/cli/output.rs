@@ -188,6 +188,29 @@ pub fn decimal(x: f64) -> String {
     }
 }
 
+/// Asks `question` on the terminal (stderr) and reads a yes or no from
+/// stdin: `Some(true)` for `y`/`yes`, `Some(false)` for anything else, and
+/// `None` without a terminal to ask on (the caller refuses then, naming its
+/// `--yes`).
+pub fn ask(question: &str) -> Result<Option<bool>, Failure> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Ok(None);
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Failure::Usage(format!("error: cannot read the answer: {e}")))?;
+    Ok(Some(matches!(
+        answer.trim(),
+        "y" | "Y" | "yes" | "YES" | "Yes"
+    )))
+}
+
 /// An objective's window for a table: `rolling 30d`, `calendar month (UTC)`.
 pub fn window(w: Option<&crate::proto::v1::Window>) -> String {
     use crate::proto::v1::window::Window;

@@ -6,11 +6,12 @@
 //! refers to, and never terminated on the operator's behalf.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 
 use super::Failure;
 use super::connection::Connection;
 use super::manifest::Kind;
+use super::output;
 use crate::proto::v1 as pb;
 use pb::agreement_service_client::AgreementServiceClient;
 use pb::party_service_client::PartyServiceClient;
@@ -194,28 +195,22 @@ pub fn confirm(plan: &Plan, yes: bool) -> Result<(), Failure> {
         .iter()
         .map(|h| format!("  {}", h.shown()))
         .collect();
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Failure::Usage(format!(
+    let refused = || {
+        Failure::Usage(format!(
             "error: apply --prune would delete {n} resources:\n{}\nno terminal to confirm on; \
              pass --yes to delete without asking, nothing was changed",
             list.join("\n")
-        )));
-    }
-    eprintln!("apply --prune will delete:\n{}", list.join("\n"));
-    eprint!("delete {n} resources? [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| Failure::Usage(format!("error: cannot read the answer: {e}")))?;
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-        Ok(())
-    } else {
-        Err(Failure::Input(
-            "error: nothing applied, nothing deleted".to_string(),
         ))
+    };
+    if std::io::stdin().is_terminal() {
+        eprintln!("apply --prune will delete:\n{}", list.join("\n"));
+    }
+    match output::ask(&format!("delete {n} resources?"))? {
+        None => Err(refused()),
+        Some(true) => Ok(()),
+        Some(false) => Err(Failure::Input(
+            "error: nothing applied, nothing deleted".to_string(),
+        )),
     }
 }
 

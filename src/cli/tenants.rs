@@ -1,14 +1,12 @@
 //! `accord tenants create|list|delete` (a PLATFORM_ADMIN key). Deleting asks
 //! first on a terminal; without one it wants `--yes`.
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use clap::{Args, Subcommand};
 
 use super::Failure;
 use super::connection::{Connection, ConnectionArgs};
 use super::get::{self, GetArgs, Kind, resource_name};
-use super::output::Format;
+use super::output::{self, Format};
 use crate::proto::v1 as pb;
 use pb::tenant_service_client::TenantServiceClient;
 
@@ -124,27 +122,16 @@ async fn delete(args: DeleteArgs) -> Result<(), Failure> {
 /// Asks on the terminal; without one (a script, a pipe) refuses: deleting
 /// a tenant is not to be done by accident.
 fn confirm(name: &str, force: bool) -> Result<(), Failure> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Failure::Usage(format!(
-            "error: delete {name}: no terminal to confirm on; pass --yes to delete without asking"
-        )));
-    }
     let what = if force {
         " and everything it holds"
     } else {
         ""
     };
-    eprint!("delete {name}{what}? [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| Failure::Usage(format!("error: cannot read the answer: {e}")))?;
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-        Ok(())
-    } else {
-        Err(Failure::Input(format!("error: {name} not deleted")))
+    match output::ask(&format!("delete {name}{what}?"))? {
+        None => Err(Failure::Usage(format!(
+            "error: delete {name}: no terminal to confirm on; pass --yes to delete without asking"
+        ))),
+        Some(true) => Ok(()),
+        Some(false) => Err(Failure::Input(format!("error: {name} not deleted"))),
     }
 }

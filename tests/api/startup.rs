@@ -20,6 +20,17 @@ async fn serving(dir: &std::path::Path, env: &[(&str, &str)]) -> (Accord, Channe
     (accord, channel)
 }
 
+/// `key` lists the tenants: it is the PLATFORM_ADMIN key.
+async fn assert_platform_key(channel: Channel, key: &str, which: &str) {
+    accord::proto::v1::tenant_service_client::TenantServiceClient::with_interceptor(
+        channel,
+        Bearer::new(key),
+    )
+    .list_tenants(accord::proto::v1::ListTenantsRequest::default())
+    .await
+    .unwrap_or_else(|e| panic!("{which} is not the PLATFORM_ADMIN key: {e}"));
+}
+
 /// Stops the binary with SIGTERM; it must end cleanly.
 fn stop(accord: Accord) -> String {
     let ended = accord.stop();
@@ -118,15 +129,7 @@ async fn a_first_start_on_sqlite_generates_an_owner_only_key_that_later_starts_a
 
     // The next start reads it back: the same key still works.
     let (accord, channel) = serving(dir.path(), &env).await;
-    let mut tenants =
-        accord::proto::v1::tenant_service_client::TenantServiceClient::with_interceptor(
-            channel,
-            Bearer::new(&key),
-        );
-    tenants
-        .list_tenants(accord::proto::v1::ListTenantsRequest::default())
-        .await
-        .expect("the generated key is the PLATFORM_ADMIN key after a restart");
+    assert_platform_key(channel, &key, "the generated key, after a restart").await;
     let second = stop(accord);
     assert!(
         second.contains("using the bootstrap key generated on first start")
@@ -220,15 +223,7 @@ async fn the_bootstrap_key_is_read_from_a_file_and_never_logged() {
         ],
     )
     .await;
-    let mut tenants =
-        accord::proto::v1::tenant_service_client::TenantServiceClient::with_interceptor(
-            channel,
-            Bearer::new(&key),
-        );
-    tenants
-        .list_tenants(accord::proto::v1::ListTenantsRequest::default())
-        .await
-        .expect("the key from the file is the PLATFORM_ADMIN key");
+    assert_platform_key(channel, &key, "the key from the file").await;
     let logs = stop(accord);
     assert!(!logs.contains(&key[4..]), "the key was logged:\n{logs}");
 }
