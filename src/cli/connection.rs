@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use super::Failure;
 
@@ -37,6 +37,12 @@ pub struct ConnectionArgs {
     /// PEM file of the CA that signed the server's certificate (https only).
     #[arg(long, env = "ACCORD_CA_FILE", global = true)]
     pub ca_file: Option<PathBuf>,
+    /// PEM client certificate for servers that require one (mutual TLS; with --key-file).
+    #[arg(long, env = "ACCORD_CERT_FILE", global = true)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate (with --cert-file).
+    #[arg(long, env = "ACCORD_KEY_FILE", global = true)]
+    pub key_file: Option<PathBuf>,
     /// Context of the config file to use instead of its current-context.
     #[arg(long, env = "ACCORD_CONTEXT", global = true)]
     pub context: Option<String>,
@@ -63,6 +69,16 @@ struct Context {
     tenant: Option<String>,
     #[serde(rename = "ca-file", alias = "ca_file")]
     ca_file: Option<PathBuf>,
+    #[serde(rename = "cert-file", alias = "cert_file")]
+    cert_file: Option<PathBuf>,
+    #[serde(rename = "key-file", alias = "key_file")]
+    key_file: Option<PathBuf>,
+}
+
+/// The client certificate and its key, both files.
+struct ClientIdentity {
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 /// Adds `authorization: Bearer KEY` to every call.
@@ -89,6 +105,8 @@ pub type Authed = InterceptedService<Channel, Bearer>;
 pub struct Connection {
     pub server: String,
     tenant: Option<String>,
+    /// The client certificate file, when one is presented.
+    client_cert: Option<PathBuf>,
     channel: Channel,
     bearer: Bearer,
 }
@@ -130,10 +148,12 @@ impl Connection {
         })?;
         let ca_file = args.ca_file.clone().or(context.ca_file.clone());
         let tenant = args.tenant.clone().or(context.tenant.clone());
-        let channel = channel(&server, ca_file.as_deref())?;
+        let identity = client_identity(args, &context)?;
+        let channel = channel(&server, ca_file.as_deref(), identity.as_ref())?;
         Ok(Self {
             server,
             tenant,
+            client_cert: identity.map(|i| i.cert),
             channel,
             bearer: Bearer(bearer),
         })
@@ -157,9 +177,46 @@ impl Connection {
 
     /// Turns a failed call into a `Failure` naming this server.
     pub fn failure(&self, status: &tonic::Status, doing: &str) -> Failure {
-        Failure::from_status(status, &self.server, doing)
+        match Failure::from_status(status, &self.server, doing) {
+            Failure::Unreachable(message) if self.server.starts_with("https://") => {
+                Failure::Unreachable(message + &self.client_certificate_hint(status))
+            }
+            failure => failure,
+        }
+    }
+
+    /// Why a TLS connection may have failed over the client certificate.
+    /// A server that requires one and gets none says so with a
+    /// `CertificateRequired` alert, one that refuses it with another alert;
+    /// but the alert comes after the client has finished its handshake, so
+    /// the call may see only the connection breaking ("connection closed",
+    /// "broken pipe"). tonic reports a failure to connect as UNAVAILABLE,
+    /// a connection that breaks once made under another code.
+    fn client_certificate_hint(&self, status: &tonic::Status) -> String {
+        let cause = super::failure::transport_cause(status);
+        let alert = cause.starts_with("received fatal alert");
+        let broke = status.code() != tonic::Code::Unavailable;
+        match &self.client_cert {
+            None if cause.contains("CertificateRequired") => {
+                format!("\n  the server wants a client certificate: {CLIENT_CERT_WAYS}")
+            }
+            None if broke => format!(
+                "\n  the server closed the connection; if it requires a client certificate \
+                 (mutual TLS): {CLIENT_CERT_WAYS}"
+            ),
+            Some(cert) if alert || broke => format!(
+                "\n  the server {} the client certificate {}",
+                if alert { "refused" } else { "may not accept" },
+                cert.display()
+            ),
+            _ => String::new(),
+        }
     }
 }
+
+/// The ways to give a client certificate, for error messages.
+const CLIENT_CERT_WAYS: &str = "pass --cert-file and --key-file, set ACCORD_CERT_FILE and \
+                                ACCORD_KEY_FILE, or give the context a cert-file and a key-file";
 
 /// With no key configured, against a server on this machine (the default
 /// address, or any port of a loopback address): the bootstrap key a server
@@ -190,7 +247,61 @@ fn read_key(file: &Path) -> Result<String, Failure> {
         })
 }
 
-fn channel(server: &str, ca_file: Option<&Path>) -> Result<Channel, Failure> {
+/// The certificate and key from the flags (or their variables) if either is
+/// set there, else from the context: a pair never mixes the two, so a flag
+/// cannot meet a key meant for another certificate. One without the other
+/// is a usage error.
+fn client_identity(
+    args: &ConnectionArgs,
+    context: &Context,
+) -> Result<Option<ClientIdentity>, Failure> {
+    let (cert, key, cert_name, key_name) = if args.cert_file.is_some() || args.key_file.is_some() {
+        (
+            &args.cert_file,
+            &args.key_file,
+            "--cert-file (ACCORD_CERT_FILE)",
+            "--key-file (ACCORD_KEY_FILE)",
+        )
+    } else {
+        (
+            &context.cert_file,
+            &context.key_file,
+            "the context's cert-file",
+            "the context's key-file",
+        )
+    };
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(ClientIdentity {
+            cert: cert.clone(),
+            key: key.clone(),
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(Failure::Usage(format!(
+            "error: a client certificate needs its key: {cert_name} was given without \
+             {key_name}"
+        ))),
+        (None, Some(_)) => Err(Failure::Usage(format!(
+            "error: a client key needs its certificate: {key_name} was given without \
+             {cert_name}"
+        ))),
+    }
+}
+
+/// A file the TLS settings name, or a usage error saying which it is.
+fn read_tls_file(file: &Path, what: &str) -> Result<Vec<u8>, Failure> {
+    std::fs::read(file).map_err(|e| {
+        Failure::Usage(format!(
+            "error: cannot read the {what} {}: {e}",
+            file.display()
+        ))
+    })
+}
+
+fn channel(
+    server: &str,
+    ca_file: Option<&Path>,
+    identity: Option<&ClientIdentity>,
+) -> Result<Channel, Failure> {
     let bad = |e: &dyn std::fmt::Display| {
         Failure::Usage(format!("error: bad server address {server:?}: {e}"))
     };
@@ -203,18 +314,57 @@ fn channel(server: &str, ca_file: Option<&Path>) -> Result<Channel, Failure> {
     if server.starts_with("https://") {
         let mut tls = ClientTlsConfig::new();
         if let Some(file) = ca_file {
-            let pem = std::fs::read(file).map_err(|e| {
-                Failure::Usage(format!(
-                    "error: cannot read the CA file {}: {e}",
-                    file.display()
-                ))
-            })?;
+            let pem = read_tls_file(file, "CA file")?;
             tls = tls.ca_certificate(Certificate::from_pem(pem));
         }
-        endpoint = endpoint.tls_config(tls).map_err(|e| bad(&e))?;
+        let mut files = ca_file
+            .map(|f| f.display().to_string())
+            .into_iter()
+            .collect::<Vec<_>>();
+        if let Some(identity) = identity {
+            let cert = read_tls_file(&identity.cert, "client certificate file")?;
+            let key = read_tls_file(&identity.key, "client key file")?;
+            // Else rustls would say "peer sent no certificates".
+            for (file, pem, what, marker) in [
+                (
+                    &identity.cert,
+                    &cert,
+                    "client certificate file",
+                    "CERTIFICATE-----",
+                ),
+                (&identity.key, &key, "client key file", "PRIVATE KEY-----"),
+            ] {
+                if !String::from_utf8_lossy(pem).contains(marker) {
+                    return Err(Failure::Usage(format!(
+                        "error: the {what} {} holds no PEM \"-----BEGIN …{marker}\" block",
+                        file.display()
+                    )));
+                }
+            }
+            tls = tls.identity(Identity::from_pem(cert, key));
+            files.extend([&identity.cert, &identity.key].map(|f| f.display().to_string()));
+        }
+        // tonic parses the PEM files only here, and says "transport error"
+        // unless asked for the cause.
+        endpoint = endpoint.tls_config(tls).map_err(|e| {
+            let mut cause = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                cause = s.to_string();
+                source = s.source();
+            }
+            Failure::Usage(format!(
+                "error: cannot use the TLS files ({}): {cause}",
+                files.join(", ")
+            ))
+        })?;
     } else if ca_file.is_some() {
         return Err(Failure::Usage(format!(
             "error: a CA file was given but {server} is not https://"
+        )));
+    } else if identity.is_some() {
+        return Err(Failure::Usage(format!(
+            "error: a client certificate was given but {server} is not https://"
         )));
     }
     Ok(endpoint.connect_lazy())

@@ -51,10 +51,15 @@ impl Failure {
                 "error: {doing}: the API key may not do this ({})",
                 status.message()
             )),
-            Code::Unavailable if !answered => Failure::Unreachable(format!(
-                "error: cannot reach the server at {server}: {}",
-                transport_cause(status)
-            )),
+            // A connection that fails after the handshake (a server that
+            // wants a client certificate says so only then) comes back as
+            // UNKNOWN or CANCELLED with tonic's transport error as its cause.
+            code if (code == Code::Unavailable && !answered) || transport_failed(status) => {
+                Failure::Unreachable(format!(
+                    "error: cannot reach the server at {server}: {}",
+                    transport_cause(status)
+                ))
+            }
             _ => Failure::Server(describe(status, doing)),
         }
     }
@@ -72,9 +77,21 @@ impl fmt::Display for Failure {
     }
 }
 
+/// Whether tonic could not carry the call at all, whatever code it gave it.
+fn transport_failed(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(s) = source {
+        if s.is::<tonic::transport::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// The innermost cause tonic kept for a transport error ("Connection
 /// refused"), which says more than "transport error".
-fn transport_cause(status: &tonic::Status) -> String {
+pub(super) fn transport_cause(status: &tonic::Status) -> String {
     let mut cause = status.message().to_string();
     let mut source = std::error::Error::source(status);
     while let Some(s) = source {
