@@ -333,16 +333,8 @@ async fn dry_run_shows_the_changes_and_makes_none(s: TestServer) {
         "{}",
         run.output
     );
-    let parties = w
-        .parties()
-        .list_parties(pb::ListPartiesRequest {
-            parent: w.tenant.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(parties.parties.is_empty(), "{parties:?}");
+    let parties = party_ids(&w).await;
+    assert!(parties.is_empty(), "{parties:?}");
 }
 
 async fn yaml_errors_name_the_file_line_and_column(s: TestServer) {
@@ -374,16 +366,8 @@ async fn yaml_errors_name_the_file_line_and_column(s: TestServer) {
     let column: usize = parts.next().unwrap().parse().unwrap();
     assert!(line >= 4 && column >= 1, "{}", run.output);
 
-    let none = w
-        .parties()
-        .list_parties(pb::ListPartiesRequest {
-            parent: w.tenant.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(none.parties.is_empty(), "nothing applied: {none:?}");
+    let none = party_ids(&w).await;
+    assert!(none.is_empty(), "nothing applied: {none:?}");
 }
 
 async fn a_reference_to_a_missing_party_is_reported_before_any_write(s: TestServer) {
@@ -400,16 +384,8 @@ async fn a_reference_to_a_missing_party_is_reported_before_any_write(s: TestServ
          is no party in the files or on the server"
     );
     assert!(run.output.contains(&expected), "{}", run.output);
-    let none = w
-        .parties()
-        .list_parties(pb::ListPartiesRequest {
-            parent: w.tenant.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(none.parties.is_empty(), "nothing applied: {none:?}");
+    let none = party_ids(&w).await;
+    assert!(none.is_empty(), "nothing applied: {none:?}");
 }
 
 async fn what_the_server_refuses_is_shown_with_its_field_and_file(s: TestServer) {
